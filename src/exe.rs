@@ -1,0 +1,476 @@
+//! The Go executable: its segments, build ids, build info and symbols.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use object::elf;
+use object::read::elf::{FileHeader, NoteIterator, ProgramHeader, SectionHeader};
+use object::{Endianness, Object, ObjectSection, ObjectSymbol};
+use thiserror::Error;
+
+use crate::core::{check_elf_magic, elf_type_name, Arch, CoreError};
+use crate::input::Mapped;
+
+/// Errors about the executable.
+#[derive(Debug, Error)]
+pub enum ExeError {
+    /// Its bytes are not a usable ELF file.
+    #[error(transparent)]
+    Format(#[from] CoreError),
+    /// It is an ELF file of the wrong kind.
+    #[error("{path} is an ELF {kind}, not a program: pass the Go executable with --exe")]
+    NotExecutable {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// It is not a Go program.
+    #[error("{0} is not a Go program (it has no .go.buildinfo section): coreheap reads cores of Go programs only")]
+    NotGo(PathBuf),
+    /// Headers cannot be parsed.
+    #[error("{path} has a damaged ELF header: {what}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// A PT_LOAD segment of the executable, at its link-time address.
+#[derive(Debug, Clone, Copy)]
+pub struct ExeSegment {
+    /// Link-time virtual address.
+    pub vaddr: u64,
+    /// Size in memory.
+    pub memsz: u64,
+    /// Offset in the file.
+    pub offset: u64,
+    /// Bytes present in the file.
+    pub filesz: u64,
+    /// PF_* flags.
+    pub flags: u32,
+}
+
+/// What `.go.buildinfo` says about how the program was built.
+#[derive(Debug, Clone, Default)]
+pub struct BuildInfo {
+    /// The toolchain version string, e.g. `go1.24.11 X:noswissmap`.
+    pub version: String,
+    /// `build` settings from the module info, in order (GOOS, GOARCH, GOEXPERIMENT, -buildmode, …).
+    pub settings: Vec<(String, String)>,
+    /// The main module path, if recorded.
+    pub main_path: Option<String>,
+}
+
+impl BuildInfo {
+    /// The value of a build setting.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The release part of the version, e.g. `go1.24.11`.
+    pub fn release(&self) -> &str {
+        self.version.split_whitespace().next().unwrap_or("")
+    }
+
+    /// (major, minor) of the release, e.g. (1, 24).
+    pub fn major_minor(&self) -> Option<(u32, u32)> {
+        let v = self.release().strip_prefix("go")?;
+        let mut it = v.split(|c: char| !c.is_ascii_digit());
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    }
+
+    /// GOEXPERIMENT settings, from the version suffix and the build settings.
+    pub fn experiments(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let from_version = self
+            .version
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("X:"))
+            .flat_map(|x| x.split(','));
+        let from_settings = self
+            .setting("GOEXPERIMENT")
+            .into_iter()
+            .flat_map(|x| x.split(','));
+        for e in from_version.chain(from_settings) {
+            if !e.is_empty() && !out.iter().any(|o| o == e) {
+                out.push(e.to_string());
+            }
+        }
+        out
+    }
+}
+
+/// The Go executable, mapped.
+pub struct ExeFile {
+    /// The mapped bytes.
+    pub file: std::sync::Arc<Mapped>,
+    /// Architecture.
+    pub arch: Arch,
+    /// Position-independent (ET_DYN).
+    pub pie: bool,
+    /// Link-time entry point.
+    pub entry: u64,
+    /// PT_LOAD segments.
+    pub segments: Vec<ExeSegment>,
+    /// Go build id from `.note.go.buildid`.
+    pub go_build_id: Option<String>,
+    /// GNU build id, hex.
+    pub gnu_build_id: Option<String>,
+    /// Parsed `.go.buildinfo`.
+    pub buildinfo: BuildInfo,
+}
+
+impl std::fmt::Debug for ExeFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExeFile")
+            .field("path", &self.file.path)
+            .field("version", &self.buildinfo.version)
+            .finish()
+    }
+}
+
+/// Build ids found in a set of ELF notes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildIds {
+    /// Go build id.
+    pub go: Option<String>,
+    /// GNU build id, hex.
+    pub gnu: Option<String>,
+}
+
+impl BuildIds {
+    /// The id to show: Go's when there is one, else GNU's.
+    pub fn primary(&self) -> Option<&str> {
+        self.go.as_deref().or(self.gnu.as_deref())
+    }
+
+    /// Whether either kind of id is known.
+    pub fn any(&self) -> bool {
+        self.go.is_some() || self.gnu.is_some()
+    }
+}
+
+/// Collects build ids from raw note bytes.
+pub fn build_ids_in_notes(align: u64, data: &[u8], ids: &mut BuildIds) {
+    let Ok(mut it) =
+        NoteIterator::<elf::FileHeader64<Endianness>>::new(Endianness::Little, align, data)
+    else {
+        return;
+    };
+    while let Ok(Some(n)) = it.next() {
+        match (n.name(), n.n_type(Endianness::Little)) {
+            (b"Go", 4) => {
+                ids.go = Some(String::from_utf8_lossy(n.desc()).into_owned());
+            }
+            (b"GNU", elf::NT_GNU_BUILD_ID) => {
+                ids.gnu = Some(n.desc().iter().map(|b| format!("{b:02x}")).collect());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads build ids from an ELF image laid out in memory (the first page of a mapped file),
+/// using `read` to fetch bytes at link-time-relative offsets from the image start.
+pub fn build_ids_in_image(read: &dyn Fn(u64, usize) -> Option<Vec<u8>>) -> BuildIds {
+    let mut ids = BuildIds::default();
+    let Some(hdr) = read(0, 64) else {
+        return ids;
+    };
+    if !hdr.starts_with(b"\x7fELF") || hdr[4] != elf::ELFCLASS64 {
+        return ids;
+    }
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    let phoff = u64_at(&hdr, 32);
+    let phnum = u16::from_le_bytes([hdr[56], hdr[57]]) as u64;
+    let Some(ph) = read(phoff, (phnum * 56) as usize) else {
+        return ids;
+    };
+    // Find the first PT_LOAD to turn note vaddrs into image offsets.
+    let mut base = None;
+    let mut notes = Vec::new();
+    for p in ph.chunks_exact(56) {
+        let ty = u32::from_le_bytes(p[0..4].try_into().unwrap_or([0; 4]));
+        let (off, vaddr, filesz, align) =
+            (u64_at(p, 8), u64_at(p, 16), u64_at(p, 32), u64_at(p, 48));
+        if ty == elf::PT_LOAD && off == 0 && base.is_none() {
+            base = Some(vaddr);
+        }
+        if ty == elf::PT_NOTE {
+            notes.push((vaddr, filesz, align));
+        }
+    }
+    let Some(base) = base else { return ids };
+    for (vaddr, filesz, align) in notes {
+        if filesz > 1 << 16 {
+            continue;
+        }
+        if let Some(d) = read(vaddr.wrapping_sub(base), filesz as usize) {
+            build_ids_in_notes(align, &d, &mut ids);
+        }
+    }
+    ids
+}
+
+impl ExeFile {
+    /// Parses a mapped executable.
+    pub fn parse(file: Mapped) -> Result<ExeFile, ExeError> {
+        let file = std::sync::Arc::new(file);
+        check_elf_magic(&file)?;
+        let path = file.path.clone();
+        let data = file.bytes();
+        let malformed = |what: String| ExeError::Malformed {
+            path: path.clone(),
+            what,
+        };
+        if data.len() < 5 || data[4] != elf::ELFCLASS64 {
+            return Err(CoreError::Unsupported {
+                path,
+                what: "a 32-bit ELF file".into(),
+            }
+            .into());
+        }
+        let header =
+            elf::FileHeader64::<Endianness>::parse(data).map_err(|e| malformed(e.to_string()))?;
+        let endian = header.endian().map_err(|e| malformed(e.to_string()))?;
+        let e_type = header.e_type(endian);
+        if e_type == elf::ET_CORE || e_type == elf::ET_REL {
+            return Err(ExeError::NotExecutable {
+                path,
+                kind: elf_type_name(e_type),
+            });
+        }
+        let machine = header.e_machine(endian);
+        let arch = Arch::from_machine(machine).ok_or_else(|| CoreError::Unsupported {
+            path: path.clone(),
+            what: format!("ELF machine {machine}"),
+        })?;
+        let mut segments = Vec::new();
+        let mut ids = BuildIds::default();
+        for ph in header
+            .program_headers(endian, data)
+            .map_err(|e| malformed(e.to_string()))?
+        {
+            if ph.p_type(endian) == elf::PT_LOAD {
+                segments.push(ExeSegment {
+                    vaddr: ph.p_vaddr(endian),
+                    memsz: ph.p_memsz(endian),
+                    offset: ph.p_offset(endian),
+                    filesz: ph.p_filesz(endian),
+                    flags: ph.p_flags(endian),
+                });
+            }
+        }
+        // Notes: Go places .note.go.buildid in a section even when no PT_NOTE covers it.
+        let sections = header
+            .sections(endian, data)
+            .map_err(|e| malformed(e.to_string()))?;
+        for s in sections.iter() {
+            if s.sh_type(endian) == elf::SHT_NOTE {
+                if let Ok(d) = s.data(endian, data) {
+                    build_ids_in_notes(s.sh_addralign(endian), d, &mut ids);
+                }
+            }
+        }
+        let obj = object::File::parse(data).map_err(|e| malformed(e.to_string()))?;
+        let buildinfo = obj
+            .section_by_name(".go.buildinfo")
+            .and_then(|s| s.data().ok())
+            .and_then(|d| parse_buildinfo(d, |addr, len| read_file_addr(&obj, addr, len)))
+            .ok_or_else(|| ExeError::NotGo(path.clone()))?;
+        Ok(ExeFile {
+            arch,
+            pie: e_type == elf::ET_DYN,
+            entry: header.e_entry(endian),
+            segments,
+            go_build_id: ids.go,
+            gnu_build_id: ids.gnu,
+            buildinfo,
+            file,
+        })
+    }
+
+    /// The executable's build ids.
+    pub fn build_ids(&self) -> BuildIds {
+        BuildIds {
+            go: self.go_build_id.clone(),
+            gnu: self.gnu_build_id.clone(),
+        }
+    }
+
+    /// Link-time address of the segment that holds the ELF header (file offset 0).
+    pub fn image_base(&self) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|s| s.offset == 0)
+            .map(|s| s.vaddr)
+    }
+
+    /// Bytes of the file at a link-time address, if that range is file-backed.
+    pub fn read_at(&self, vaddr: u64, len: usize) -> Option<&[u8]> {
+        let s = self
+            .segments
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr < s.vaddr + s.filesz)?;
+        let off = (s.offset + (vaddr - s.vaddr)) as usize;
+        let end = off.checked_add(len)?;
+        if vaddr + len as u64 > s.vaddr + s.filesz {
+            return None;
+        }
+        self.file.bytes().get(off..end)
+    }
+
+    /// The object-crate view of the file.
+    pub fn object(&self) -> Result<object::File<'_>, ExeError> {
+        object::File::parse(self.file.bytes()).map_err(|e| ExeError::Malformed {
+            path: self.file.path.clone(),
+            what: e.to_string(),
+        })
+    }
+
+    /// Function and data symbols sorted by address, for naming code addresses.
+    pub fn symbols(&self) -> Symbols {
+        let mut v: Vec<(u64, u64, String)> = Vec::new();
+        if let Ok(obj) = self.object() {
+            for s in obj.symbols() {
+                if s.address() != 0 {
+                    if let Ok(n) = s.name() {
+                        v.push((s.address(), s.size(), n.to_string()));
+                    }
+                }
+            }
+        }
+        v.sort_by_key(|x| x.0);
+        Symbols { sorted: v }
+    }
+}
+
+/// An address-sorted symbol table.
+#[derive(Debug, Default)]
+pub struct Symbols {
+    sorted: Vec<(u64, u64, String)>,
+}
+
+impl Symbols {
+    /// The symbol covering a link-time address.
+    pub fn lookup(&self, addr: u64) -> Option<&str> {
+        let i = self.sorted.partition_point(|s| s.0 <= addr);
+        let (start, size, name) = self.sorted.get(i.checked_sub(1)?)?;
+        (addr < start + (*size).max(1)).then_some(name.as_str())
+    }
+
+    /// The address of a named symbol.
+    pub fn address(&self, name: &str) -> Option<u64> {
+        self.sorted.iter().find(|s| s.2 == name).map(|s| s.0)
+    }
+
+    /// How many symbols there are.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+}
+
+fn read_file_addr<'a>(obj: &object::File<'a>, addr: u64, len: usize) -> Option<Cow<'a, [u8]>> {
+    for s in obj.sections() {
+        let start = s.address();
+        if addr >= start && addr + len as u64 <= start + s.size() {
+            let d = s.data().ok()?;
+            let off = (addr - start) as usize;
+            return d.get(off..off + len).map(Cow::Borrowed);
+        }
+    }
+    None
+}
+
+fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut x = 0u64;
+    for (i, &c) in b.iter().enumerate().take(10) {
+        x |= u64::from(c & 0x7f) << (7 * i);
+        if c < 0x80 {
+            return Some((x, i + 1));
+        }
+    }
+    None
+}
+
+/// Parses `.go.buildinfo`: version and module info, inline (Go 1.18+) or through pointers.
+fn parse_buildinfo<'a>(
+    d: &[u8],
+    read: impl Fn(u64, usize) -> Option<Cow<'a, [u8]>>,
+) -> Option<BuildInfo> {
+    if d.len() < 32 || &d[..14] != b"\xff Go buildinf:" {
+        return None;
+    }
+    let (version, modinfo) = if d[15] & 2 != 0 {
+        let (vlen, n) = uvarint(&d[32..])?;
+        let vstart = 32 + n;
+        let version = d.get(vstart..vstart + vlen as usize)?;
+        let rest = &d[vstart + vlen as usize..];
+        let (mlen, m) = uvarint(rest)?;
+        let modinfo = rest.get(m..m + mlen as usize).unwrap_or(&[]);
+        (
+            String::from_utf8_lossy(version).into_owned(),
+            String::from_utf8_lossy(modinfo).into_owned(),
+        )
+    } else {
+        // Pre-1.18 layout: two pointers to Go strings.
+        let ptr = |o: usize| u64::from_le_bytes(d[o..o + 8].try_into().unwrap_or([0; 8]));
+        let gostr = |p: u64| -> Option<String> {
+            let hdr = read(p, 16)?;
+            let data = u64::from_le_bytes(hdr[0..8].try_into().ok()?);
+            let len = u64::from_le_bytes(hdr[8..16].try_into().ok()?);
+            Some(String::from_utf8_lossy(&read(data, len as usize)?).into_owned())
+        };
+        (gostr(ptr(16))?, gostr(ptr(24)).unwrap_or_default())
+    };
+    let mut info = BuildInfo {
+        version,
+        ..Default::default()
+    };
+    for line in modinfo.lines() {
+        let mut parts = line.splitn(2, '\t');
+        match (parts.next(), parts.next()) {
+            (Some("build"), Some(kv)) => {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                info.settings.push((k.to_string(), v.to_string()));
+            }
+            (Some("path"), Some(p)) => info.main_path = Some(p.to_string()),
+            _ => {}
+        }
+    }
+    Some(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buildinfo_inline_strings_and_experiments() {
+        let mut d = b"\xff Go buildinf:\x08\x02".to_vec();
+        d.resize(32, 0);
+        let v = b"go1.24.11 X:noswissmap";
+        d.push(v.len() as u8);
+        d.extend_from_slice(v);
+        let m = b"path\tledger\nbuild\tGOARCH=amd64\nbuild\tGOEXPERIMENT=noswissmap\n";
+        d.push(m.len() as u8);
+        d.extend_from_slice(m);
+        let bi = parse_buildinfo(&d, |_, _| None).unwrap();
+        assert_eq!(bi.release(), "go1.24.11");
+        assert_eq!(bi.major_minor(), Some((1, 24)));
+        assert_eq!(bi.setting("GOARCH"), Some("amd64"));
+        assert_eq!(bi.experiments(), vec!["noswissmap".to_string()]);
+        assert_eq!(bi.main_path.as_deref(), Some("ledger"));
+    }
+}

@@ -1,0 +1,320 @@
+//! Opening input files: recognising compression and mapping the bytes into memory.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use thiserror::Error;
+
+/// Compression formats recognised by their magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Zstandard, systemd-coredump's default.
+    Zstd,
+    /// xz (LZMA2).
+    Xz,
+    /// gzip (deflate).
+    Gzip,
+    /// LZ4 frame format.
+    Lz4,
+}
+
+impl Compression {
+    /// Short lowercase name of the format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Xz => "xz",
+            Compression::Gzip => "gzip",
+            Compression::Lz4 => "lz4",
+        }
+    }
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Magic {
+    /// An ELF file.
+    Elf,
+    /// A compressed stream coreheap can read.
+    Compressed(Compression),
+    /// A compressed or archive format coreheap cannot read.
+    Unsupported(&'static str),
+    /// Nothing recognisable.
+    Unknown,
+    /// The file is empty.
+    Empty,
+}
+
+/// Classifies a file by its leading bytes.
+pub fn sniff(head: &[u8]) -> Magic {
+    if head.is_empty() {
+        return Magic::Empty;
+    }
+    let starts = |m: &[u8]| head.starts_with(m);
+    if starts(b"\x7fELF") {
+        Magic::Elf
+    } else if starts(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Magic::Compressed(Compression::Zstd)
+    } else if starts(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Magic::Compressed(Compression::Xz)
+    } else if starts(&[0x1f, 0x8b]) {
+        Magic::Compressed(Compression::Gzip)
+    } else if starts(&[0x04, 0x22, 0x4d, 0x18]) {
+        Magic::Compressed(Compression::Lz4)
+    } else if starts(b"BZh") {
+        Magic::Unsupported("bzip2")
+    } else if starts(&[0x5d, 0x00, 0x00]) {
+        Magic::Unsupported("lzma (legacy .lzma)")
+    } else if starts(b"PK\x03\x04") {
+        Magic::Unsupported("zip")
+    } else if starts(b"7z\xbc\xaf\x27\x1c") {
+        Magic::Unsupported("7-zip")
+    } else if starts(&[0x89, b'L', b'Z', b'O']) {
+        Magic::Unsupported("lzop")
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Magic::Unsupported("tar")
+    } else {
+        Magic::Unknown
+    }
+}
+
+/// Errors while opening an input file.
+#[derive(Debug, Error)]
+pub enum InputError {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Decompression failed part way.
+    #[error("{path} looks {format}-compressed but does not decompress: {source}; the file may be cut short or damaged")]
+    Decompress {
+        /// The file.
+        path: PathBuf,
+        /// The detected format.
+        format: &'static str,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The temporary file for decompression could not be written.
+    #[error("cannot write the decompressed copy of {path} to {tmpdir}: {source}; choose another place with --tmpdir")]
+    TempFile {
+        /// The compressed file.
+        path: PathBuf,
+        /// Where the temporary file was to go.
+        tmpdir: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// An input file mapped into memory, decompressed first if it was compressed.
+pub struct Mapped {
+    /// The path the user gave.
+    pub path: PathBuf,
+    /// The compression it had, if any.
+    pub compression: Option<Compression>,
+    /// What the (decompressed) bytes start with.
+    pub magic: Magic,
+    /// The (decompressed) bytes; empty files have no mapping.
+    map: Option<Mmap>,
+}
+
+impl Mapped {
+    /// The file's (decompressed) bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapped")
+            .field("path", &self.path)
+            .field("compression", &self.compression)
+            .field("len", &self.bytes().len())
+            .finish()
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {
+    move |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads up to `n` leading bytes of a file.
+pub fn read_head(path: &Path, n: usize) -> Result<Vec<u8>, InputError> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut buf = Vec::with_capacity(n);
+    Read::by_ref(&mut f)
+        .take(n as u64)
+        .read_to_end(&mut buf)
+        .map_err(io_err(path))?;
+    Ok(buf)
+}
+
+/// Opens a file, decompressing it into an unnamed temporary file in `tmpdir` when its magic says so.
+pub fn open(path: &Path, tmpdir: &Path) -> Result<Mapped, InputError> {
+    let head = read_head(path, 512)?;
+    let magic = sniff(&head);
+    let file = File::open(path).map_err(io_err(path))?;
+    match magic {
+        Magic::Compressed(format) => {
+            let out = decompress_to_temp(file, format, path, tmpdir)?;
+            let map = map_file(&out, path)?;
+            let inner = sniff(map.as_deref().unwrap_or(&[]));
+            Ok(Mapped {
+                path: path.to_path_buf(),
+                compression: Some(format),
+                magic: inner,
+                map,
+            })
+        }
+        _ => Ok(Mapped {
+            path: path.to_path_buf(),
+            compression: None,
+            magic,
+            map: map_file(&file, path)?,
+        }),
+    }
+}
+
+fn map_file(file: &File, path: &Path) -> Result<Option<Mmap>, InputError> {
+    let len = file.metadata().map_err(io_err(path))?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the mapping is read-only; a file changed underneath us by another process
+    // can only give wrong data, which every reader treats as untrusted anyway.
+    let map = unsafe { Mmap::map(file) }.map_err(io_err(path))?;
+    Ok(Some(map))
+}
+
+/// Decompresses into an unnamed temporary file, leaving zero blocks as holes.
+fn decompress_to_temp(
+    file: File,
+    format: Compression,
+    path: &Path,
+    tmpdir: &Path,
+) -> Result<File, InputError> {
+    let reader = io::BufReader::with_capacity(1 << 20, file);
+    let mut decoder: Box<dyn Read> = match format {
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(reader).map_err(|source| {
+                InputError::Decompress {
+                    path: path.to_path_buf(),
+                    format: format.name(),
+                    source,
+                }
+            })?;
+            // Cores are compressed with long windows (systemd uses --long); allow the maximum.
+            d.window_log_max(31)
+                .map_err(|source| InputError::Decompress {
+                    path: path.to_path_buf(),
+                    format: format.name(),
+                    source,
+                })?;
+            Box::new(d)
+        }
+        Compression::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(reader)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(reader)),
+    };
+    let temp_err = |source| InputError::TempFile {
+        path: path.to_path_buf(),
+        tmpdir: tmpdir.to_path_buf(),
+        source,
+    };
+    let mut out = tempfile::tempfile_in(tmpdir).map_err(temp_err)?;
+    let written = copy_sparse(&mut decoder, &mut out).map_err(|e| match e {
+        SparseError::Read(source) => InputError::Decompress {
+            path: path.to_path_buf(),
+            format: format.name(),
+            source,
+        },
+        SparseError::Write(source) => temp_err(source),
+    })?;
+    out.set_len(written).map_err(temp_err)?;
+    Ok(out)
+}
+
+enum SparseError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies a stream to a file, seeking over all-zero 4 KiB blocks so they stay holes.
+fn copy_sparse(src: &mut dyn Read, dst: &mut File) -> Result<u64, SparseError> {
+    const BLOCK: usize = 4096;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = read_full(src, &mut buf).map_err(SparseError::Read)?;
+        if n == 0 {
+            break;
+        }
+        for chunk in buf[..n].chunks(BLOCK) {
+            if chunk.iter().all(|&b| b == 0) {
+                dst.seek(SeekFrom::Current(chunk.len() as i64))
+                    .map_err(SparseError::Write)?;
+            } else {
+                dst.write_all(chunk).map_err(SparseError::Write)?;
+            }
+        }
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+/// Fills `buf` as far as the stream allows; returns how many bytes were read.
+fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_recognises_formats() {
+        assert_eq!(sniff(b"\x7fELF\x02"), Magic::Elf);
+        assert_eq!(
+            sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+            Magic::Compressed(Compression::Zstd)
+        );
+        assert_eq!(sniff(b"BZh91AY"), Magic::Unsupported("bzip2"));
+        assert_eq!(sniff(b""), Magic::Empty);
+        assert_eq!(sniff(b"hello"), Magic::Unknown);
+    }
+
+    #[test]
+    fn decompressed_copy_keeps_zero_runs_as_holes_and_exact_length() {
+        let mut data = vec![0u8; 3 * 1024 * 1024 + 17];
+        data[5] = 1;
+        let last = data.len() - 1;
+        data[last] = 9;
+        let compressed = zstd::encode_all(&data[..], 3).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.zst");
+        std::fs::write(&p, compressed).unwrap();
+        let m = open(&p, dir.path()).unwrap();
+        assert_eq!(m.compression, Some(Compression::Zstd));
+        assert_eq!(m.bytes(), &data[..]);
+    }
+}

@@ -1,0 +1,7 @@
+//! The `coreheap` command.
+
+mod cli;
+
+fn main() {
+    std::process::exit(cli::main());
+}

@@ -1,0 +1,332 @@
+//! The crashed process's address space: core segments, overlaid on the executable's read-only bytes.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::core::CoreFile;
+use crate::exe::ExeFile;
+use crate::input::Mapped;
+
+/// A virtual address in the crashed process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Addr(pub u64);
+
+impl Addr {
+    /// The address `n` bytes further on.
+    pub fn offset(self, n: u64) -> Addr {
+        Addr(self.0.wrapping_add(n))
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// Why a read of process memory failed.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum MemError {
+    /// Nothing was mapped there.
+    #[error("address {0} is not mapped in the core")]
+    Unmapped(Addr),
+    /// Mapped, but the kernel did not write those bytes into the core.
+    #[error("address {0} was mapped but not dumped into the core (see coredump_filter)")]
+    NotDumped(Addr),
+    /// The core was cut short before those bytes.
+    #[error("address {0} lies in the missing end of a truncated core")]
+    Truncated(Addr),
+}
+
+/// Where a range of addresses gets its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backing {
+    /// From the core file at this offset (for the region start).
+    Core(u64),
+    /// From the executable file at this offset.
+    Exe(u64),
+    /// Mapped but not dumped.
+    NotDumped,
+    /// Beyond the end of a truncated core.
+    Truncated,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Region {
+    start: u64,
+    end: u64,
+    backing: Backing,
+}
+
+impl Region {
+    /// The same backing restricted to [start, end).
+    fn slice(&self, start: u64, end: u64) -> Region {
+        let shift = start - self.start;
+        let backing = match self.backing {
+            Backing::Core(o) => Backing::Core(o + shift),
+            Backing::Exe(o) => Backing::Exe(o + shift),
+            b => b,
+        };
+        Region {
+            start,
+            end,
+            backing,
+        }
+    }
+}
+
+/// Reads of the crashed process's memory.
+pub struct Memory {
+    core: Arc<Mapped>,
+    exe: Option<Arc<Mapped>>,
+    regions: Vec<Region>,
+    damaged_reads: AtomicU64,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("regions", &self.regions.len())
+            .finish()
+    }
+}
+
+impl Memory {
+    /// Builds the address space from the core and, where given, the executable loaded at `bias`.
+    pub fn new(core: &CoreFile, exe: Option<&ExeFile>, bias: u64) -> Memory {
+        let mut regions = Vec::with_capacity(core.segments.len() * 2);
+        for s in &core.segments {
+            let mut push = |start: u64, end: u64, backing| {
+                if end > start {
+                    regions.push(Region {
+                        start,
+                        end,
+                        backing,
+                    });
+                }
+            };
+            let present_end = s.vaddr + s.present;
+            let file_end = s.vaddr + s.filesz.min(s.memsz);
+            push(s.vaddr, present_end, Backing::Core(s.offset));
+            push(present_end, file_end, Backing::Truncated);
+            push(
+                file_end.max(present_end),
+                s.vaddr + s.memsz,
+                Backing::NotDumped,
+            );
+        }
+        regions.sort_by_key(|r| r.start);
+        if let Some(exe) = exe {
+            const PF_W: u32 = 2;
+            for seg in exe.segments.iter().filter(|s| s.flags & PF_W == 0) {
+                let piece = Region {
+                    start: seg.vaddr.wrapping_add(bias),
+                    end: seg.vaddr.wrapping_add(bias) + seg.filesz,
+                    backing: Backing::Exe(seg.offset),
+                };
+                regions = overlay(regions, piece);
+            }
+        }
+        Memory {
+            core: core.file.clone(),
+            exe: exe.map(|e| e.file.clone()),
+            regions,
+            damaged_reads: AtomicU64::new(0),
+        }
+    }
+
+    fn find(&self, addr: u64) -> Option<&Region> {
+        let i = self.regions.partition_point(|r| r.start <= addr);
+        let r = self.regions.get(i.checked_sub(1)?)?;
+        (addr < r.end).then_some(r)
+    }
+
+    fn bytes_of(&self, r: &Region, addr: u64, len: u64) -> Result<&[u8], MemError> {
+        let (file, off) = match r.backing {
+            Backing::Core(o) => (self.core.bytes(), o),
+            Backing::Exe(o) => match &self.exe {
+                Some(e) => (e.bytes(), o),
+                None => return Err(MemError::NotDumped(Addr(addr))),
+            },
+            Backing::NotDumped => return Err(MemError::NotDumped(Addr(addr))),
+            Backing::Truncated => {
+                self.damaged_reads.fetch_add(1, Ordering::Relaxed);
+                return Err(MemError::Truncated(Addr(addr)));
+            }
+        };
+        let start = (off + (addr - r.start)) as usize;
+        file.get(start..start + len as usize)
+            .ok_or(MemError::Truncated(Addr(addr)))
+    }
+
+    /// Borrows `len` bytes at `addr` when they lie in one region, else copies them.
+    pub fn read(&self, addr: Addr, len: usize) -> Result<Cow<'_, [u8]>, MemError> {
+        let r = self.find(addr.0).ok_or(MemError::Unmapped(addr))?;
+        let len64 = len as u64;
+        if addr.0.checked_add(len64).is_some_and(|e| e <= r.end) {
+            return self.bytes_of(r, addr.0, len64).map(Cow::Borrowed);
+        }
+        let mut out = Vec::with_capacity(len);
+        let mut a = addr.0;
+        let end = addr.0.checked_add(len64).ok_or(MemError::Unmapped(addr))?;
+        while a < end {
+            let r = self.find(a).ok_or(MemError::Unmapped(Addr(a)))?;
+            let n = r.end.min(end) - a;
+            out.extend_from_slice(self.bytes_of(r, a, n)?);
+            a += n;
+        }
+        Ok(Cow::Owned(out))
+    }
+
+    /// Reads a little-endian u64.
+    pub fn u64(&self, addr: Addr) -> Result<u64, MemError> {
+        let b = self.read(addr, 8)?;
+        Ok(u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])))
+    }
+
+    /// Reads a little-endian u32.
+    pub fn u32(&self, addr: Addr) -> Result<u32, MemError> {
+        let b = self.read(addr, 4)?;
+        Ok(u32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4])))
+    }
+
+    /// Reads a little-endian u16.
+    pub fn u16(&self, addr: Addr) -> Result<u16, MemError> {
+        let b = self.read(addr, 2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    /// Reads one byte.
+    pub fn u8(&self, addr: Addr) -> Result<u8, MemError> {
+        Ok(self.read(addr, 1)?[0])
+    }
+
+    /// Reads a pointer.
+    pub fn ptr(&self, addr: Addr) -> Result<Addr, MemError> {
+        self.u64(addr).map(Addr)
+    }
+
+    /// Reads an unsigned integer of 1, 2, 4 or 8 bytes.
+    pub fn uint(&self, addr: Addr, size: u64) -> Result<u64, MemError> {
+        match size {
+            1 => self.u8(addr).map(u64::from),
+            2 => self.u16(addr).map(u64::from),
+            4 => self.u32(addr).map(u64::from),
+            _ => self.u64(addr),
+        }
+    }
+
+    /// Reads a Go string header {ptr, len} and its bytes, cut at `max` bytes.
+    pub fn go_string(&self, addr: Addr, max: usize) -> Result<String, MemError> {
+        let p = self.ptr(addr)?;
+        let n = self.u64(addr.offset(8))? as usize;
+        if n == 0 {
+            return Ok(String::new());
+        }
+        let b = self.read(p, n.min(max))?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Whether the core (not the executable) holds the bytes at `addr`.
+    pub fn in_core(&self, addr: Addr) -> bool {
+        matches!(self.find(addr.0), Some(r) if matches!(r.backing, Backing::Core(_)))
+    }
+
+    /// Reads bytes only from the core's own dumped segments.
+    pub fn read_core_only(&self, addr: Addr, len: usize) -> Option<&[u8]> {
+        let r = self.find(addr.0)?;
+        if !matches!(r.backing, Backing::Core(_)) || addr.0 + len as u64 > r.end {
+            return None;
+        }
+        self.bytes_of(r, addr.0, len as u64).ok()
+    }
+
+    /// How many reads landed in the missing part of a truncated core.
+    pub fn damaged_reads(&self) -> u64 {
+        self.damaged_reads.load(Ordering::Relaxed)
+    }
+}
+
+/// Lays `piece` over `regions`, keeping core-backed bytes where they exist.
+fn overlay(regions: Vec<Region>, piece: Region) -> Vec<Region> {
+    // The parts of `piece` not covered by core-backed regions.
+    let mut holes = vec![(piece.start, piece.end)];
+    for r in regions.iter().filter(|r| {
+        matches!(r.backing, Backing::Core(_)) && r.start < piece.end && r.end > piece.start
+    }) {
+        holes = holes
+            .into_iter()
+            .flat_map(|(a, b)| {
+                let mut v = Vec::new();
+                if a < r.start {
+                    v.push((a, b.min(r.start)));
+                }
+                if b > r.end {
+                    v.push((a.max(r.end), b));
+                }
+                v
+            })
+            .filter(|(a, b)| a < b)
+            .collect();
+    }
+    let mut out: Vec<Region> = Vec::with_capacity(regions.len() + holes.len() * 2);
+    for r in regions {
+        // Cut the holes out of non-core regions.
+        let mut parts = vec![r];
+        if !matches!(r.backing, Backing::Core(_)) {
+            for &(a, b) in &holes {
+                parts = parts
+                    .into_iter()
+                    .flat_map(|p| {
+                        let mut v = Vec::new();
+                        if p.start < a.min(p.end) {
+                            v.push(p.slice(p.start, a.min(p.end)));
+                        }
+                        if p.end > b.max(p.start) {
+                            v.push(p.slice(b.max(p.start), p.end));
+                        }
+                        v
+                    })
+                    .collect();
+            }
+        }
+        out.extend(parts);
+    }
+    out.extend(holes.into_iter().map(|(a, b)| piece.slice(a, b)));
+    out.sort_by_key(|r| r.start);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(start: u64, end: u64, backing: Backing) -> Region {
+        Region {
+            start,
+            end,
+            backing,
+        }
+    }
+
+    #[test]
+    fn overlay_fills_undumped_parts_and_keeps_core_bytes() {
+        let regions = vec![
+            reg(0x1000, 0x2000, Backing::Core(0)),
+            reg(0x2000, 0x5000, Backing::NotDumped),
+        ];
+        let out = overlay(regions, reg(0x1000, 0x4000, Backing::Exe(0)));
+        let got: Vec<_> = out.iter().map(|r| (r.start, r.end, r.backing)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0x1000, 0x2000, Backing::Core(0)),
+                (0x2000, 0x4000, Backing::Exe(0x1000)),
+                (0x4000, 0x5000, Backing::NotDumped),
+            ]
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! Runtime features that differ between Go releases, detected from DWARF and build info.
+
+use serde::Serialize;
+
+use crate::dwarf::Dwarf;
+use crate::exe::BuildInfo;
+
+/// The runtime behaviours coreheap has to tell apart; each is detected in one place here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Features {
+    /// Maps are Swiss tables (`internal/runtime/maps`), not classic `hmap` buckets.
+    pub swiss_maps: bool,
+    /// Heap objects carry pointer bits in spans and malloc headers (1.22+), not an arena bitmap.
+    pub allocation_headers: bool,
+    /// Green Tea GC: small-object spans hold inline mark bits at their end.
+    pub green_tea: bool,
+    /// The heap's base address is randomised (1.26+), so it is not at 0xc000000000.
+    pub randomized_heap_base: bool,
+}
+
+impl Features {
+    /// Detects features from the types and fields the executable's DWARF describes.
+    pub fn detect(dwarf: &Dwarf, build: &BuildInfo) -> Features {
+        // Classic maps are described by runtime.hmap; Swiss builds have maps.table instead.
+        let swiss_maps =
+            !dwarf.has_type("runtime.hmap") && dwarf.has_type("internal/runtime/maps.table");
+        // With allocation headers, mspan gained largeType and the arena lost its bitmap.
+        let allocation_headers = dwarf.has_field("runtime.mspan", "largeType")
+            && !dwarf.has_field("runtime.heapArena", "bitmap");
+        // Without the greenteagc experiment, spanInlineMarkBits is an empty stub.
+        let green_tea = dwarf.has_field("runtime.spanInlineMarkBits", "marks");
+        // Randomised heap base arrived with 1.26; the runtime has no type for it, so use the
+        // release, minus the experiment that turns it off.
+        let randomized_heap_base = build.major_minor().is_some_and(|v| v >= (1, 26))
+            && !build
+                .experiments()
+                .iter()
+                .any(|e| e == "norandomizedheapbase64");
+        Features {
+            swiss_maps,
+            allocation_headers,
+            green_tea,
+            randomized_heap_base,
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The Go runtime's state in the core: globals, goroutines and memory statistics.
+
+mod features;
+mod goroutines;
+mod stats;
+
+use thiserror::Error;
+
+pub use features::Features;
+pub use goroutines::{Goroutine, GoroutineStatus};
+pub use stats::MemStats;
+
+use crate::dwarf::{Dwarf, DwarfError};
+use crate::memory::{Addr, MemError, Memory};
+use crate::process::Process;
+
+/// Errors reading runtime state.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// A layout was missing from DWARF.
+    #[error(transparent)]
+    Dwarf(#[from] DwarfError),
+    /// Memory the runtime model needs was not in the core.
+    #[error("reading {what}: {source}")]
+    Memory {
+        /// What was being read.
+        what: String,
+        /// The failed read.
+        source: MemError,
+    },
+}
+
+/// A typed view of the runtime: layouts from DWARF, values from the core.
+pub struct Runtime<'p> {
+    /// The process.
+    pub p: &'p Process,
+    /// Detected features.
+    pub features: Features,
+}
+
+impl<'p> Runtime<'p> {
+    /// Makes the view and detects the runtime's features.
+    pub fn new(p: &'p Process) -> Runtime<'p> {
+        Runtime {
+            p,
+            features: Features::detect(&p.dwarf, &p.exe.buildinfo),
+        }
+    }
+
+    /// The DWARF.
+    pub fn dwarf(&self) -> &Dwarf {
+        &self.p.dwarf
+    }
+
+    /// The memory.
+    pub fn mem(&self) -> &Memory {
+        &self.p.mem
+    }
+
+    /// Runtime address of a global variable, from DWARF or else the symbol table.
+    pub fn global(&self, name: &str) -> Result<Addr, RuntimeError> {
+        let link = self
+            .p
+            .dwarf
+            .variable(name)
+            .map(|v| v.addr)
+            .or_else(|| self.p.symbols.address(name))
+            .ok_or_else(|| DwarfError::NoVariable(name.to_string()))?;
+        Ok(Addr(link.wrapping_add(self.p.bias)))
+    }
+
+    /// Reads an unsigned field of a struct at `base`, sized from DWARF.
+    pub fn field_uint(&self, base: Addr, ty: &str, path: &str) -> Result<u64, RuntimeError> {
+        let (off, _) = self.p.dwarf.field_path(ty, path)?;
+        let size = self.p.dwarf.field_size(ty, path).unwrap_or(8);
+        // Atomic wrappers are structs whose value sits at offset 0; read the wrapper's size.
+        let size = match size {
+            1 | 2 | 4 | 8 => size,
+            _ => 8,
+        };
+        self.p
+            .mem
+            .uint(base.offset(off), size)
+            .map_err(|source| RuntimeError::Memory {
+                what: format!("{ty}.{path} at {base}"),
+                source,
+            })
+    }
+
+    /// Reads a pointer field of a struct at `base`.
+    pub fn field_ptr(&self, base: Addr, ty: &str, path: &str) -> Result<Addr, RuntimeError> {
+        let off = self.p.dwarf.offset(ty, path)?;
+        self.p
+            .mem
+            .ptr(base.offset(off))
+            .map_err(|source| RuntimeError::Memory {
+                what: format!("{ty}.{path} at {base}"),
+                source,
+            })
+    }
+
+    /// The runtime's version string as the process held it (`runtime.buildVersion`).
+    pub fn build_version(&self) -> Option<String> {
+        let a = self.global("runtime.buildVersion").ok()?;
+        self.p.mem.go_string(a, 256).ok()
+    }
+
+    /// Whether a garbage collection was under way when the core was taken.
+    pub fn gc_in_progress(&self) -> Result<bool, RuntimeError> {
+        let a = self.global("runtime.gcphase")?;
+        let phase = self.p.mem.u32(a).map_err(|source| RuntimeError::Memory {
+            what: "runtime.gcphase".into(),
+            source,
+        })?;
+        Ok(phase != 0)
+    }
+}
