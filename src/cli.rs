@@ -107,11 +107,20 @@ pub fn main() -> i32 {
     };
     match run(cli) {
         Ok(()) => EXIT_OK,
+        Err(e) if is_broken_pipe(&e) => EXIT_OK,
         Err(e) => {
             eprintln!("coreheap: error: {e:#}");
             exit_code(&e)
         }
     }
+}
+
+/// Output closed early (`coreheap … | head`): not an error for a Unix tool.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn exit_code(e: &anyhow::Error) -> i32 {

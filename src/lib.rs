@@ -8,6 +8,7 @@
 pub mod core;
 pub mod dwarf;
 pub mod exe;
+pub mod graph;
 pub mod input;
 pub mod memory;
 pub mod process;

@@ -19,6 +19,8 @@ pub struct CoreSection {
     pub size_bytes: u64,
     /// Bytes missing from the end of a truncated core (0 when whole).
     pub truncated_bytes: u64,
+    /// Reads that fell into the missing part of a truncated core.
+    pub damaged_reads: u64,
 }
 
 /// The executable and whether it matches the core.
@@ -132,8 +134,9 @@ impl InfoReport {
         };
         if p.core.truncated_bytes > 0 {
             warnings.push(format!(
-                "the core is truncated: {} bytes missing",
-                p.core.truncated_bytes
+                "the core is truncated: {} bytes missing; {} reads fell into the missing part",
+                p.core.truncated_bytes,
+                p.mem.damaged_reads()
             ));
         }
         let runtime_version = rt.build_version();
@@ -153,6 +156,7 @@ impl InfoReport {
                 compression: p.core.file.compression.map(|c| c.name()),
                 size_bytes: p.core.file.bytes().len() as u64,
                 truncated_bytes: p.core.truncated_bytes,
+                damaged_reads: p.mem.damaged_reads(),
             },
             go_version: bi.release().to_string(),
             go_version_full: bi.version.clone(),

@@ -1,0 +1,1 @@
+//! The object graph (compact adjacency over integer ids) and its dominator tree.

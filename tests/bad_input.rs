@@ -1,0 +1,171 @@
+//! Unusable input: each case gets its own one-line message naming the problem, exit status 2,
+//! and never a panic.
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+use common::{sample, unzstd};
+
+/// Runs `coreheap info` and returns (exit status, stderr).
+fn info(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let out = Command::cargo_bin("coreheap")
+        .unwrap()
+        .arg("info")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+/// Asserts exit status 2 and a single-line error containing every `needle`.
+fn assert_input_error(args: &[&std::ffi::OsStr], needles: &[&str]) {
+    let (code, stderr) = info(args);
+    assert_eq!(code, 2, "stderr: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
+    assert_eq!(errors.len(), 1, "stderr: {stderr}");
+    for n in needles {
+        assert!(errors[0].contains(n), "{n:?} not in {stderr}");
+    }
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+#[test]
+fn empty_file_is_named_as_empty() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "core", b"");
+    assert_input_error(&[p.as_os_str()], &["is empty", "ulimit -c"]);
+}
+
+#[test]
+fn random_bytes_are_not_a_core() {
+    let d = tempfile::tempdir().unwrap();
+    // A fixed pseudo-random sequence (xorshift), so the test is the same every run.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..65536)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let p = write(d.path(), "core", &bytes);
+    assert_input_error(&[p.as_os_str()], &["not an ELF core dump"]);
+}
+
+#[test]
+fn executable_given_as_core_is_named_as_executable() {
+    let s = sample("go1.26.6/tiny");
+    let exe = s.exe();
+    assert_input_error(&[exe.as_os_str()], &["ELF executable, not a core dump", "--exe"]);
+}
+
+#[test]
+fn core_cut_in_half_is_truncated_with_the_missing_byte_count() {
+    let s = sample("go1.26.6/tiny");
+    let core = unzstd(&s.core);
+    let d = tempfile::tempdir().unwrap();
+    let half = core.len() / 2;
+    let p = write(d.path(), "core", &core[..half]);
+    let missing = (core.len() - half).to_string();
+    let exe = s.exe();
+    assert_input_error(
+        &[p.as_os_str(), "--exe".as_ref(), exe.as_os_str()],
+        &["truncated", &missing, "--allow-truncated"],
+    );
+    // With --allow-truncated coreheap goes on: it either reports or names what it could not read.
+    let (code, stderr) = info(&[
+        p.as_os_str(),
+        "--exe".as_ref(),
+        exe.as_os_str(),
+        "--allow-truncated".as_ref(),
+    ]);
+    assert!(code == 0 || code == 2, "{code}: {stderr}");
+}
+
+#[test]
+fn another_releases_binary_is_a_mismatch_naming_both_ids() {
+    let s = sample("go1.26.6/tiny");
+    let other = sample("go1.21.13/tiny");
+    let core_id = read_go_build_id(&unzstd(&s.exe()));
+    let exe_id = read_go_build_id(&unzstd(&other.exe()));
+    let exe = other.exe();
+    assert_input_error(
+        &[s.core.as_os_str(), "--exe".as_ref(), exe.as_os_str()],
+        &["is not the program that wrote", &core_id, &exe_id, "--force"],
+    );
+}
+
+#[test]
+fn binary_without_dwarf_says_how_to_build_with_it() {
+    let s = sample("go1.26.6/tiny");
+    let mut exe = unzstd(&s.exe());
+    // Rename every .debug_* section (keeping lengths), as `-ldflags=-w` would leave none.
+    let pat = b".debug_";
+    let mut i = 0;
+    while i + pat.len() <= exe.len() {
+        if &exe[i..i + pat.len()] == pat {
+            exe[i + 1] = b'x';
+        }
+        i += 1;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "tiny", &exe);
+    assert_input_error(
+        &[s.core.as_os_str(), "--exe".as_ref(), p.as_os_str()],
+        &["no DWARF", "-ldflags=-w"],
+    );
+}
+
+#[test]
+fn unknown_compression_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "core.bz2", b"BZh91AY&SY\x00\x01\x02\x03\x04");
+    assert_input_error(&[p.as_os_str()], &["bzip2", "decompress it first"]);
+}
+
+#[test]
+fn damaged_zstd_stream_is_named() {
+    let s = sample("go1.26.6/tiny");
+    let data = std::fs::read(&s.core).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "core.zst", &data[..data.len() / 3]);
+    assert_input_error(&[p.as_os_str()], &["zstd-compressed but does not decompress"]);
+}
+
+#[test]
+fn missing_core_file_is_an_input_error() {
+    assert_input_error(&["/nonexistent/core".as_ref()], &["cannot read /nonexistent/core"]);
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let (code, stderr) = info(&["--no-such-flag".as_ref()]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+/// The Go build id from a raw executable's `.note.go.buildid` (independent of coreheap's parser).
+fn read_go_build_id(exe: &[u8]) -> String {
+    // Note layout: namesz=4, descsz, type=4, "Go\0\0", desc.
+    let key = [4u8, 0, 0, 0];
+    for i in 0..exe.len().saturating_sub(16) {
+        if exe[i..i + 4] == key
+            && exe[i + 8..i + 12] == [4, 0, 0, 0]
+            && &exe[i + 12..i + 16] == b"Go\0\0"
+        {
+            let n = u32::from_le_bytes(exe[i + 4..i + 8].try_into().unwrap()) as usize;
+            return String::from_utf8_lossy(&exe[i + 16..i + 16 + n]).into_owned();
+        }
+    }
+    panic!("no Go build id note");
+}

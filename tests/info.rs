@@ -1,0 +1,144 @@
+//! `coreheap info` on every committed sample core, checked against what each program measured.
+
+mod common;
+
+use coreheap::process::{BinaryCheck, FoundBy, OpenOptions, Process};
+use coreheap::report::info::InfoReport;
+
+use common::{sample, samples};
+
+/// The releases `make samples` builds; each must have committed cores.
+const RELEASES: [&str; 7] = [
+    "go1.21.13",
+    "go1.22.10",
+    "go1.23.9",
+    "go1.24.11",
+    "go1.25.5",
+    "go1.26.6",
+    "go1.27.3",
+];
+
+#[test]
+fn every_supported_release_has_sample_cores() {
+    let all = samples();
+    for r in RELEASES {
+        for prog in ["tiny", "ledger", "zoo"] {
+            assert!(
+                all.iter().any(|s| s.name == format!("{r}/{prog}")),
+                "no sample {r}/{prog}"
+            );
+        }
+    }
+}
+
+#[test]
+fn info_matches_each_programs_own_measurements() {
+    let all = samples();
+    assert!(!all.is_empty(), "no samples found");
+    for s in &all {
+        let p = Process::open(&s.core, &OpenOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let r = InfoReport::gather(&p).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let truth = &s.truth;
+        assert_eq!(r.go_version_full, truth["go_version"].as_str().unwrap(), "{}", s.name);
+        assert_eq!(r.go_version, s.go_release(), "{}", s.name);
+        assert_eq!(r.goarch, truth["goarch"].as_str().unwrap(), "{}", s.name);
+        assert_eq!(
+            r.goroutines as u64,
+            truth["goroutines"].as_u64().unwrap(),
+            "{}: user goroutines",
+            s.name
+        );
+        assert_eq!(p.check, BinaryCheck::BuildId, "{}", s.name);
+        assert!(r.exe.matches, "{}", s.name);
+        assert!(
+            matches!(p.found_by, FoundBy::FileNote | FoundBy::BesideCore),
+            "{}: {:?}",
+            s.name,
+            p.found_by
+        );
+        // The runtime's own statistics, read from the core, equal what the program read
+        // through runtime.ReadMemStats after its last GC.
+        let ms = &s.memstats;
+        assert_eq!(
+            r.memory.heap_inuse_bytes,
+            ms["heap_inuse"].as_u64().unwrap(),
+            "{}: HeapInuse",
+            s.name
+        );
+        assert_eq!(
+            r.memory.gc_cycles,
+            ms["num_gc"].as_u64().unwrap(),
+            "{}: NumGC",
+            s.name
+        );
+        assert!(!r.memory.gc_in_progress, "{}", s.name);
+        assert!(r.threads >= 1, "{}", s.name);
+        assert_eq!(r.core.truncated_bytes, 0, "{}", s.name);
+        assert!(r.warnings.is_empty(), "{}: {:?}", s.name, r.warnings);
+    }
+}
+
+#[test]
+fn runtime_features_follow_each_release() {
+    for s in samples() {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let r = InfoReport::gather(&p).unwrap();
+        let minor = s.minor();
+        let noswiss = s.variant() == "noswissmap";
+        assert_eq!(r.features.swiss_maps, minor >= 24 && !noswiss, "{}", s.name);
+        assert_eq!(r.features.allocation_headers, minor >= 22, "{}", s.name);
+        assert_eq!(r.features.green_tea, minor >= 26, "{}", s.name);
+        assert_eq!(r.features.randomized_heap_base, minor >= 26, "{}", s.name);
+        assert_eq!(r.dwarf_version, if minor >= 25 { 5 } else { 4 }, "{}", s.name);
+        if noswiss {
+            assert!(r.experiments.iter().any(|e| e == "noswissmap"), "{}", s.name);
+        }
+    }
+}
+
+#[test]
+fn pie_core_reports_its_load_bias() {
+    let s = sample("go1.26.6-pie/tiny");
+    let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+    let r = InfoReport::gather(&p).unwrap();
+    assert!(r.exe.pie);
+    assert_ne!(r.exe.load_bias, 0);
+    assert_eq!(r.goroutines as u64, s.truth["goroutines"].as_u64().unwrap());
+}
+
+#[test]
+fn explicit_exe_wins_and_is_checked() {
+    let s = sample("go1.26.6/tiny");
+    let opts = OpenOptions {
+        exe: Some(s.exe()),
+        ..Default::default()
+    };
+    let p = Process::open(&s.core, &opts).unwrap();
+    assert_eq!(p.found_by, FoundBy::Flag);
+    assert_eq!(p.check, BinaryCheck::BuildId);
+}
+
+#[test]
+fn json_output_has_the_documented_envelope_and_fields() {
+    let s = sample("go1.26.6/ledger");
+    let out = assert_cmd::Command::cargo_bin("coreheap")
+        .unwrap()
+        .args(["info", "--format", "json"])
+        .arg(&s.core)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], "coreheap/info/v1");
+    assert_eq!(v["go_version"], "go1.26.6");
+    assert_eq!(v["goarch"], "amd64");
+    assert_eq!(v["goroutines"], s.truth["goroutines"]);
+    assert!(v["threads"].as_u64().unwrap() >= 1);
+    assert_eq!(v["exe"]["matches"], true);
+    assert!(v["exe"]["path"].is_string());
+    assert!(v["exe"]["build_id"].is_string());
+    assert_eq!(v["features"]["swiss_maps"], true);
+    assert_eq!(v["features"]["allocation_headers"], true);
+    assert_eq!(v["features"]["green_tea"], true);
+}
