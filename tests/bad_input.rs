@@ -67,7 +67,10 @@ fn random_bytes_are_not_a_core() {
 fn executable_given_as_core_is_named_as_executable() {
     let s = sample("go1.26.6/tiny");
     let exe = s.exe();
-    assert_input_error(&[exe.as_os_str()], &["ELF executable, not a core dump", "--exe"]);
+    assert_input_error(
+        &[exe.as_os_str()],
+        &["ELF executable, not a core dump", "--exe"],
+    );
 }
 
 #[test]
@@ -102,7 +105,12 @@ fn another_releases_binary_is_a_mismatch_naming_both_ids() {
     let exe = other.exe();
     assert_input_error(
         &[s.core.as_os_str(), "--exe".as_ref(), exe.as_os_str()],
-        &["is not the program that wrote", &core_id, &exe_id, "--force"],
+        &[
+            "is not the program that wrote",
+            &core_id,
+            &exe_id,
+            "--force",
+        ],
     );
 }
 
@@ -140,12 +148,18 @@ fn damaged_zstd_stream_is_named() {
     let data = std::fs::read(&s.core).unwrap();
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "core.zst", &data[..data.len() / 3]);
-    assert_input_error(&[p.as_os_str()], &["zstd-compressed but does not decompress"]);
+    assert_input_error(
+        &[p.as_os_str()],
+        &["zstd-compressed but does not decompress"],
+    );
 }
 
 #[test]
 fn missing_core_file_is_an_input_error() {
-    assert_input_error(&["/nonexistent/core".as_ref()], &["cannot read /nonexistent/core"]);
+    assert_input_error(
+        &["/nonexistent/core".as_ref()],
+        &["cannot read /nonexistent/core"],
+    );
 }
 
 #[test]

@@ -45,7 +45,12 @@ fn every_compression_and_none_give_the_same_report() {
     std::fs::write(&plain, &raw).unwrap();
     let base = InfoReport::gather(&Process::open(&plain, &opts).unwrap()).unwrap();
     assert_eq!(base.core.compression, None);
-    for format in [Compression::Gzip, Compression::Xz, Compression::Lz4, Compression::Zstd] {
+    for format in [
+        Compression::Gzip,
+        Compression::Xz,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let p = d.path().join(format!("core.{}", format.name()));
         std::fs::write(&p, recompress(&raw, format)).unwrap();
         let proc = Process::open(&p, &opts).unwrap();

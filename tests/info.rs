@@ -40,7 +40,12 @@ fn info_matches_each_programs_own_measurements() {
             .unwrap_or_else(|e| panic!("{}: {e}", s.name));
         let r = InfoReport::gather(&p).unwrap_or_else(|e| panic!("{}: {e}", s.name));
         let truth = &s.truth;
-        assert_eq!(r.go_version_full, truth["go_version"].as_str().unwrap(), "{}", s.name);
+        assert_eq!(
+            r.go_version_full,
+            truth["go_version"].as_str().unwrap(),
+            "{}",
+            s.name
+        );
         assert_eq!(r.go_version, s.go_release(), "{}", s.name);
         assert_eq!(r.goarch, truth["goarch"].as_str().unwrap(), "{}", s.name);
         assert_eq!(
@@ -90,9 +95,18 @@ fn runtime_features_follow_each_release() {
         assert_eq!(r.features.allocation_headers, minor >= 22, "{}", s.name);
         assert_eq!(r.features.green_tea, minor >= 26, "{}", s.name);
         assert_eq!(r.features.randomized_heap_base, minor >= 26, "{}", s.name);
-        assert_eq!(r.dwarf_version, if minor >= 25 { 5 } else { 4 }, "{}", s.name);
+        assert_eq!(
+            r.dwarf_version,
+            if minor >= 25 { 5 } else { 4 },
+            "{}",
+            s.name
+        );
         if noswiss {
-            assert!(r.experiments.iter().any(|e| e == "noswissmap"), "{}", s.name);
+            assert!(
+                r.experiments.iter().any(|e| e == "noswissmap"),
+                "{}",
+                s.name
+            );
         }
     }
 }
@@ -128,7 +142,11 @@ fn json_output_has_the_documented_envelope_and_fields() {
         .arg(&s.core)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["schema"], "coreheap/info/v1");
     assert_eq!(v["go_version"], "go1.26.6");
