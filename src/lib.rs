@@ -9,6 +9,7 @@ pub mod core;
 pub mod dwarf;
 pub mod exe;
 pub mod graph;
+pub mod heap;
 pub mod input;
 pub mod memory;
 pub mod process;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{human_bytes, Envelope};
+use crate::heap::{Heap, HeapTotals};
 use crate::process::{BinaryCheck, Process};
 use crate::runtime::{Features, MemStats, Runtime, RuntimeError};
 
@@ -90,6 +91,8 @@ pub struct InfoReport {
     pub goroutine_states: BTreeMap<&'static str, usize>,
     /// Runtime memory statistics.
     pub memory: MemStats,
+    /// Objects found by walking the heap's spans.
+    pub heap: HeapTotals,
     /// Detected runtime features.
     pub features: Features,
     /// DWARF version of the executable.
@@ -111,6 +114,13 @@ impl InfoReport {
             *states.entry(g.status.name()).or_insert(0) += 1;
         }
         let memory = rt.mem_stats()?;
+        let heap = Heap::read(&rt)?.totals();
+        if heap.skipped_spans > 0 {
+            warnings.push(format!(
+                "{} heap spans could not be read and were skipped",
+                heap.skipped_spans
+            ));
+        }
         if memory.gc_in_progress {
             warnings.push(
                 "a garbage collection was in progress: mark bits are not trusted for liveness"
@@ -186,6 +196,7 @@ impl InfoReport {
             goroutines_total: live.len(),
             goroutine_states: states,
             memory,
+            heap,
             features: rt.features,
             dwarf_version: p.dwarf.version,
             warnings,
@@ -258,6 +269,17 @@ impl InfoReport {
                 "{} / {}",
                 human_bytes(m.heap_live_bytes),
                 human_bytes(m.heap_marked_bytes)
+            ),
+        ));
+        let h = &self.heap;
+        rows.push((
+            "heap objects".into(),
+            format!(
+                "{} live objects, {}; {} unswept garbage objects, {}",
+                h.objects,
+                human_bytes(h.bytes),
+                h.garbage_objects,
+                human_bytes(h.garbage_bytes)
             ),
         ));
         rows.push(("GC cycles".into(), m.gc_cycles.to_string()));

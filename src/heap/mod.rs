@@ -1,0 +1,325 @@
+//! The Go heap in the core: in-use spans and which of their object slots are allocated and live.
+
+use serde::Serialize;
+
+use crate::memory::Addr;
+use crate::runtime::{Runtime, RuntimeError};
+
+/// `mSpanInUse`: a span of heap objects (as opposed to stacks or free pages).
+const SPAN_IN_USE: u64 = 1;
+/// The runtime's page size.
+const PAGE_SIZE: u64 = 8192;
+
+/// One in-use heap span.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// First byte.
+    pub base: Addr,
+    /// Pages it covers.
+    pub npages: u64,
+    /// Bytes per object slot (the size class size; the whole span for large objects).
+    pub elemsize: u64,
+    /// Object slots.
+    pub nelems: u64,
+    /// Size class << 1 | noscan.
+    pub spanclass: u8,
+    /// Slots below this index were handed out since the last sweep.
+    pub freeindex: u64,
+    /// Whether the span still holds the previous cycle's garbage (not yet swept).
+    pub unswept: bool,
+    /// One bit per slot: allocated (including slots below `freeindex`).
+    pub allocated: Vec<u8>,
+    /// One bit per slot: allocated and, for unswept spans, marked by the last GC.
+    pub live: Vec<u8>,
+}
+
+impl Span {
+    /// The size class (0 for large objects).
+    pub fn size_class(&self) -> u8 {
+        self.spanclass >> 1
+    }
+
+    /// Whether its objects hold no pointers.
+    pub fn noscan(&self) -> bool {
+        self.spanclass & 1 == 1
+    }
+
+    /// Whether slot `i` holds a live object.
+    pub fn is_live(&self, i: u64) -> bool {
+        bit(&self.live, i)
+    }
+
+    /// Whether slot `i` is allocated (live or unswept garbage).
+    pub fn is_allocated(&self, i: u64) -> bool {
+        bit(&self.allocated, i)
+    }
+
+    /// Address of slot `i`.
+    pub fn slot(&self, i: u64) -> Addr {
+        self.base.offset(i * self.elemsize)
+    }
+}
+
+fn bit(bits: &[u8], i: u64) -> bool {
+    bits.get((i / 8) as usize)
+        .is_some_and(|b| b >> (i % 8) & 1 == 1)
+}
+
+/// Live objects of one size class.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClassCount {
+    /// Slot size in bytes (for large objects: 0, and `bytes` holds their sizes).
+    pub size: u64,
+    /// Live objects.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// The heap's spans and totals.
+#[derive(Debug, Clone)]
+pub struct Heap {
+    /// In-use spans, in address order.
+    pub spans: Vec<Span>,
+    /// Spans whose state could not be read and were skipped.
+    pub skipped_spans: u64,
+}
+
+/// Totals over the heap.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HeapTotals {
+    /// Live objects (what `MemStats.HeapObjects` counts, tiny blocks as one).
+    pub objects: u64,
+    /// Their bytes, size-class rounded (what `MemStats.HeapAlloc` counts).
+    pub bytes: u64,
+    /// Allocated objects in unswept spans that the last GC did not mark.
+    pub garbage_objects: u64,
+    /// Their bytes.
+    pub garbage_bytes: u64,
+    /// Spans that could not be read.
+    pub skipped_spans: u64,
+}
+
+impl Heap {
+    /// Reads every in-use span from `mheap_.allspans`.
+    pub fn read(rt: &Runtime) -> Result<Heap, RuntimeError> {
+        let mem = rt.mem();
+        let mem_err = |what: &'static str| {
+            move |source| RuntimeError::Memory {
+                what: what.to_string(),
+                source,
+            }
+        };
+        let mheap = rt.global("runtime.mheap_")?;
+        let h = "runtime.mheap";
+        let sweepgen = rt.field_uint(mheap, h, "sweepgen")? as u32;
+        let allspans_off = rt.dwarf().offset(h, "allspans")?;
+        let arr = mem
+            .ptr(mheap.offset(allspans_off))
+            .map_err(mem_err("mheap_.allspans"))?;
+        let len = mem
+            .u64(mheap.offset(allspans_off + 8))
+            .map_err(mem_err("mheap_.allspans"))?
+            .min(1 << 32);
+        let gc_running = rt.gc_in_progress()?;
+        let layout = SpanLayout::new(rt)?;
+        let mut spans = Vec::new();
+        let mut skipped = 0;
+        for i in 0..len {
+            let Ok(sp) = mem.ptr(arr.offset(8 * i)) else {
+                skipped += 1;
+                continue;
+            };
+            if sp.0 == 0 {
+                continue;
+            }
+            match layout.read(rt, sp, sweepgen, gc_running) {
+                Ok(Some(s)) => spans.push(s),
+                Ok(None) => {}
+                Err(_) => skipped += 1,
+            }
+        }
+        spans.sort_by_key(|s| s.base);
+        Ok(Heap {
+            spans,
+            skipped_spans: skipped,
+        })
+    }
+
+    /// Live objects and bytes, and unswept garbage.
+    pub fn totals(&self) -> HeapTotals {
+        let mut t = HeapTotals {
+            objects: 0,
+            bytes: 0,
+            garbage_objects: 0,
+            garbage_bytes: 0,
+            skipped_spans: self.skipped_spans,
+        };
+        for s in &self.spans {
+            let live = popcount(&s.live, s.nelems);
+            let alloc = popcount(&s.allocated, s.nelems);
+            t.objects += live;
+            t.bytes += live * s.elemsize;
+            t.garbage_objects += alloc - live;
+            t.garbage_bytes += (alloc - live) * s.elemsize;
+        }
+        t
+    }
+
+    /// Live objects per size class (index = size class; class 0 holds large objects).
+    pub fn by_class(&self) -> Vec<ClassCount> {
+        let mut v: Vec<ClassCount> = Vec::new();
+        for s in &self.spans {
+            let c = s.size_class() as usize;
+            if v.len() <= c {
+                v.resize(
+                    c + 1,
+                    ClassCount {
+                        size: 0,
+                        objects: 0,
+                        bytes: 0,
+                    },
+                );
+            }
+            let live = popcount(&s.live, s.nelems);
+            if c != 0 {
+                v[c].size = s.elemsize;
+            }
+            v[c].objects += live;
+            v[c].bytes += live * s.elemsize;
+        }
+        v
+    }
+}
+
+fn popcount(bits: &[u8], n: u64) -> u64 {
+    let full = (n / 8) as usize;
+    let mut c: u64 = bits
+        .iter()
+        .take(full)
+        .map(|b| u64::from(b.count_ones()))
+        .sum();
+    if n % 8 != 0 {
+        if let Some(b) = bits.get(full) {
+            c += u64::from((b & ((1u8 << (n % 8)) - 1)).count_ones());
+        }
+    }
+    c
+}
+
+/// Offsets of the mspan fields the walk needs, read once from DWARF.
+struct SpanLayout {
+    start_addr: u64,
+    npages: u64,
+    state: u64,
+    spanclass: u64,
+    elemsize: u64,
+    sweepgen: u64,
+    alloc_bits: u64,
+    gcmark_bits: u64,
+    freeindex: (u64, u64),
+    nelems: (u64, u64),
+    /// Green Tea: where the `marks` array sits inside the inline block at the span's end.
+    inline_marks: Option<(u64, u64)>,
+}
+
+impl SpanLayout {
+    fn new(rt: &Runtime) -> Result<SpanLayout, RuntimeError> {
+        let d = rt.dwarf();
+        let m = "runtime.mspan";
+        let sized = |f: &str| -> Result<(u64, u64), RuntimeError> {
+            Ok((d.offset(m, f)?, d.field_size(m, f).unwrap_or(8)))
+        };
+        let inline_marks = if rt.features.green_tea {
+            let b = "runtime.spanInlineMarkBits";
+            let size = d.size_of(b)?;
+            Some((PAGE_SIZE - size + d.offset(b, "marks")?, size))
+        } else {
+            None
+        };
+        Ok(SpanLayout {
+            start_addr: d.offset(m, "startAddr")?,
+            npages: d.offset(m, "npages")?,
+            state: d.offset(m, "state")?,
+            spanclass: d.offset(m, "spanclass")?,
+            elemsize: d.offset(m, "elemsize")?,
+            sweepgen: d.offset(m, "sweepgen")?,
+            alloc_bits: d.offset(m, "allocBits")?,
+            gcmark_bits: d.offset(m, "gcmarkBits")?,
+            freeindex: sized("freeindex")?,
+            nelems: sized("nelems")?,
+            inline_marks,
+        })
+    }
+
+    /// Reads one span; `None` when it is not an in-use heap span.
+    fn read(
+        &self,
+        rt: &Runtime,
+        sp: Addr,
+        heap_sweepgen: u32,
+        gc_running: bool,
+    ) -> Result<Option<Span>, crate::memory::MemError> {
+        let mem = rt.mem();
+        if u64::from(mem.u8(sp.offset(self.state))?) != SPAN_IN_USE {
+            return Ok(None);
+        }
+        let base = mem.ptr(sp.offset(self.start_addr))?;
+        let npages = mem.u64(sp.offset(self.npages))?;
+        let elemsize = mem.u64(sp.offset(self.elemsize))?;
+        let spanclass = mem.u8(sp.offset(self.spanclass))?;
+        let nelems = mem.uint(sp.offset(self.nelems.0), self.nelems.1)?;
+        let freeindex = mem.uint(sp.offset(self.freeindex.0), self.freeindex.1)?;
+        let sweepgen = mem.u32(sp.offset(self.sweepgen))?;
+        if elemsize == 0 || nelems > npages * PAGE_SIZE / 8 + 1 {
+            return Err(crate::memory::MemError::NotDumped(sp));
+        }
+        let nbytes = nelems.div_ceil(8) as usize;
+        let alloc_ptr = mem.ptr(sp.offset(self.alloc_bits))?;
+        let mut allocated = mem.read(alloc_ptr, nbytes)?.into_owned();
+        for i in 0..freeindex.min(nelems) {
+            allocated[(i / 8) as usize] |= 1 << (i % 8);
+        }
+        // A span not yet swept since the last GC still lists last cycle's garbage as allocated:
+        // only the objects that GC marked are live. Marks are unreliable while a GC runs.
+        let unswept =
+            sweepgen == heap_sweepgen.wrapping_sub(2) || sweepgen == heap_sweepgen.wrapping_add(1);
+        let live = if unswept && !gc_running {
+            let marks_addr = match self.inline_marks {
+                Some((off, _)) if (16..=512).contains(&elemsize) => base.offset(off),
+                _ => mem.ptr(sp.offset(self.gcmark_bits))?,
+            };
+            let marks = mem.read(marks_addr, nbytes)?;
+            allocated
+                .iter()
+                .zip(marks.iter())
+                .map(|(a, m)| a & m)
+                .collect()
+        } else {
+            allocated.clone()
+        };
+        Ok(Some(Span {
+            base,
+            npages,
+            elemsize,
+            nelems,
+            spanclass,
+            freeindex,
+            unswept,
+            allocated,
+            live,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn popcount_ignores_bits_past_the_last_slot() {
+        assert_eq!(popcount(&[0xff, 0xff], 12), 12);
+        assert_eq!(popcount(&[0xff], 3), 3);
+        assert_eq!(popcount(&[], 5), 0);
+    }
+}
