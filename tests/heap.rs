@@ -51,3 +51,46 @@ fn live_objects_per_size_class_equal_memstats() {
         }
     }
 }
+
+/// After a full GC every object a live object points to was marked, so a pointer word of a live
+/// object that lands inside an in-use span must land on a live slot. Wrong pointer bits or wrong
+/// liveness show up here as pointers to free slots.
+#[test]
+fn pointer_words_of_live_objects_point_to_live_objects() {
+    use coreheap::heap::{HeapIndex, PointerBits};
+    for s in samples() {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let rt = Runtime::new(&p);
+        let heap = Heap::read(&rt).unwrap();
+        let index = HeapIndex::new(&heap, 8192);
+        let bits = PointerBits::new(&rt, &heap).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let (mut to_live, mut to_free) = (0u64, 0u64);
+        let mut words = Vec::new();
+        for (si, span) in heap.spans.iter().enumerate() {
+            for i in span.live_slots() {
+                words.clear();
+                bits.pointer_words(&p.mem, &heap, si, i, &mut words)
+                    .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+                for w in &words {
+                    let v = p.mem.ptr(*w).unwrap();
+                    if let Some(slot) = index.find(&heap, v) {
+                        if heap.spans[slot.span as usize].is_live(slot.index) {
+                            to_live += 1;
+                        } else {
+                            to_free += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(to_free, 0, "{}: pointers into free slots", s.name);
+        // Every map entry's key or value is reached through at least one pointer.
+        let entries: u64 = s.truth["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["entries"].as_u64().unwrap())
+            .sum();
+        assert!(to_live >= entries, "{}: {to_live} < {entries}", s.name);
+    }
+}

@@ -127,6 +127,7 @@ pub struct Dwarf {
     unit_starts: Vec<usize>,
     types_by_name: HashMap<String, TypeRef>,
     vars: HashMap<String, (TypeRef, Option<u64>)>,
+    consts: HashMap<String, i64>,
     cache: RefCell<HashMap<TypeRef, Arc<TypeInfo>>>,
     /// DWARF version of the first unit.
     pub version: u16,
@@ -182,6 +183,7 @@ impl Dwarf {
             unit_starts: Vec::new(),
             types_by_name: HashMap::new(),
             vars: HashMap::new(),
+            consts: HashMap::new(),
             cache: RefCell::new(HashMap::new()),
             version: 0,
         };
@@ -204,7 +206,8 @@ impl Dwarf {
                 }
                 let tag = e.tag();
                 let is_var = tag == gimli::DW_TAG_variable;
-                if !is_var && !is_type_tag(tag) {
+                let is_const = tag == gimli::DW_TAG_constant;
+                if !is_var && !is_const && !is_type_tag(tag) {
                     continue;
                 }
                 let Some(name) = e.attr_value(gimli::DW_AT_name) else {
@@ -213,7 +216,17 @@ impl Dwarf {
                 let name = self.dwarf.attr_string(&unit, name)?;
                 let name = name.to_string_lossy()?.into_owned();
                 let here = TypeRef(start + e.offset().0);
-                if is_var {
+                if is_const {
+                    let v = match e.attr_value(gimli::DW_AT_const_value) {
+                        Some(AttributeValue::Sdata(v)) => Some(v),
+                        Some(AttributeValue::Udata(v)) => Some(v as i64),
+                        Some(v) => v.udata_value().map(|u| u as i64),
+                        None => None,
+                    };
+                    if let Some(v) = v {
+                        self.consts.insert(name, v);
+                    }
+                } else if is_var {
                     let addr = match e.attr_value(gimli::DW_AT_location) {
                         Some(AttributeValue::Exprloc(expr)) => {
                             let b = expr.0.to_slice()?;
@@ -267,6 +280,11 @@ impl Dwarf {
             addr: (*addr)?,
             ty: Some(*ty),
         })
+    }
+
+    /// A Go constant by qualified name (`runtime.pageSize`).
+    pub fn constant(&self, name: &str) -> Option<i64> {
+        self.consts.get(name).copied()
     }
 
     /// Every global variable with a static address.

@@ -1,5 +1,9 @@
 //! The Go heap in the core: in-use spans and which of their object slots are allocated and live.
 
+mod pointers;
+
+pub use pointers::{HeapIndex, PointerBits, Slot};
+
 use serde::Serialize;
 
 use crate::memory::Addr;
@@ -13,6 +17,8 @@ const PAGE_SIZE: u64 = 8192;
 /// One in-use heap span.
 #[derive(Debug, Clone)]
 pub struct Span {
+    /// Address of the runtime's `mspan`.
+    pub mspan: Addr,
     /// First byte.
     pub base: Addr,
     /// Pages it covers.
@@ -299,6 +305,7 @@ impl SpanLayout {
             allocated.clone()
         };
         Ok(Some(Span {
+            mspan: sp,
             base,
             npages,
             elemsize,

@@ -1,0 +1,285 @@
+//! Which words of a heap object hold pointers, per runtime generation, and where an address lands.
+
+use std::collections::HashMap;
+
+use super::{Heap, Span};
+use crate::dwarf::DwarfError;
+use crate::memory::{Addr, MemError, Memory};
+use crate::runtime::{Runtime, RuntimeError};
+
+/// Finds the span and slot holding an address in O(1): one hash lookup per arena, then arrays.
+#[derive(Debug, Default)]
+pub struct HeapIndex {
+    page_size: u64,
+    pages_per_chunk: u64,
+    /// Chunk number → span index + 1 per page (0 = no in-use span).
+    chunks: HashMap<u64, Box<[u32]>>,
+}
+
+/// A heap address resolved to its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Index into `Heap::spans`.
+    pub span: u32,
+    /// Object slot within the span.
+    pub index: u64,
+}
+
+impl HeapIndex {
+    /// Indexes every page of every in-use span.
+    pub fn new(heap: &Heap, page_size: u64) -> HeapIndex {
+        let pages_per_chunk = 8192;
+        let mut chunks: HashMap<u64, Box<[u32]>> = HashMap::new();
+        for (i, s) in heap.spans.iter().enumerate() {
+            let first = s.base.0 / page_size;
+            for page in first..first + s.npages {
+                let chunk = chunks
+                    .entry(page / pages_per_chunk)
+                    .or_insert_with(|| vec![0u32; pages_per_chunk as usize].into_boxed_slice());
+                chunk[(page % pages_per_chunk) as usize] = i as u32 + 1;
+            }
+        }
+        HeapIndex {
+            page_size,
+            pages_per_chunk,
+            chunks,
+        }
+    }
+
+    /// The span and slot an address falls in, if it is inside an in-use span's objects.
+    pub fn find(&self, heap: &Heap, addr: Addr) -> Option<Slot> {
+        let page = addr.0 / self.page_size;
+        let chunk = self.chunks.get(&(page / self.pages_per_chunk))?;
+        let si = chunk[(page % self.pages_per_chunk) as usize].checked_sub(1)?;
+        let s = &heap.spans[si as usize];
+        let index = (addr.0 - s.base.0) / s.elemsize;
+        (index < s.nelems).then_some(Slot { span: si, index })
+    }
+}
+
+/// How the runtime records pointer words; one variant per runtime generation.
+#[derive(Debug)]
+pub enum PointerBits {
+    /// Go 1.21: one bit per word of the arena in `heapArena.bitmap`, cut short by `noMorePtrs`.
+    ArenaBitmap {
+        /// Address of the arena L2 array (`mheap_.arenas[0]`).
+        l2: Addr,
+        /// `arenaBaseOffset` as the runtime adds it.
+        base_offset: u64,
+        /// Bytes per arena.
+        arena_bytes: u64,
+        /// Offset of `bitmap` in `heapArena`.
+        bitmap_off: u64,
+        /// Offset of `noMorePtrs` in `heapArena`.
+        no_more_ptrs_off: u64,
+    },
+    /// Go 1.22+: span-end heap bits for small objects, malloc headers and `largeType` above.
+    AllocationHeaders {
+        /// Bytes of Green Tea inline mark bits below the heap bits (0 without Green Tea).
+        inline_marks: u64,
+        /// Largest object size with heap bits in the span.
+        max_in_span: u64,
+        /// Bytes of the malloc header.
+        header: u64,
+        /// Offsets in `internal/abi.Type`.
+        ty: TypeLayout,
+        /// `largeType` offset in mspan, with the mspan address per span.
+        span_large_types: Vec<Option<Addr>>,
+    },
+}
+
+/// Offsets of `internal/abi.Type` fields.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeLayout {
+    size: u64,
+    ptr_bytes: u64,
+    tflag: u64,
+    gcdata: u64,
+    /// TFlag bit meaning GCData points to a pointer to a lazily built mask (1.24+).
+    gc_mask_on_demand: Option<u8>,
+}
+
+impl PointerBits {
+    /// Reads the layout of pointer bits for this runtime.
+    pub fn new(rt: &Runtime, heap: &Heap) -> Result<PointerBits, RuntimeError> {
+        let d = rt.dwarf();
+        let konst = |n: &str| {
+            d.constant(n)
+                .ok_or_else(|| RuntimeError::from(DwarfError::NoVariable(n.to_string())))
+        };
+        if !rt.features.allocation_headers {
+            let mheap = rt.global("runtime.mheap_")?;
+            let arenas = rt.dwarf().offset("runtime.mheap", "arenas")?;
+            let l2 = rt
+                .mem()
+                .ptr(mheap.offset(arenas))
+                .map_err(|source| RuntimeError::Memory {
+                    what: "mheap_.arenas[0]".into(),
+                    source,
+                })?;
+            return Ok(PointerBits::ArenaBitmap {
+                l2,
+                base_offset: konst("runtime.arenaBaseOffsetUintptr")? as u64,
+                arena_bytes: konst("runtime.heapArenaBytes")? as u64,
+                bitmap_off: d.offset("runtime.heapArena", "bitmap")?,
+                no_more_ptrs_off: d.offset("runtime.heapArena", "noMorePtrs")?,
+            });
+        }
+        let inline_marks = if rt.features.green_tea {
+            d.size_of("runtime.spanInlineMarkBits")?
+        } else {
+            0
+        };
+        let t = "internal/abi.Type";
+        let ty = TypeLayout {
+            size: d.offset(t, "Size_")?,
+            ptr_bytes: d.offset(t, "PtrBytes")?,
+            tflag: d.offset(t, "TFlag")?,
+            gcdata: d.offset(t, "GCData")?,
+            gc_mask_on_demand: d
+                .constant("internal/abi.TFlagGCMaskOnDemand")
+                .map(|v| v as u8),
+        };
+        // Large objects' types hang off their span; find each span's mspan by address.
+        let large_off = d.offset("runtime.mspan", "largeType")?;
+        let span_large_types = heap
+            .spans
+            .iter()
+            .map(|s| {
+                (s.size_class() == 0 && !s.noscan())
+                    .then(|| rt.mem().ptr(s.mspan.offset(large_off)).ok())
+                    .flatten()
+            })
+            .collect();
+        Ok(PointerBits::AllocationHeaders {
+            inline_marks,
+            max_in_span: konst("runtime.minSizeForMallocHeader")
+                .map(|v| v as u64)
+                .unwrap_or(512),
+            header: konst("runtime.mallocHeaderSize")
+                .map(|v| v as u64)
+                .unwrap_or(8),
+            ty,
+            span_large_types,
+        })
+    }
+
+    /// Appends the addresses of the pointer words of slot `i` of span `si` to `out`.
+    pub fn pointer_words(
+        &self,
+        mem: &Memory,
+        heap: &Heap,
+        si: usize,
+        i: u64,
+        out: &mut Vec<Addr>,
+    ) -> Result<(), MemError> {
+        let s = &heap.spans[si];
+        if s.noscan() {
+            return Ok(());
+        }
+        let obj = s.slot(i);
+        let words = s.elemsize / 8;
+        match self {
+            PointerBits::ArenaBitmap {
+                l2,
+                base_offset,
+                arena_bytes,
+                bitmap_off,
+                no_more_ptrs_off,
+            } => {
+                let mut w = 0;
+                while w < words {
+                    let a = obj.offset(8 * w);
+                    let ai = a.0.wrapping_sub(*base_offset) / arena_bytes;
+                    let ha = mem.ptr(l2.offset(8 * ai))?;
+                    let word_in_arena = (a.0 % arena_bytes) / 8;
+                    let idx = word_in_arena / 64;
+                    let bits = mem.u64(ha.offset(bitmap_off + 8 * idx))?;
+                    // Walk to the end of this bitmap word or of the object.
+                    let first = word_in_arena % 64;
+                    let n = (64 - first).min(words - w);
+                    for b in 0..n {
+                        if bits >> (first + b) & 1 == 1 {
+                            out.push(obj.offset(8 * (w + b)));
+                        }
+                    }
+                    w += n;
+                    if w < words {
+                        let nm = mem.u8(ha.offset(no_more_ptrs_off + idx / 8))?;
+                        if nm >> (idx % 8) & 1 == 1 {
+                            break;
+                        }
+                    }
+                }
+            }
+            PointerBits::AllocationHeaders {
+                inline_marks,
+                max_in_span,
+                header,
+                ty,
+                span_large_types,
+            } => {
+                if s.elemsize <= *max_in_span {
+                    let span_bytes = s.npages * 8192;
+                    let bitmap_bytes = span_bytes / 64;
+                    let mut hb = s.base.offset(span_bytes - bitmap_bytes);
+                    if *inline_marks > 0 && s.elemsize >= 16 {
+                        hb = Addr(hb.0 - inline_marks);
+                    }
+                    let first = (obj.0 - s.base.0) / 8;
+                    let bytes = mem.read(
+                        hb.offset(first / 8),
+                        ((first % 8 + words).div_ceil(8)) as usize,
+                    )?;
+                    for w in 0..words {
+                        let bit = first % 8 + w;
+                        if bytes[(bit / 8) as usize] >> (bit % 8) & 1 == 1 {
+                            out.push(obj.offset(8 * w));
+                        }
+                    }
+                    return Ok(());
+                }
+                let (typ, start, len) = if s.size_class() != 0 {
+                    (mem.ptr(obj)?, obj.offset(*header), s.elemsize - header)
+                } else {
+                    match span_large_types[si] {
+                        Some(t) => (t, obj, s.elemsize),
+                        None => return Ok(()),
+                    }
+                };
+                if typ.0 == 0 {
+                    return Ok(());
+                }
+                let size = mem.u64(typ.offset(ty.size))?;
+                let ptr_bytes = mem.u64(typ.offset(ty.ptr_bytes))?;
+                let tflag = mem.u8(typ.offset(ty.tflag))?;
+                let mut mask = mem.ptr(typ.offset(ty.gcdata))?;
+                if ty.gc_mask_on_demand.is_some_and(|f| tflag & f != 0) {
+                    mask = mem.ptr(mask)?;
+                }
+                if size == 0 || ptr_bytes == 0 || mask.0 == 0 {
+                    return Ok(());
+                }
+                let mask_bytes = mem.read(mask, (ptr_bytes / 8).div_ceil(8) as usize)?;
+                // The type tiles the object (arrays and slices' backing stores).
+                let mut elem = 0;
+                while elem + size <= len {
+                    for w in 0..ptr_bytes / 8 {
+                        if mask_bytes[(w / 8) as usize] >> (w % 8) & 1 == 1 {
+                            out.push(start.offset(elem + 8 * w));
+                        }
+                    }
+                    elem += size;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Span {
+    /// Iterates live slot indexes.
+    pub fn live_slots(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.nelems).filter(|&i| self.is_live(i))
+    }
+}
