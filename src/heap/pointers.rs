@@ -108,6 +108,8 @@ impl PointerBits {
                 .ok_or_else(|| RuntimeError::from(DwarfError::NoVariable(n.to_string())))
         };
         if !rt.features.allocation_headers {
+            let bitmap = crate::runtime::arena_bitmap_field(d).unwrap_or("bitmap");
+            let no_more_ptrs = bitmap.replace("bitmap", "noMorePtrs");
             let mheap = rt.global("runtime.mheap_")?;
             let arenas = rt.dwarf().offset("runtime.mheap", "arenas")?;
             let l2 = rt
@@ -121,8 +123,8 @@ impl PointerBits {
                 l2,
                 base_offset: konst("runtime.arenaBaseOffsetUintptr")? as u64,
                 arena_bytes: konst("runtime.heapArenaBytes")? as u64,
-                bitmap_off: d.offset("runtime.heapArena", "bitmap")?,
-                no_more_ptrs_off: d.offset("runtime.heapArena", "noMorePtrs")?,
+                bitmap_off: d.offset("runtime.heapArena", bitmap)?,
+                no_more_ptrs_off: d.offset("runtime.heapArena", &no_more_ptrs)?,
             });
         }
         let inline_marks = if rt.features.green_tea {

@@ -24,14 +24,20 @@ impl Features {
         // Classic maps are described by runtime.hmap; Swiss builds have maps.table instead.
         let swiss_maps =
             !dwarf.has_type("runtime.hmap") && dwarf.has_type("internal/runtime/maps.table");
-        // With allocation headers, mspan gained largeType and the arena lost its bitmap.
-        let allocation_headers = dwarf.has_field("runtime.mspan", "largeType")
-            && !dwarf.has_field("runtime.heapArena", "bitmap");
+        // With allocation headers, mspan gained largeType and the arena lost its bitmap. In 1.22
+        // the bitmap moved into an embedded heapArenaPtrScalar, which keeps it only when the
+        // noallocheaders experiment brings the 1.21 scheme back.
+        let allocation_headers =
+            dwarf.has_field("runtime.mspan", "largeType") && arena_bitmap_field(dwarf).is_none();
         // Without the greenteagc experiment, spanInlineMarkBits is an empty stub.
         let green_tea = dwarf.has_field("runtime.spanInlineMarkBits", "marks");
         // Randomised heap base arrived with 1.26; the runtime has no type for it, so use the
-        // release, minus the experiment that turns it off.
+        // release, minus the experiment that turns it off and the sanitizer builds it skips.
+        let sanitized = ["-race", "-msan", "-asan"]
+            .iter()
+            .any(|k| build.setting(k) == Some("true"));
         let randomized_heap_base = build.major_minor().is_some_and(|v| v >= (1, 26))
+            && !sanitized
             && !build
                 .experiments()
                 .iter()
@@ -43,4 +49,11 @@ impl Features {
             randomized_heap_base,
         }
     }
+}
+
+/// The `heapArena` field path of the 1.21-style pointer bitmap, when this runtime has one.
+pub fn arena_bitmap_field(dwarf: &Dwarf) -> Option<&'static str> {
+    ["bitmap", "heapArenaPtrScalar.bitmap"]
+        .into_iter()
+        .find(|f| dwarf.has_field("runtime.heapArena", f))
 }

@@ -6,7 +6,7 @@ mod stats;
 
 use thiserror::Error;
 
-pub use features::Features;
+pub use features::{arena_bitmap_field, Features};
 pub use goroutines::{Goroutine, GoroutineStatus};
 pub use stats::MemStats;
 
