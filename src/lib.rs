@@ -5,6 +5,7 @@
 //! globals) → `process` (all of it, checked to belong together) → `runtime` (the Go runtime's
 //! state) → `report` (what commands print). The library never prints.
 
+pub mod analysis;
 pub mod core;
 pub mod dwarf;
 pub mod exe;
@@ -14,4 +15,6 @@ pub mod input;
 pub mod memory;
 pub mod process;
 pub mod report;
+pub mod roots;
 pub mod runtime;
+pub mod types;

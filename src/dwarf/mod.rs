@@ -264,6 +264,11 @@ impl Dwarf {
         self.types_by_name.contains_key(name)
     }
 
+    /// Every named type: (name, DIE).
+    pub fn named_types(&self) -> impl Iterator<Item = (&str, TypeRef)> + '_ {
+        self.types_by_name.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
     /// All type names with a given prefix (for feature probes and diagnostics).
     pub fn type_names_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> {
         self.types_by_name

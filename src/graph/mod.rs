@@ -6,8 +6,10 @@
 //! computation, graph included.
 
 mod dominators;
+mod heap;
 
 pub use dominators::{dominators, Dominators};
+pub use heap::HeapGraph;
 
 /// Marks "no node" in `u32` node arrays; never a valid node id.
 const NONE: u32 = u32::MAX;
@@ -72,6 +74,54 @@ impl Graph {
     pub fn heap_size_bytes(&self) -> usize {
         self.offsets.capacity() * std::mem::size_of::<u64>()
             + self.targets.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+/// Builds a [`Graph`] node by node in id order, each node's successors given at once.
+#[derive(Debug)]
+pub struct SequentialBuilder {
+    offsets: Vec<u64>,
+    targets: Vec<u32>,
+}
+
+impl Default for SequentialBuilder {
+    fn default() -> Self {
+        SequentialBuilder {
+            offsets: vec![0],
+            targets: Vec::new(),
+        }
+    }
+}
+
+impl SequentialBuilder {
+    /// An empty builder.
+    pub fn new() -> SequentialBuilder {
+        SequentialBuilder::default()
+    }
+
+    /// Adds the next node with these successors; returns its id.
+    pub fn push(&mut self, successors: &[u32]) -> u32 {
+        self.targets.extend_from_slice(successors);
+        self.offsets.push(self.targets.len() as u64);
+        (self.offsets.len() - 2) as u32
+    }
+
+    /// Nodes added so far.
+    pub fn node_count(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// The finished graph; panics if an edge names a node that was never added (a caller bug).
+    pub fn build(self) -> Graph {
+        let n = self.node_count() as u32;
+        assert!(
+            self.targets.iter().all(|&t| t < n),
+            "edge to a node that was not added"
+        );
+        Graph {
+            offsets: self.offsets,
+            targets: self.targets,
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The Go heap in the core: in-use spans and which of their object slots are allocated and live.
 
+mod objects;
 mod pointers;
 
+pub use objects::{ObjId, Objects};
 pub use pointers::{HeapIndex, PointerBits, Slot};
 
 use serde::Serialize;

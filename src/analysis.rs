@@ -1,0 +1,174 @@
+//! The whole-heap analysis: spans → objects → roots → graph → dominators → retained sizes.
+
+use std::time::{Duration, Instant};
+
+use crate::graph::{dominators, Dominators, HeapGraph};
+use crate::heap::{Heap, HeapIndex, HeapTotals, ObjId, Objects, PointerBits};
+use crate::process::Process;
+use crate::roots::Root;
+use crate::runtime::{Runtime, RuntimeError};
+
+/// Receives progress of long phases; the command line draws it, tests ignore it.
+pub trait Progress {
+    /// A phase starts; `total` is its unit count when known.
+    fn start(&self, _phase: &'static str, _total: Option<u64>) {}
+    /// The phase finished.
+    fn finish(&self) {}
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// How long a phase took and the process's peak memory when it ended.
+#[derive(Debug, Clone)]
+pub struct PhaseTiming {
+    /// Phase name.
+    pub phase: &'static str,
+    /// Wall time.
+    pub wall: Duration,
+    /// Peak resident memory of coreheap so far, bytes (0 where unknown).
+    pub peak_rss_bytes: u64,
+}
+
+/// Everything known about the heap's objects, their references and what retains what.
+pub struct Analysis {
+    /// Spans and liveness.
+    pub heap: Heap,
+    /// Address → span lookup.
+    pub index: HeapIndex,
+    /// Object ids.
+    pub objects: Objects,
+    /// Roots, in node order after the objects.
+    pub roots: Vec<Root>,
+    /// The object graph.
+    pub graph: HeapGraph,
+    /// Its dominator tree from the super-root.
+    pub doms: Dominators,
+    /// Retained bytes per node.
+    pub retained: Vec<u64>,
+    /// Shallow bytes per node (0 for roots).
+    pub shallow: Vec<u64>,
+    /// Phase timings.
+    pub timings: Vec<PhaseTiming>,
+}
+
+impl std::fmt::Debug for Analysis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analysis")
+            .field("objects", &self.objects.len())
+            .field("roots", &self.roots.len())
+            .finish()
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), when the OS tells it.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// Byte totals of the heap as the analysis sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Reachability {
+    /// Live (allocated, not garbage) objects.
+    pub allocated_objects: u64,
+    /// Their bytes.
+    pub allocated_bytes: u64,
+    /// Objects reachable from the roots.
+    pub reachable_objects: u64,
+    /// Their bytes.
+    pub reachable_bytes: u64,
+    /// Allocated objects no root reaches.
+    pub unreachable_objects: u64,
+    /// Their bytes.
+    pub unreachable_bytes: u64,
+}
+
+impl Analysis {
+    /// Runs every phase on an opened process.
+    pub fn run(p: &Process, progress: &dyn Progress) -> Result<Analysis, RuntimeError> {
+        let rt = Runtime::new(p);
+        let mut timings = Vec::new();
+        let mut phase = |name: &'static str, t: Instant| {
+            progress.finish();
+            timings.push(PhaseTiming {
+                phase: name,
+                wall: t.elapsed(),
+                peak_rss_bytes: peak_rss_bytes(),
+            });
+        };
+
+        let t = Instant::now();
+        progress.start("reading spans", None);
+        let heap = Heap::read(&rt)?;
+        let page_size = p.dwarf.constant("runtime.pageSize").unwrap_or(8192) as u64;
+        let index = HeapIndex::new(&heap, page_size);
+        let objects = Objects::new(&heap);
+        phase("spans", t);
+
+        let t = Instant::now();
+        progress.start("finding roots", None);
+        let mut roots = rt.global_roots()?;
+        roots.extend(rt.extra_roots()?);
+        phase("roots", t);
+
+        let t = Instant::now();
+        progress.start("building the object graph", Some(objects.len() as u64));
+        let bits = PointerBits::new(&rt, &heap)?;
+        let graph = HeapGraph::build(&p.mem, &heap, &index, &objects, &bits, &roots);
+        phase("graph", t);
+
+        let t = Instant::now();
+        progress.start("computing dominators", None);
+        let doms = dominators(&graph.graph, graph.super_root());
+        let mut shallow = vec![0u64; graph.graph.node_count()];
+        for (id, sh) in shallow.iter_mut().take(objects.len()).enumerate() {
+            *sh = objects.size(&heap, ObjId(id as u32));
+        }
+        let retained = doms.retained_sizes(&shallow);
+        phase("dominators", t);
+
+        Ok(Analysis {
+            heap,
+            index,
+            objects,
+            roots,
+            graph,
+            doms,
+            retained,
+            shallow,
+            timings,
+        })
+    }
+
+    /// Allocated, reachable and unreachable objects and bytes.
+    pub fn reachability(&self) -> Reachability {
+        let HeapTotals { objects, bytes, .. } = self.heap.totals();
+        let (mut ro, mut rb) = (0u64, 0u64);
+        for id in 0..self.graph.objects {
+            if self.doms.is_reachable(id) {
+                ro += 1;
+                rb += self.shallow[id as usize];
+            }
+        }
+        Reachability {
+            allocated_objects: objects,
+            allocated_bytes: bytes,
+            reachable_objects: ro,
+            reachable_bytes: rb,
+            unreachable_objects: objects - ro,
+            unreachable_bytes: bytes - rb,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Dense integer ids for the heap's live objects, and the way back from an id to its address.
+
+use super::{Heap, HeapIndex};
+use crate::memory::Addr;
+
+/// A live heap object's id: objects are numbered in address order from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjId(pub u32);
+
+/// Live objects numbered densely, with O(1) lookups both ways.
+#[derive(Debug, Default)]
+pub struct Objects {
+    /// Start address of each object (its slot).
+    addr: Vec<u64>,
+    /// Span index of each object.
+    span: Vec<u32>,
+    /// Id of each span's first live object.
+    span_first: Vec<u32>,
+    /// Per span, where its rank blocks start in `rank`.
+    span_rank: Vec<u32>,
+    /// Live objects before each 64-slot block of a span, relative to the span's first.
+    rank: Vec<u32>,
+}
+
+impl Objects {
+    /// Numbers the live objects of the heap.
+    pub fn new(heap: &Heap) -> Objects {
+        let mut o = Objects::default();
+        for (si, s) in heap.spans.iter().enumerate() {
+            o.span_first.push(o.addr.len() as u32);
+            o.span_rank.push(o.rank.len() as u32);
+            let mut seen = 0u32;
+            for block in 0..s.nelems.div_ceil(64) {
+                o.rank.push(seen);
+                for i in block * 64..((block + 1) * 64).min(s.nelems) {
+                    if s.is_live(i) {
+                        o.addr.push(s.slot(i).0);
+                        o.span.push(si as u32);
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        o
+    }
+
+    /// Number of live objects.
+    pub fn len(&self) -> usize {
+        self.addr.len()
+    }
+
+    /// Whether the heap has no live objects.
+    pub fn is_empty(&self) -> bool {
+        self.addr.is_empty()
+    }
+
+    /// Start address of an object's slot.
+    pub fn addr(&self, id: ObjId) -> Addr {
+        Addr(self.addr[id.0 as usize])
+    }
+
+    /// Span index of an object.
+    pub fn span(&self, id: ObjId) -> usize {
+        self.span[id.0 as usize] as usize
+    }
+
+    /// Slot size of an object (size-class rounded).
+    pub fn size(&self, heap: &Heap, id: ObjId) -> u64 {
+        heap.spans[self.span(id)].elemsize
+    }
+
+    /// The live object holding `addr`, if any.
+    pub fn find(&self, heap: &Heap, index: &HeapIndex, addr: Addr) -> Option<ObjId> {
+        let slot = index.find(heap, addr)?;
+        let s = &heap.spans[slot.span as usize];
+        if !s.is_live(slot.index) {
+            return None;
+        }
+        let si = slot.span as usize;
+        let block = slot.index / 64;
+        let mut r = self.rank[self.span_rank[si] as usize + block as usize];
+        for i in block * 64..slot.index {
+            r += u32::from(s.is_live(i));
+        }
+        Some(ObjId(self.span_first[si] + r))
+    }
+
+    /// Bytes held by these tables.
+    pub fn heap_size_bytes(&self) -> usize {
+        self.addr.capacity() * 8
+            + (self.span.capacity() + self.span_first.capacity()) * 4
+            + (self.span_rank.capacity() + self.rank.capacity()) * 4
+    }
+}

@@ -1,0 +1,365 @@
+//! The runtime's function table (pclntab): function lookup by pc, names, pc-value tables,
+//! PCDATA and FUNCDATA, read through `runtime.firstmoduledata` with layouts from DWARF.
+
+use std::borrow::Cow;
+
+use super::{Runtime, RuntimeError};
+use crate::memory::{Addr, MemError, Memory};
+
+/// `_func.flag`: the function marks the top of a stack (goexit, mstart, rt0_go).
+pub(crate) const FLAG_TOP_FRAME: u8 = 1;
+/// `_func.flag`: the function writes SP in ways the pcsp table does not describe.
+pub(crate) const FLAG_SP_WRITE: u8 = 2;
+/// `_func.args` of functions whose argument size is not known statically (reflect stubs).
+pub(crate) const ARGS_SIZE_UNKNOWN: i32 = -0x8000_0000;
+/// `abi.PCDATA_StackMapIndex`.
+pub(crate) const PCDATA_STACK_MAP_INDEX: u32 = 1;
+/// `abi.FUNCDATA_ArgsPointerMaps`.
+pub(crate) const FUNCDATA_ARGS_POINTER_MAPS: u8 = 0;
+/// `abi.FUNCDATA_LocalsPointerMaps`.
+pub(crate) const FUNCDATA_LOCALS_POINTER_MAPS: u8 = 1;
+/// `abi.FUNCDATA_StackObjects`.
+pub(crate) const FUNCDATA_STACK_OBJECTS: u8 = 2;
+
+/// Decodes a pc-value table as the runtime's `pcvalue` does: the value in force at `targetpc`
+/// for a function starting at `entry`, or `None` when the table ends before `targetpc` or is
+/// damaged. Each step is a zigzag uvarint value delta then a uvarint pc delta times `quantum`;
+/// a zero value delta ends the table except on the first step.
+pub fn decode_pcvalue(table: &[u8], entry: u64, targetpc: u64, quantum: u64) -> Option<i32> {
+    let mut p = 0usize;
+    let mut pc = entry;
+    let mut val: i32 = -1;
+    let mut first = true;
+    loop {
+        let (uvdelta, n) = uvarint(table.get(p..)?)?;
+        if uvdelta == 0 && !first {
+            return None;
+        }
+        first = false;
+        p += n;
+        let delta = -((uvdelta & 1) as i32) ^ ((uvdelta >> 1) as i32);
+        val = val.wrapping_add(delta);
+        let (pcdelta, n) = uvarint(table.get(p..)?)?;
+        p += n;
+        pc = pc.checked_add(u64::from(pcdelta).checked_mul(quantum)?)?;
+        if targetpc < pc {
+            return Some(val);
+        }
+    }
+}
+
+/// Reads an unsigned LEB128 value of at most 32 bits; returns it and the bytes it took.
+fn uvarint(b: &[u8]) -> Option<(u32, usize)> {
+    let mut v: u32 = 0;
+    let mut shift = 0u32;
+    for (i, &byte) in b.iter().enumerate().take(5) {
+        v |= u32::from(byte & 0x7f) << (shift & 31);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+        shift += 7;
+    }
+    None
+}
+
+/// Offsets of `runtime._func` fields, from DWARF.
+#[derive(Debug, Clone, Copy)]
+struct FuncLayout {
+    entry_off: u64,
+    name_off: u64,
+    args: u64,
+    deferreturn: u64,
+    pcsp: u64,
+    npcdata: u64,
+    func_id: u64,
+    flag: u64,
+    nfuncdata: u64,
+}
+
+/// One function's `_func` record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Func {
+    /// Address of the `_func` record.
+    pub addr: Addr,
+    /// Runtime address of the first instruction.
+    pub entry: u64,
+    /// Offset of the name in funcnametab.
+    pub name_off: i32,
+    /// Size of arguments and results, or `ARGS_SIZE_UNKNOWN`.
+    pub args: i32,
+    /// Offset of the deferreturn call from entry, 0 if none.
+    pub deferreturn: u32,
+    /// Offset of the pcsp table in pctab (0: no frame information).
+    pub pcsp: u32,
+    /// Number of PCDATA tables.
+    pub npcdata: u32,
+    /// The runtime's FuncID (numbering differs between releases; compare names instead).
+    pub func_id: u8,
+    /// FuncFlag bits.
+    pub flag: u8,
+    /// Number of FUNCDATA entries.
+    pub nfuncdata: u8,
+    /// Offset of the PCDATA offsets array from `addr` (just past `nfuncdata`).
+    varlen: u64,
+}
+
+/// The pclntab of the main module.
+pub(crate) struct Pclntab<'a> {
+    mem: &'a Memory,
+    /// `moduledata.text`.
+    text: u64,
+    minpc: u64,
+    maxpc: u64,
+    /// `moduledata.gofunc`: base of FUNCDATA offsets.
+    pub gofunc: u64,
+    /// `moduledata.rodata`: base of stack object GC masks.
+    pub rodata: u64,
+    /// `pcHeader.minLC`: 1 on amd64, 4 on arm64.
+    pub quantum: u64,
+    /// ftab entries: (entryoff, funcoff), the last being the end marker.
+    ftab: Vec<(u32, u32)>,
+    /// Text sections as (vaddr, end, baseaddr) when the text is split (rare; large binaries).
+    textsects: Vec<(u64, u64, u64)>,
+    pclntable: Addr,
+    pclntable_len: u64,
+    pctab: Cow<'a, [u8]>,
+    funcnametab: Cow<'a, [u8]>,
+    layout: FuncLayout,
+}
+
+/// Reads a Go slice header {ptr, len, cap} at `a`.
+fn slice(mem: &Memory, a: Addr) -> Result<(Addr, u64), MemError> {
+    Ok((mem.ptr(a)?, mem.u64(a.offset(8))?))
+}
+
+impl<'a> Pclntab<'a> {
+    /// Reads `runtime.firstmoduledata` and the tables it points to.
+    pub fn new(rt: &Runtime<'a>) -> Result<Pclntab<'a>, RuntimeError> {
+        let mem: &'a Memory = &rt.p.mem;
+        let d = rt.dwarf();
+        let md = "runtime.moduledata";
+        let base = rt.global("runtime.firstmoduledata")?;
+        let err = |what: &str| {
+            let what = format!("runtime.firstmoduledata.{what}");
+            move |source| RuntimeError::Memory { what, source }
+        };
+        let field_slice = |name: &str| -> Result<(Addr, u64), RuntimeError> {
+            let off = d.offset(md, name)?;
+            slice(mem, base.offset(off)).map_err(err(name))
+        };
+        let text = rt.field_uint(base, md, "text")?;
+        let minpc = rt.field_uint(base, md, "minpc")?;
+        let maxpc = rt.field_uint(base, md, "maxpc")?;
+        let gofunc = rt.field_uint(base, md, "gofunc")?;
+        let rodata = rt.field_uint(base, md, "rodata")?;
+        let header = rt.field_ptr(base, md, "pcHeader")?;
+        let quantum = rt.field_uint(header, "runtime.pcHeader", "minLC")?;
+        let quantum = if quantum == 0 { 1 } else { quantum };
+
+        let (ftab_ptr, ftab_len) = field_slice("ftab")?;
+        let ftab_len = ftab_len.min(1 << 24);
+        let raw = mem
+            .read(ftab_ptr, (ftab_len * 8) as usize)
+            .map_err(err("ftab"))?;
+        let ftab = raw
+            .chunks_exact(8)
+            .map(|c| {
+                (
+                    u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                    u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                )
+            })
+            .collect();
+
+        let mut textsects = Vec::new();
+        if let Ok((ts_ptr, ts_len)) = field_slice("textsectmap") {
+            if ts_len > 1 {
+                for i in 0..ts_len.min(1024) {
+                    let e = ts_ptr.offset(24 * i);
+                    let (Ok(v), Ok(end), Ok(b)) =
+                        (mem.u64(e), mem.u64(e.offset(8)), mem.u64(e.offset(16)))
+                    else {
+                        break;
+                    };
+                    textsects.push((v, end, b));
+                }
+            }
+        }
+
+        let (pclntable, pclntable_len) = field_slice("pclntable")?;
+        let (pctab_ptr, pctab_len) = field_slice("pctab")?;
+        let (names_ptr, names_len) = field_slice("funcnametab")?;
+        let pctab = mem
+            .read(pctab_ptr, pctab_len.min(1 << 30) as usize)
+            .map_err(err("pctab"))?;
+        let funcnametab = mem
+            .read(names_ptr, names_len.min(1 << 30) as usize)
+            .map_err(err("funcnametab"))?;
+
+        let f = "runtime._func";
+        let layout = FuncLayout {
+            entry_off: d.offset(f, "entryOff")?,
+            name_off: d.offset(f, "nameOff")?,
+            args: d.offset(f, "args")?,
+            deferreturn: d.offset(f, "deferreturn")?,
+            pcsp: d.offset(f, "pcsp")?,
+            npcdata: d.offset(f, "npcdata")?,
+            func_id: d.offset(f, "funcID")?,
+            flag: d.offset(f, "flag")?,
+            nfuncdata: d.offset(f, "nfuncdata")?,
+        };
+        Ok(Pclntab {
+            mem,
+            text,
+            minpc,
+            maxpc,
+            gofunc,
+            rodata,
+            quantum,
+            ftab,
+            textsects,
+            pclntable,
+            pclntable_len,
+            pctab,
+            funcnametab,
+            layout,
+        })
+    }
+
+    /// `moduledata.textOff`: a pc as an offset in the (possibly split) text.
+    fn text_off(&self, pc: u64) -> Option<u32> {
+        if self.textsects.len() > 1 {
+            let last = self.textsects.len() - 1;
+            for (i, &(vaddr, end, baseaddr)) in self.textsects.iter().enumerate() {
+                if baseaddr > pc {
+                    return None;
+                }
+                let mut sect_end = baseaddr + (end - vaddr.min(end));
+                if i == last {
+                    sect_end += 1;
+                }
+                if pc < sect_end {
+                    return u32::try_from(pc - baseaddr + vaddr).ok();
+                }
+            }
+        }
+        u32::try_from(pc.checked_sub(self.text)?).ok()
+    }
+
+    /// `moduledata.textAddr`: a text offset as a runtime address.
+    fn text_addr(&self, off: u32) -> u64 {
+        let off = u64::from(off);
+        if self.textsects.len() > 1 {
+            let last = self.textsects.len() - 1;
+            for (i, &(vaddr, end, baseaddr)) in self.textsects.iter().enumerate() {
+                if off >= vaddr && off < end || (i == last && off == end) {
+                    return baseaddr + off - vaddr;
+                }
+            }
+        }
+        self.text + off
+    }
+
+    /// The function containing `pc` (`findfunc`), by binary search in ftab.
+    pub fn find(&self, pc: u64) -> Option<Func> {
+        if pc < self.minpc || pc >= self.maxpc || self.ftab.len() < 2 {
+            return None;
+        }
+        let off = self.text_off(pc)?;
+        // The last ftab entry is the end marker; find the last real entry with entryoff <= off.
+        let n = self.ftab.len() - 1;
+        let i = self.ftab[..n].partition_point(|&(e, _)| e <= off);
+        let (_, funcoff) = *self.ftab.get(i.checked_sub(1)?)?;
+        self.func_at(funcoff)
+    }
+
+    /// Reads the `_func` record at `funcoff` in pclntable.
+    fn func_at(&self, funcoff: u32) -> Option<Func> {
+        let l = &self.layout;
+        if u64::from(funcoff) >= self.pclntable_len {
+            return None;
+        }
+        let addr = self.pclntable.offset(u64::from(funcoff));
+        let varlen = l.nfuncdata + 1;
+        let b = self.mem.read(addr, varlen as usize).ok()?;
+        let u32_at = |o: u64| -> Option<u32> {
+            let o = o as usize;
+            Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+        };
+        let entry_off = u32_at(l.entry_off)?;
+        Some(Func {
+            addr,
+            entry: self.text_addr(entry_off),
+            name_off: u32_at(l.name_off)? as i32,
+            args: u32_at(l.args)? as i32,
+            deferreturn: u32_at(l.deferreturn)?,
+            pcsp: u32_at(l.pcsp)?,
+            npcdata: u32_at(l.npcdata)?,
+            func_id: *b.get(l.func_id as usize)?,
+            flag: *b.get(l.flag as usize)?,
+            nfuncdata: *b.get(l.nfuncdata as usize)?,
+            varlen,
+        })
+    }
+
+    /// The function's name from funcnametab.
+    pub fn name(&self, f: &Func) -> String {
+        let Ok(start) = usize::try_from(f.name_off) else {
+            return String::new();
+        };
+        let Some(rest) = self.funcnametab.get(start..) else {
+            return String::new();
+        };
+        let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+        String::from_utf8_lossy(&rest[..end]).into_owned()
+    }
+
+    /// The value of the pc-value table at `off` in force at `targetpc` (`pcvalue`).
+    pub fn pcvalue(&self, f: &Func, off: u32, targetpc: u64) -> Option<i32> {
+        if off == 0 {
+            return None;
+        }
+        let table = self.pctab.get(off as usize..)?;
+        decode_pcvalue(table, f.entry, targetpc, self.quantum)
+    }
+
+    /// The SP delta at `pc` (`funcspdelta`): how far SP sits below the frame's top.
+    pub fn spdelta(&self, f: &Func, pc: u64) -> Option<i32> {
+        self.pcvalue(f, f.pcsp, pc)
+    }
+
+    /// PCDATA table `table` at `targetpc` (`pcdatavalue`); -1 when absent.
+    pub fn pcdata(&self, f: &Func, table: u32, targetpc: u64) -> i32 {
+        if table >= f.npcdata {
+            return -1;
+        }
+        let Ok(start) = self.mem.u32(f.addr.offset(f.varlen + 4 * u64::from(table))) else {
+            return -1;
+        };
+        self.pcvalue(f, start, targetpc).unwrap_or(-1)
+    }
+
+    /// Address of FUNCDATA `i`, if the function has it (`funcdata`).
+    pub fn funcdata(&self, f: &Func, i: u8) -> Option<Addr> {
+        if i >= f.nfuncdata {
+            return None;
+        }
+        let at = f
+            .addr
+            .offset(f.varlen + 4 * u64::from(f.npcdata) + 4 * u64::from(i));
+        let off = self.mem.u32(at).ok()?;
+        (off != u32::MAX).then(|| Addr(self.gofunc.wrapping_add(u64::from(off))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uvarint_reads_multibyte_values() {
+        assert_eq!(uvarint(&[0x05]), Some((5, 1)));
+        assert_eq!(uvarint(&[0x80, 0x01]), Some((128, 2)));
+        assert_eq!(uvarint(&[0x80]), None);
+    }
+}

@@ -1,0 +1,454 @@
+//! What type each heap object holds: DWARF types carried from typed roots through the heap the
+//! way the runtime lays values out, seeded by the types in malloc headers and `largeType`.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::analysis::Analysis;
+use crate::dwarf::{Dwarf, TypeInfo, TypeKind, TypeRef};
+use crate::heap::ObjId;
+use crate::memory::{Addr, Memory};
+use crate::runtime::{Runtime, RuntimeError};
+
+/// Go's reflect.Kind numbers as DW_AT_go_kind carries them.
+mod kind {
+    pub const CHAN: u8 = 18;
+    pub const FUNC: u8 = 19;
+    pub const INTERFACE: u8 = 20;
+    pub const MAP: u8 = 21;
+    pub const SLICE: u8 = 23;
+    pub const STRING: u8 = 24;
+}
+
+/// A reference a value holds, as found at an offset inside a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ref {
+    /// A pointer to a value of the given type (None: unknown, e.g. unsafe.Pointer).
+    Ptr(Option<TypeRef>),
+    /// A slice's data pointer to elements of the given type.
+    Slice(Option<TypeRef>),
+    /// A string's data pointer.
+    Str,
+    /// `interface{}`: type word, then data word.
+    Eface,
+    /// A non-empty interface: itab word, then data word.
+    Iface,
+}
+
+/// A type interned for objects: a DWARF type, or string bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjType {
+    /// Values of a DWARF type, tiled over the object.
+    Dwarf(TypeRef),
+    /// The bytes of one or more strings.
+    StringData,
+}
+
+/// The type of each live object, where it could be found.
+#[derive(Debug)]
+pub struct ObjectTypes {
+    /// Per object: index into `types`, or u32::MAX.
+    of: Vec<u32>,
+    /// Interned types.
+    types: Vec<ObjType>,
+    /// Names of interned types.
+    names: Vec<String>,
+}
+
+impl ObjectTypes {
+    /// The type of an object.
+    pub fn get(&self, id: ObjId) -> Option<ObjType> {
+        let t = *self.of.get(id.0 as usize)?;
+        self.types.get(t as usize).copied()
+    }
+
+    /// The name of an object's type, or `None` when unknown.
+    pub fn name(&self, id: ObjId) -> Option<&str> {
+        let t = *self.of.get(id.0 as usize)?;
+        self.names.get(t as usize).map(String::as_str)
+    }
+
+    /// How many objects have a type.
+    pub fn typed(&self) -> usize {
+        self.of.iter().filter(|&&t| t != u32::MAX).count()
+    }
+}
+
+/// Pointer-holding words of a type, flattened: (offset, what it refers to).
+type Shape = Arc<Vec<(u64, Ref)>>;
+
+struct Inference<'a> {
+    dwarf: &'a Dwarf,
+    mem: &'a Memory,
+    a: &'a Analysis,
+    shapes: RefCell<HashMap<TypeRef, Shape>>,
+    by_rtype: HashMap<u64, TypeRef>,
+    itab_type_off: Option<u64>,
+    data_offset_header: bool,
+    header: u64,
+    of: Vec<u32>,
+    interned: HashMap<ObjType, u32>,
+    types: Vec<ObjType>,
+    queue: VecDeque<u32>,
+}
+
+/// Most elements of one array that a shape lists before it stops (huge arrays repeat anyway).
+const MAX_ARRAY_ELEMS: u64 = 4096;
+
+impl<'a> Inference<'a> {
+    fn info(&self, r: TypeRef) -> Option<Arc<TypeInfo>> {
+        self.dwarf.info(r).ok()
+    }
+
+    /// Classifies a field's type as a reference, or None when it is a value to descend into.
+    fn as_ref(&self, r: TypeRef) -> Option<Option<Ref>> {
+        let t = self.info(r)?;
+        match (&t.kind, t.go_kind) {
+            (TypeKind::Pointer(p), _) => Some(Some(Ref::Ptr(*p))),
+            (_, Some(kind::SLICE)) => Some(Some(Ref::Slice(t.go_elem))),
+            (_, Some(kind::STRING)) => Some(Some(Ref::Str)),
+            (TypeKind::Typedef(target), Some(kind::MAP | kind::CHAN | kind::FUNC)) => {
+                // A map or channel is a pointer to the runtime structure; a func to a closure.
+                let pointee = target.and_then(|p| match self.info(p)?.kind {
+                    TypeKind::Pointer(x) => x,
+                    _ => None,
+                });
+                Some(Some(Ref::Ptr(pointee)))
+            }
+            (TypeKind::Typedef(target), Some(kind::INTERFACE)) => {
+                let target = (*target)?;
+                let (_, s) = self.dwarf.resolve(target).ok()?;
+                Some(Some(if s.name.ends_with("eface") {
+                    Ref::Eface
+                } else {
+                    Ref::Iface
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    fn shape(&self, r: TypeRef) -> Shape {
+        if let Some(s) = self.shapes.borrow().get(&r) {
+            return s.clone();
+        }
+        let mut out = Vec::new();
+        self.flatten(r, 0, &mut out, 0);
+        let s = Arc::new(out);
+        self.shapes.borrow_mut().insert(r, s.clone());
+        s
+    }
+
+    fn flatten(&self, r: TypeRef, base: u64, out: &mut Vec<(u64, Ref)>, depth: u32) {
+        if depth > 32 {
+            return;
+        }
+        if let Some(rf) = self.as_ref(r) {
+            if let Some(rf) = rf {
+                out.push((base, rf));
+            }
+            return;
+        }
+        let Ok((_, t)) = self.dwarf.resolve(r) else {
+            return;
+        };
+        match &t.kind {
+            TypeKind::Struct(fields) => {
+                for f in fields {
+                    if let Some(ft) = f.ty {
+                        self.flatten(ft, base + f.offset, out, depth + 1);
+                    }
+                }
+            }
+            TypeKind::Array {
+                elem: Some(e),
+                count,
+            } => {
+                let size = self.info(*e).map(|i| self.size_of(&i, *e)).unwrap_or(0);
+                if size == 0 {
+                    return;
+                }
+                let mut inner = Vec::new();
+                self.flatten(*e, 0, &mut inner, depth + 1);
+                if inner.is_empty() {
+                    return;
+                }
+                for k in 0..(*count).min(MAX_ARRAY_ELEMS) {
+                    out.extend(inner.iter().map(|(o, rf)| (base + k * size + o, *rf)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Byte size of a type, looking through typedefs of every kind (maps and channels too).
+    fn size_of(&self, t: &TypeInfo, r: TypeRef) -> u64 {
+        if t.size > 0 {
+            return t.size;
+        }
+        let mut cur = r;
+        for _ in 0..16 {
+            let Some(i) = self.info(cur) else { return 0 };
+            match i.kind {
+                _ if i.size > 0 => return i.size,
+                TypeKind::Pointer(_) => return 8,
+                TypeKind::Typedef(Some(next)) => cur = next,
+                _ => return 0,
+            }
+        }
+        0
+    }
+
+    fn intern(&mut self, t: ObjType) -> u32 {
+        if let Some(&i) = self.interned.get(&t) {
+            return i;
+        }
+        let i = self.types.len() as u32;
+        self.types.push(t);
+        self.interned.insert(t, i);
+        i
+    }
+
+    /// Where an object's value starts (after a malloc header, if it has one).
+    fn data_start(&self, id: ObjId) -> (Addr, u64) {
+        let s = &self.a.heap.spans[self.a.objects.span(id)];
+        let slot = self.a.objects.addr(id);
+        if self.data_offset_header && !s.noscan() && s.size_class() != 0 && s.elemsize > 512 {
+            (slot.offset(self.header), s.elemsize - self.header)
+        } else {
+            (slot, s.elemsize)
+        }
+    }
+
+    /// Gives the object at `v` the type `t` if `v` is the start of its value and it has none.
+    fn assign(&mut self, v: u64, t: ObjType) {
+        let Some(id) = self.a.objects.find(&self.a.heap, &self.a.index, Addr(v)) else {
+            return;
+        };
+        if self.of[id.0 as usize] != u32::MAX || self.data_start(id).0 .0 != v {
+            return;
+        }
+        let ti = self.intern(t);
+        self.of[id.0 as usize] = ti;
+        self.queue.push_back(id.0);
+    }
+
+    /// The DWARF type for a runtime type descriptor address.
+    fn type_of_rtype(&self, rtype: u64) -> Option<TypeRef> {
+        self.by_rtype.get(&rtype).copied()
+    }
+
+    /// Follows the references stored in a value of type `t` at `base`, `len` bytes long (tiled).
+    fn visit_value(&mut self, t: TypeRef, base: Addr, len: u64) {
+        let Some(info) = self.info(t) else { return };
+        let size = self.size_of(&info, t);
+        let shape = self.shape(t);
+        if shape.is_empty() || size == 0 {
+            return;
+        }
+        let name = self
+            .dwarf
+            .resolve(t)
+            .map(|(_, i)| i.name.clone())
+            .unwrap_or_default();
+        let swiss_small = if name.starts_with("map<") {
+            self.swiss_small(t, base)
+        } else {
+            None
+        };
+        let mut k = 0;
+        while k + size <= len.max(size) {
+            for &(off, rf) in shape.iter() {
+                let slot = base.offset(k + off);
+                let Ok(v) = self.mem.u64(slot) else { continue };
+                self.follow(rf, slot, v, swiss_small.filter(|(o, _)| *o == off));
+            }
+            k += size;
+        }
+    }
+
+    /// For a Swiss map header with dirLen 0: (offset of dirPtr, the group type it points to).
+    fn swiss_small(&self, t: TypeRef, base: Addr) -> Option<(u64, TypeRef)> {
+        let (_, s) = self.dwarf.resolve(t).ok()?;
+        let TypeKind::Struct(fields) = &s.kind else {
+            return None;
+        };
+        let dir_len = fields.iter().find(|f| f.name == "dirLen")?;
+        let dir_ptr = fields.iter().find(|f| f.name == "dirPtr")?;
+        if self.mem.u64(base.offset(dir_len.offset)).ok()? != 0 {
+            return None;
+        }
+        // dirPtr is typed **table<K,V>; the group type is table<K,V>.groups.data's pointee.
+        let pp = self.info(dir_ptr.ty?)?;
+        let TypeKind::Pointer(Some(p)) = pp.kind else {
+            return None;
+        };
+        let TypeKind::Pointer(Some(table)) = self.info(p)?.kind else {
+            return None;
+        };
+        let (_, tt) = self.dwarf.resolve(table).ok()?;
+        let TypeKind::Struct(tf) = &tt.kind else {
+            return None;
+        };
+        let groups = tf.iter().find(|f| f.name == "groups")?;
+        let (_, g) = self.dwarf.resolve(groups.ty?).ok()?;
+        let TypeKind::Struct(gf) = &g.kind else {
+            return None;
+        };
+        let data = gf.iter().find(|f| f.name == "data")?;
+        let TypeKind::Pointer(Some(group)) = self.info(data.ty?)?.kind else {
+            return None;
+        };
+        Some((dir_ptr.offset, group))
+    }
+
+    fn follow(&mut self, rf: Ref, slot: Addr, v: u64, small_group: Option<(u64, TypeRef)>) {
+        if let Some((_, group)) = small_group {
+            if v != 0 {
+                self.assign(v, ObjType::Dwarf(group));
+            }
+            return;
+        }
+        match rf {
+            Ref::Ptr(Some(t)) | Ref::Slice(Some(t)) if v != 0 => self.assign(v, ObjType::Dwarf(t)),
+            Ref::Str if v != 0 => self.assign(v, ObjType::StringData),
+            Ref::Eface | Ref::Iface if v != 0 => {
+                let rtype = match rf {
+                    Ref::Eface => Some(v),
+                    _ => self
+                        .itab_type_off
+                        .and_then(|o| self.mem.u64(Addr(v).offset(o)).ok()),
+                };
+                let Ok(data) = self.mem.u64(slot.offset(8)) else {
+                    return;
+                };
+                let Some(t) = rtype.and_then(|r| self.type_of_rtype(r)) else {
+                    return;
+                };
+                if data == 0 {
+                    return;
+                }
+                // Pointer-shaped dynamic types are stored in the data word itself.
+                match self.as_ref(t) {
+                    Some(Some(Ref::Ptr(Some(p)))) => self.assign(data, ObjType::Dwarf(p)),
+                    Some(Some(_)) => {}
+                    _ => self.assign(data, ObjType::Dwarf(t)),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn run(&mut self, rt: &Runtime) {
+        // Seeds 1: the types the allocator wrote (malloc headers, large objects' spans).
+        let large_off = self.dwarf.offset("runtime.mspan", "largeType").ok();
+        for id in 0..self.a.objects.len() as u32 {
+            let oid = ObjId(id);
+            let s = &self.a.heap.spans[self.a.objects.span(oid)];
+            if s.noscan() || !rt.features.allocation_headers {
+                continue;
+            }
+            let rtype = if s.size_class() == 0 {
+                large_off.and_then(|o| self.mem.u64(s.mspan.offset(o)).ok())
+            } else if s.elemsize > 512 {
+                self.mem.u64(self.a.objects.addr(oid)).ok()
+            } else {
+                None
+            };
+            if let Some(t) = rtype.and_then(|r| self.type_of_rtype(r)) {
+                let ti = self.intern(ObjType::Dwarf(t));
+                self.of[id as usize] = ti;
+                self.queue.push_back(id);
+            }
+        }
+        // Seeds 2: global variables with their DWARF types.
+        let vars: Vec<_> = self.dwarf.variables().collect();
+        for v in vars {
+            let Some(t) = v.ty else { continue };
+            let Ok((_, info)) = self.dwarf.resolve(t) else {
+                continue;
+            };
+            let addr = Addr(v.addr.wrapping_add(rt.p.bias));
+            if rt.mem().in_core(addr) {
+                self.visit_value(t, addr, info.size);
+            }
+        }
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(id) = self.queue.pop_front() {
+            let oid = ObjId(id);
+            let Some(ObjType::Dwarf(t)) = self.types.get(self.of[id as usize] as usize).copied()
+            else {
+                continue;
+            };
+            let (start, len) = self.data_start(oid);
+            self.visit_value(t, start, len);
+        }
+    }
+}
+
+impl ObjectTypes {
+    /// Infers object types for an analysed heap.
+    pub fn infer(rt: &Runtime, a: &Analysis) -> Result<ObjectTypes, RuntimeError> {
+        let dwarf = rt.dwarf();
+        let types_base = rt.field_uint(
+            rt.global("runtime.firstmoduledata")?,
+            "runtime.moduledata",
+            "types",
+        )?;
+        let mut by_rtype = HashMap::new();
+        for (_, r) in dwarf.named_types() {
+            if let Ok(t) = dwarf.info(r) {
+                if let Some(off) = t.runtime_type {
+                    by_rtype.entry(types_base + off).or_insert(r);
+                }
+            }
+        }
+        let itab_type_off = dwarf
+            .offset("internal/abi.ITab", "Type")
+            .or_else(|_| dwarf.offset("runtime.itab", "_type"))
+            .ok();
+        let mut inf = Inference {
+            dwarf,
+            mem: rt.mem(),
+            a,
+            shapes: RefCell::new(HashMap::new()),
+            by_rtype,
+            itab_type_off,
+            data_offset_header: rt.features.allocation_headers,
+            header: dwarf
+                .constant("runtime.mallocHeaderSize")
+                .map(|v| v as u64)
+                .unwrap_or(8),
+            of: vec![u32::MAX; a.objects.len()],
+            interned: HashMap::new(),
+            types: Vec::new(),
+            queue: VecDeque::new(),
+        };
+        inf.run(rt);
+        let names = inf
+            .types
+            .iter()
+            .map(|t| match t {
+                ObjType::StringData => "string data".to_string(),
+                ObjType::Dwarf(r) => dwarf
+                    .info(*r)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_else(|_| "?".into()),
+            })
+            .collect();
+        Ok(ObjectTypes {
+            of: inf.of,
+            types: inf.types,
+            names,
+        })
+    }
+
+    /// Adds a typed stack or other root value as a seed (for roots found elsewhere).
+    pub fn type_names(&self) -> &[String] {
+        &self.names
+    }
+}
