@@ -5,9 +5,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use std::io::IsTerminal;
+
+use coreheap::analysis::{Analysis, Progress};
+use coreheap::memory::Addr;
 use coreheap::process::{OpenError, OpenOptions, Process};
+use coreheap::report::heapview::HeapView;
+use coreheap::report::histogram::{HistogramReport, SortBy};
 use coreheap::report::info::InfoReport;
-use coreheap::runtime::RuntimeError;
+use coreheap::report::path::{PathError, PathReport};
+use coreheap::report::top::TopReport;
+use coreheap::runtime::{Runtime, RuntimeError};
+use coreheap::types::ObjectTypes;
 
 /// Exit status: success.
 const EXIT_OK: i32 = 0;
@@ -39,6 +48,12 @@ struct Cli {
 enum Command {
     /// What the core is: Go version, executable, threads, goroutines, runtime memory statistics.
     Info(InfoArgs),
+    /// The largest retainers: objects that keep at least --threshold percent of the heap alive.
+    Top(TopArgs),
+    /// Objects per type: count, shallow bytes, retained bytes.
+    Histogram(HistogramArgs),
+    /// The shortest path from a root to the object holding ADDRESS, and its dominators.
+    Path(PathArgs),
 }
 
 /// Options for finding and reading a core and its executable.
@@ -91,9 +106,64 @@ enum Format {
 struct InfoArgs {
     #[command(flatten)]
     core: CoreArgs,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+/// Output options shared by every command.
+#[derive(Args, Debug)]
+struct OutArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Print each analysis phase's wall time and peak memory on stderr.
+    #[arg(long)]
+    timings: bool,
+}
+
+#[derive(Args, Debug)]
+struct TopArgs {
+    #[command(flatten)]
+    core: CoreArgs,
+    #[command(flatten)]
+    out: OutArgs,
+    /// List objects retaining at least this percent of the reachable heap.
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
+    threshold: f64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SortArg {
+    /// By object count.
+    Count,
+    /// By shallow bytes.
+    Shallow,
+    /// By retained bytes.
+    Retained,
+}
+
+#[derive(Args, Debug)]
+struct HistogramArgs {
+    #[command(flatten)]
+    core: CoreArgs,
+    #[command(flatten)]
+    out: OutArgs,
+    /// Sort order.
+    #[arg(long, value_enum, default_value_t = SortArg::Retained)]
+    sort: SortArg,
+    /// Lines in the table (0: all); JSON always has all.
+    #[arg(long, default_value_t = 30)]
+    top: usize,
+}
+
+#[derive(Args, Debug)]
+struct PathArgs {
+    #[command(flatten)]
+    core: CoreArgs,
+    /// An address inside a heap object (hex, with or without 0x).
+    address: String,
+    #[command(flatten)]
+    out: OutArgs,
 }
 
 /// Runs the command line and returns the exit status.
@@ -124,7 +194,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn exit_code(e: &anyhow::Error) -> i32 {
-    if e.downcast_ref::<OpenError>().is_some() || e.downcast_ref::<RuntimeError>().is_some() {
+    if e.downcast_ref::<OpenError>().is_some()
+        || e.downcast_ref::<RuntimeError>().is_some()
+        || e.downcast_ref::<PathError>().is_some()
+        || e.downcast_ref::<BadAddress>().is_some()
+    {
         EXIT_INPUT
     } else {
         EXIT_INTERNAL
@@ -134,21 +208,133 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(a) => info(a),
+        Command::Top(a) => top(a),
+        Command::Histogram(a) => histogram(a),
+        Command::Path(a) => path(a),
     }
 }
 
-fn info(a: InfoArgs) -> anyhow::Result<()> {
-    let p = Process::open(&a.core.core, &a.core.options())?;
-    let report = InfoReport::gather(&p)?;
-    let mut out = std::io::stdout().lock();
-    match a.format {
-        Format::Json => writeln!(out, "{}", report.to_json()?)?,
-        Format::Table => {
-            for w in &report.warnings {
-                eprintln!("coreheap: warning: {w}");
-            }
-            writeln!(out, "{}", report.to_table())?
+/// Progress spinners on stderr, drawn only when stderr is a terminal.
+struct Bars {
+    bar: std::cell::RefCell<Option<indicatif::ProgressBar>>,
+    enabled: bool,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        Bars {
+            bar: std::cell::RefCell::new(None),
+            enabled: std::io::stderr().is_terminal(),
         }
     }
+}
+
+impl Progress for Bars {
+    fn start(&self, phase: &'static str, _total: Option<u64>) {
+        if !self.enabled {
+            return;
+        }
+        let b = indicatif::ProgressBar::new_spinner().with_message(phase);
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        *self.bar.borrow_mut() = Some(b);
+    }
+
+    fn finish(&self) {
+        if let Some(b) = self.bar.borrow_mut().take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Opens the core and runs the heap analysis, printing timings when asked.
+fn analyse(core: &CoreArgs, out: &OutArgs) -> anyhow::Result<(Process, Analysis)> {
+    let t = std::time::Instant::now();
+    let p = Process::open(&core.core, &core.options())?;
+    let open = t.elapsed();
+    let a = Analysis::run(&p, &Bars::new())?;
+    if out.timings {
+        eprintln!("{:<12} {:>10.3} s", "open", open.as_secs_f64());
+        for ph in &a.timings {
+            eprintln!(
+                "{:<12} {:>10.3} s   peak RSS {}",
+                ph.phase,
+                ph.wall.as_secs_f64(),
+                coreheap::report::human_bytes(ph.peak_rss_bytes)
+            );
+        }
+    }
+    Ok((p, a))
+}
+
+fn emit(
+    format: Format,
+    json: impl FnOnce() -> serde_json::Result<String>,
+    table: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(out, "{}", json()?)?,
+        Format::Table => writeln!(out, "{}", table())?,
+    }
     Ok(())
+}
+
+/// Opens, analyses and types the heap, then hands a view of it to `f`.
+fn with_view<T>(
+    core: &CoreArgs,
+    out: &OutArgs,
+    f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let (p, analysis) = analyse(core, out)?;
+    let rt = Runtime::new(&p);
+    let types = ObjectTypes::infer(&rt, &analysis)?;
+    let view = HeapView {
+        a: &analysis,
+        types: &types,
+    };
+    f(&p, &view)
+}
+
+fn info(a: InfoArgs) -> anyhow::Result<()> {
+    let (p, analysis) = analyse(&a.core, &a.out)?;
+    let report = InfoReport::gather(&p, Some(&analysis))?;
+    if matches!(a.out.format, Format::Table) {
+        for w in &report.warnings {
+            eprintln!("coreheap: warning: {w}");
+        }
+    }
+    emit(a.out.format, || report.to_json(), || report.to_table())
+}
+
+fn top(a: TopArgs) -> anyhow::Result<()> {
+    with_view(&a.core, &a.out, |p, view| {
+        let report = TopReport::gather(view, p.exe.buildinfo.release(), a.threshold);
+        emit(a.out.format, || report.to_json(), || report.to_table())
+    })
+}
+
+fn histogram(a: HistogramArgs) -> anyhow::Result<()> {
+    let sort = match a.sort {
+        SortArg::Count => SortBy::Count,
+        SortArg::Shallow => SortBy::Shallow,
+        SortArg::Retained => SortBy::Retained,
+    };
+    with_view(&a.core, &a.out, |p, view| {
+        let report = HistogramReport::gather(view, p.exe.buildinfo.release(), sort);
+        emit(a.out.format, || report.to_json(), || report.to_table(a.top))
+    })
+}
+
+/// An ADDRESS argument that is not a hexadecimal number.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an address: give it in hexadecimal, e.g. 0xc000123450")]
+struct BadAddress(String);
+
+fn path(a: PathArgs) -> anyhow::Result<()> {
+    let digits = a.address.trim_start_matches("0x").trim_start_matches("0X");
+    let addr = u64::from_str_radix(digits, 16).map_err(|_| BadAddress(a.address.clone()))?;
+    with_view(&a.core, &a.out, |_, view| {
+        let report = PathReport::gather(view, Addr(addr))?;
+        emit(a.out.format, || report.to_json(), || report.to_table())
+    })
 }

@@ -54,6 +54,8 @@ pub struct ObjectTypes {
     types: Vec<ObjType>,
     /// Names of interned types.
     names: Vec<String>,
+    /// Byte sizes of interned types (0 for string data).
+    sizes: Vec<u64>,
 }
 
 impl ObjectTypes {
@@ -67,6 +69,12 @@ impl ObjectTypes {
     pub fn name(&self, id: ObjId) -> Option<&str> {
         let t = *self.of.get(id.0 as usize)?;
         self.names.get(t as usize).map(String::as_str)
+    }
+
+    /// Byte size of one value of an object's type (less than the object for arrays).
+    pub fn value_size(&self, id: ObjId) -> Option<u64> {
+        let t = *self.of.get(id.0 as usize)?;
+        self.sizes.get(t as usize).copied().filter(|&s| s > 0)
     }
 
     /// How many objects have a type.
@@ -440,15 +448,19 @@ impl ObjectTypes {
                     .unwrap_or_else(|_| "?".into()),
             })
             .collect();
+        let sizes = inf
+            .types
+            .iter()
+            .map(|t| match t {
+                ObjType::StringData => 0,
+                ObjType::Dwarf(r) => inf.info(*r).map(|i| inf.size_of(&i, *r)).unwrap_or(0),
+            })
+            .collect();
         Ok(ObjectTypes {
             of: inf.of,
             types: inf.types,
             names,
+            sizes,
         })
-    }
-
-    /// Adds a typed stack or other root value as a seed (for roots found elsewhere).
-    pub fn type_names(&self) -> &[String] {
-        &self.names
     }
 }

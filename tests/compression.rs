@@ -43,7 +43,7 @@ fn every_compression_and_none_give_the_same_report() {
     };
     let plain = d.path().join("core");
     std::fs::write(&plain, &raw).unwrap();
-    let base = InfoReport::gather(&Process::open(&plain, &opts).unwrap()).unwrap();
+    let base = InfoReport::gather(&Process::open(&plain, &opts).unwrap(), None).unwrap();
     assert_eq!(base.core.compression, None);
     for format in [
         Compression::Gzip,
@@ -54,7 +54,7 @@ fn every_compression_and_none_give_the_same_report() {
         let p = d.path().join(format!("core.{}", format.name()));
         std::fs::write(&p, recompress(&raw, format)).unwrap();
         let proc = Process::open(&p, &opts).unwrap();
-        let r = InfoReport::gather(&proc).unwrap();
+        let r = InfoReport::gather(&proc, None).unwrap();
         assert_eq!(r.core.compression, Some(format.name()));
         assert_eq!(r.core.size_bytes, raw.len() as u64);
         assert_eq!(r.goroutines, base.goroutines);

@@ -38,7 +38,7 @@ fn info_matches_each_programs_own_measurements() {
     for s in &all {
         let p = Process::open(&s.core, &OpenOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", s.name));
-        let r = InfoReport::gather(&p).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let r = InfoReport::gather(&p, None).unwrap_or_else(|e| panic!("{}: {e}", s.name));
         let truth = &s.truth;
         assert_eq!(
             r.go_version_full,
@@ -88,7 +88,7 @@ fn info_matches_each_programs_own_measurements() {
 fn runtime_features_follow_each_release() {
     for s in samples() {
         let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
-        let r = InfoReport::gather(&p).unwrap();
+        let r = InfoReport::gather(&p, None).unwrap();
         let minor = s.minor();
         let noswiss = s.variant() == "noswissmap";
         assert_eq!(r.features.swiss_maps, minor >= 24 && !noswiss, "{}", s.name);
@@ -115,7 +115,7 @@ fn runtime_features_follow_each_release() {
 fn pie_core_reports_its_load_bias() {
     let s = sample("go1.26.6-pie/tiny");
     let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
-    let r = InfoReport::gather(&p).unwrap();
+    let r = InfoReport::gather(&p, None).unwrap();
     assert!(r.exe.pie);
     assert_ne!(r.exe.load_bias, 0);
     assert_eq!(r.goroutines as u64, s.truth["goroutines"].as_u64().unwrap());

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{human_bytes, Envelope};
+use crate::analysis::{Analysis, Reachability};
 use crate::heap::{Heap, HeapTotals};
 use crate::process::{BinaryCheck, Process};
 use crate::runtime::{Features, MemStats, Runtime, RuntimeError};
@@ -93,6 +94,8 @@ pub struct InfoReport {
     pub memory: MemStats,
     /// Objects found by walking the heap's spans.
     pub heap: HeapTotals,
+    /// Allocated, reachable and unreachable objects and bytes, from the object graph.
+    pub reachability: Option<Reachability>,
     /// Detected runtime features.
     pub features: Features,
     /// DWARF version of the executable.
@@ -103,7 +106,7 @@ pub struct InfoReport {
 
 impl InfoReport {
     /// Gathers the report from an opened process.
-    pub fn gather(p: &Process) -> Result<InfoReport, RuntimeError> {
+    pub fn gather(p: &Process, analysis: Option<&Analysis>) -> Result<InfoReport, RuntimeError> {
         let rt = Runtime::new(p);
         let bi = &p.exe.buildinfo;
         let mut warnings = Vec::new();
@@ -197,6 +200,7 @@ impl InfoReport {
             goroutine_states: states,
             memory,
             heap,
+            reachability: analysis.map(Analysis::reachability),
             features: rt.features,
             dwarf_version: p.dwarf.version,
             warnings,
@@ -282,6 +286,18 @@ impl InfoReport {
                 human_bytes(h.garbage_bytes)
             ),
         ));
+        if let Some(r) = &self.reachability {
+            rows.push((
+                "reachable".into(),
+                format!(
+                    "{} objects, {}; unreachable {} objects, {}",
+                    r.reachable_objects,
+                    human_bytes(r.reachable_bytes),
+                    r.unreachable_objects,
+                    human_bytes(r.unreachable_bytes)
+                ),
+            ));
+        }
         rows.push(("GC cycles".into(), m.gc_cycles.to_string()));
         rows.push((
             "GOGC".into(),

@@ -1,6 +1,10 @@
 //! Reports: one module per command, each rendered as a table for people and as JSON.
 
+pub mod heapview;
+pub mod histogram;
 pub mod info;
+pub mod path;
+pub mod top;
 
 use serde::Serialize;
 

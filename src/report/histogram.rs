@@ -1,0 +1,139 @@
+//! `coreheap histogram`: objects per type with their shallow and retained bytes.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::heapview::HeapView;
+use super::{human_bytes, Envelope};
+use crate::analysis::Reachability;
+use crate::heap::ObjId;
+
+/// One type's line.
+#[derive(Debug, Serialize)]
+pub struct TypeLine {
+    /// Type name (or `<unknown, N B>` for untyped objects of size class N).
+    pub type_name: String,
+    /// Reachable objects.
+    pub count: u64,
+    /// Their bytes.
+    pub shallow_bytes: u64,
+    /// Bytes the type's objects keep alive together (nested objects of the type counted once).
+    pub retained_bytes: u64,
+}
+
+/// How to sort the histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// Object count.
+    Count,
+    /// Shallow bytes.
+    Shallow,
+    /// Retained bytes.
+    Retained,
+}
+
+/// The `histogram` report.
+#[derive(Debug, Serialize)]
+pub struct HistogramReport {
+    /// Go release.
+    pub go_version: String,
+    /// Heap totals.
+    pub heap: Reachability,
+    /// Lines, sorted.
+    pub types: Vec<TypeLine>,
+}
+
+impl HistogramReport {
+    /// Counts reachable objects per type.
+    pub fn gather(v: &HeapView, go_version: &str, sort: SortBy) -> HistogramReport {
+        let a = v.a;
+        let n = a.graph.objects;
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut lines: Vec<TypeLine> = Vec::new();
+        let mut line_of = vec![u32::MAX; n as usize];
+        for o in 0..n {
+            if !a.doms.is_reachable(o) {
+                continue;
+            }
+            let name = v.type_name(ObjId(o));
+            let i = *index.entry(name.clone()).or_insert_with(|| {
+                lines.push(TypeLine {
+                    type_name: name,
+                    count: 0,
+                    shallow_bytes: 0,
+                    retained_bytes: 0,
+                });
+                lines.len() - 1
+            });
+            line_of[o as usize] = i as u32;
+            lines[i].count += 1;
+            lines[i].shallow_bytes += a.shallow[o as usize];
+        }
+        // Retained per type: an object counts unless a dominator-tree ancestor has its type.
+        let (offsets, children) = a.doms.dominator_tree_children();
+        let mut active = vec![0u32; lines.len()];
+        let root = a.graph.super_root();
+        let mut stack: Vec<(u32, bool)> = vec![(root, false)];
+        while let Some((node, leaving)) = stack.pop() {
+            let line = if node < n {
+                line_of[node as usize]
+            } else {
+                u32::MAX
+            };
+            if leaving {
+                if line != u32::MAX {
+                    active[line as usize] -= 1;
+                }
+                continue;
+            }
+            if line != u32::MAX {
+                if active[line as usize] == 0 {
+                    lines[line as usize].retained_bytes += a.retained[node as usize];
+                }
+                active[line as usize] += 1;
+            }
+            stack.push((node, true));
+            let (s, e) = (
+                offsets[node as usize] as usize,
+                offsets[node as usize + 1] as usize,
+            );
+            stack.extend(children[s..e].iter().map(|&c| (c, false)));
+        }
+        match sort {
+            SortBy::Count => lines.sort_by(|x, y| y.count.cmp(&x.count)),
+            SortBy::Shallow => lines.sort_by(|x, y| y.shallow_bytes.cmp(&x.shallow_bytes)),
+            SortBy::Retained => lines.sort_by(|x, y| y.retained_bytes.cmp(&x.retained_bytes)),
+        }
+        HistogramReport {
+            go_version: go_version.to_string(),
+            heap: a.reachability(),
+            types: lines,
+        }
+    }
+
+    /// The JSON document.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(&Envelope::new("coreheap/histogram/v1", self))
+    }
+
+    /// A table for people, at most `limit` lines (0: all).
+    pub fn to_table(&self, limit: usize) -> String {
+        let mut t = super::new_table();
+        t.set_header(vec!["count", "shallow", "retained", "type"]);
+        let take = if limit == 0 { self.types.len() } else { limit };
+        for l in self.types.iter().take(take) {
+            t.add_row(vec![
+                l.count.to_string(),
+                human_bytes(l.shallow_bytes),
+                human_bytes(l.retained_bytes),
+                l.type_name.clone(),
+            ]);
+        }
+        let mut s = t.to_string();
+        if take < self.types.len() {
+            s.push_str(&format!("\n({} more types)", self.types.len() - take));
+        }
+        s
+    }
+}

@@ -1,0 +1,90 @@
+//! `coreheap path`: how an object is reached from a root, and what dominates it.
+
+use serde::Serialize;
+
+use super::heapview::{HeapView, Hop};
+use super::{human_bytes, Envelope};
+use crate::memory::Addr;
+
+/// The `path` report.
+#[derive(Debug, Serialize)]
+pub struct PathReport {
+    /// The address asked about.
+    pub address: String,
+    /// The object holding it.
+    pub object: Hop,
+    /// Shortest path from a root, root first, ending at the object.
+    pub path: Vec<Hop>,
+    /// Dominator chain, outermost first, ending at the object.
+    pub dominators: Vec<Hop>,
+}
+
+/// Why there is no path.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    /// No live object holds the address.
+    #[error("no live heap object holds address {0}: give an address inside an object of the Go heap (see coreheap top)")]
+    NotAnObject(Addr),
+    /// The object is live but no root reaches it.
+    #[error("the object at {0} is allocated but no root reaches it")]
+    Unreachable(Addr),
+}
+
+impl PathReport {
+    /// Finds the object holding `addr` and its paths.
+    pub fn gather(v: &HeapView, addr: Addr) -> Result<PathReport, PathError> {
+        let o = v.object_at(addr).ok_or(PathError::NotAnObject(addr))?;
+        if !v.a.doms.is_reachable(o.0) {
+            return Err(PathError::Unreachable(v.a.objects.addr(o)));
+        }
+        let parents = v.bfs_parents();
+        Ok(PathReport {
+            address: addr.to_string(),
+            object: v.hop(o.0),
+            path: v
+                .path_to(&parents, o.0)
+                .into_iter()
+                .map(|n| v.hop(n))
+                .collect(),
+            dominators: v
+                .dominator_chain(o.0)
+                .into_iter()
+                .map(|n| v.hop(n))
+                .collect(),
+        })
+    }
+
+    /// The JSON document.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(&Envelope::new("coreheap/path/v1", self))
+    }
+
+    /// Text for people.
+    pub fn to_table(&self) -> String {
+        let fmt = |h: &Hop| {
+            format!(
+                "{}{}  (shallow {}, retained {})",
+                h.label,
+                h.address
+                    .as_deref()
+                    .map(|a| format!(" @ {a}"))
+                    .unwrap_or_default(),
+                human_bytes(h.shallow_bytes),
+                human_bytes(h.retained_bytes)
+            )
+        };
+        let mut s = format!(
+            "{} is inside {}\n\nshortest path from a root:\n",
+            self.address,
+            fmt(&self.object)
+        );
+        for (i, h) in self.path.iter().enumerate() {
+            s.push_str(&format!("  {}{}\n", if i == 0 { "" } else { "→ " }, fmt(h)));
+        }
+        s.push_str("\ndominator chain (each keeps the next alive):\n");
+        for h in &self.dominators {
+            s.push_str(&format!("  {}\n", fmt(h)));
+        }
+        s
+    }
+}

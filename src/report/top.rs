@@ -1,0 +1,123 @@
+//! `coreheap top`: the objects that retain the most, with the path from a root to each.
+
+use serde::Serialize;
+
+use super::heapview::{HeapView, Hop};
+use super::{human_bytes, Envelope};
+use crate::analysis::Reachability;
+use crate::heap::ObjId;
+
+/// One large retainer.
+#[derive(Debug, Serialize)]
+pub struct Retainer {
+    /// Object address.
+    pub address: String,
+    /// Type name.
+    pub type_name: String,
+    /// Its own bytes.
+    pub shallow_bytes: u64,
+    /// Bytes it keeps alive (its dominator subtree).
+    pub retained_bytes: u64,
+    /// Objects it keeps alive, itself included.
+    pub retained_objects: u64,
+    /// Share of the reachable heap, percent.
+    pub percent_of_reachable: f64,
+    /// Shortest path from a root, root first.
+    pub path: Vec<Hop>,
+}
+
+/// The `top` report.
+#[derive(Debug, Serialize)]
+pub struct TopReport {
+    /// Go release.
+    pub go_version: String,
+    /// Heap totals.
+    pub heap: Reachability,
+    /// Threshold used, percent of reachable bytes.
+    pub threshold_percent: f64,
+    /// Retainers at or above the threshold, largest first.
+    pub retainers: Vec<Retainer>,
+}
+
+impl TopReport {
+    /// Lists objects at the top of the dominator tree (directly under a root or the super-root)
+    /// that retain at least `threshold` percent of the reachable heap.
+    pub fn gather(v: &HeapView, go_version: &str, threshold: f64) -> TopReport {
+        let a = v.a;
+        let heap = a.reachability();
+        let min = (heap.reachable_bytes as f64 * threshold / 100.0).ceil() as u64;
+        let counts = v.retained_counts();
+        let parents = v.bfs_parents();
+        let mut retainers: Vec<Retainer> = (0..a.graph.objects)
+            .filter(|&o| a.doms.is_reachable(o) && a.retained[o as usize] >= min.max(1))
+            .filter(|&o| a.doms.idom(o).is_some_and(|d| !a.graph.is_object(d)))
+            .map(|o| Retainer {
+                address: a.objects.addr(ObjId(o)).to_string(),
+                type_name: v.type_name(ObjId(o)),
+                shallow_bytes: a.shallow[o as usize],
+                retained_bytes: a.retained[o as usize],
+                retained_objects: counts[o as usize],
+                percent_of_reachable: percent(a.retained[o as usize], heap.reachable_bytes),
+                path: v
+                    .path_to(&parents, o)
+                    .into_iter()
+                    .map(|n| v.hop(n))
+                    .collect(),
+            })
+            .collect();
+        retainers.sort_by(|x, y| y.retained_bytes.cmp(&x.retained_bytes));
+        TopReport {
+            go_version: go_version.to_string(),
+            heap,
+            threshold_percent: threshold,
+            retainers,
+        }
+    }
+
+    /// The JSON document.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(&Envelope::new("coreheap/top/v1", self))
+    }
+
+    /// A table for people.
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "{} reachable in {} objects; {} unreachable. Retainers of at least {}% of the reachable heap:\n",
+            human_bytes(self.heap.reachable_bytes),
+            self.heap.reachable_objects,
+            human_bytes(self.heap.unreachable_bytes),
+            self.threshold_percent
+        );
+        let mut t = super::new_table();
+        t.set_header(vec![
+            "retained", "%", "objects", "shallow", "type", "held by",
+        ]);
+        for r in &self.retainers {
+            let held = r.path.first().map(|h| h.label.clone()).unwrap_or_default();
+            t.add_row(vec![
+                human_bytes(r.retained_bytes),
+                format!("{:.1}", r.percent_of_reachable),
+                r.retained_objects.to_string(),
+                human_bytes(r.shallow_bytes),
+                format!("{} @ {}", r.type_name, r.address),
+                held,
+            ]);
+        }
+        if self.retainers.is_empty() {
+            out.push_str("(none)\n");
+        } else {
+            out.push_str(&t.to_string());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `part` as a percentage of `whole`, one decimal.
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 1000.0 / whole as f64).round() / 10.0
+    }
+}
