@@ -1,0 +1,190 @@
+//! The heap graph, dominators and types on every sample core, checked against independent
+//! computations and against what each program measured about itself.
+
+mod common;
+
+use coreheap::analysis::{Analysis, NoProgress};
+use coreheap::heap::ObjId;
+use coreheap::memory::Addr;
+use coreheap::process::{OpenOptions, Process};
+use coreheap::report::heapview::HeapView;
+use coreheap::report::top::TopReport;
+use coreheap::runtime::Runtime;
+use coreheap::types::ObjectTypes;
+
+use common::{sample, samples, Sample};
+
+fn analyse(s: &Sample) -> (Process, Analysis) {
+    let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+    let a = Analysis::run(&p, &NoProgress).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+    (p, a)
+}
+
+fn map_addr(m: &serde_json::Value) -> Addr {
+    let s = m["addr"].as_str().unwrap().trim_start_matches("0x");
+    Addr(u64::from_str_radix(s, 16).unwrap())
+}
+
+#[test]
+fn reachable_bytes_are_what_a_plain_traversal_finds_and_what_the_super_root_retains() {
+    for s in samples() {
+        let (_, a) = analyse(&s);
+        let r = a.reachability();
+        assert!(r.reachable_bytes <= r.allocated_bytes, "{}", s.name);
+        assert_eq!(
+            r.allocated_bytes,
+            s.memstats["heap_alloc"].as_u64().unwrap(),
+            "{}",
+            s.name
+        );
+        // Independent: depth-first search from the super-root over the graph's edges.
+        let g = &a.graph.graph;
+        let mut seen = vec![false; g.node_count()];
+        let mut stack = vec![a.graph.super_root()];
+        seen[a.graph.super_root() as usize] = true;
+        let mut bytes = 0u64;
+        while let Some(v) = stack.pop() {
+            if a.graph.is_object(v) {
+                bytes += a.objects.size(&a.heap, ObjId(v));
+            }
+            for &w in g.successors(v) {
+                if !seen[w as usize] {
+                    seen[w as usize] = true;
+                    stack.push(w);
+                }
+            }
+        }
+        assert_eq!(bytes, r.reachable_bytes, "{}", s.name);
+        assert_eq!(
+            a.retained[a.graph.super_root() as usize],
+            bytes,
+            "{}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn dominators_of_every_sample_graph_agree_with_petgraph() {
+    use petgraph::graph::{DiGraph, NodeIndex};
+    for s in samples() {
+        let (_, a) = analyse(&s);
+        let g = &a.graph.graph;
+        let mut pg: DiGraph<(), ()> = DiGraph::with_capacity(g.node_count(), g.edge_count());
+        for _ in 0..g.node_count() {
+            pg.add_node(());
+        }
+        for v in 0..g.node_count() as u32 {
+            for &w in g.successors(v) {
+                pg.add_edge(NodeIndex::new(v as usize), NodeIndex::new(w as usize), ());
+            }
+        }
+        let root = NodeIndex::new(a.graph.super_root() as usize);
+        let oracle = petgraph::algo::dominators::simple_fast(&pg, root);
+        for v in 0..g.node_count() as u32 {
+            let want = oracle
+                .immediate_dominator(NodeIndex::new(v as usize))
+                .map(|n| n.index() as u32);
+            assert_eq!(a.doms.idom(v), want, "{}: node {v}", s.name);
+        }
+    }
+}
+
+#[test]
+fn ledger_values_are_typed_as_big_ints_and_keys_as_string_data() {
+    for s in samples().into_iter().filter(|s| s.program() == "ledger") {
+        let (p, a) = analyse(&s);
+        let types = ObjectTypes::infer(&Runtime::new(&p), &a).unwrap();
+        let entries = s.truth["maps"][0]["entries"].as_u64().unwrap();
+        let big_ints = (0..a.objects.len() as u32)
+            .filter(|&o| types.name(ObjId(o)) == Some("math/big.Int"))
+            .count() as u64;
+        assert_eq!(big_ints, entries, "{}", s.name);
+        // The map header is typed with the linker's synthesized map struct.
+        let header = a
+            .objects
+            .find(&a.heap, &a.index, map_addr(&s.truth["maps"][0]))
+            .unwrap();
+        let name = types.name(header).unwrap_or("");
+        assert!(
+            name.starts_with("map<") || name.starts_with("hash<"),
+            "{}: {name}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn top_ranks_the_ledger_map_first_with_the_programs_own_byte_count() {
+    for s in samples().into_iter().filter(|s| s.program() == "ledger") {
+        let (p, a) = analyse(&s);
+        let types = ObjectTypes::infer(&Runtime::new(&p), &a).unwrap();
+        let view = HeapView {
+            a: &a,
+            types: &types,
+        };
+        let top = TopReport::gather(&view, "", 5.0);
+        let first = &top.retainers[0];
+        assert!(
+            first.path[0].label.starts_with("main.balances"),
+            "{}: {:?}",
+            s.name,
+            first.path[0]
+        );
+        // The program measured the map's own tables and every key and value it created.
+        let m = &s.truth["maps"][0];
+        assert_eq!(
+            first.address,
+            map_addr(m).to_string(),
+            "{}: the top retainer is the map header",
+            s.name
+        );
+        assert_eq!(
+            first.retained_bytes,
+            m["total_bytes"].as_u64().unwrap(),
+            "{}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn every_map_header_retains_exactly_what_its_program_allocated_for_it() {
+    for s in samples() {
+        let (_, a) = analyse(&s);
+        for m in s.truth["maps"].as_array().unwrap() {
+            let o = a
+                .objects
+                .find(&a.heap, &a.index, map_addr(m))
+                .unwrap_or_else(|| panic!("{}: no object at {}", s.name, m["addr"]));
+            assert_eq!(
+                a.retained[o.0 as usize],
+                m["total_bytes"].as_u64().unwrap(),
+                "{}: {}",
+                s.name,
+                m["name"]
+            );
+        }
+    }
+}
+
+#[test]
+fn path_reaches_a_ledger_value_from_the_global() {
+    use coreheap::report::path::PathReport;
+    let s = sample("go1.26.6/ledger");
+    let (p, a) = analyse(&s);
+    let types = ObjectTypes::infer(&Runtime::new(&p), &a).unwrap();
+    let view = HeapView {
+        a: &a,
+        types: &types,
+    };
+    let big = (0..a.objects.len() as u32)
+        .find(|&o| types.name(ObjId(o)) == Some("math/big.Int"))
+        .unwrap();
+    // An address in the middle of the object resolves to the object.
+    let inside = a.objects.addr(ObjId(big)).offset(8);
+    let r = PathReport::gather(&view, inside).unwrap();
+    assert!(r.path[0].label.starts_with("main.balances"));
+    assert_eq!(r.path.last().unwrap().label, "math/big.Int");
+    assert!(r.dominators.iter().any(|h| h.label.starts_with("map<")));
+}
