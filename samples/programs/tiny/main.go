@@ -1,0 +1,54 @@
+// tiny is the smallest sample: one global map[string]int with 10 entries and
+// one extra goroutine blocked on a channel, then a nil-pointer crash.
+package main
+
+import "runtime"
+
+// colors is the only map the truth talks about.
+var colors = map[string]int{}
+
+var (
+	block = make(chan int)
+	ready = make(chan struct{})
+)
+
+// idle blocks forever on a channel receive.
+//
+//go:noinline
+func idle(ready chan<- struct{}, ch <-chan int) {
+	ready <- struct{}{}
+	<-ch
+}
+
+func main() {
+	setup()
+	initTruth("tiny")
+	go idle(ready, block)
+	<-ready
+
+	// key = "color:<group>:<name>-<4 digits>", e.g. "color:warm:red-0000";
+	// prefixes are "color:warm" (4 entries), "color:cool" (4), "color:gray" (2).
+	names := [...]string{"warm:red", "cool:green", "cool:blue", "cool:cyan", "warm:magenta", "warm:yellow", "gray:black", "gray:white", "warm:orange", "cool:purple"}
+	mt := newMap("main.colors", "global", colors)
+	mt.start(headerBytes(func() any { return map[string]int{} }))
+	for i, name := range names {
+		// the key is always >= 16 bytes, so it never goes
+		// through the tiny allocator.
+		var buf [32]byte
+		b := append(buf[:0], "color:"...)
+		b = append(b, name...)
+		b = append(b, '-')
+		b = appendPad(b, uint64(i), 4)
+
+		begin()
+		k := string(b)
+		kc := end()
+		expect("key "+k, kc, classSize(len(b)), 1)
+
+		colors[k] = (i + 1) * 100 // int values live inside the map's slots
+		mt.add(k, kc, Cost{})
+	}
+	mt.stop()
+	runtime.Gosched()
+	finish()
+}
