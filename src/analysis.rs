@@ -53,6 +53,8 @@ pub struct Analysis {
     pub shallow: Vec<u64>,
     /// Phase timings.
     pub timings: Vec<PhaseTiming>,
+    /// Problems that did not stop the analysis.
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Analysis {
@@ -119,13 +121,25 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("finding roots", None);
+        let bits = PointerBits::new(&rt, &heap)?;
+        let mut warnings = Vec::new();
         let mut roots = rt.global_roots()?;
-        roots.extend(rt.extra_roots()?);
+        match rt.frame_roots() {
+            Ok((frames, skipped)) => {
+                roots.extend(frames);
+                if skipped > 0 {
+                    warnings.push(format!(
+                        "{skipped} goroutines or stack frames could not be unwound; what only they hold shows as unreachable"
+                    ));
+                }
+            }
+            Err(e) => warnings.push(format!("goroutine stacks were not scanned: {e}")),
+        }
+        roots.extend(rt.runtime_roots(&heap, &bits)?);
         phase("roots", t);
 
         let t = Instant::now();
         progress.start("building the object graph", Some(objects.len() as u64));
-        let bits = PointerBits::new(&rt, &heap)?;
         let graph = HeapGraph::build(&p.mem, &heap, &index, &objects, &bits, &roots);
         phase("graph", t);
 
@@ -149,6 +163,7 @@ impl Analysis {
             retained,
             shallow,
             timings,
+            warnings,
         })
     }
 

@@ -117,8 +117,184 @@ impl Runtime<'_> {
 }
 
 impl Runtime<'_> {
-    /// Roots other than globals: goroutine stacks and runtime structures found so far.
-    pub fn extra_roots(&self) -> Result<Vec<Root>, RuntimeError> {
-        Ok(Vec::new())
+    /// Live pointer slots of every goroutine's stack frames, one root per frame.
+    pub fn frame_roots(&self) -> Result<(Vec<Root>, u64), RuntimeError> {
+        let sr = self.stack_roots()?;
+        let mut roots: Vec<Root> = sr
+            .frames
+            .iter()
+            .map(|f| Root {
+                kind: RootKind::Stack,
+                name: format!("goroutine {} {}", f.goid, f.func),
+                slots: Vec::new(),
+            })
+            .collect();
+        for s in sr.slots {
+            if let Some(r) = roots.get_mut(s.frame as usize) {
+                r.slots.push((s.addr, s.name));
+            }
+        }
+        roots.retain(|r| !r.slots.is_empty());
+        Ok((roots, sr.skipped_goroutines + sr.skipped_frames))
+    }
+}
+
+/// Special records that the GC treats as roots, by the constant naming their kind and the
+/// struct holding them; the finalizer's object also keeps what it points to alive.
+const ROOT_SPECIALS: [(&str, &str, &str); 3] = [
+    (
+        "runtime._KindSpecialFinalizer",
+        "runtime.specialfinalizer",
+        "finalizer",
+    ),
+    (
+        "runtime._KindSpecialWeakHandle",
+        "runtime.specialWeakHandle",
+        "weak handle",
+    ),
+    (
+        "runtime._KindSpecialCleanup",
+        "runtime.specialCleanup",
+        "cleanup",
+    ),
+];
+
+impl Runtime<'_> {
+    /// Offsets of the pointer-typed words in a runtime struct, looking one struct level deep and
+    /// skipping the embedded `special` header.
+    fn pointer_fields(&self, ty: &str) -> Vec<(u64, String)> {
+        let Ok(t) = self.dwarf().struct_named(ty) else {
+            return Vec::new();
+        };
+        let crate::dwarf::TypeKind::Struct(fields) = &t.kind else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for f in fields
+            .iter()
+            .filter(|f| f.name != "special" && f.name != "_")
+        {
+            let Some((_, ft)) = f.ty.and_then(|r| self.dwarf().resolve(r).ok()) else {
+                continue;
+            };
+            match &ft.kind {
+                crate::dwarf::TypeKind::Pointer(_) => out.push((f.offset, f.name.clone())),
+                crate::dwarf::TypeKind::Struct(inner) => {
+                    for g in inner {
+                        let is_ptr = g.ty.and_then(|r| self.dwarf().resolve(r).ok()).is_some_and(
+                            |(_, t)| matches!(t.kind, crate::dwarf::TypeKind::Pointer(_)),
+                        );
+                        if is_ptr {
+                            out.push((f.offset + g.offset, format!("{}.{}", f.name, g.name)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Roots the runtime keeps outside globals and stacks: finalizers, cleanups and weak handles
+    /// attached to heap objects, and finalizers queued to run.
+    pub fn runtime_roots(
+        &self,
+        heap: &crate::heap::Heap,
+        bits: &crate::heap::PointerBits,
+    ) -> Result<Vec<Root>, RuntimeError> {
+        let d = self.dwarf();
+        let mem = self.mem();
+        let mut roots = Vec::new();
+        let kinds: Vec<(u8, Vec<(u64, String)>, &str)> = ROOT_SPECIALS
+            .iter()
+            .filter_map(|(k, ty, label)| {
+                Some((d.constant(k)? as u8, self.pointer_fields(ty), *label))
+            })
+            .collect();
+        let finalizer_kind = d.constant("runtime._KindSpecialFinalizer").map(|k| k as u8);
+        let specials_off = d.offset("runtime.mspan", "specials")?;
+        let next_off = d.offset("runtime.special", "next")?;
+        let (off_off, off_size) = (
+            d.offset("runtime.special", "offset")?,
+            d.field_size("runtime.special", "offset").unwrap_or(2),
+        );
+        let kind_off = d.offset("runtime.special", "kind")?;
+        for (si, span) in heap.spans.iter().enumerate() {
+            let Ok(mut sp) = mem.ptr(span.mspan.offset(specials_off)) else {
+                continue;
+            };
+            let mut guard = 0;
+            while sp.0 != 0 && guard < 1 << 20 {
+                guard += 1;
+                let (Ok(kind), Ok(offset)) = (
+                    mem.u8(sp.offset(kind_off)),
+                    mem.uint(sp.offset(off_off), off_size),
+                ) else {
+                    break;
+                };
+                if let Some((_, fields, label)) = kinds.iter().find(|(k, _, _)| *k == kind) {
+                    let obj = span.base.offset(offset);
+                    let mut slots: Vec<(Addr, Option<String>)> = fields
+                        .iter()
+                        .map(|(o, n)| (sp.offset(*o), Some(n.clone())))
+                        .collect();
+                    if Some(kind) == finalizer_kind && span.elemsize > 0 {
+                        // The object itself stays unmarked, but everything it points to is live.
+                        let slot = (obj.0 - span.base.0) / span.elemsize;
+                        let mut words = Vec::new();
+                        let _ = bits.pointer_words(mem, heap, si, slot, &mut words);
+                        slots.extend(words.into_iter().map(|w| (w, Some("object".to_string()))));
+                    }
+                    roots.push(Root {
+                        kind: RootKind::Runtime,
+                        name: format!("{label} on {obj}"),
+                        slots,
+                    });
+                }
+                sp = mem.ptr(sp.offset(next_off)).unwrap_or(Addr(0));
+            }
+        }
+        roots.extend(self.queued_finalizers()?);
+        Ok(roots)
+    }
+
+    /// Finalizers waiting to run (`runtime.allfin` blocks): their functions and arguments.
+    fn queued_finalizers(&self) -> Result<Vec<Root>, RuntimeError> {
+        let d = self.dwarf();
+        let Some(block_ty) = ["runtime.finBlock", "runtime.finblock"]
+            .into_iter()
+            .find(|t| d.has_type(t))
+        else {
+            return Ok(Vec::new());
+        };
+        let Ok(allfin) = self.global("runtime.allfin") else {
+            return Ok(Vec::new());
+        };
+        let fin_off = d.offset(block_ty, "fin")?;
+        let fin_size = d.size_of("runtime.finalizer")?;
+        let fn_off = d.offset("runtime.finalizer", "fn")?;
+        let arg_off = d.offset("runtime.finalizer", "arg")?;
+        let mut slots = Vec::new();
+        let mut b = self.mem().ptr(allfin).unwrap_or(Addr(0));
+        let mut guard = 0;
+        while b.0 != 0 && guard < 1 << 16 {
+            guard += 1;
+            let cnt = self.field_uint(b, block_ty, "cnt")?;
+            for i in 0..cnt.min(4096) {
+                let f = b.offset(fin_off + i * fin_size);
+                slots.push((f.offset(fn_off), Some("fn".to_string())));
+                slots.push((f.offset(arg_off), Some("arg".to_string())));
+            }
+            b = self.field_ptr(b, block_ty, "alllink")?;
+        }
+        Ok(if slots.is_empty() {
+            Vec::new()
+        } else {
+            vec![Root {
+                kind: RootKind::Runtime,
+                name: "queued finalizers".to_string(),
+                slots,
+            }]
+        })
     }
 }
