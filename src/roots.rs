@@ -139,6 +139,9 @@ impl Runtime<'_> {
     }
 }
 
+/// Offsets and names of a struct's pointer words.
+type PointerFields = Vec<(u64, String)>;
+
 /// Special records that the GC treats as roots, by the constant naming their kind and the
 /// struct holding them; the finalizer's object also keeps what it points to alive.
 const ROOT_SPECIALS: [(&str, &str, &str); 3] = [
@@ -162,7 +165,7 @@ const ROOT_SPECIALS: [(&str, &str, &str); 3] = [
 impl Runtime<'_> {
     /// Offsets of the pointer-typed words in a runtime struct, looking one struct level deep and
     /// skipping the embedded `special` header.
-    fn pointer_fields(&self, ty: &str) -> Vec<(u64, String)> {
+    fn pointer_fields(&self, ty: &str) -> PointerFields {
         let Ok(t) = self.dwarf().struct_named(ty) else {
             return Vec::new();
         };
@@ -205,7 +208,7 @@ impl Runtime<'_> {
         let d = self.dwarf();
         let mem = self.mem();
         let mut roots = Vec::new();
-        let kinds: Vec<(u8, Vec<(u64, String)>, &str)> = ROOT_SPECIALS
+        let kinds: Vec<(u8, PointerFields, &str)> = ROOT_SPECIALS
             .iter()
             .filter_map(|(k, ty, label)| {
                 Some((d.constant(k)? as u8, self.pointer_fields(ty), *label))

@@ -101,9 +101,9 @@ impl HistogramReport {
             stack.extend(children[s..e].iter().map(|&c| (c, false)));
         }
         match sort {
-            SortBy::Count => lines.sort_by(|x, y| y.count.cmp(&x.count)),
-            SortBy::Shallow => lines.sort_by(|x, y| y.shallow_bytes.cmp(&x.shallow_bytes)),
-            SortBy::Retained => lines.sort_by(|x, y| y.retained_bytes.cmp(&x.retained_bytes)),
+            SortBy::Count => lines.sort_by_key(|l| std::cmp::Reverse(l.count)),
+            SortBy::Shallow => lines.sort_by_key(|l| std::cmp::Reverse(l.shallow_bytes)),
+            SortBy::Retained => lines.sort_by_key(|l| std::cmp::Reverse(l.retained_bytes)),
         }
         HistogramReport {
             go_version: go_version.to_string(),

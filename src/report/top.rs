@@ -65,7 +65,7 @@ impl TopReport {
                     .collect(),
             })
             .collect();
-        retainers.sort_by(|x, y| y.retained_bytes.cmp(&x.retained_bytes));
+        retainers.sort_by_key(|r| std::cmp::Reverse(r.retained_bytes));
         TopReport {
             go_version: go_version.to_string(),
             heap,

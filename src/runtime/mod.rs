@@ -2,12 +2,15 @@
 
 mod features;
 mod goroutines;
+mod pclntab;
+mod stack;
 mod stats;
 
 use thiserror::Error;
 
 pub use features::{arena_bitmap_field, Features};
 pub use goroutines::{Goroutine, GoroutineStatus};
+pub use stack::{decode_pcvalue, StackFrame, StackRoots, StackSlot, CONSERVATIVE};
 pub use stats::MemStats;
 
 use crate::dwarf::{Dwarf, DwarfError};

@@ -21,10 +21,11 @@ pub(crate) const FUNCDATA_LOCALS_POINTER_MAPS: u8 = 1;
 /// `abi.FUNCDATA_StackObjects`.
 pub(crate) const FUNCDATA_STACK_OBJECTS: u8 = 2;
 
-/// Decodes a pc-value table as the runtime's `pcvalue` does: the value in force at `targetpc`
-/// for a function starting at `entry`, or `None` when the table ends before `targetpc` or is
-/// damaged. Each step is a zigzag uvarint value delta then a uvarint pc delta times `quantum`;
-/// a zero value delta ends the table except on the first step.
+// Each step of a pc-value table is a zigzag uvarint value delta then a uvarint pc delta times
+// the pc quantum; a zero value delta ends the table except on the first step. The value starts
+// at -1 and is in force from the previous pc up to (not including) the new one.
+
+/// The value in force at `targetpc` of a pc-value table (`pcvalue`); `None` past its end.
 pub fn decode_pcvalue(table: &[u8], entry: u64, targetpc: u64, quantum: u64) -> Option<i32> {
     let mut p = 0usize;
     let mut pc = entry;
@@ -71,7 +72,6 @@ struct FuncLayout {
     deferreturn: u64,
     pcsp: u64,
     npcdata: u64,
-    func_id: u64,
     flag: u64,
     nfuncdata: u64,
 }
@@ -93,8 +93,6 @@ pub(crate) struct Func {
     pub pcsp: u32,
     /// Number of PCDATA tables.
     pub npcdata: u32,
-    /// The runtime's FuncID (numbering differs between releases; compare names instead).
-    pub func_id: u8,
     /// FuncFlag bits.
     pub flag: u8,
     /// Number of FUNCDATA entries.
@@ -204,7 +202,6 @@ impl<'a> Pclntab<'a> {
             deferreturn: d.offset(f, "deferreturn")?,
             pcsp: d.offset(f, "pcsp")?,
             npcdata: d.offset(f, "npcdata")?,
-            func_id: d.offset(f, "funcID")?,
             flag: d.offset(f, "flag")?,
             nfuncdata: d.offset(f, "nfuncdata")?,
         };
@@ -234,12 +231,12 @@ impl<'a> Pclntab<'a> {
                 if baseaddr > pc {
                     return None;
                 }
-                let mut sect_end = baseaddr + (end - vaddr.min(end));
+                let mut sect_end = baseaddr.saturating_add(end.saturating_sub(vaddr));
                 if i == last {
-                    sect_end += 1;
+                    sect_end = sect_end.saturating_add(1);
                 }
                 if pc < sect_end {
-                    return u32::try_from(pc - baseaddr + vaddr).ok();
+                    return u32::try_from((pc - baseaddr).wrapping_add(vaddr)).ok();
                 }
             }
         }
@@ -253,11 +250,11 @@ impl<'a> Pclntab<'a> {
             let last = self.textsects.len() - 1;
             for (i, &(vaddr, end, baseaddr)) in self.textsects.iter().enumerate() {
                 if off >= vaddr && off < end || (i == last && off == end) {
-                    return baseaddr + off - vaddr;
+                    return baseaddr.wrapping_add(off - vaddr);
                 }
             }
         }
-        self.text + off
+        self.text.wrapping_add(off)
     }
 
     /// The function containing `pc` (`findfunc`), by binary search in ftab.
@@ -295,7 +292,6 @@ impl<'a> Pclntab<'a> {
             deferreturn: u32_at(l.deferreturn)?,
             pcsp: u32_at(l.pcsp)?,
             npcdata: u32_at(l.npcdata)?,
-            func_id: *b.get(l.func_id as usize)?,
             flag: *b.get(l.flag as usize)?,
             nfuncdata: *b.get(l.nfuncdata as usize)?,
             varlen,
