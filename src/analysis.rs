@@ -55,6 +55,8 @@ pub struct Analysis {
     pub timings: Vec<PhaseTiming>,
     /// Problems that did not stop the analysis.
     pub warnings: Vec<String>,
+    /// Typed local variables on goroutine stacks (type seeds).
+    pub stack_vars: Vec<crate::runtime::StackVar>,
 }
 
 impl std::fmt::Debug for Analysis {
@@ -124,9 +126,11 @@ impl Analysis {
         let bits = PointerBits::new(&rt, &heap)?;
         let mut warnings = Vec::new();
         let mut roots = rt.global_roots()?;
+        let mut stack_vars = Vec::new();
         match rt.frame_roots() {
-            Ok((frames, skipped)) => {
+            Ok((frames, vars, skipped)) => {
                 roots.extend(frames);
+                stack_vars = vars;
                 if skipped > 0 {
                     warnings.push(format!(
                         "{skipped} goroutines or stack frames could not be unwound; what only they hold shows as unreachable"
@@ -164,6 +168,7 @@ impl Analysis {
             shallow,
             timings,
             warnings,
+            stack_vars,
         })
     }
 

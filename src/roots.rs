@@ -118,7 +118,9 @@ impl Runtime<'_> {
 
 impl Runtime<'_> {
     /// Live pointer slots of every goroutine's stack frames, one root per frame.
-    pub fn frame_roots(&self) -> Result<(Vec<Root>, u64), RuntimeError> {
+    pub fn frame_roots(
+        &self,
+    ) -> Result<(Vec<Root>, Vec<crate::runtime::StackVar>, u64), RuntimeError> {
         let sr = self.stack_roots()?;
         let mut roots: Vec<Root> = sr
             .frames
@@ -135,7 +137,7 @@ impl Runtime<'_> {
             }
         }
         roots.retain(|r| !r.slots.is_empty());
-        Ok((roots, sr.skipped_goroutines + sr.skipped_frames))
+        Ok((roots, sr.vars, sr.skipped_goroutines + sr.skipped_frames))
     }
 }
 

@@ -83,6 +83,9 @@ impl ObjectTypes {
     }
 }
 
+/// `runtime.types`: type descriptors' addresses are DW_AT_go_runtime_type offsets from it.
+struct TypesBase(u64);
+
 /// Pointer-holding words of a type, flattened: (offset, what it refers to).
 type Shape = Arc<Vec<(u64, Ref)>>;
 
@@ -91,7 +94,7 @@ struct Inference<'a> {
     mem: &'a Memory,
     a: &'a Analysis,
     shapes: RefCell<HashMap<TypeRef, Shape>>,
-    by_rtype: HashMap<u64, TypeRef>,
+    by_rtype: TypesBase,
     itab_type_off: Option<u64>,
     data_offset_header: bool,
     header: u64,
@@ -99,6 +102,10 @@ struct Inference<'a> {
     interned: HashMap<ObjType, u32>,
     types: Vec<ObjType>,
     queue: VecDeque<u32>,
+    /// Static values already visited through typed pointers.
+    static_seen: std::collections::HashSet<(u64, TypeRef)>,
+    /// Address ranges of the data and bss sections.
+    statics: Vec<(u64, u64)>,
 }
 
 /// Most elements of one array that a shape lists before it stops (huge arrays repeat anyway).
@@ -113,6 +120,8 @@ impl<'a> Inference<'a> {
     fn as_ref(&self, r: TypeRef) -> Option<Option<Ref>> {
         let t = self.info(r)?;
         match (&t.kind, t.go_kind) {
+            // A plain alias of another type: classify what it names.
+            (TypeKind::Typedef(Some(next)), None) => self.as_ref(*next),
             (TypeKind::Pointer(p), _) => Some(Some(Ref::Ptr(*p))),
             (_, Some(kind::SLICE)) => Some(Some(Ref::Slice(t.go_elem))),
             (_, Some(kind::STRING)) => Some(Some(Ref::Str)),
@@ -230,8 +239,16 @@ impl<'a> Inference<'a> {
     }
 
     /// Gives the object at `v` the type `t` if `v` is the start of its value and it has none.
+    /// A typed pointer into the data or bss sections (a statically allocated value) is followed
+    /// there once.
     fn assign(&mut self, v: u64, t: ObjType) {
         let Some(id) = self.a.objects.find(&self.a.heap, &self.a.index, Addr(v)) else {
+            if let ObjType::Dwarf(t) = t {
+                if self.in_statics(v) && self.static_seen.insert((v, t)) {
+                    let size = self.info(t).map(|i| self.size_of(&i, t)).unwrap_or(0);
+                    self.visit_value(t, Addr(v), size);
+                }
+            }
             return;
         };
         if self.of[id.0 as usize] != u32::MAX || self.data_start(id).0 .0 != v {
@@ -242,9 +259,15 @@ impl<'a> Inference<'a> {
         self.queue.push_back(id.0);
     }
 
+    /// Whether an address lies in the data or bss sections.
+    fn in_statics(&self, v: u64) -> bool {
+        self.statics.iter().any(|&(a, b)| v >= a && v < b)
+    }
+
     /// The DWARF type for a runtime type descriptor address.
     fn type_of_rtype(&self, rtype: u64) -> Option<TypeRef> {
-        self.by_rtype.get(&rtype).copied()
+        self.dwarf
+            .type_by_runtime_offset(rtype.checked_sub(self.by_rtype.0)?)
     }
 
     /// Follows the references stored in a value of type `t` at `base`, `len` bytes long (tiled).
@@ -382,6 +405,10 @@ impl<'a> Inference<'a> {
                 self.visit_value(t, addr, info.size);
             }
         }
+        // Seeds 3: local variables and arguments on goroutine stacks.
+        for v in &self.a.stack_vars {
+            self.visit_value(v.ty, v.addr, v.size);
+        }
         self.drain();
     }
 
@@ -398,6 +425,22 @@ impl<'a> Inference<'a> {
     }
 }
 
+/// The [start, end) ranges of the data and bss sections of every module.
+fn statics(rt: &Runtime) -> Result<Vec<(u64, u64)>, RuntimeError> {
+    let md = "runtime.moduledata";
+    let m = rt.global("runtime.firstmoduledata")?;
+    let mut v = Vec::new();
+    for (a, b) in [
+        ("data", "edata"),
+        ("bss", "ebss"),
+        ("noptrdata", "enoptrdata"),
+        ("noptrbss", "enoptrbss"),
+    ] {
+        v.push((rt.field_uint(m, md, a)?, rt.field_uint(m, md, b)?));
+    }
+    Ok(v)
+}
+
 impl ObjectTypes {
     /// Infers object types for an analysed heap.
     pub fn infer(rt: &Runtime, a: &Analysis) -> Result<ObjectTypes, RuntimeError> {
@@ -407,14 +450,7 @@ impl ObjectTypes {
             "runtime.moduledata",
             "types",
         )?;
-        let mut by_rtype = HashMap::new();
-        for (_, r) in dwarf.named_types() {
-            if let Ok(t) = dwarf.info(r) {
-                if let Some(off) = t.runtime_type {
-                    by_rtype.entry(types_base + off).or_insert(r);
-                }
-            }
-        }
+        let by_rtype = TypesBase(types_base);
         let itab_type_off = dwarf
             .offset("internal/abi.ITab", "Type")
             .or_else(|_| dwarf.offset("runtime.itab", "_type"))
@@ -435,6 +471,8 @@ impl ObjectTypes {
             interned: HashMap::new(),
             types: Vec::new(),
             queue: VecDeque::new(),
+            static_seen: std::collections::HashSet::new(),
+            statics: statics(rt)?,
         };
         inf.run(rt);
         let names = inf

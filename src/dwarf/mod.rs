@@ -128,6 +128,7 @@ pub struct Dwarf {
     types_by_name: HashMap<String, TypeRef>,
     vars: HashMap<String, (TypeRef, Option<u64>)>,
     consts: HashMap<String, i64>,
+    rtypes: HashMap<u64, TypeRef>,
     cache: RefCell<HashMap<TypeRef, Arc<TypeInfo>>>,
     /// DWARF version of the first unit.
     pub version: u16,
@@ -184,6 +185,7 @@ impl Dwarf {
             types_by_name: HashMap::new(),
             vars: HashMap::new(),
             consts: HashMap::new(),
+            rtypes: HashMap::new(),
             cache: RefCell::new(HashMap::new()),
             version: 0,
         };
@@ -240,6 +242,13 @@ impl Dwarf {
                         .and_then(|v| type_ref(&unit, start, v));
                     self.vars.insert(name, (ty.unwrap_or(here), addr));
                 } else {
+                    if let Some(off) = e
+                        .attr_value(gimli::DwAt(go_attr::RUNTIME_TYPE))
+                        .and_then(udata_or_addr)
+                        .filter(|&o| o != 0)
+                    {
+                        self.rtypes.entry(off).or_insert(here);
+                    }
                     self.types_by_name.entry(name).or_insert(here);
                 }
             }
@@ -262,6 +271,11 @@ impl Dwarf {
     /// Whether a type of this name exists.
     pub fn has_type(&self, name: &str) -> bool {
         self.types_by_name.contains_key(name)
+    }
+
+    /// The type whose runtime descriptor is at this offset from `runtime.types`.
+    pub fn type_by_runtime_offset(&self, off: u64) -> Option<TypeRef> {
+        self.rtypes.get(&off).copied()
     }
 
     /// Every named type: (name, DIE).
@@ -349,7 +363,9 @@ impl Dwarf {
         let go_kind = udata(go_attr::KIND).map(|k| k as u8);
         let go_key = tref(go_attr::KEY);
         let go_elem = tref(go_attr::ELEM);
-        let runtime_type = udata(go_attr::RUNTIME_TYPE);
+        let runtime_type = e
+            .attr_value(gimli::DwAt(go_attr::RUNTIME_TYPE))
+            .and_then(udata_or_addr);
         let target = tref(gimli::DW_AT_type.0);
         let has_children = e.has_children();
         let depth = e.depth();
@@ -504,6 +520,14 @@ impl Dwarf {
     /// Byte size of the named type.
     pub fn size_of(&self, ty: &str) -> Result<u64, DwarfError> {
         Ok(self.struct_named(ty)?.size)
+    }
+}
+
+/// An attribute's value as an integer, whether encoded as a constant or an address.
+fn udata_or_addr(v: AttributeValue<R>) -> Option<u64> {
+    match v {
+        AttributeValue::Addr(a) => Some(a),
+        v => v.udata_value(),
     }
 }
 

@@ -10,7 +10,7 @@ use thiserror::Error;
 
 pub use features::{arena_bitmap_field, Features};
 pub use goroutines::{Goroutine, GoroutineStatus};
-pub use stack::{decode_pcvalue, StackFrame, StackRoots, StackSlot, CONSERVATIVE};
+pub use stack::{decode_pcvalue, StackFrame, StackRoots, StackSlot, StackVar, CONSERVATIVE};
 pub use stats::MemStats;
 
 use crate::dwarf::{Dwarf, DwarfError};

@@ -43,6 +43,7 @@ use super::pclntab::{
 };
 use super::{Goroutine, GoroutineStatus, Runtime, RuntimeError};
 use crate::core::Arch;
+use crate::dwarf::TypeRef;
 use crate::memory::{Addr, Memory};
 
 pub use super::pclntab::decode_pcvalue;
@@ -87,9 +88,26 @@ impl StackSlot {
     }
 }
 
+/// A local variable or argument in a frame, with its DWARF type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackVar {
+    /// Index into `StackRoots::frames`.
+    pub frame: u32,
+    /// Variable name.
+    pub name: String,
+    /// Where it starts on the stack.
+    pub addr: Addr,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its type.
+    pub ty: TypeRef,
+}
+
 /// The stack roots of every live goroutine.
 #[derive(Debug, Clone, Default)]
 pub struct StackRoots {
+    /// Typed local variables and arguments that hold at least one pointer slot.
+    pub vars: Vec<StackVar>,
     /// Frames, goroutine by goroutine, innermost first.
     pub frames: Vec<StackFrame>,
     /// Pointer words, goroutine by goroutine, in address order.
@@ -848,7 +866,8 @@ impl<'p> Walker<'_, 'p> {
         // Precise before conservative at the same address.
         st.slots.sort_by_key(|s| (s.addr, s.conservative));
         st.slots.dedup_by_key(|s| s.addr);
-        let mut vars: HashMap<u32, Vec<(u64, u64, String)>> = HashMap::new();
+        let mut vars: HashMap<u32, Vec<FrameVar>> = HashMap::new();
+        let mut typed_seen = std::collections::HashSet::new();
         for s in &st.slots {
             if s.conservative || vars.contains_key(&s.frame) {
                 continue;
@@ -862,10 +881,20 @@ impl<'p> Walker<'_, 'p> {
             } else {
                 // The smallest variable holding the word (inlined variables can share it).
                 vars.get(&s.frame).and_then(|v| {
-                    v.iter()
-                        .filter(|(a, e, _)| s.addr >= *a && s.addr < *e)
-                        .min_by_key(|(a, e, _)| e - a)
-                        .map(|(_, _, n)| n.clone())
+                    let var = v
+                        .iter()
+                        .filter(|(a, e, _, _)| s.addr >= *a && s.addr < *e)
+                        .min_by_key(|(a, e, _, _)| e - a)?;
+                    if let (Some(ty), true) = (var.3, typed_seen.insert(var.0)) {
+                        self.out.vars.push(StackVar {
+                            frame: s.frame,
+                            name: var.2.clone(),
+                            addr: Addr(var.0),
+                            size: var.1 - var.0,
+                            ty,
+                        });
+                    }
+                    Some(var.2.clone())
                 })
             };
             self.out.slots.push(StackSlot {
@@ -876,8 +905,8 @@ impl<'p> Walker<'_, 'p> {
         }
     }
 
-    /// The stack ranges of a frame's variables, from DWARF: (start, end, name).
-    fn frame_vars(&mut self, frame: usize) -> Vec<(u64, u64, String)> {
+    /// The stack ranges of a frame's variables, from DWARF.
+    fn frame_vars(&mut self, frame: usize) -> Vec<FrameVar> {
         if !self.names_tried {
             self.names_tried = true;
             self.names = VarIndex::load(self.rt.p.exe.file.bytes());
@@ -894,6 +923,9 @@ impl<'p> Walker<'_, 'p> {
         names.frame_vars(entry.wrapping_sub(bias), lookup.wrapping_sub(bias), fr.fp)
     }
 }
+
+/// A variable's stack range: (start, end, name, type when it lives whole in memory).
+type FrameVar = (u64, u64, String, Option<TypeRef>);
 
 /// One bitmap of a FUNCDATA stack map.
 enum StackMap {
@@ -928,6 +960,8 @@ struct VarDesc {
     name: String,
     size: u64,
     loc: VarLoc,
+    /// The variable's type as a global .debug_info offset.
+    ty: Option<TypeRef>,
 }
 
 /// Local variables of the functions on stacks, from the executable's DWARF, built lazily.
@@ -992,7 +1026,7 @@ impl VarIndex {
 
     /// Variable ranges (start, end, name) in the frame of the function entered at `entry`,
     /// at `pc` (both link-time), for a frame whose CFA is `cfa`.
-    fn frame_vars(&mut self, entry: u64, pc: u64, cfa: u64) -> Vec<(u64, u64, String)> {
+    fn frame_vars(&mut self, entry: u64, pc: u64, cfa: u64) -> Vec<FrameVar> {
         let Some(descs) = self.function_vars(entry) else {
             return Vec::new();
         };
@@ -1002,10 +1036,17 @@ impl VarIndex {
             let Some(expr) = self.expression_at(*ui, &d.loc, pc) else {
                 continue;
             };
-            for (off, size) in memory_pieces(&self.units[*ui], expr, d.size) {
+            let pieces = memory_pieces(&self.units[*ui], expr, d.size);
+            let whole = pieces.len() == 1 && pieces[0].1 == d.size;
+            for (off, size) in pieces {
                 let start = cfa.wrapping_add_signed(off);
                 if size > 0 {
-                    out.push((start, start.saturating_add(size), d.name.clone()));
+                    out.push((
+                        start,
+                        start.saturating_add(size),
+                        d.name.clone(),
+                        d.ty.filter(|_| whole),
+                    ));
                 }
             }
         }
@@ -1087,8 +1128,19 @@ impl VarIndex {
             else {
                 continue;
             };
-            let size = ty.map(|t| self.type_size(ui, t)).unwrap_or(0);
-            out.push(VarDesc { name, size, loc });
+            let size = ty.clone().map(|t| self.type_size(ui, t)).unwrap_or(0);
+            let start = self.unit_starts[ui];
+            let ty = match ty {
+                Some(AttributeValue::UnitRef(o)) => Some(TypeRef(start + o.0)),
+                Some(AttributeValue::DebugInfoRef(o)) => Some(TypeRef(o.0)),
+                _ => None,
+            };
+            out.push(VarDesc {
+                name,
+                size,
+                loc,
+                ty,
+            });
         }
         Some((ui, out))
     }
