@@ -4,9 +4,11 @@ use std::time::{Duration, Instant};
 
 use crate::graph::{dominators, Dominators, HeapGraph};
 use crate::heap::{Heap, HeapIndex, HeapTotals, ObjId, Objects, PointerBits};
+use crate::maps::{Ctx, Maps};
 use crate::process::Process;
 use crate::roots::Root;
 use crate::runtime::{Runtime, RuntimeError};
+use crate::types::{HeapParts, ObjectTypes};
 
 /// Receives progress of long phases; the command line draws it, tests ignore it.
 pub trait Progress {
@@ -41,8 +43,12 @@ pub struct Analysis {
     pub index: HeapIndex,
     /// Object ids.
     pub objects: Objects,
-    /// Roots, in node order after the objects.
+    /// Roots, in node order after the objects and map entries.
     pub roots: Vec<Root>,
+    /// Object types.
+    pub types: ObjectTypes,
+    /// Decoded maps.
+    pub maps: Maps,
     /// The object graph.
     pub graph: HeapGraph,
     /// Its dominator tree from the super-root.
@@ -143,8 +149,34 @@ impl Analysis {
         phase("roots", t);
 
         let t = Instant::now();
+        progress.start("inferring types", None);
+        let types = ObjectTypes::infer(
+            &rt,
+            HeapParts {
+                heap: &heap,
+                index: &index,
+                objects: &objects,
+                stack_vars: &stack_vars,
+            },
+        )?;
+        phase("types", t);
+
+        let t = Instant::now();
+        progress.start("decoding maps", None);
+        let ctx = Ctx {
+            dwarf: &p.dwarf,
+            mem: &p.mem,
+            heap: &heap,
+            index: &index,
+            objects: &objects,
+        };
+        let maps = Maps::decode(&ctx, &types);
+        warnings.extend(maps.warnings.iter().cloned());
+        phase("maps", t);
+
+        let t = Instant::now();
         progress.start("building the object graph", Some(objects.len() as u64));
-        let graph = HeapGraph::build(&p.mem, &heap, &index, &objects, &bits, &roots);
+        let graph = HeapGraph::build(&p.mem, &heap, &index, &objects, &bits, &maps, &roots);
         phase("graph", t);
 
         let t = Instant::now();
@@ -162,6 +194,8 @@ impl Analysis {
             index,
             objects,
             roots,
+            types,
+            maps,
             graph,
             doms,
             retained,

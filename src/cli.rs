@@ -15,8 +15,7 @@ use coreheap::report::histogram::{HistogramReport, SortBy};
 use coreheap::report::info::InfoReport;
 use coreheap::report::path::{PathError, PathReport};
 use coreheap::report::top::TopReport;
-use coreheap::runtime::{Runtime, RuntimeError};
-use coreheap::types::ObjectTypes;
+use coreheap::runtime::RuntimeError;
 
 /// Exit status: success.
 const EXIT_OK: i32 = 0;
@@ -286,13 +285,7 @@ fn with_view<T>(
     f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let (p, analysis) = analyse(core, out)?;
-    let rt = Runtime::new(&p);
-    let types = ObjectTypes::infer(&rt, &analysis)?;
-    let view = HeapView {
-        a: &analysis,
-        types: &types,
-    };
-    f(&p, &view)
+    f(&p, &HeapView::new(&analysis))
 }
 
 fn info(a: InfoArgs) -> anyhow::Result<()> {

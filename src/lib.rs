@@ -12,6 +12,7 @@ pub mod exe;
 pub mod graph;
 pub mod heap;
 pub mod input;
+pub mod maps;
 pub mod memory;
 pub mod process;
 pub mod report;

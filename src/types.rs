@@ -5,9 +5,8 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::analysis::Analysis;
 use crate::dwarf::{Dwarf, TypeInfo, TypeKind, TypeRef};
-use crate::heap::ObjId;
+use crate::heap::{Heap, HeapIndex, ObjId, Objects};
 use crate::memory::{Addr, Memory};
 use crate::runtime::{Runtime, RuntimeError};
 
@@ -89,10 +88,23 @@ struct TypesBase(u64);
 /// Pointer-holding words of a type, flattened: (offset, what it refers to).
 type Shape = Arc<Vec<(u64, Ref)>>;
 
+/// The parts of the heap model type inference reads.
+#[derive(Clone, Copy)]
+pub struct HeapParts<'a> {
+    /// Spans.
+    pub heap: &'a Heap,
+    /// Address lookup.
+    pub index: &'a HeapIndex,
+    /// Object ids.
+    pub objects: &'a Objects,
+    /// Typed stack variables.
+    pub stack_vars: &'a [crate::runtime::StackVar],
+}
+
 struct Inference<'a> {
     dwarf: &'a Dwarf,
     mem: &'a Memory,
-    a: &'a Analysis,
+    a: HeapParts<'a>,
     shapes: RefCell<HashMap<TypeRef, Shape>>,
     by_rtype: TypesBase,
     itab_type_off: Option<u64>,
@@ -242,7 +254,7 @@ impl<'a> Inference<'a> {
     /// A typed pointer into the data or bss sections (a statically allocated value) is followed
     /// there once.
     fn assign(&mut self, v: u64, t: ObjType) {
-        let Some(id) = self.a.objects.find(&self.a.heap, &self.a.index, Addr(v)) else {
+        let Some(id) = self.a.objects.find(self.a.heap, self.a.index, Addr(v)) else {
             if let ObjType::Dwarf(t) = t {
                 if self.in_statics(v) && self.static_seen.insert((v, t)) {
                     let size = self.info(t).map(|i| self.size_of(&i, t)).unwrap_or(0);
@@ -406,7 +418,7 @@ impl<'a> Inference<'a> {
             }
         }
         // Seeds 3: local variables and arguments on goroutine stacks.
-        for v in &self.a.stack_vars {
+        for v in self.a.stack_vars {
             self.visit_value(v.ty, v.addr, v.size);
         }
         self.drain();
@@ -443,7 +455,7 @@ fn statics(rt: &Runtime) -> Result<Vec<(u64, u64)>, RuntimeError> {
 
 impl ObjectTypes {
     /// Infers object types for an analysed heap.
-    pub fn infer(rt: &Runtime, a: &Analysis) -> Result<ObjectTypes, RuntimeError> {
+    pub fn infer(rt: &Runtime, a: HeapParts) -> Result<ObjectTypes, RuntimeError> {
         let dwarf = rt.dwarf();
         let types_base = rt.field_uint(
             rt.global("runtime.firstmoduledata")?,

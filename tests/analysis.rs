@@ -9,8 +9,6 @@ use coreheap::memory::Addr;
 use coreheap::process::{OpenOptions, Process};
 use coreheap::report::heapview::HeapView;
 use coreheap::report::top::TopReport;
-use coreheap::runtime::Runtime;
-use coreheap::types::ObjectTypes;
 
 use common::{sample, samples, Sample};
 
@@ -93,8 +91,8 @@ fn dominators_of_every_sample_graph_agree_with_petgraph() {
 #[test]
 fn ledger_values_are_typed_as_big_ints_and_keys_as_string_data() {
     for s in samples().into_iter().filter(|s| s.program() == "ledger") {
-        let (p, a) = analyse(&s);
-        let types = ObjectTypes::infer(&Runtime::new(&p), &a).unwrap();
+        let (_p, a) = analyse(&s);
+        let types = &a.types;
         let entries = s.truth["maps"][0]["entries"].as_u64().unwrap();
         let big_ints = (0..a.objects.len() as u32)
             .filter(|&o| types.name(ObjId(o)) == Some("math/big.Int"))
@@ -117,8 +115,8 @@ fn ledger_values_are_typed_as_big_ints_and_keys_as_string_data() {
 #[test]
 fn top_ranks_the_ledger_map_first_with_the_programs_own_byte_count() {
     for s in samples().into_iter().filter(|s| s.program() == "ledger") {
-        let (p, a) = analyse(&s);
-        let types = ObjectTypes::infer(&Runtime::new(&p), &a).unwrap();
+        let (_p, a) = analyse(&s);
+        let types = &a.types;
         let view = HeapView {
             a: &a,
             types: &types,
@@ -172,8 +170,8 @@ fn every_map_header_retains_exactly_what_its_program_allocated_for_it() {
 fn path_reaches_a_ledger_value_from_the_global() {
     use coreheap::report::path::PathReport;
     let s = sample("go1.26.6/ledger");
-    let (p, a) = analyse(&s);
-    let types = ObjectTypes::infer(&Runtime::new(&p), &a).unwrap();
+    let (_p, a) = analyse(&s);
+    let types = &a.types;
     let view = HeapView {
         a: &a,
         types: &types,

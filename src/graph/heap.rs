@@ -1,43 +1,82 @@
-//! The object graph of a heap: one node per live object, one per root, and a super-root.
+//! The object graph of a heap: one node per live object, one per map entry, one per root, and a
+//! super-root.
 
 use super::{Graph, SequentialBuilder};
 use crate::heap::{Heap, HeapIndex, ObjId, Objects, PointerBits};
-use crate::memory::Memory;
+use crate::maps::Maps;
+use crate::memory::{Addr, Memory};
 use crate::roots::Root;
 
-/// The heap as a graph: objects are nodes `0..objects`, then one node per root, then the super-root.
+/// The heap as a graph. Node ids: objects `0..objects`, then map entries, then roots, then the
+/// super-root. A map entry sits between the bucket or group holding it and what its key and
+/// value point to, so that the dominator tree says what each entry alone keeps alive.
 #[derive(Debug)]
 pub struct HeapGraph {
     /// The edges.
     pub graph: Graph,
     /// Number of object nodes.
     pub objects: u32,
-    /// Number of root nodes (after the objects).
+    /// Number of map entry nodes (after the objects).
+    pub entries: u32,
+    /// Number of root nodes (after the entries).
     pub roots: u32,
     /// Pointer words that could not be read (damage in the core).
     pub unreadable_words: u64,
 }
 
+/// Key and value slot ranges of the entries held by each container object.
+struct EntrySlots {
+    /// (container object, slot start, slot end, entry index), sorted.
+    ranges: Vec<(u32, u64, u64, u32)>,
+}
+
+impl EntrySlots {
+    fn new(maps: &Maps) -> EntrySlots {
+        let mut ranges = Vec::with_capacity(maps.entries.len() * 2);
+        for (i, e) in maps.entries.iter().enumerate() {
+            let m = &maps.maps[e.map as usize];
+            ranges.push((e.container.0, e.key.0, e.key.0 + m.key.slot_size, i as u32));
+            ranges.push((
+                e.container.0,
+                e.value.0,
+                e.value.0 + m.value.slot_size,
+                i as u32,
+            ));
+        }
+        ranges.sort_unstable();
+        EntrySlots { ranges }
+    }
+
+    /// The ranges inside one container object.
+    fn of(&self, obj: u32) -> &[(u32, u64, u64, u32)] {
+        let s = self.ranges.partition_point(|r| r.0 < obj);
+        let e = self.ranges.partition_point(|r| r.0 <= obj);
+        &self.ranges[s..e]
+    }
+}
+
 impl HeapGraph {
-    /// Builds the graph from the live objects' pointer words and the roots' slots.
+    /// Builds the graph from the live objects' pointer words, map entries and roots' slots.
     pub fn build(
         mem: &Memory,
         heap: &Heap,
         index: &HeapIndex,
         objects: &Objects,
         bits: &PointerBits,
+        maps: &Maps,
         roots: &[Root],
     ) -> HeapGraph {
+        let n = objects.len() as u32;
+        let n_entries = maps.entries.len() as u32;
+        let slots = EntrySlots::new(maps);
         let mut b = SequentialBuilder::new();
         let mut words = Vec::new();
         let mut succ: Vec<u32> = Vec::new();
+        // (entry, target) for pointers stored in entries' key and value slots.
+        let mut entry_edges: Vec<(u32, u32)> = Vec::new();
         let mut unreadable = 0u64;
-        let target = |v: u64| {
-            objects
-                .find(heap, index, crate::memory::Addr(v))
-                .map(|o| o.0)
-        };
-        for id in 0..objects.len() as u32 {
+        let target = |v: u64| objects.find(heap, index, Addr(v)).map(|o| o.0);
+        for id in 0..n {
             let span = objects.span(ObjId(id));
             let s = &heap.spans[span];
             let slot = (objects.addr(ObjId(id)).0 - s.base.0) / s.elemsize;
@@ -49,12 +88,43 @@ impl HeapGraph {
             {
                 unreadable += 1;
             }
-            for w in &words {
-                match mem.u64(*w) {
-                    Ok(v) if v != 0 => succ.extend(target(v)),
-                    Ok(_) => {}
-                    Err(_) => unreadable += 1,
+            let held = slots.of(id);
+            let area = maps.areas.get(&id);
+            let obj_start = objects.addr(ObjId(id));
+            let mut last_entry = u32::MAX;
+            for r in held {
+                if r.3 != last_entry {
+                    succ.push(n + r.3);
+                    last_entry = r.3;
                 }
+            }
+            for w in &words {
+                let v = match mem.u64(*w) {
+                    Ok(v) if v != 0 => v,
+                    Ok(_) => continue,
+                    Err(_) => {
+                        unreadable += 1;
+                        continue;
+                    }
+                };
+                let Some(t) = target(v) else { continue };
+                let i = held.partition_point(|r| r.2 <= w.0);
+                match held.get(i) {
+                    Some(r) if r.1 <= w.0 => entry_edges.push((r.3, t)),
+                    // A word in a bucket's or group's slots that no entry owns is stale.
+                    _ if area.is_some_and(|a| a.contains(obj_start, *w)) => {}
+                    _ => succ.push(t),
+                }
+            }
+            b.push(&succ);
+        }
+        entry_edges.sort_unstable();
+        let mut k = 0;
+        for e in 0..n_entries {
+            succ.clear();
+            while k < entry_edges.len() && entry_edges[k].0 == e {
+                succ.push(entry_edges[k].1);
+                k += 1;
             }
             b.push(&succ);
         }
@@ -69,12 +139,13 @@ impl HeapGraph {
             }
             b.push(&succ);
         }
-        let n = objects.len() as u32;
-        let root_ids: Vec<u32> = (n..n + roots.len() as u32).collect();
+        let first_root = n + n_entries;
+        let root_ids: Vec<u32> = (first_root..first_root + roots.len() as u32).collect();
         b.push(&root_ids);
         HeapGraph {
             graph: b.build(),
             objects: n,
+            entries: n_entries,
             roots: roots.len() as u32,
             unreadable_words: unreadable,
         }
@@ -82,16 +153,32 @@ impl HeapGraph {
 
     /// The super-root's node id.
     pub fn super_root(&self) -> u32 {
-        self.objects + self.roots
+        self.objects + self.entries + self.roots
     }
 
     /// Node id of root `i`.
     pub fn root_node(&self, i: usize) -> u32 {
+        self.objects + self.entries + i as u32
+    }
+
+    /// Node id of map entry `i`.
+    pub fn entry_node(&self, i: usize) -> u32 {
         self.objects + i as u32
     }
 
     /// Whether a node is an object.
     pub fn is_object(&self, v: u32) -> bool {
         v < self.objects
+    }
+
+    /// The map entry a node stands for, if it is one.
+    pub fn as_entry(&self, v: u32) -> Option<usize> {
+        (v >= self.objects && v < self.objects + self.entries).then(|| (v - self.objects) as usize)
+    }
+
+    /// The root a node stands for, if it is one.
+    pub fn as_root(&self, v: u32) -> Option<usize> {
+        let first = self.objects + self.entries;
+        (v >= first && v < first + self.roots).then(|| (v - first) as usize)
     }
 }

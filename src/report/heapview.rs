@@ -15,6 +15,13 @@ pub struct HeapView<'a> {
     pub types: &'a ObjectTypes,
 }
 
+impl<'a> HeapView<'a> {
+    /// A view of an analysis with the types it inferred.
+    pub fn new(a: &'a Analysis) -> HeapView<'a> {
+        HeapView { a, types: &a.types }
+    }
+}
+
 /// One step of a path from a root.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Hop {
@@ -50,11 +57,14 @@ impl<'a> HeapView<'a> {
         let g = &self.a.graph;
         if g.is_object(v) {
             self.type_name(ObjId(v))
-        } else if v == g.super_root() {
-            "<all roots>".to_string()
-        } else {
-            let r = &self.a.roots[(v - g.objects) as usize];
+        } else if let Some(e) = g.as_entry(v) {
+            let e = &self.a.maps.entries[e];
+            format!("map entry @ {}", e.key)
+        } else if let Some(r) = g.as_root(v) {
+            let r = &self.a.roots[r];
             format!("{} ({})", r.name, kind_name(r.kind))
+        } else {
+            "<all roots>".to_string()
         }
     }
 

@@ -50,7 +50,11 @@ impl TopReport {
         let parents = v.bfs_parents();
         let mut retainers: Vec<Retainer> = (0..a.graph.objects)
             .filter(|&o| a.doms.is_reachable(o) && a.retained[o as usize] >= min.max(1))
-            .filter(|&o| a.doms.idom(o).is_some_and(|d| !a.graph.is_object(d)))
+            .filter(|&o| {
+                a.doms
+                    .idom(o)
+                    .is_some_and(|d| a.graph.as_root(d).is_some() || d == a.graph.super_root())
+            })
             .map(|o| Retainer {
                 address: a.objects.addr(ObjId(o)).to_string(),
                 type_name: v.type_name(ObjId(o)),

@@ -1,0 +1,154 @@
+//! Classic maps: `hmap` → 2^B buckets of 8 slots with overflow chains, growing incrementally.
+
+use super::{Ctx, Decoded, Decoding};
+use crate::dwarf::TypeRef;
+use crate::memory::Addr;
+
+/// tophash values below this mark an empty, deleted or evacuated slot.
+const MIN_TOP_HASH: u8 = 5;
+/// tophash of a slot emptied by a delete.
+const EMPTY_ONE: u8 = 1;
+/// tophash[0] values marking an evacuated old bucket (evacuatedX, evacuatedY, evacuatedEmpty).
+const EVACUATED: std::ops::RangeInclusive<u8> = 2..=4;
+/// hmap.flags: a goroutine is writing the map.
+const HASH_WRITING: u64 = 4;
+/// hmap.flags: the current growth keeps the bucket count.
+const SAME_SIZE_GROW: u64 = 8;
+/// Longest overflow chain followed (damage guard).
+const MAX_CHAIN: u32 = 1 << 16;
+
+/// Decodes a classic map whose `hash<K,V>` header (DWARF type `t`) is at `header`.
+pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
+    let (_, hf) = ctx.fields(t)?;
+    let f = |n: &str| Ctx::field(&hf, n);
+    let m = ctx.mem;
+    let count = m.u64(header.offset(f("count")?.offset)).ok()?;
+    let flags = u64::from(m.u8(header.offset(f("flags")?.offset)).ok()?);
+    let b = m.u8(header.offset(f("B")?.offset)).ok()?;
+    let buckets_f = f("buckets")?;
+    let buckets = m.ptr(header.offset(buckets_f.offset)).ok()?;
+    let oldbuckets = m.ptr(header.offset(f("oldbuckets")?.offset)).ok()?;
+    let extra = f("extra").and_then(|e| m.ptr(header.offset(e.offset)).ok());
+    let bucket_t = ctx.pointee(buckets_f.ty?)?;
+    let (binfo, bf) = ctx.fields(bucket_t)?;
+    let bfield = |n: &str| Ctx::field(&bf, n);
+    let tophash = bfield("tophash")?.offset;
+    let keys = bfield("keys")?;
+    let values = bfield("values").or_else(|| bfield("elems"))?;
+    let overflow = bfield("overflow")?.offset;
+    let (kt, _) = ctx.array_elem(keys.ty?)?;
+    let (vt, _) = ctx.array_elem(values.ty?)?;
+    let key = ctx.slot_type(kt);
+    let value = ctx.slot_type(vt);
+    let bsize = binfo.size;
+    if b > 40 || bsize == 0 {
+        return None;
+    }
+    let layout = Bucket {
+        tophash,
+        keys: keys.offset,
+        values: values.offset,
+        overflow,
+        key_size: ctx.size(kt),
+        value_size: ctx.size(vt),
+        size: bsize,
+    };
+    let mut d = Decoding::new();
+    if let Some(h) = ctx.object(header) {
+        d.storage.insert(h);
+    }
+    let nb = 1u64 << b;
+    if oldbuckets.0 != 0 {
+        // Mid-growth: old buckets not yet evacuated still hold their entries; evacuated
+        // ones were copied to the new buckets, which are read below.
+        let old_n = if flags & SAME_SIZE_GROW != 0 {
+            nb
+        } else {
+            nb / 2
+        };
+        for i in 0..old_n {
+            let ob = oldbuckets.offset(i * bsize);
+            let Ok(th0) = m.u8(ob.offset(tophash)) else {
+                continue;
+            };
+            if !EVACUATED.contains(&th0) {
+                layout.walk(ctx, ob, &mut d);
+            } else {
+                d.container(ctx, ob, bsize, layout.keys, layout.overflow);
+                d.slots += 8;
+            }
+        }
+    }
+    if buckets.0 != 0 {
+        for i in 0..nb {
+            layout.walk(ctx, buckets.offset(i * bsize), &mut d);
+        }
+    }
+    if let Some(e) = extra.filter(|e| e.0 != 0) {
+        add_extra(ctx, e, &mut d);
+    }
+    Some((key, value, count, flags & HASH_WRITING != 0, d))
+}
+
+/// Offsets inside a `bucket<K,V>`.
+struct Bucket {
+    tophash: u64,
+    keys: u64,
+    values: u64,
+    overflow: u64,
+    key_size: u64,
+    value_size: u64,
+    size: u64,
+}
+
+impl Bucket {
+    /// Reads a bucket and its overflow chain.
+    fn walk(&self, ctx: &Ctx, first: Addr, d: &mut Decoding) {
+        let mut b = first;
+        let mut n = 0;
+        while b.0 != 0 && n < MAX_CHAIN {
+            n += 1;
+            let Ok(th) = ctx.mem.read(b.offset(self.tophash), 8) else {
+                return;
+            };
+            d.container(ctx, b, self.size, self.keys, self.overflow);
+            d.slots += 8;
+            for (i, &h) in th.iter().enumerate() {
+                let i = i as u64;
+                if h >= MIN_TOP_HASH {
+                    d.entries.push((
+                        b.offset(self.keys + i * self.key_size),
+                        b.offset(self.values + i * self.value_size),
+                    ));
+                } else if h == EMPTY_ONE {
+                    d.tombstones += 1;
+                }
+            }
+            b = ctx.mem.ptr(b.offset(self.overflow)).unwrap_or(Addr(0));
+        }
+    }
+}
+
+/// Adds `mapextra` and the overflow-bucket slices it keeps to the map's storage.
+fn add_extra(ctx: &Ctx, extra: Addr, d: &mut Decoding) {
+    if let Some(o) = ctx.object(extra) {
+        d.storage.insert(o);
+    }
+    // overflow and oldoverflow are *[]*bmap: the slice header and its backing array.
+    for off in [0u64, 8] {
+        let Ok(slice) = ctx.mem.ptr(extra.offset(off)) else {
+            continue;
+        };
+        if slice.0 == 0 {
+            continue;
+        }
+        if let Some(o) = ctx.object(slice) {
+            d.storage.insert(o);
+        }
+        if let Ok(arr) = ctx.mem.ptr(slice) {
+            if let Some(o) = ctx.object(arr) {
+                d.storage.insert(o);
+            }
+        }
+    }
+}

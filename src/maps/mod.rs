@@ -1,0 +1,323 @@
+//! Go maps in the heap: finding their headers and decoding their entries, for both
+//! implementations (classic buckets up to 1.23, Swiss tables from 1.24).
+
+mod classic;
+mod swiss;
+
+use std::collections::BTreeSet;
+
+use crate::dwarf::{Dwarf, Field, TypeInfo, TypeKind, TypeRef};
+use crate::heap::{Heap, HeapIndex, ObjId, Objects};
+use crate::memory::{Addr, Memory};
+use crate::types::ObjectTypes;
+
+/// Largest key or value stored inline; bigger ones are stored behind a pointer.
+const MAX_INLINE: u64 = 128;
+
+/// Which implementation a map uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapImpl {
+    /// `hmap` with buckets of 8 (Go ≤ 1.23, and 1.24–1.25 with noswissmap).
+    Classic,
+    /// Swiss tables (Go ≥ 1.24).
+    Swiss,
+}
+
+/// One key/value pair: where its key and value are stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// Index of its map in `Maps::maps`.
+    pub map: u32,
+    /// Address of the key slot.
+    pub key: Addr,
+    /// Address of the value slot.
+    pub value: Addr,
+    /// The object (bucket or group array) holding both slots.
+    pub container: ObjId,
+}
+
+/// How one side (key or value) of a map's slots is laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotType {
+    /// The Go type of the key or value.
+    pub ty: TypeRef,
+    /// Bytes the slot takes (8 when stored indirectly).
+    pub slot_size: u64,
+    /// Whether the slot holds a pointer to the value instead of the value.
+    pub indirect: bool,
+}
+
+/// A decoded map.
+#[derive(Debug, Clone)]
+pub struct DecodedMap {
+    /// The map header object.
+    pub header: ObjId,
+    /// Implementation.
+    pub imp: MapImpl,
+    /// Key layout.
+    pub key: SlotType,
+    /// Value layout.
+    pub value: SlotType,
+    /// The entry count the header records (`count` or `used`).
+    pub count: u64,
+    /// First entry in `Maps::entries`.
+    pub first_entry: u32,
+    /// Number of entries decoded.
+    pub entries: u32,
+    /// Objects that make up the map's own memory: header, directory, tables, groups, buckets.
+    pub storage: Vec<ObjId>,
+    /// Slots in all its groups or buckets.
+    pub slots: u64,
+    /// Deleted slots (Swiss tombstones; classic emptyOne marks).
+    pub tombstones: u64,
+    /// The map was being written when the core was taken.
+    pub writing: bool,
+}
+
+/// Every map found in the heap, and all their entries.
+#[derive(Debug, Default)]
+pub struct Maps {
+    /// Maps, in header address order.
+    pub maps: Vec<DecodedMap>,
+    /// Entries of all maps, map by map.
+    pub entries: Vec<Entry>,
+    /// Problems met while decoding.
+    pub warnings: Vec<String>,
+    /// Slot areas of the objects that hold buckets or groups, by object.
+    pub areas: std::collections::HashMap<u32, SlotArea>,
+}
+
+/// What the decoders read from.
+pub struct Ctx<'a> {
+    /// DWARF.
+    pub dwarf: &'a Dwarf,
+    /// Memory.
+    pub mem: &'a Memory,
+    /// Spans.
+    pub heap: &'a Heap,
+    /// Address lookup.
+    pub index: &'a HeapIndex,
+    /// Object ids.
+    pub objects: &'a Objects,
+}
+
+impl Ctx<'_> {
+    /// The live object at `a`.
+    fn object(&self, a: Addr) -> Option<ObjId> {
+        self.objects.find(self.heap, self.index, a)
+    }
+
+    /// The struct fields of a type, through typedefs.
+    fn fields(&self, t: TypeRef) -> Option<(std::sync::Arc<TypeInfo>, Vec<Field>)> {
+        let (_, info) = self.dwarf.resolve(t).ok()?;
+        match &info.kind {
+            TypeKind::Struct(f) => {
+                let f = f.clone();
+                Some((info, f))
+            }
+            _ => None,
+        }
+    }
+
+    /// The pointee of a pointer type.
+    fn pointee(&self, t: TypeRef) -> Option<TypeRef> {
+        match self.dwarf.info(t).ok()?.kind {
+            TypeKind::Pointer(p) => p,
+            TypeKind::Typedef(Some(n)) => self.pointee(n),
+            _ => None,
+        }
+    }
+
+    /// Byte size of a type through typedefs (pointers are 8).
+    fn size(&self, t: TypeRef) -> u64 {
+        let mut cur = t;
+        for _ in 0..16 {
+            let Ok(i) = self.dwarf.info(cur) else {
+                return 0;
+            };
+            match i.kind {
+                _ if i.size > 0 => return i.size,
+                TypeKind::Pointer(_) => return 8,
+                TypeKind::Typedef(Some(n)) => cur = n,
+                _ => return 0,
+            }
+        }
+        0
+    }
+
+    /// The element type and count of an array field.
+    fn array_elem(&self, t: TypeRef) -> Option<(TypeRef, u64)> {
+        let (_, info) = self.dwarf.resolve(t).ok()?;
+        match info.kind {
+            TypeKind::Array {
+                elem: Some(e),
+                count,
+            } => Some((e, count)),
+            _ => None,
+        }
+    }
+
+    /// Describes a key or value slot of type `t` (the stored type: `*K` when indirect).
+    fn slot_type(&self, stored: TypeRef) -> SlotType {
+        if let Some(p) = self.pointee(stored) {
+            // The linker stores keys and values over 128 bytes behind a pointer. (A declared
+            // pointer to such a type looks the same; only key rendering would differ.)
+            if self.size(p) > MAX_INLINE {
+                return SlotType {
+                    ty: p,
+                    slot_size: 8,
+                    indirect: true,
+                };
+            }
+        }
+        SlotType {
+            ty: stored,
+            slot_size: self.size(stored),
+            indirect: false,
+        }
+    }
+
+    fn field<'f>(fields: &'f [Field], name: &str) -> Option<&'f Field> {
+        fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// Where the key and value slots lie inside an array of buckets or groups: words there that are
+/// not part of a decoded entry are stale (deleted or evacuated slots) and hold nothing alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotArea {
+    /// Offset of the first bucket or group from the object's start, modulo `size`.
+    pub phase: u64,
+    /// Bytes per bucket or group.
+    pub size: u64,
+    /// The slot area within each bucket or group: [lo, hi).
+    pub lo: u64,
+    /// End of the slot area.
+    pub hi: u64,
+}
+
+impl SlotArea {
+    /// Whether the word at `w` of an object starting at `obj` lies in a slot area.
+    pub fn contains(&self, obj: Addr, w: Addr) -> bool {
+        let rel = (w.0 - obj.0 + self.size - self.phase % self.size) % self.size;
+        rel >= self.lo && rel < self.hi
+    }
+}
+
+/// Decoding state for one map.
+pub(crate) struct Decoding {
+    pub entries: Vec<(Addr, Addr)>,
+    pub storage: BTreeSet<ObjId>,
+    pub slots: u64,
+    pub tombstones: u64,
+    pub areas: Vec<(ObjId, SlotArea)>,
+}
+
+impl Decoding {
+    pub(crate) fn new() -> Decoding {
+        Decoding {
+            entries: Vec::new(),
+            storage: BTreeSet::new(),
+            slots: 0,
+            tombstones: 0,
+            areas: Vec::new(),
+        }
+    }
+
+    /// Notes that the bucket or group at `b` belongs to the map, with its slot area.
+    pub(crate) fn container(&mut self, ctx: &Ctx, b: Addr, size: u64, lo: u64, hi: u64) {
+        if let Some(o) = ctx.object(b) {
+            if self.storage.insert(o) {
+                let start = ctx.objects.addr(o);
+                self.areas.push((
+                    o,
+                    SlotArea {
+                        phase: (b.0 - start.0) % size,
+                        size,
+                        lo,
+                        hi,
+                    },
+                ));
+            }
+        }
+    }
+}
+
+impl Maps {
+    /// Finds every map header among the typed objects and decodes it.
+    pub fn decode(ctx: &Ctx, types: &ObjectTypes) -> Maps {
+        let mut out = Maps::default();
+        for id in 0..ctx.objects.len() as u32 {
+            let oid = ObjId(id);
+            let Some(crate::types::ObjType::Dwarf(t)) = types.get(oid) else {
+                continue;
+            };
+            let Some(name) = types.name(oid) else {
+                continue;
+            };
+            let imp = if name.starts_with("hash<") {
+                MapImpl::Classic
+            } else if name.starts_with("map<") {
+                MapImpl::Swiss
+            } else {
+                continue;
+            };
+            let header = ctx.objects.addr(oid);
+            let decoded = match imp {
+                MapImpl::Classic => classic::decode(ctx, t, header),
+                MapImpl::Swiss => swiss::decode(ctx, t, header),
+            };
+            let Some((key, value, count, writing, d)) = decoded else {
+                out.warnings
+                    .push(format!("map {name} at {header}: layout not understood"));
+                continue;
+            };
+            if writing {
+                out.warnings.push(format!(
+                    "map {name} at {header} was being written when the core was taken: decoded best-effort"
+                ));
+            }
+            let mi = out.maps.len() as u32;
+            let first = out.entries.len() as u32;
+            for (k, v) in &d.entries {
+                if let Some(c) = ctx.object(*k) {
+                    out.entries.push(Entry {
+                        map: mi,
+                        key: *k,
+                        value: *v,
+                        container: c,
+                    });
+                }
+            }
+            out.areas.extend(d.areas.iter().map(|(o, a)| (o.0, *a)));
+            let mut storage: Vec<ObjId> = d.storage.into_iter().collect();
+            if !storage.contains(&oid) {
+                storage.insert(0, oid);
+            }
+            out.maps.push(DecodedMap {
+                header: oid,
+                imp,
+                key,
+                value,
+                count,
+                first_entry: first,
+                entries: out.entries.len() as u32 - first,
+                storage,
+                slots: d.slots,
+                tombstones: d.tombstones,
+                writing,
+            });
+        }
+        out
+    }
+
+    /// The entries of a map.
+    pub fn entries_of(&self, m: &DecodedMap) -> &[Entry] {
+        let s = m.first_entry as usize;
+        &self.entries[s..s + m.entries as usize]
+    }
+}
+
+/// Result of decoding one header: key and value layout, recorded count, writing flag, contents.
+pub(crate) type Decoded = (SlotType, SlotType, u64, bool, Decoding);

@@ -1,0 +1,159 @@
+//! Swiss maps: `maps.Map` → one group (small maps) or a directory of tables → groups of 8 slots.
+
+use super::{Ctx, Decoded, Decoding};
+use crate::dwarf::TypeRef;
+use crate::memory::Addr;
+
+/// Control byte of an empty slot.
+const CTRL_EMPTY: u8 = 0x80;
+/// Control byte of a deleted slot.
+const CTRL_DELETED: u8 = 0xfe;
+/// Slots per group.
+const GROUP_SLOTS: u64 = 8;
+/// Most directory entries or groups read (damage guard).
+const MAX_GROUPS: u64 = 1 << 28;
+
+/// Whether a control byte marks a full slot.
+pub fn is_full(ctrl: u8) -> bool {
+    ctrl & CTRL_EMPTY == 0
+}
+
+/// Where keys and values sit inside a group.
+struct Group {
+    ctrl: u64,
+    size: u64,
+    /// (first key, stride) and (first value, stride) from the group start.
+    key: (u64, u64),
+    value: (u64, u64),
+}
+
+impl Group {
+    fn read(&self, ctx: &Ctx, g: Addr, d: &mut Decoding) {
+        let Ok(ctrl) = ctx.mem.u64(g.offset(self.ctrl)) else {
+            return;
+        };
+        d.container(ctx, g, self.size, self.ctrl + 8, self.size);
+        d.slots += GROUP_SLOTS;
+        for i in 0..GROUP_SLOTS {
+            let c = (ctrl >> (8 * i)) as u8;
+            if is_full(c) {
+                d.entries.push((
+                    g.offset(self.key.0 + i * self.key.1),
+                    g.offset(self.value.0 + i * self.value.1),
+                ));
+            } else if c == CTRL_DELETED {
+                d.tombstones += 1;
+            }
+        }
+    }
+}
+
+/// Decodes a Swiss map whose `map<K,V>` header (DWARF type `t`) is at `header`.
+pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
+    let (_, hf) = ctx.fields(t)?;
+    let f = |n: &str| Ctx::field(&hf, n);
+    let m = ctx.mem;
+    let used = m.u64(header.offset(f("used")?.offset)).ok()?;
+    let dir_f = f("dirPtr")?;
+    let dir_ptr = m.ptr(header.offset(dir_f.offset)).ok()?;
+    let dir_len = m.u64(header.offset(f("dirLen")?.offset)).ok()?;
+    let writing = f("writing")
+        .and_then(|w| m.u8(header.offset(w.offset)).ok())
+        .is_some_and(|w| w != 0);
+    // dirPtr is typed **table<K,V>; the table's groups.data points at the groups.
+    let table_t = ctx.pointee(ctx.pointee(dir_f.ty?)?)?;
+    let (_, tf) = ctx.fields(table_t)?;
+    let groups = Ctx::field(&tf, "groups")?;
+    let (_, gf) = ctx.fields(groups.ty?)?;
+    let data = Ctx::field(&gf, "data")?;
+    let length_mask = Ctx::field(&gf, "lengthMask")?;
+    let group_t = ctx.pointee(data.ty?)?;
+    let (ginfo, grf) = ctx.fields(group_t)?;
+    let ctrl = Ctx::field(&grf, "ctrl")?.offset;
+    let (key, value, layout) = if let Some(slots) = Ctx::field(&grf, "slots") {
+        // Default layout: slots [8]struct{key K; elem V}.
+        let (slot_t, _) = ctx.array_elem(slots.ty?)?;
+        let (sinfo, sf) = ctx.fields(slot_t)?;
+        let k = Ctx::field(&sf, "key")?;
+        let v = Ctx::field(&sf, "elem")?;
+        let stride = sinfo.size;
+        (
+            ctx.slot_type(k.ty?),
+            ctx.slot_type(v.ty?),
+            (
+                (slots.offset + k.offset, stride),
+                (slots.offset + v.offset, stride),
+            ),
+        )
+    } else {
+        // Split layout (GOEXPERIMENT=mapsplitgroup): keys [8]K, then elems [8]V.
+        let keys = Ctx::field(&grf, "keys")?;
+        let elems = Ctx::field(&grf, "elems")?;
+        let (kt, _) = ctx.array_elem(keys.ty?)?;
+        let (vt, _) = ctx.array_elem(elems.ty?)?;
+        (
+            ctx.slot_type(kt),
+            ctx.slot_type(vt),
+            ((keys.offset, ctx.size(kt)), (elems.offset, ctx.size(vt))),
+        )
+    };
+    let group = Group {
+        ctrl,
+        size: ginfo.size,
+        key: layout.0,
+        value: layout.1,
+    };
+    let mut d = Decoding::new();
+    if let Some(h) = ctx.object(header) {
+        d.storage.insert(h);
+    }
+    if dir_ptr.0 == 0 {
+        return Some((key, value, used, writing, d));
+    }
+    if dir_len == 0 {
+        // Small map: dirPtr is the one group.
+        group.read(ctx, dir_ptr, &mut d);
+        return Some((key, value, used, writing, d));
+    }
+    if let Some(o) = ctx.object(dir_ptr) {
+        d.storage.insert(o);
+    }
+    let mut tables: Vec<Addr> = (0..dir_len.min(MAX_GROUPS))
+        .filter_map(|i| m.ptr(dir_ptr.offset(8 * i)).ok())
+        .filter(|t| t.0 != 0)
+        .collect();
+    // Several directory entries can share one table.
+    tables.sort();
+    tables.dedup();
+    for tbl in tables {
+        if let Some(o) = ctx.object(tbl) {
+            d.storage.insert(o);
+        }
+        let (Ok(groups_ptr), Ok(mask)) = (
+            m.ptr(tbl.offset(groups.offset + data.offset)),
+            m.u64(tbl.offset(groups.offset + length_mask.offset)),
+        ) else {
+            continue;
+        };
+        if groups_ptr.0 == 0 || mask >= MAX_GROUPS {
+            continue;
+        }
+        for g in 0..=mask {
+            group.read(ctx, groups_ptr.offset(g * group.size), &mut d);
+        }
+    }
+    Some((key, value, used, writing, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_bytes_full_empty_deleted() {
+        assert!(is_full(0x00));
+        assert!(is_full(0x7f));
+        assert!(!is_full(CTRL_EMPTY));
+        assert!(!is_full(CTRL_DELETED));
+    }
+}
