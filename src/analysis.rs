@@ -47,6 +47,8 @@ pub struct Analysis {
     pub roots: Vec<Root>,
     /// Object types.
     pub types: ObjectTypes,
+    /// How pointer words are found in objects.
+    pub bits: PointerBits,
     /// Decoded maps.
     pub maps: Maps,
     /// The object graph.
@@ -195,6 +197,7 @@ impl Analysis {
             objects,
             roots,
             types,
+            bits,
             maps,
             graph,
             doms,

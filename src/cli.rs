@@ -13,6 +13,7 @@ use coreheap::process::{OpenError, OpenOptions, Process};
 use coreheap::report::heapview::HeapView;
 use coreheap::report::histogram::{HistogramReport, SortBy};
 use coreheap::report::info::InfoReport;
+use coreheap::report::maps::{GroupBy, MapsInput, MapsOptions, MapsReport};
 use coreheap::report::path::{PathError, PathReport};
 use coreheap::report::top::TopReport;
 use coreheap::runtime::RuntimeError;
@@ -53,6 +54,8 @@ enum Command {
     Histogram(HistogramArgs),
     /// The shortest path from a root to the object holding ADDRESS, and its dominators.
     Path(PathArgs),
+    /// Maps ranked by retained bytes, with their owner and the key groups that hold the bytes.
+    Maps(MapsArgs),
 }
 
 /// Options for finding and reading a core and its executable.
@@ -93,12 +96,54 @@ impl CoreArgs {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Format {
     /// A table for people.
     Table,
     /// JSON for programs (see docs/json.md).
     Json,
+    /// Markdown for a ticket (maps only; other commands print their table).
+    Markdown,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GroupByArg {
+    /// Cut string keys before the N-th delimiter (--depth).
+    Prefix,
+    /// Turn keys into patterns: acct:{n}, sess:{hex}, {uuid}.
+    Shape,
+}
+
+#[derive(Args, Debug)]
+struct MapsArgs {
+    #[command(flatten)]
+    core: CoreArgs,
+    #[command(flatten)]
+    out: OutArgs,
+    /// Maps to list (0: all).
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Leave out maps retaining fewer bytes.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    min_bytes: u64,
+    /// Key groups shown under each map.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    groups: usize,
+    /// How to group keys.
+    #[arg(long, value_enum, default_value_t = GroupByArg::Prefix)]
+    group_by: GroupByArg,
+    /// With --group-by prefix: cut before the N-th delimiter (keys with fewer go under their longest delimited prefix).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    depth: usize,
+    /// Characters that separate key fields.
+    #[arg(long, default_value = ":/|.-_ ", value_name = "CHARS")]
+    delimiters: String,
+    /// Characters of a key shown.
+    #[arg(long, default_value_t = 40, value_name = "N")]
+    key_width: usize,
+    /// Replace keys by their shape and a short keyed hash, so the report can leave the machine.
+    #[arg(long)]
+    redact: bool,
 }
 
 #[derive(Args, Debug)]
@@ -210,7 +255,50 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Top(a) => top(a),
         Command::Histogram(a) => histogram(a),
         Command::Path(a) => path(a),
+        Command::Maps(a) => maps(a),
     }
+}
+
+fn maps(a: MapsArgs) -> anyhow::Result<()> {
+    let opts = MapsOptions {
+        top: a.top,
+        min_bytes: a.min_bytes,
+        groups: a.groups,
+        group_by: match a.group_by {
+            GroupByArg::Prefix => GroupBy::Prefix,
+            GroupByArg::Shape => GroupBy::Shape,
+        },
+        depth: a.depth,
+        delimiters: a.delimiters.clone(),
+        key_width: a.key_width,
+        redact: a.redact,
+    };
+    let command: String = std::env::args()
+        .map(|x| if x.contains(' ') { format!("{x:?}") } else { x })
+        .collect::<Vec<_>>()
+        .join(" ");
+    with_view(&a.core, &a.out, |p, view| {
+        let input = MapsInput {
+            view,
+            dwarf: &p.dwarf,
+            mem: &p.mem,
+            go_version: p.exe.buildinfo.release(),
+        };
+        let report = MapsReport::gather(&input, &opts);
+        if a.out.format == Format::Table {
+            for w in &report.warnings {
+                eprintln!("coreheap: warning: {w}");
+            }
+        }
+        match a.out.format {
+            Format::Markdown => {
+                let mut out = std::io::stdout().lock();
+                write!(out, "{}", report.to_markdown(&command))?;
+                Ok(())
+            }
+            f => emit(f, || report.to_json(), || report.to_table()),
+        }
+    })
 }
 
 /// Progress spinners on stderr, drawn only when stderr is a terminal.
@@ -273,7 +361,7 @@ fn emit(
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => writeln!(out, "{}", json()?)?,
-        Format::Table => writeln!(out, "{}", table())?,
+        Format::Table | Format::Markdown => writeln!(out, "{}", table())?,
     }
     Ok(())
 }

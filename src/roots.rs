@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::dwarf::TypeRef;
 use crate::memory::Addr;
 use crate::runtime::{Runtime, RuntimeError};
 
@@ -26,13 +27,19 @@ pub struct Root {
     pub name: String,
     /// The words that hold pointers, with an optional name for each (a field or local).
     pub slots: Vec<(Addr, Option<String>)>,
+    /// For a global: where its value starts and its DWARF type (to name fields by offset).
+    pub var: Option<(Addr, TypeRef)>,
 }
+
+/// A data/bss word's variable name, its field, and the variable's start and type.
+type GlobalWord = (String, Option<String>, Option<(Addr, TypeRef)>);
 
 /// A global variable's extent, for naming the pointer words that fall inside it.
 struct GlobalVar {
     start: u64,
     end: u64,
     name: String,
+    ty: Option<TypeRef>,
 }
 
 impl Runtime<'_> {
@@ -54,9 +61,34 @@ impl Runtime<'_> {
                     start,
                     end: start + size.max(1),
                     name: v.name,
+                    ty: v.ty,
                 }
             })
             .collect();
+        vars.sort_by_key(|v| v.start);
+        // `var p = &T{…}` is often laid out statically: name that value after the pointer.
+        let statics: Vec<GlobalVar> = vars
+            .iter()
+            .filter_map(|v| {
+                let pointee = match self.dwarf().info(v.ty?).ok()?.kind {
+                    crate::dwarf::TypeKind::Pointer(p) => p?,
+                    _ => return None,
+                };
+                let target = self.mem().u64(Addr(v.start)).ok()?;
+                let covered = vars.partition_point(|w| w.start <= target);
+                if covered > 0 && target < vars[covered - 1].end {
+                    return None;
+                }
+                let size = self.dwarf().resolve(pointee).ok()?.1.size;
+                (size > 0 && self.mem().in_core(Addr(target))).then(|| GlobalVar {
+                    start: target,
+                    end: target + size,
+                    name: v.name.clone(),
+                    ty: Some(pointee),
+                })
+            })
+            .collect();
+        vars.extend(statics);
         vars.sort_by_key(|v| v.start);
         let mut roots: Vec<Root> = Vec::new();
         let mut module = self.global("runtime.firstmoduledata")?;
@@ -77,13 +109,14 @@ impl Runtime<'_> {
                         continue;
                     }
                     let slot = base.offset(8 * i);
-                    let (name, field) = self.name_global_word(&vars, slot);
+                    let (name, field, var) = self.name_global_word(&vars, slot);
                     match roots.last_mut() {
                         Some(r) if r.name == name => r.slots.push((slot, field)),
                         _ => roots.push(Root {
                             kind: RootKind::Global,
                             name,
                             slots: vec![(slot, field)],
+                            var,
                         }),
                     }
                 }
@@ -97,12 +130,16 @@ impl Runtime<'_> {
     }
 
     /// The variable (and byte offset inside it) that a data/bss word belongs to.
-    fn name_global_word(&self, vars: &[GlobalVar], slot: Addr) -> (String, Option<String>) {
+    fn name_global_word(&self, vars: &[GlobalVar], slot: Addr) -> GlobalWord {
         let i = vars.partition_point(|v| v.start <= slot.0);
         if let Some(v) = i.checked_sub(1).and_then(|i| vars.get(i)) {
             if slot.0 < v.end {
                 let off = slot.0 - v.start;
-                return (v.name.clone(), (off > 0).then(|| format!("+{off}")));
+                return (
+                    v.name.clone(),
+                    (off > 0).then(|| format!("+{off}")),
+                    v.ty.map(|t| (Addr(v.start), t)),
+                );
             }
         }
         let link = slot.0.wrapping_sub(self.p.bias);
@@ -112,7 +149,7 @@ impl Runtime<'_> {
             .lookup(link)
             .map(str::to_string)
             .unwrap_or_else(|| format!("global {slot}"));
-        (name, None)
+        (name, None, None)
     }
 }
 
@@ -129,6 +166,7 @@ impl Runtime<'_> {
                 kind: RootKind::Stack,
                 name: format!("goroutine {} {}", f.goid, f.func),
                 slots: Vec::new(),
+                var: None,
             })
             .collect();
         for s in sr.slots {
@@ -254,6 +292,7 @@ impl Runtime<'_> {
                         kind: RootKind::Runtime,
                         name: format!("{label} on {obj}"),
                         slots,
+                        var: None,
                     });
                 }
                 sp = mem.ptr(sp.offset(next_off)).unwrap_or(Addr(0));
@@ -299,6 +338,7 @@ impl Runtime<'_> {
                 kind: RootKind::Runtime,
                 name: "queued finalizers".to_string(),
                 slots,
+                var: None,
             }]
         })
     }

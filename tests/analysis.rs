@@ -117,10 +117,7 @@ fn top_ranks_the_ledger_map_first_with_the_programs_own_byte_count() {
     for s in samples().into_iter().filter(|s| s.program() == "ledger") {
         let (_p, a) = analyse(&s);
         let types = &a.types;
-        let view = HeapView {
-            a: &a,
-            types: &types,
-        };
+        let view = HeapView { a: &a, types };
         let top = TopReport::gather(&view, "", 5.0);
         let first = &top.retainers[0];
         assert!(
@@ -172,10 +169,7 @@ fn path_reaches_a_ledger_value_from_the_global() {
     let s = sample("go1.26.6/ledger");
     let (_p, a) = analyse(&s);
     let types = &a.types;
-    let view = HeapView {
-        a: &a,
-        types: &types,
-    };
+    let view = HeapView { a: &a, types };
     let big = (0..a.objects.len() as u32)
         .find(|&o| types.name(ObjId(o)) == Some("math/big.Int"))
         .unwrap();

@@ -517,6 +517,53 @@ impl Dwarf {
         Ok(self.resolve(r)?.1.size)
     }
 
+    /// The Go expression suffix (`.field`, `[i]`) naming the word at `offset` inside a value of
+    /// type `ty`; runtime internals (slice, string and interface headers) add nothing.
+    pub fn field_path_at(&self, ty: TypeRef, offset: u64) -> String {
+        let mut out = String::new();
+        let (mut t, mut off) = (ty, offset);
+        for _ in 0..32 {
+            let Ok(info) = self.info(t) else { break };
+            match &info.kind {
+                TypeKind::Typedef(Some(next)) if !matches!(info.go_kind, Some(18 | 19 | 21)) => {
+                    t = *next;
+                }
+                TypeKind::Struct(_) if matches!(info.go_kind, Some(23 | 24)) => break,
+                TypeKind::Struct(_)
+                    if info.name == "runtime.eface" || info.name == "runtime.iface" =>
+                {
+                    break
+                }
+                TypeKind::Struct(fields) => {
+                    let Some(f) = fields.iter().rfind(|f| f.offset <= off) else {
+                        break;
+                    };
+                    if !f.name.is_empty() {
+                        out.push('.');
+                        out.push_str(&f.name);
+                    }
+                    off -= f.offset;
+                    match f.ty {
+                        Some(n) => t = n,
+                        None => break,
+                    }
+                }
+                TypeKind::Array {
+                    elem: Some(e),
+                    count,
+                } => {
+                    let es = self.resolve(*e).map(|(_, i)| i.size).unwrap_or(0).max(1);
+                    let i = (off / es).min(count.saturating_sub(1));
+                    out.push_str(&format!("[{i}]"));
+                    off -= i * es;
+                    t = *e;
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
     /// Byte size of the named type.
     pub fn size_of(&self, ty: &str) -> Result<u64, DwarfError> {
         Ok(self.struct_named(ty)?.size)

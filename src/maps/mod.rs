@@ -2,6 +2,7 @@
 //! implementations (classic buckets up to 1.23, Swiss tables from 1.24).
 
 mod classic;
+pub mod keys;
 mod swiss;
 
 use std::collections::BTreeSet;

@@ -3,6 +3,7 @@
 pub mod heapview;
 pub mod histogram;
 pub mod info;
+pub mod maps;
 pub mod path;
 pub mod top;
 

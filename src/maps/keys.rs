@@ -1,0 +1,268 @@
+//! Map keys as people read them, and the groups they fall into: prefixes and shapes.
+
+use std::hash::BuildHasher;
+
+use crate::dwarf::{Dwarf, TypeKind, TypeRef};
+use crate::memory::{Addr, Memory};
+
+/// Go kind numbers used here.
+const KIND_STRING: u8 = 24;
+const KIND_BOOL: u8 = 1;
+const KIND_FLOAT32: u8 = 13;
+const KIND_FLOAT64: u8 = 14;
+const SIGNED: std::ops::RangeInclusive<u8> = 2..=6;
+const UNSIGNED: std::ops::RangeInclusive<u8> = 7..=12;
+
+/// Most bytes of a string key read from the core.
+const MAX_KEY_BYTES: usize = 4096;
+
+/// Reads a key or value of type `ty` at `addr` as text; `None` when it cannot be read.
+pub fn render(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr, depth: u32) -> Option<String> {
+    let (_, info) = dwarf.resolve(ty).ok()?;
+    if let Some(s) = string_at(dwarf, mem, ty, addr) {
+        return Some(quote(&s));
+    }
+    let kind = info.go_kind.unwrap_or(0);
+    let size = info.size;
+    match &info.kind {
+        TypeKind::Base if kind == KIND_BOOL => Some((mem.u8(addr).ok()? != 0).to_string()),
+        TypeKind::Base if kind == KIND_FLOAT64 => {
+            Some(f64::from_bits(mem.u64(addr).ok()?).to_string())
+        }
+        TypeKind::Base if kind == KIND_FLOAT32 => {
+            Some(f32::from_bits(mem.u32(addr).ok()?).to_string())
+        }
+        TypeKind::Base if SIGNED.contains(&kind) => {
+            let v = mem.uint(addr, size).ok()?;
+            let shift = 64 - 8 * size.clamp(1, 8);
+            Some((((v << shift) as i64) >> shift).to_string())
+        }
+        TypeKind::Base if UNSIGNED.contains(&kind) || size <= 8 => {
+            Some(mem.uint(addr, size.clamp(1, 8)).ok()?.to_string())
+        }
+        TypeKind::Pointer(_) => Some(format!("{:#x}", mem.u64(addr).ok()?)),
+        TypeKind::Struct(fields) if depth < 3 => {
+            let parts: Vec<String> = fields
+                .iter()
+                .filter_map(|f| render(dwarf, mem, f.ty?, addr.offset(f.offset), depth + 1))
+                .collect();
+            Some(format!("{{{}}}", parts.join(", ")))
+        }
+        TypeKind::Array {
+            elem: Some(e),
+            count,
+        } if depth < 3 => {
+            let es = dwarf.resolve(*e).ok()?.1.size;
+            let parts: Vec<String> = (0..(*count).min(16))
+                .filter_map(|i| render(dwarf, mem, *e, addr.offset(i * es), depth + 1))
+                .collect();
+            Some(format!("[{}]", parts.join(" ")))
+        }
+        _ => Some(format!("<{} bytes>", size)),
+    }
+}
+
+/// The bytes of a string value of type `ty` at `addr`, when `ty` is a string.
+pub fn string_at(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr) -> Option<String> {
+    let (_, info) = dwarf.resolve(ty).ok()?;
+    if info.go_kind != Some(KIND_STRING) {
+        return None;
+    }
+    let p = mem.ptr(addr).ok()?;
+    let n = mem.u64(addr.offset(8)).ok()? as usize;
+    if n == 0 {
+        return Some(String::new());
+    }
+    let b = mem.read(p, n.min(MAX_KEY_BYTES)).ok()?;
+    Some(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A string in Go's double-quoted form, with control and non-ASCII bytes escaped.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
+            c => out.push_str(&c.escape_default().to_string()),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Cuts text to at most `width` characters, marking the cut with `…`.
+pub fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The key up to (not including) its `depth`-th delimiter; keys with fewer delimiters give
+/// their longest delimited prefix (everything before the last delimiter, or "" with none).
+pub fn prefix(key: &str, depth: usize, delimiters: &str) -> String {
+    let cuts: Vec<usize> = key
+        .char_indices()
+        .filter(|(_, c)| delimiters.contains(*c))
+        .map(|(i, _)| i)
+        .collect();
+    match cuts.get(depth.max(1) - 1).or(cuts.last()) {
+        Some(&i) => key[..i].to_string(),
+        None => String::new(),
+    }
+}
+
+/// The key as a pattern: numbers become `{n}`, hex runs `{hex}`, UUIDs `{uuid}`, other
+/// fields stay; delimiters are kept.
+pub fn shape(key: &str, delimiters: &str) -> String {
+    let mut out = String::new();
+    let mut field = String::new();
+    let flush = |field: &mut String, out: &mut String| {
+        out.push_str(&classify(field));
+        field.clear();
+    };
+    for c in key.chars() {
+        if delimiters.contains(c) && !(c == '-' && looks_like_uuid_part(&field, key)) {
+            flush(&mut field, &mut out);
+            out.push(c);
+        } else {
+            field.push(c);
+        }
+    }
+    flush(&mut field, &mut out);
+    out
+}
+
+/// Keeps UUIDs together although `-` is a delimiter.
+fn looks_like_uuid_part(field: &str, key: &str) -> bool {
+    let _ = key;
+    let hexish = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    hexish(field) && field.len() < 36 && (field.len() == 8 || field.contains('-'))
+}
+
+fn classify(field: &str) -> String {
+    if field.is_empty() {
+        return String::new();
+    }
+    if field.chars().all(|c| c.is_ascii_digit()) {
+        return "{n}".into();
+    }
+    let b = field.as_bytes();
+    if field.len() == 36
+        && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
+        && field.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    {
+        return "{uuid}".into();
+    }
+    if field.len() >= 8
+        && field.chars().all(|c| c.is_ascii_hexdigit())
+        && field.chars().any(|c| c.is_ascii_digit())
+    {
+        return "{hex}".into();
+    }
+    field.to_string()
+}
+
+/// Replaces keys by their shape and a short hash under a key chosen for this run, so that a
+/// report can leave the machine: equal keys stay equal within one report.
+#[derive(Debug)]
+pub struct Redactor {
+    state: std::hash::RandomState,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Redactor {
+            state: std::hash::RandomState::new(),
+        }
+    }
+}
+
+impl Redactor {
+    /// The redacted form of a key.
+    pub fn key(&self, key: &str, delimiters: &str) -> String {
+        let h = self.state.hash_one(key);
+        format!("{}#{:08x}", shape(key, delimiters), h as u32)
+    }
+}
+
+/// A Go type name as `%T` prints it: package paths shortened to the package name.
+pub fn short_type_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        match word.rfind('/') {
+            Some(i) => out.push_str(&word[i + 1..]),
+            None => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in name.chars() {
+        if c.is_alphanumeric() || matches!(c, '_' | '.' | '/' | '-') {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = ":/|.-_ ";
+
+    #[test]
+    fn prefix_cuts_before_the_nth_delimiter_or_the_last_one() {
+        assert_eq!(prefix("acct:eu-west:00104729", 2, ":"), "acct:eu-west");
+        assert_eq!(prefix("sess:9f86d081884c7d65", 2, ":"), "sess");
+        assert_eq!(prefix("a:b:c:d", 2, ":"), "a:b");
+        assert_eq!(prefix("eu", 2, ":"), "");
+        assert_eq!(prefix("acct:eu-west:00104729", 1, D), "acct");
+        assert_eq!(prefix("acct:eu-west:00104729", 2, D), "acct:eu");
+    }
+
+    #[test]
+    fn shape_names_numbers_hex_and_uuids() {
+        assert_eq!(shape("acct:eu-west:00104729", D), "acct:eu-west:{n}");
+        assert_eq!(shape("sess:9f86d081884c7d65", D), "sess:{hex}");
+        assert_eq!(
+            shape("user/123e4567-e89b-12d3-a456-426614174000", D),
+            "user/{uuid}"
+        );
+        assert_eq!(shape("42", D), "{n}");
+    }
+
+    #[test]
+    fn quoting_escapes_control_bytes() {
+        assert_eq!(quote("a\"b\n"), "\"a\\\"b\\n\"");
+        assert_eq!(cut("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn type_names_lose_their_package_paths() {
+        assert_eq!(short_type_name("*math/big.Int"), "*big.Int");
+        assert_eq!(
+            short_type_name("map[string]*math/big.Int"),
+            "map[string]*big.Int"
+        );
+        assert_eq!(short_type_name("[]uint8"), "[]uint8");
+    }
+
+    #[test]
+    fn redaction_keeps_the_shape_and_hides_the_value() {
+        let r = Redactor::default();
+        let a = r.key("acct:eu-west:00104729", D);
+        assert!(a.starts_with("acct:eu-west:{n}#"));
+        assert!(!a.contains("00104729"));
+        assert_eq!(a, r.key("acct:eu-west:00104729", D));
+    }
+}

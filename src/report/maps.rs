@@ -1,0 +1,600 @@
+//! `coreheap maps`: maps ranked by the bytes they retain, who owns them, and which key groups
+//! hold the bytes.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::heapview::HeapView;
+use super::top::percent;
+use super::{human_bytes, Envelope};
+use crate::dwarf::Dwarf;
+use crate::heap::ObjId;
+use crate::maps::keys::{self, Redactor};
+use crate::maps::{DecodedMap, MapImpl};
+use crate::memory::{Addr, Memory};
+use crate::roots::RootKind;
+
+/// How to group a map's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By the text before the N-th delimiter.
+    Prefix,
+    /// By the key's pattern (`acct:{n}`).
+    Shape,
+}
+
+/// Options of the `maps` command.
+#[derive(Debug, Clone)]
+pub struct MapsOptions {
+    /// Maps to list (0: all).
+    pub top: usize,
+    /// Leave out maps retaining fewer bytes.
+    pub min_bytes: u64,
+    /// Key groups per map.
+    pub groups: usize,
+    /// Grouping.
+    pub group_by: GroupBy,
+    /// Delimiter count for prefixes.
+    pub depth: usize,
+    /// Delimiter characters.
+    pub delimiters: String,
+    /// Characters of a key shown.
+    pub key_width: usize,
+    /// Replace keys by their shape and a keyed hash.
+    pub redact: bool,
+}
+
+impl Default for MapsOptions {
+    fn default() -> Self {
+        MapsOptions {
+            top: 20,
+            min_bytes: 0,
+            groups: 5,
+            group_by: GroupBy::Prefix,
+            depth: 1,
+            delimiters: ":/|.-_ ".to_string(),
+            key_width: 40,
+            redact: false,
+        }
+    }
+}
+
+/// A group of keys.
+#[derive(Debug, Serialize)]
+pub struct KeyGroup {
+    /// The prefix or shape.
+    pub prefix: String,
+    /// Entries in the group.
+    pub entries: u64,
+    /// Bytes the group's entries retain.
+    pub retained_bytes: u64,
+    /// Share of the map's entries' retained bytes, percent.
+    pub percent_of_map: f64,
+    /// One key of the group.
+    pub sample_key: String,
+}
+
+/// One map.
+#[derive(Debug, Serialize)]
+pub struct MapLine {
+    /// The path from a root naming the map, as Go code would write it.
+    pub owner: String,
+    /// Several roots hold the map (no single owner dominates it).
+    pub owner_shared: bool,
+    /// Header address.
+    pub address: String,
+    /// `classic` or `swiss`.
+    pub implementation: MapImpl,
+    /// Key type, as `%T` prints it.
+    pub key_type: String,
+    /// Value type, as `%T` prints it.
+    pub value_type: String,
+    /// Entries decoded.
+    pub entries: u64,
+    /// Entries the header records.
+    pub header_count: u64,
+    /// Bytes of the map's own structures: header, directory, tables, groups or buckets.
+    pub table_bytes: u64,
+    /// Slots in its groups or buckets.
+    pub slots: u64,
+    /// Entries per slot.
+    pub load: f64,
+    /// Deleted slots.
+    pub tombstones: u64,
+    /// Bytes the map keeps alive: its structures, entries and what they share.
+    pub retained_bytes: u64,
+    /// Sum of what each entry alone keeps alive.
+    pub entries_retained_bytes: u64,
+    /// Key groups, largest first.
+    pub groups: Vec<KeyGroup>,
+}
+
+/// The `maps` report.
+#[derive(Debug, Serialize)]
+pub struct MapsReport {
+    /// Go release.
+    pub go_version: String,
+    /// Heap totals.
+    pub heap: HeapBytes,
+    /// Maps found in all.
+    pub maps_found: usize,
+    /// Maps, largest retainers first.
+    pub maps: Vec<MapLine>,
+    /// One-line findings for a responder.
+    pub findings: Vec<String>,
+    /// Problems met.
+    pub warnings: Vec<String>,
+    /// Keys were redacted.
+    pub redacted: bool,
+}
+
+/// The heap's bytes.
+#[derive(Debug, Serialize)]
+pub struct HeapBytes {
+    /// Live objects' bytes.
+    pub allocated_bytes: u64,
+    /// Reachable from roots.
+    pub reachable_bytes: u64,
+    /// Allocated but unreachable.
+    pub unreachable_bytes: u64,
+}
+
+/// Where the report reads from.
+pub struct MapsInput<'a> {
+    /// The analysed heap.
+    pub view: &'a HeapView<'a>,
+    /// DWARF.
+    pub dwarf: &'a Dwarf,
+    /// Memory.
+    pub mem: &'a Memory,
+    /// Go release.
+    pub go_version: &'a str,
+}
+
+impl MapsReport {
+    /// Ranks every decoded map.
+    pub fn gather(input: &MapsInput, opts: &MapsOptions) -> MapsReport {
+        let v = input.view;
+        let a = v.a;
+        let reach = a.reachability();
+        let parents = v.bfs_parents();
+        let redactor = Redactor::default();
+        let mut lines: Vec<(usize, MapLine)> = Vec::new();
+        for (mi, m) in a.maps.maps.iter().enumerate() {
+            if !a.doms.is_reachable(m.header.0) {
+                continue;
+            }
+            let retained = a.retained[m.header.0 as usize];
+            if retained < opts.min_bytes {
+                continue;
+            }
+            lines.push((mi, map_line(input, opts, &parents, &redactor, m)));
+        }
+        lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
+        let findings = findings(input, &lines, reach.reachable_bytes);
+        let found = lines.len();
+        if opts.top > 0 {
+            lines.truncate(opts.top);
+        }
+        MapsReport {
+            go_version: input.go_version.to_string(),
+            heap: HeapBytes {
+                allocated_bytes: reach.allocated_bytes,
+                reachable_bytes: reach.reachable_bytes,
+                unreachable_bytes: reach.unreachable_bytes,
+            },
+            maps_found: found,
+            maps: lines.into_iter().map(|(_, l)| l).collect(),
+            findings,
+            warnings: a.warnings.clone(),
+            redacted: opts.redact,
+        }
+    }
+
+    /// The JSON document.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(&Envelope::new("coreheap/maps/v1", self))
+    }
+
+    /// A table for people: one row per map, its key groups below it.
+    pub fn to_table(&self) -> String {
+        let mut t = super::new_table();
+        t.set_header(vec!["retained", "entries", "table", "load", "map"]);
+        for m in &self.maps {
+            t.add_row(vec![
+                human_bytes(m.retained_bytes),
+                m.entries.to_string(),
+                human_bytes(m.table_bytes),
+                format!("{:.0}%", m.load * 100.0),
+                format!(
+                    "{}{}  map[{}]{}",
+                    m.owner,
+                    if m.owner_shared { " (shared)" } else { "" },
+                    m.key_type,
+                    m.value_type
+                ),
+            ]);
+            for g in &m.groups {
+                t.add_row(vec![
+                    format!("  {}", human_bytes(g.retained_bytes)),
+                    g.entries.to_string(),
+                    String::new(),
+                    format!("{:.0}%", g.percent_of_map),
+                    format!("  {} e.g. {}", display_prefix(&g.prefix), g.sample_key),
+                ]);
+            }
+        }
+        let mut out = self.summary();
+        out.push('\n');
+        out.push_str(&t.to_string());
+        for f in &self.findings {
+            out.push_str(&format!("\n• {f}"));
+        }
+        out
+    }
+
+    /// One sentence saying what holds the memory.
+    pub fn summary(&self) -> String {
+        match self.maps.first() {
+            Some(m) => format!(
+                "{} maps hold {} of the {} reachable heap; the largest, {}, retains {} ({:.1}%) in {} entries.",
+                self.maps_found,
+                human_bytes(self.maps.iter().map(|m| m.retained_bytes).sum()),
+                human_bytes(self.heap.reachable_bytes),
+                m.owner,
+                human_bytes(m.retained_bytes),
+                percent(m.retained_bytes, self.heap.reachable_bytes),
+                m.entries
+            ),
+            None => format!(
+                "No maps found in the {} reachable heap.",
+                human_bytes(self.heap.reachable_bytes)
+            ),
+        }
+    }
+
+    /// Markdown for a ticket: summary, table, findings, and how it was made.
+    pub fn to_markdown(&self, command: &str) -> String {
+        let mut s = format!("## What holds the memory\n\n{}\n\n", self.summary());
+        s.push_str("| retained | entries | table | load | tombstones | map | key → value |\n");
+        s.push_str("|---:|---:|---:|---:|---:|---|---|\n");
+        for m in &self.maps {
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.0}% | {} | `{}`{} | `{}` → `{}` |\n",
+                human_bytes(m.retained_bytes),
+                m.entries,
+                human_bytes(m.table_bytes),
+                m.load * 100.0,
+                m.tombstones,
+                m.owner,
+                if m.owner_shared { " (shared)" } else { "" },
+                m.key_type,
+                m.value_type
+            ));
+        }
+        for m in self.maps.iter().filter(|m| !m.groups.is_empty()).take(5) {
+            s.push_str(&format!("\n### Keys of `{}`\n\n", m.owner));
+            s.push_str(
+                "| group | entries | retained | share | sample key |\n|---|---:|---:|---:|---|\n",
+            );
+            for g in &m.groups {
+                s.push_str(&format!(
+                    "| `{}` | {} | {} | {:.1}% | `{}` |\n",
+                    display_prefix(&g.prefix),
+                    g.entries,
+                    human_bytes(g.retained_bytes),
+                    g.percent_of_map,
+                    g.sample_key.replace('`', "'")
+                ));
+            }
+        }
+        if !self.findings.is_empty() {
+            s.push_str("\n### Findings\n\n");
+            for f in &self.findings {
+                s.push_str(&format!("- {f}\n"));
+            }
+        }
+        s.push_str(&format!(
+            "\n<sub>`{command}` · coreheap {} · {}{}</sub>\n",
+            env!("CARGO_PKG_VERSION"),
+            self.go_version,
+            if self.redacted {
+                " · keys redacted"
+            } else {
+                ""
+            }
+        ));
+        s
+    }
+}
+
+fn display_prefix(p: &str) -> &str {
+    if p.is_empty() {
+        "(no prefix)"
+    } else {
+        p
+    }
+}
+
+fn map_line(
+    input: &MapsInput,
+    opts: &MapsOptions,
+    parents: &[u32],
+    redactor: &Redactor,
+    m: &DecodedMap,
+) -> MapLine {
+    let v = input.view;
+    let a = v.a;
+    let entries = a.maps.entries_of(m);
+    let entry_retained =
+        |i: usize| a.retained[a.graph.entry_node(m.first_entry as usize + i) as usize];
+    let entries_retained: u64 = (0..entries.len()).map(entry_retained).sum();
+    let table_bytes: u64 = m.storage.iter().map(|o| a.shallow[o.0 as usize]).sum();
+    // Group the entries by prefix or shape of their keys.
+    let mut groups: HashMap<String, (u64, u64, String)> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let key_addr = deref(input.mem, e.key, m.key.indirect);
+        let text = keys::string_at(input.dwarf, input.mem, m.key.ty, key_addr);
+        let group = match (&text, opts.group_by) {
+            (Some(k), GroupBy::Prefix) => keys::prefix(k, opts.depth, &opts.delimiters),
+            (Some(k), GroupBy::Shape) => keys::shape(k, &opts.delimiters),
+            (None, GroupBy::Shape) => keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0)
+                .map(|r| keys::shape(&r, &opts.delimiters))
+                .unwrap_or_default(),
+            (None, GroupBy::Prefix) => String::new(),
+        };
+        let group = if opts.redact {
+            keys::shape(&group, &opts.delimiters)
+        } else {
+            group
+        };
+        let g = groups.entry(group).or_insert_with(|| {
+            let shown = match &text {
+                Some(k) if opts.redact => redactor.key(k, &opts.delimiters),
+                Some(k) => keys::cut(&keys::quote(k), opts.key_width),
+                None => keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0)
+                    .map(|r| {
+                        if opts.redact {
+                            redactor.key(&r, &opts.delimiters)
+                        } else {
+                            keys::cut(&r, opts.key_width)
+                        }
+                    })
+                    .unwrap_or_default(),
+            };
+            (0, 0, shown)
+        });
+        g.0 += 1;
+        g.1 += entry_retained(i);
+    }
+    let mut groups: Vec<KeyGroup> = groups
+        .into_iter()
+        .map(|(prefix, (n, bytes, sample))| KeyGroup {
+            prefix,
+            entries: n,
+            retained_bytes: bytes,
+            percent_of_map: percent(bytes, entries_retained),
+            sample_key: sample,
+        })
+        .collect();
+    groups.sort_by(|x, y| {
+        y.retained_bytes
+            .cmp(&x.retained_bytes)
+            .then(x.prefix.cmp(&y.prefix))
+    });
+    groups.truncate(opts.groups);
+    let (owner, owner_shared) = owner(input, parents, m.header);
+    let type_name = |t| {
+        input
+            .dwarf
+            .info(t)
+            .map(|i| keys::short_type_name(&i.name))
+            .unwrap_or_default()
+    };
+    MapLine {
+        owner,
+        owner_shared,
+        address: a.objects.addr(m.header).to_string(),
+        implementation: m.imp,
+        key_type: type_name(m.key.ty),
+        value_type: type_name(m.value.ty),
+        entries: entries.len() as u64,
+        header_count: m.count,
+        table_bytes,
+        slots: m.slots,
+        load: if m.slots == 0 {
+            0.0
+        } else {
+            (entries.len() as f64 / m.slots as f64 * 1000.0).round() / 1000.0
+        },
+        tombstones: m.tombstones,
+        retained_bytes: a.retained[m.header.0 as usize],
+        entries_retained_bytes: entries_retained,
+        groups,
+    }
+}
+
+/// The slot itself, or what it points to for indirect keys and values.
+fn deref(mem: &Memory, slot: Addr, indirect: bool) -> Addr {
+    if indirect {
+        mem.ptr(slot).unwrap_or(slot)
+    } else {
+        slot
+    }
+}
+
+/// Names the map as Go code would reach it from a root, along the shortest path.
+fn owner(input: &MapsInput, parents: &[u32], header: ObjId) -> (String, bool) {
+    let v = input.view;
+    let a = v.a;
+    let path = v.path_to(parents, header.0);
+    let mut name = String::new();
+    let storage: std::collections::HashSet<u32> = a
+        .maps
+        .maps
+        .iter()
+        .flat_map(|m| m.storage.iter().map(|o| o.0))
+        .collect();
+    for pair in path.windows(2) {
+        let (u, w) = (pair[0], pair[1]);
+        if let Some(r) = a.graph.as_root(u) {
+            let root = &a.roots[r];
+            let slot = root.slots.iter().find(|(s, _)| points_into(input, *s, w));
+            name = match root.kind {
+                RootKind::Stack => format!(
+                    "{}: {}",
+                    root.name,
+                    slot.and_then(|(_, n)| n.clone())
+                        .unwrap_or_else(|| "?".into())
+                ),
+                _ => {
+                    let field = match (slot, root.var) {
+                        (Some((s, _)), Some((base, ty))) => {
+                            input.dwarf.field_path_at(ty, s.0 - base.0)
+                        }
+                        _ => String::new(),
+                    };
+                    format!("{}{}", root.name, field)
+                }
+            };
+        } else if let Some(e) = a.graph.as_entry(u) {
+            let e = a.maps.entries[e];
+            let m = &a.maps.maps[e.map as usize];
+            let key = keys::render(
+                input.dwarf,
+                input.mem,
+                m.key.ty,
+                deref(input.mem, e.key, m.key.indirect),
+                0,
+            )
+            .unwrap_or_else(|| "?".into());
+            name.push_str(&format!("[{}]", keys::cut(&key, 40)));
+        } else if a.graph.is_object(u) && !storage.contains(&u) {
+            name.push_str(&object_field(input, ObjId(u), w));
+        }
+    }
+    let chain = v.dominator_chain(header.0);
+    let shared = chain
+        .first()
+        .is_some_and(|&first| a.graph.as_root(first).is_none());
+    if name.is_empty() {
+        name = format!("map @ {}", a.objects.addr(header));
+    }
+    (name, shared)
+}
+
+/// Whether the word at `slot` points into object or node `w`.
+fn points_into(input: &MapsInput, slot: Addr, w: u32) -> bool {
+    let a = input.view.a;
+    input
+        .mem
+        .u64(slot)
+        .ok()
+        .and_then(|p| a.objects.find(&a.heap, &a.index, Addr(p)))
+        .is_some_and(|o| o.0 == w)
+}
+
+/// The field (or element) of object `u` that points to node `w`.
+fn object_field(input: &MapsInput, u: ObjId, w: u32) -> String {
+    let a = input.view.a;
+    let si = a.objects.span(u);
+    let s = &a.heap.spans[si];
+    let start = a.objects.addr(u);
+    let mut words = Vec::new();
+    let _ = a.bits.pointer_words(
+        input.mem,
+        &a.heap,
+        si,
+        (start.0 - s.base.0) / s.elemsize,
+        &mut words,
+    );
+    let Some(word) = words.into_iter().find(|x| points_into(input, *x, w)) else {
+        return String::new();
+    };
+    let Some(crate::types::ObjType::Dwarf(t)) = a.types.get(u) else {
+        return String::new();
+    };
+    let header = if s.elemsize > 512 && !s.noscan() && s.size_class() != 0 && a.bits.has_headers() {
+        8
+    } else {
+        0
+    };
+    let off = word.0 - start.0 - header;
+    let size = a.types.value_size(u).unwrap_or(0);
+    if size > 0 && size * 2 <= s.elemsize {
+        format!(
+            "[{}]{}",
+            off / size,
+            input.dwarf.field_path_at(t, off % size)
+        )
+    } else {
+        input.dwarf.field_path_at(t, off)
+    }
+}
+
+/// One-line findings: dominant maps, oversized tables, tombstones, shared values.
+fn findings(input: &MapsInput, lines: &[(usize, MapLine)], reachable: u64) -> Vec<String> {
+    let a = input.view.a;
+    let mut out = Vec::new();
+    for (_, m) in lines {
+        let share = percent(m.retained_bytes, reachable);
+        if share >= 50.0 {
+            out.push(format!(
+                "{} retains {:.1}% of the reachable heap ({} in {} entries).",
+                m.owner,
+                share,
+                human_bytes(m.retained_bytes),
+                m.entries
+            ));
+        }
+        if m.slots >= 64 && m.load < 0.125 && m.table_bytes > 4 * m.entries_retained_bytes.max(1) {
+            out.push(format!(
+                "{}: its table takes {} for {} entries (load {:.1}%); Go maps never shrink, so re-create the map to free it.",
+                m.owner,
+                human_bytes(m.table_bytes),
+                m.entries,
+                m.load * 100.0
+            ));
+        }
+        if m.tombstones >= 64 && m.tombstones > m.entries {
+            out.push(format!(
+                "{}: {} deleted slots (tombstones) against {} entries slow lookups and keep the table large.",
+                m.owner, m.tombstones, m.entries
+            ));
+        }
+    }
+    // Objects that entries of two different maps point to.
+    let mut first_map: HashMap<u32, u32> = HashMap::new();
+    let mut pairs: HashMap<(u32, u32), u64> = HashMap::new();
+    for (i, e) in a.maps.entries.iter().enumerate() {
+        for &t in a.graph.graph.successors(a.graph.entry_node(i)) {
+            match first_map.get(&t) {
+                Some(&m) if m != e.map => {
+                    *pairs.entry((m.min(e.map), m.max(e.map))).or_insert(0) += 1
+                }
+                Some(_) => {}
+                None => {
+                    first_map.insert(t, e.map);
+                }
+            }
+        }
+    }
+    let name_of = |mi: u32| {
+        lines
+            .iter()
+            .find(|(i, _)| *i == mi as usize)
+            .map(|(_, l)| l.owner.clone())
+            .unwrap_or_else(|| format!("map @ {}", a.objects.addr(a.maps.maps[mi as usize].header)))
+    };
+    let mut shared: Vec<_> = pairs.into_iter().collect();
+    shared.sort();
+    for ((x, y), n) in shared {
+        out.push(format!(
+            "{n} objects are shared between entries of {} and {}: neither map alone retains them.",
+            name_of(x),
+            name_of(y)
+        ));
+    }
+    out
+}

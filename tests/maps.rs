@@ -1,0 +1,244 @@
+//! `coreheap maps` on every sample core against what each program measured about its maps:
+//! entries, bytes per key prefix, bytes of the entries, owners, and findings.
+
+mod common;
+
+use coreheap::analysis::{Analysis, NoProgress};
+use coreheap::process::{OpenOptions, Process};
+use coreheap::report::heapview::HeapView;
+use coreheap::report::maps::{MapLine, MapsInput, MapsOptions, MapsReport};
+
+use common::{sample, samples, Sample};
+
+/// The truth's prefix rule: drop the last `:` field, keep at most two.
+fn truth_grouping() -> MapsOptions {
+    MapsOptions {
+        top: 0,
+        groups: usize::MAX,
+        depth: 2,
+        delimiters: ":".into(),
+        ..Default::default()
+    }
+}
+
+fn report(s: &Sample, opts: &MapsOptions) -> MapsReport {
+    let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+    let a = Analysis::run(&p, &NoProgress).unwrap();
+    let view = HeapView::new(&a);
+    let input = MapsInput {
+        view: &view,
+        dwarf: &p.dwarf,
+        mem: &p.mem,
+        go_version: p.exe.buildinfo.release(),
+    };
+    MapsReport::gather(&input, opts)
+}
+
+fn find<'a>(r: &'a MapsReport, m: &serde_json::Value) -> &'a MapLine {
+    let addr = m["addr"].as_str().unwrap();
+    r.maps
+        .iter()
+        .find(|l| l.address == addr)
+        .unwrap_or_else(|| panic!("map {} at {addr} not reported", m["name"]))
+}
+
+#[test]
+fn every_map_matches_its_programs_entries_and_bytes() {
+    let all = samples();
+    assert!(!all.is_empty());
+    for s in &all {
+        let r = report(s, &truth_grouping());
+        for m in s.truth["maps"].as_array().unwrap() {
+            let l = find(&r, m);
+            let ctx = format!("{}: {}", s.name, m["name"]);
+            assert_eq!(l.entries, m["entries"].as_u64().unwrap(), "{ctx}: entries");
+            assert_eq!(l.header_count, l.entries, "{ctx}: header count");
+            assert_eq!(
+                l.entries_retained_bytes,
+                m["entries_bytes"].as_u64().unwrap(),
+                "{ctx}: entries' bytes"
+            );
+            assert_eq!(
+                l.retained_bytes,
+                m["total_bytes"].as_u64().unwrap(),
+                "{ctx}: total"
+            );
+            // Per key prefix: entries and bytes as the program counted them.
+            for p in m["prefixes"].as_array().unwrap() {
+                let g = l
+                    .groups
+                    .iter()
+                    .find(|g| g.prefix == p["prefix"].as_str().unwrap())
+                    .unwrap_or_else(|| panic!("{ctx}: no group {}", p["prefix"]));
+                assert_eq!(
+                    g.entries,
+                    p["entries"].as_u64().unwrap(),
+                    "{ctx} {}",
+                    p["prefix"]
+                );
+                assert_eq!(
+                    g.retained_bytes,
+                    p["bytes"].as_u64().unwrap(),
+                    "{ctx} {}",
+                    p["prefix"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn owners_are_named_as_the_program_names_them() {
+    for s in samples().into_iter().filter(|s| s.program() != "tiny") {
+        let r = report(
+            &s,
+            &MapsOptions {
+                top: 0,
+                ..Default::default()
+            },
+        );
+        for m in s.truth["maps"].as_array().unwrap() {
+            let name = m["name"].as_str().unwrap();
+            let l = find(&r, m);
+            if let Some(func) = name.strip_prefix("goroutine ") {
+                // "goroutine main.worker: m" → "goroutine <id> main.worker: m"
+                assert!(l.owner.starts_with("goroutine "), "{}: {}", s.name, l.owner);
+                assert!(l.owner.ends_with(func), "{}: {} vs {name}", s.name, l.owner);
+            } else {
+                assert_eq!(l.owner, name, "{}", s.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn ledger_ranks_the_incident_map_and_its_heavy_prefix_first() {
+    for s in samples().into_iter().filter(|s| s.program() == "ledger") {
+        let r = report(&s, &truth_grouping());
+        let truth = &s.truth["maps"][0];
+        let first = &r.maps[0];
+        assert_eq!(first.owner, "main.balances", "{}", s.name);
+        let heavy = truth["prefixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .max_by_key(|p| p["bytes"].as_u64().unwrap())
+            .unwrap();
+        let g = &first.groups[0];
+        assert_eq!(g.prefix, heavy["prefix"].as_str().unwrap(), "{}", s.name);
+        let share =
+            heavy["bytes"].as_f64().unwrap() * 100.0 / truth["entries_bytes"].as_f64().unwrap();
+        assert!(
+            (g.percent_of_map - share).abs() < 0.05,
+            "{}: {} vs {share}",
+            s.name,
+            g.percent_of_map
+        );
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.starts_with("main.balances retains")),
+            "{}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn nearly_emptied_map_is_flagged_and_mid_growth_map_counts_each_entry_once() {
+    for s in samples().into_iter().filter(|s| s.program() == "zoo") {
+        let r = report(
+            &s,
+            &MapsOptions {
+                top: 0,
+                ..Default::default()
+            },
+        );
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.starts_with("main.churn: its table takes")),
+            "{}: {:?}",
+            s.name,
+            r.findings
+        );
+        let growing = s.truth["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "main.growing")
+            .unwrap();
+        let classic = s.minor() <= 23 || s.variant() == "noswissmap";
+        assert_eq!(growing["mid_growth"].as_bool(), Some(classic), "{}", s.name);
+        assert_eq!(
+            find(&r, growing).entries,
+            growing["entries"].as_u64().unwrap()
+        );
+    }
+}
+
+#[test]
+fn json_markdown_and_redaction_from_the_command_line() {
+    let s = sample("go1.26.6/ledger");
+    let run = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("coreheap")
+            .unwrap()
+            .arg("maps")
+            .arg(&s.core)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
+    assert_eq!(json["schema"], "coreheap/maps/v1");
+    assert_eq!(json["go_version"], "go1.26.6");
+    for k in ["allocated_bytes", "reachable_bytes", "unreachable_bytes"] {
+        assert!(json["heap"][k].is_u64(), "{k}");
+    }
+    let m = &json["maps"][0];
+    for k in ["owner", "address", "key_type", "value_type", "groups"] {
+        assert!(!m[k].is_null(), "{k}");
+    }
+    for k in [
+        "entries",
+        "table_bytes",
+        "retained_bytes",
+        "entries_retained_bytes",
+        "tombstones",
+    ] {
+        assert!(m[k].is_u64(), "{k}");
+    }
+    assert_eq!(m["key_type"], "string");
+    assert_eq!(m["value_type"], "*big.Int");
+    assert!(m["groups"][0]["sample_key"]
+        .as_str()
+        .unwrap()
+        .contains("acct:"));
+
+    let md = run(&["--format", "markdown"]);
+    assert!(md.starts_with("## What holds the memory"));
+    assert!(md.contains("| `main.balances` |"));
+
+    let redacted = run(&["--format", "json", "--redact"]);
+    let sample_key = m["groups"][0]["sample_key"]
+        .as_str()
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    assert!(
+        !redacted.contains(&sample_key),
+        "a key leaked: {sample_key}"
+    );
+    let r: serde_json::Value = serde_json::from_str(&redacted).unwrap();
+    assert_eq!(r["redacted"], true);
+    assert!(r["maps"][0]["groups"][0]["sample_key"]
+        .as_str()
+        .unwrap()
+        .contains("{n}#"));
+}
