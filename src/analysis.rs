@@ -57,8 +57,6 @@ pub struct Analysis {
     pub doms: Dominators,
     /// Retained bytes per node.
     pub retained: Vec<u64>,
-    /// Shallow bytes per node (0 for roots).
-    pub shallow: Vec<u64>,
     /// Phase timings.
     pub timings: Vec<PhaseTiming>,
     /// Problems that did not stop the analysis.
@@ -189,6 +187,7 @@ impl Analysis {
             *sh = objects.size(&heap, ObjId(id as u32));
         }
         let retained = doms.retained_sizes(&shallow);
+        drop(shallow);
         phase("dominators", t);
 
         Ok(Analysis {
@@ -202,11 +201,27 @@ impl Analysis {
             graph,
             doms,
             retained,
-            shallow,
             timings,
             warnings,
             stack_vars,
         })
+    }
+
+    /// A node's own bytes: an object's slot size, 0 for entries and roots.
+    pub fn shallow(&self, v: u32) -> u64 {
+        if self.graph.is_object(v) {
+            self.objects.size(&self.heap, ObjId(v))
+        } else {
+            0
+        }
+    }
+
+    /// Bytes held by the per-object tables: object ids, graph, dominators, sizes.
+    pub fn table_bytes(&self) -> u64 {
+        (self.objects.heap_size_bytes()
+            + self.graph.graph.heap_size_bytes()
+            + self.doms.heap_size_bytes()
+            + self.retained.capacity() * 8) as u64
     }
 
     /// Allocated, reachable and unreachable objects and bytes.
@@ -216,7 +231,7 @@ impl Analysis {
         for id in 0..self.graph.objects {
             if self.doms.is_reachable(id) {
                 ro += 1;
-                rb += self.shallow[id as usize];
+                rb += self.shallow(id);
             }
         }
         Reachability {

@@ -349,6 +349,14 @@ fn analyse(core: &CoreArgs, out: &OutArgs) -> anyhow::Result<(Process, Analysis)
                 coreheap::report::human_bytes(ph.peak_rss_bytes)
             );
         }
+        let nodes = a.graph.graph.node_count().max(1) as f64;
+        eprintln!(
+            "tables       {} for {} objects and {} edges ({:.1} bytes per graph node)",
+            coreheap::report::human_bytes(a.table_bytes()),
+            a.objects.len(),
+            a.graph.graph.edge_count(),
+            a.table_bytes() as f64 / nodes
+        );
     }
     Ok((p, a))
 }

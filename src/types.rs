@@ -101,29 +101,33 @@ pub struct HeapParts<'a> {
     pub stack_vars: &'a [crate::runtime::StackVar],
 }
 
-struct Inference<'a> {
+/// Flattened pointer layouts of DWARF types, cached.
+pub struct Layouts<'a> {
     dwarf: &'a Dwarf,
-    mem: &'a Memory,
-    a: HeapParts<'a>,
     shapes: RefCell<HashMap<TypeRef, Shape>>,
-    by_rtype: TypesBase,
-    itab_type_off: Option<u64>,
-    data_offset_header: bool,
-    header: u64,
-    of: Vec<u32>,
-    interned: HashMap<ObjType, u32>,
-    types: Vec<ObjType>,
-    queue: VecDeque<u32>,
-    /// Static values already visited through typed pointers.
-    static_seen: std::collections::HashSet<(u64, TypeRef)>,
-    /// Address ranges of the data and bss sections.
-    statics: Vec<(u64, u64)>,
 }
 
-/// Most elements of one array that a shape lists before it stops (huge arrays repeat anyway).
-const MAX_ARRAY_ELEMS: u64 = 4096;
+impl<'a> Layouts<'a> {
+    /// A cache over this DWARF.
+    pub fn new(dwarf: &'a Dwarf) -> Layouts<'a> {
+        Layouts {
+            dwarf,
+            shapes: RefCell::new(HashMap::new()),
+        }
+    }
 
-impl<'a> Inference<'a> {
+    /// Offsets of the words of a value of type `t` that hold pointers (interfaces: both words).
+    pub fn pointer_offsets(&self, t: TypeRef) -> Vec<u64> {
+        let mut out = Vec::new();
+        for &(off, rf) in self.shape(t).iter() {
+            out.push(off);
+            if matches!(rf, Ref::Eface | Ref::Iface) {
+                out.push(off + 8);
+            }
+        }
+        out
+    }
+
     fn info(&self, r: TypeRef) -> Option<Arc<TypeInfo>> {
         self.dwarf.info(r).ok()
     }
@@ -228,7 +232,31 @@ impl<'a> Inference<'a> {
         }
         0
     }
+}
 
+struct Inference<'a> {
+    dwarf: &'a Dwarf,
+    mem: &'a Memory,
+    a: HeapParts<'a>,
+    layouts: Layouts<'a>,
+    by_rtype: TypesBase,
+    itab_type_off: Option<u64>,
+    data_offset_header: bool,
+    header: u64,
+    of: Vec<u32>,
+    interned: HashMap<ObjType, u32>,
+    types: Vec<ObjType>,
+    queue: VecDeque<u32>,
+    /// Static values already visited through typed pointers.
+    static_seen: std::collections::HashSet<(u64, TypeRef)>,
+    /// Address ranges of the data and bss sections.
+    statics: Vec<(u64, u64)>,
+}
+
+/// Most elements of one array that a shape lists before it stops (huge arrays repeat anyway).
+const MAX_ARRAY_ELEMS: u64 = 4096;
+
+impl<'a> Inference<'a> {
     fn intern(&mut self, t: ObjType) -> u32 {
         if let Some(&i) = self.interned.get(&t) {
             return i;
@@ -257,7 +285,11 @@ impl<'a> Inference<'a> {
         let Some(id) = self.a.objects.find(self.a.heap, self.a.index, Addr(v)) else {
             if let ObjType::Dwarf(t) = t {
                 if self.in_statics(v) && self.static_seen.insert((v, t)) {
-                    let size = self.info(t).map(|i| self.size_of(&i, t)).unwrap_or(0);
+                    let size = self
+                        .layouts
+                        .info(t)
+                        .map(|i| self.layouts.size_of(&i, t))
+                        .unwrap_or(0);
                     self.visit_value(t, Addr(v), size);
                 }
             }
@@ -284,9 +316,11 @@ impl<'a> Inference<'a> {
 
     /// Follows the references stored in a value of type `t` at `base`, `len` bytes long (tiled).
     fn visit_value(&mut self, t: TypeRef, base: Addr, len: u64) {
-        let Some(info) = self.info(t) else { return };
-        let size = self.size_of(&info, t);
-        let shape = self.shape(t);
+        let Some(info) = self.layouts.info(t) else {
+            return;
+        };
+        let size = self.layouts.size_of(&info, t);
+        let shape = self.layouts.shape(t);
         if shape.is_empty() || size == 0 {
             return;
         }
@@ -323,11 +357,11 @@ impl<'a> Inference<'a> {
             return None;
         }
         // dirPtr is typed **table<K,V>; the group type is table<K,V>.groups.data's pointee.
-        let pp = self.info(dir_ptr.ty?)?;
+        let pp = self.layouts.info(dir_ptr.ty?)?;
         let TypeKind::Pointer(Some(p)) = pp.kind else {
             return None;
         };
-        let TypeKind::Pointer(Some(table)) = self.info(p)?.kind else {
+        let TypeKind::Pointer(Some(table)) = self.layouts.info(p)?.kind else {
             return None;
         };
         let (_, tt) = self.dwarf.resolve(table).ok()?;
@@ -340,7 +374,7 @@ impl<'a> Inference<'a> {
             return None;
         };
         let data = gf.iter().find(|f| f.name == "data")?;
-        let TypeKind::Pointer(Some(group)) = self.info(data.ty?)?.kind else {
+        let TypeKind::Pointer(Some(group)) = self.layouts.info(data.ty?)?.kind else {
             return None;
         };
         Some((dir_ptr.offset, group))
@@ -373,7 +407,7 @@ impl<'a> Inference<'a> {
                     return;
                 }
                 // Pointer-shaped dynamic types are stored in the data word itself.
-                match self.as_ref(t) {
+                match self.layouts.as_ref(t) {
                     Some(Some(Ref::Ptr(Some(p)))) => self.assign(data, ObjType::Dwarf(p)),
                     Some(Some(_)) => {}
                     _ => self.assign(data, ObjType::Dwarf(t)),
@@ -471,7 +505,7 @@ impl ObjectTypes {
             dwarf,
             mem: rt.mem(),
             a,
-            shapes: RefCell::new(HashMap::new()),
+            layouts: Layouts::new(dwarf),
             by_rtype,
             itab_type_off,
             data_offset_header: rt.features.allocation_headers,
@@ -503,7 +537,11 @@ impl ObjectTypes {
             .iter()
             .map(|t| match t {
                 ObjType::StringData => 0,
-                ObjType::Dwarf(r) => inf.info(*r).map(|i| inf.size_of(&i, *r)).unwrap_or(0),
+                ObjType::Dwarf(r) => inf
+                    .layouts
+                    .info(*r)
+                    .map(|i| inf.layouts.size_of(&i, *r))
+                    .unwrap_or(0),
             })
             .collect();
         Ok(ObjectTypes {

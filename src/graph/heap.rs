@@ -78,8 +78,7 @@ impl HeapGraph {
         let target = |v: u64| objects.find(heap, index, Addr(v)).map(|o| o.0);
         for id in 0..n {
             let span = objects.span(ObjId(id));
-            let s = &heap.spans[span];
-            let slot = (objects.addr(ObjId(id)).0 - s.base.0) / s.elemsize;
+            let slot = objects.slot(ObjId(id));
             words.clear();
             succ.clear();
             if bits

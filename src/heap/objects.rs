@@ -10,12 +10,12 @@ pub struct ObjId(pub u32);
 /// Live objects numbered densely, with O(1) lookups both ways.
 #[derive(Debug, Default)]
 pub struct Objects {
-    /// Start address of each object (its slot).
-    addr: Vec<u64>,
-    /// Span index of each object.
-    span: Vec<u32>,
+    /// Slot index of each object within its span.
+    slot: Vec<u32>,
     /// Id of each span's first live object.
     span_first: Vec<u32>,
+    /// Each span's base address and slot size.
+    span_geometry: Vec<(u64, u64)>,
     /// Per span, where its rank blocks start in `rank`.
     span_rank: Vec<u32>,
     /// Live objects before each 64-slot block of a span, relative to the span's first.
@@ -26,16 +26,16 @@ impl Objects {
     /// Numbers the live objects of the heap.
     pub fn new(heap: &Heap) -> Objects {
         let mut o = Objects::default();
-        for (si, s) in heap.spans.iter().enumerate() {
-            o.span_first.push(o.addr.len() as u32);
+        for s in heap.spans.iter() {
+            o.span_first.push(o.slot.len() as u32);
+            o.span_geometry.push((s.base.0, s.elemsize));
             o.span_rank.push(o.rank.len() as u32);
             let mut seen = 0u32;
             for block in 0..s.nelems.div_ceil(64) {
                 o.rank.push(seen);
                 for i in block * 64..((block + 1) * 64).min(s.nelems) {
                     if s.is_live(i) {
-                        o.addr.push(s.slot(i).0);
-                        o.span.push(si as u32);
+                        o.slot.push(i as u32);
                         seen += 1;
                     }
                 }
@@ -46,22 +46,28 @@ impl Objects {
 
     /// Number of live objects.
     pub fn len(&self) -> usize {
-        self.addr.len()
+        self.slot.len()
     }
 
     /// Whether the heap has no live objects.
     pub fn is_empty(&self) -> bool {
-        self.addr.is_empty()
+        self.slot.is_empty()
     }
 
     /// Start address of an object's slot.
     pub fn addr(&self, id: ObjId) -> Addr {
-        Addr(self.addr[id.0 as usize])
+        let (base, elem) = self.span_geometry[self.span(id)];
+        Addr(base + u64::from(self.slot[id.0 as usize]) * elem)
     }
 
     /// Span index of an object.
     pub fn span(&self, id: ObjId) -> usize {
-        self.span[id.0 as usize] as usize
+        self.span_first.partition_point(|&f| f <= id.0) - 1
+    }
+
+    /// Slot index of an object within its span.
+    pub fn slot(&self, id: ObjId) -> u64 {
+        u64::from(self.slot[id.0 as usize])
     }
 
     /// Slot size of an object (size-class rounded).
@@ -87,8 +93,8 @@ impl Objects {
 
     /// Bytes held by these tables.
     pub fn heap_size_bytes(&self) -> usize {
-        self.addr.capacity() * 8
-            + (self.span.capacity() + self.span_first.capacity()) * 4
+        (self.slot.capacity() + self.span_first.capacity()) * 4
+            + self.span_geometry.capacity() * 16
             + (self.span_rank.capacity() + self.rank.capacity()) * 4
     }
 }

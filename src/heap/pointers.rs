@@ -83,8 +83,11 @@ pub enum PointerBits {
         header: u64,
         /// Offsets in `internal/abi.Type`.
         ty: TypeLayout,
-        /// `largeType` offset in mspan, with the mspan address per span.
+        /// Per span: the `largeType` of a large scan object.
         span_large_types: Vec<Option<Addr>>,
+        /// Large objects whose type's mask is built on demand and was never built: pointer word
+        /// offsets from DWARF, with the type's size (by span index).
+        dwarf_masks: HashMap<usize, (u64, Vec<u64>)>,
     },
 }
 
@@ -144,7 +147,7 @@ impl PointerBits {
         };
         // Large objects' types hang off their span; find each span's mspan by address.
         let large_off = d.offset("runtime.mspan", "largeType")?;
-        let span_large_types = heap
+        let span_large_types: Vec<Option<Addr>> = heap
             .spans
             .iter()
             .map(|s| {
@@ -153,7 +156,37 @@ impl PointerBits {
                     .flatten()
             })
             .collect();
+        let mut dwarf_masks = HashMap::new();
+        if let Some(flag) = ty.gc_mask_on_demand {
+            let types_base = rt.field_uint(
+                rt.global("runtime.firstmoduledata")?,
+                "runtime.moduledata",
+                "types",
+            )?;
+            let layouts = crate::types::Layouts::new(d);
+            for (si, t) in span_large_types.iter().enumerate() {
+                let Some(t) = *t else { continue };
+                let mem = rt.mem();
+                let (Ok(tflag), Ok(slot), Ok(size)) = (
+                    mem.u8(t.offset(ty.tflag)),
+                    mem.ptr(t.offset(ty.gcdata)),
+                    mem.u64(t.offset(ty.size)),
+                ) else {
+                    continue;
+                };
+                if tflag & flag == 0 || mem.u64(slot).is_ok_and(|m| m != 0) {
+                    continue;
+                }
+                if let Some(dt) =
+                    t.0.checked_sub(types_base)
+                        .and_then(|off| d.type_by_runtime_offset(off))
+                {
+                    dwarf_masks.insert(si, (size, layouts.pointer_offsets(dt)));
+                }
+            }
+        }
         Ok(PointerBits::AllocationHeaders {
+            dwarf_masks,
             inline_marks,
             max_in_span: konst("runtime.minSizeForMallocHeader")
                 .map(|v| v as u64)
@@ -225,6 +258,7 @@ impl PointerBits {
                 header,
                 ty,
                 span_large_types,
+                dwarf_masks,
             } => {
                 if s.elemsize <= *max_in_span {
                     let span_bytes = s.npages * 8192;
@@ -255,6 +289,14 @@ impl PointerBits {
                     }
                 };
                 if typ.0 == 0 {
+                    return Ok(());
+                }
+                if let Some((size, offsets)) = dwarf_masks.get(&si).filter(|m| m.0 > 0) {
+                    let mut elem = 0;
+                    while elem + size <= len {
+                        out.extend(offsets.iter().map(|o| start.offset(elem + o)));
+                        elem += size;
+                    }
                     return Ok(());
                 }
                 let size = mem.u64(typ.offset(ty.size))?;

@@ -77,7 +77,7 @@ impl<'a> HeapView<'a> {
                 .graph
                 .is_object(v)
                 .then(|| self.a.objects.addr(ObjId(v)).to_string()),
-            shallow_bytes: self.a.shallow[v as usize],
+            shallow_bytes: self.a.shallow(v),
             retained_bytes: self.a.retained[v as usize],
         }
     }

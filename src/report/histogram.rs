@@ -68,7 +68,7 @@ impl HistogramReport {
             });
             line_of[o as usize] = i as u32;
             lines[i].count += 1;
-            lines[i].shallow_bytes += a.shallow[o as usize];
+            lines[i].shallow_bytes += a.shallow(o);
         }
         // Retained per type: an object counts unless a dominator-tree ancestor has its type.
         let (offsets, children) = a.doms.dominator_tree_children();

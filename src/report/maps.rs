@@ -330,7 +330,7 @@ fn map_line(
     let entry_retained =
         |i: usize| a.retained[a.graph.entry_node(m.first_entry as usize + i) as usize];
     let entries_retained: u64 = (0..entries.len()).map(entry_retained).sum();
-    let table_bytes: u64 = m.storage.iter().map(|o| a.shallow[o.0 as usize]).sum();
+    let table_bytes: u64 = m.storage.iter().map(|o| a.shallow(o.0)).sum();
     // Group the entries by prefix or shape of their keys.
     let mut groups: HashMap<String, (u64, u64, String)> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {

@@ -58,7 +58,7 @@ impl TopReport {
             .map(|o| Retainer {
                 address: a.objects.addr(ObjId(o)).to_string(),
                 type_name: v.type_name(ObjId(o)),
-                shallow_bytes: a.shallow[o as usize],
+                shallow_bytes: a.shallow(o),
                 retained_bytes: a.retained[o as usize],
                 retained_objects: counts[o as usize],
                 percent_of_reachable: percent(a.retained[o as usize], heap.reachable_bytes),

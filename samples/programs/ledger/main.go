@@ -6,7 +6,8 @@ package main
 
 import (
 	"math/big"
-	"runtime"
+
+	"samples/internal/truth"
 )
 
 // balances is the map that "ate the memory".
@@ -66,8 +67,7 @@ func janitor(quit <-chan struct{}, in <-chan *big.Int) {
 }
 
 func main() {
-	setup()
-	initTruth("ledger")
+	truth.Setup("ledger")
 	go settler(settleCh)
 	go auditor(auditCh)
 	go janitor(quitCh, settleCh)
@@ -75,9 +75,9 @@ func main() {
 		<-started
 	}
 
-	mt := newMap("main.balances", "global", balances)
-	mt.start(headerBytes(func() any { return map[string]*big.Int{} }))
-	r := rng(20240917)
+	mt := truth.NewMap("main.balances", "global", balances)
+	mt.Start(truth.HeaderBytes(func() any { return map[string]*big.Int{} }))
+	r := truth.Rng(20240917)
 	// Interleave the families like a real ingest stream would.
 	var done [len(families)]int
 	for remaining := true; remaining; {
@@ -98,42 +98,40 @@ func main() {
 			}
 		}
 	}
-	mt.stop()
-	finish()
+	mt.Stop()
+	truth.Finish()
 }
 
 // insert builds one key and one value inside measurement windows, verifies
 // their cost, and inserts them outside the windows.
-func insert(mt *MapTruth, f *family, i int, r *rng) {
+func insert(mt *truth.Map, f *family, i int, r *truth.Rng) {
 	var buf [48]byte
 	b := append(buf[:0], f.prefix...)
 	if f.hex {
-		b = appendHex(b, r.next(), 16)
+		b = truth.AppendHex(b, r.Next(), 16)
 	} else {
 		id := (uint64(i)*7919 + 104729) % 100000000
 		if f.digits > 8 {
-			id += uint64(r.next()%9000+1000) * 100000000
+			id += uint64(r.Next()%9000+1000) * 100000000
 		}
-		b = appendPad(b, id, f.digits)
+		b = truth.AppendPad(b, id, f.digits)
 	}
-	amount := r.next()
+	amount := r.Next()
 
-	begin()
+	truth.Begin()
 	k := string(b)
-	kc := lap()
+	kc := truth.Lap()
 	w := make([]big.Word, f.words)
 	w[0] = big.Word(amount)
 	w[f.words-1] |= 1 // normalized magnitude: top word non-zero
 	v := new(big.Int).SetBits(w)
-	vc := end()
+	vc := truth.End()
 
-	expect("key "+k, kc, classSize(len(b)), 1)
-	expect("value of "+k, vc, 32+classSize(8*f.words), 2)
+	truth.Expect("key "+k, kc, truth.ClassSize(len(b)), 1)
+	truth.Expect("value of "+k, vc, 32+truth.ClassSize(8*f.words), 2)
 	if _, dup := balances[k]; dup {
-		fail("duplicate key " + k)
+		truth.Fail("duplicate key " + k)
 	}
 	balances[k] = v
-	mt.add(k, kc, vc)
+	mt.Add(k, kc, vc)
 }
-
-var _ = runtime.GOARCH

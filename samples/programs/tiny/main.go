@@ -1,8 +1,12 @@
 // tiny is the smallest sample: one global map[string]int with 10 entries and
-// one extra goroutine blocked on a channel, then a nil-pointer crash.
+// one extra goroutine blocked on a channel, then a core dump (SIGABRT).
 package main
 
-import "runtime"
+import (
+	"runtime"
+
+	"samples/internal/truth"
+)
 
 // colors is the only map the truth talks about.
 var colors = map[string]int{}
@@ -21,16 +25,15 @@ func idle(ready chan<- struct{}, ch <-chan int) {
 }
 
 func main() {
-	setup()
-	initTruth("tiny")
+	truth.Setup("tiny")
 	go idle(ready, block)
 	<-ready
 
 	// key = "color:<group>:<name>-<4 digits>", e.g. "color:warm:red-0000";
 	// prefixes are "color:warm" (4 entries), "color:cool" (4), "color:gray" (2).
 	names := [...]string{"warm:red", "cool:green", "cool:blue", "cool:cyan", "warm:magenta", "warm:yellow", "gray:black", "gray:white", "warm:orange", "cool:purple"}
-	mt := newMap("main.colors", "global", colors)
-	mt.start(headerBytes(func() any { return map[string]int{} }))
+	mt := truth.NewMap("main.colors", "global", colors)
+	mt.Start(truth.HeaderBytes(func() any { return map[string]int{} }))
 	for i, name := range names {
 		// the key is always >= 16 bytes, so it never goes
 		// through the tiny allocator.
@@ -38,17 +41,17 @@ func main() {
 		b := append(buf[:0], "color:"...)
 		b = append(b, name...)
 		b = append(b, '-')
-		b = appendPad(b, uint64(i), 4)
+		b = truth.AppendPad(b, uint64(i), 4)
 
-		begin()
+		truth.Begin()
 		k := string(b)
-		kc := end()
-		expect("key "+k, kc, classSize(len(b)), 1)
+		kc := truth.End()
+		truth.Expect("key "+k, kc, truth.ClassSize(len(b)), 1)
 
 		colors[k] = (i + 1) * 100 // int values live inside the map's slots
-		mt.add(k, kc, Cost{})
+		mt.Add(k, kc, truth.Cost{})
 	}
-	mt.stop()
+	mt.Stop()
 	runtime.Gosched()
-	finish()
+	truth.Finish()
 }

@@ -9,6 +9,8 @@ import (
 	"math/big"
 	"runtime"
 	"strconv"
+
+	"samples/internal/truth"
 )
 
 // ---------------------------------------------------------------- types
@@ -86,105 +88,105 @@ var (
 	forever = make(chan struct{})
 )
 
-var r = rng(77)
+var r = truth.Rng(77)
 
 // ---------------------------------------------------------------- helpers
 
 // key turns the bytes into a heap string inside its own window.
-func key(b []byte) (string, Cost) {
-	begin()
+func key(b []byte) (string, truth.Cost) {
+	truth.Begin()
 	k := string(b)
-	c := end()
-	expect("key "+k, c, classSize(len(b)), 1)
+	c := truth.End()
+	truth.Expect("key "+k, c, truth.ClassSize(len(b)), 1)
 	return k, c
 }
 
 // newInt builds a big.Int with a words-word magnitude inside a window.
-func newInt(words int) (*big.Int, Cost) {
-	lo := r.next()
-	begin()
+func newInt(words int) (*big.Int, truth.Cost) {
+	lo := r.Next()
+	truth.Begin()
 	w := make([]big.Word, words)
 	w[0] = big.Word(lo)
 	w[words-1] |= 1
 	v := new(big.Int).SetBits(w)
-	c := end()
-	expect("big.Int", c, 32+classSize(8*words), 2)
+	c := truth.End()
+	truth.Expect("big.Int", c, 32+truth.ClassSize(8*words), 2)
 	return v, c
 }
 
 func kb(prefix string, id uint64, width int) []byte {
 	b := make([]byte, 0, 48) // caller-side scratch; never inside a window
 	b = append(b, prefix...)
-	return appendPad(b, id, width)
+	return truth.AppendPad(b, id, width)
 }
 
 // ---------------------------------------------------------------- builders
 //
-// Every builder registers its map(s) with newMap, then brackets the build
-// with mt.start/mt.stop (live-heap measurement of the whole map, see
-// truth.go) and measures every key and value in its own window.
+// Every builder registers its map(s) with truth.NewMap, then brackets the build
+// with mt.Start/mt.Stop (live-heap measurement of the whole map, see
+// package truth) and measures every key and value in its own window.
 
 func buildRegistry() {
-	mt := newMap("main.registry.accounts", "global *main.Registry -> field accounts", registry.accounts)
-	mt.start(headerBytes(func() any { return map[string]*big.Int{} }))
+	mt := truth.NewMap("main.registry.accounts", "global *main.Registry -> field accounts", registry.accounts)
+	mt.Start(truth.HeaderBytes(func() any { return map[string]*big.Int{} }))
 	regions := [...]string{"acct:eu-west:", "acct:us-east:", "acct:eu-central:"}
 	for i := 0; i < 900; i++ {
 		k, kc := key(kb(regions[i%3], uint64(i)*31+7, 6))
 		v, vc := newInt(2 + i%3)
 		registry.accounts[k] = v
-		mt.add(k, kc, vc)
+		mt.Add(k, kc, vc)
 	}
-	mt.stop()
+	mt.Stop()
 }
 
 func buildShards() {
 	shards = make([]map[string][]byte, 4)
 	for s := range shards {
-		mt := newMap("main.shards["+strconv.Itoa(s)+"]", "global []map -> element "+strconv.Itoa(s), map[string][]byte(nil))
-		mt.start(0)
+		mt := truth.NewMap("main.shards["+strconv.Itoa(s)+"]", "global []map -> element "+strconv.Itoa(s), map[string][]byte(nil))
+		mt.Start(0)
 		shards[s] = map[string][]byte{}
-		mt.bind(shards[s])
+		mt.Bind(shards[s])
 		for i := 0; i < 300+50*s; i++ {
 			b := append(make([]byte, 0, 48), "blob:s"...)
 			b = strconv.AppendInt(b, int64(s), 10)
 			b = append(b, ':')
-			b = appendPad(b, uint64(i), 8)
+			b = truth.AppendPad(b, uint64(i), 8)
 			k, kc := key(b)
-			n := 16 + int(r.next()%240) // >= 16 bytes: never the tiny allocator
-			begin()
+			n := 16 + int(r.Next()%240) // >= 16 bytes: never the tiny allocator
+			truth.Begin()
 			v := make([]byte, n)
-			vc := end()
-			expect("blob", vc, classSize(n), 1)
+			vc := truth.End()
+			truth.Expect("blob", vc, truth.ClassSize(n), 1)
 			for j := range v {
 				v[j] = byte('a' + (i+j)%26)
 			}
 			shards[s][k] = v
-			mt.add(k, kc, vc)
+			mt.Add(k, kc, vc)
 		}
-		mt.stop()
+		mt.Stop()
 	}
 }
 
 func buildCache() {
-	mt := newMap("main.cache", "global any (dynamic type map[string]*main.Item)", map[string]*Item(nil))
-	mt.start(0)
+	mt := truth.NewMap("main.cache", "global any (dynamic type map[string]*main.Item)", map[string]*Item(nil))
+	mt.Start(0)
 	m := map[string]*Item{}
 	cache = m
-	mt.bind(m)
+	mt.Bind(m)
 	cats := [...]string{"item:book:", "item:tool:", "item:food:", "item:toys:"}
 	for i := 0; i < 320; i++ {
 		k, kc := key(kb(cats[i%4], uint64(i), 6))
 		ob := append(make([]byte, 0, 48), "owner-"...)
-		ob = appendPad(ob, uint64(i%37), 12)
+		ob = truth.AppendPad(ob, uint64(i%37), 12)
 		n := 32 + 16*(i%5)
-		begin()
+		truth.Begin()
 		it := &Item{ID: int64(i), Hits: uint64(i * 3), Payload: make([]byte, n), Owner: string(ob)}
-		vc := end()
-		expect("item", vc, 64+classSize(n)+classSize(len(ob)), 3)
+		vc := truth.End()
+		truth.Expect("item", vc, 64+truth.ClassSize(n)+truth.ClassSize(len(ob)), 3)
 		m[k] = it
-		mt.add(k, kc, vc)
+		mt.Add(k, kc, vc)
 	}
-	mt.stop()
+	mt.Stop()
 }
 
 func buildServer() {
@@ -192,53 +194,53 @@ func buildServer() {
 	svc = s
 	go s.serve(ready)
 	<-ready
-	mt := newMap("main.svc.sessions", "global main.Service (dynamic *main.Server) -> field sessions", map[string]*Session(nil))
-	mt.start(0)
+	mt := truth.NewMap("main.svc.sessions", "global main.Service (dynamic *main.Server) -> field sessions", map[string]*Session(nil))
+	mt.Start(0)
 	s.sessions = map[string]*Session{}
-	mt.bind(s.sessions)
+	mt.Bind(s.sessions)
 	for i := 0; i < 200; i++ {
 		b := append(make([]byte, 0, 48), "sess:"...)
-		b = appendHex(b, r.next(), 16)
+		b = truth.AppendHex(b, r.Next(), 16)
 		k, kc := key(b)
-		begin()
+		truth.Begin()
 		se := &Session{User: int64(i), Token: make([]byte, 32), Expires: 1700000000 + int64(i)}
-		vc := end()
-		expect("session", vc, 48+32, 2)
+		vc := truth.End()
+		truth.Expect("session", vc, 48+32, 2)
 		if _, dup := s.sessions[k]; dup {
-			fail("dup session")
+			truth.Fail("dup session")
 		}
 		s.sessions[k] = se
-		mt.add(k, kc, vc)
+		mt.Add(k, kc, vc)
 	}
-	mt.stop()
+	mt.Stop()
 }
 
 func buildUsers() {
-	mt := newMap("main.users", "global", users)
-	mt.start(headerBytes(func() any { return map[int64]*User{} }))
+	mt := truth.NewMap("main.users", "global", users)
+	mt.Start(truth.HeaderBytes(func() any { return map[int64]*User{} }))
 	for i := 0; i < 1500; i++ {
 		id := int64(100000 + i*13)
 		nb := append(make([]byte, 0, 48), "user-name-"...)
-		nb = appendPad(nb, uint64(id), 8)
+		nb = truth.AppendPad(nb, uint64(id), 8)
 		eb := append(make([]byte, 0, 64), "user."...)
-		eb = appendPad(eb, uint64(id), 8)
+		eb = truth.AppendPad(eb, uint64(id), 8)
 		eb = append(eb, "@example.com"...)
-		begin()
+		truth.Begin()
 		u := &User{ID: id, Name: string(nb), Email: string(eb), Score: float64(i) / 3}
-		vc := end()
-		expect("user", vc, 48+classSize(len(nb))+classSize(len(eb)), 3)
+		vc := truth.End()
+		truth.Expect("user", vc, 48+truth.ClassSize(len(nb))+truth.ClassSize(len(eb)), 3)
 		users[id] = u
-		mt.add("", Cost{}, vc) // int64 keys live inside the map's slots
+		mt.Add("", truth.Cost{}, vc) // int64 keys live inside the map's slots
 	}
-	mt.stop()
+	mt.Stop()
 }
 
 // Scratch space for buildNested. Package-level arrays live in .bss, not on
 // the heap, so they do not disturb the live-heap measurements.
 var (
 	nKeys  [128]string
-	nKC    [128]Cost
-	nVC    [128]Cost
+	nKC    [128]truth.Cost
+	nVC    [128]truth.Cost
 	nKBuf  [128][32]byte
 	nKLen  [128]int
 	nWords [128]uint64
@@ -249,14 +251,14 @@ var (
 // so it never grows and leaves no garbage) plus the inner entries. The
 // program checks that this equals the live-heap growth.
 func buildNested() {
-	outer := newMap("main.nested", "global", nested)
+	outer := truth.NewMap("main.nested", "global", nested)
 	regions := [...]string{"eu", "us", "ap"} // string literals: key bytes are not on the heap
 	sizes := [...]int{120, 60, 7}
-	var inners [3]*MapTruth
+	var inners [3]*truth.Map
 	for ri, region := range regions {
-		inners[ri] = newMap("main.nested[\""+region+"\"]", "value of main.nested", map[string]*big.Int(nil))
+		inners[ri] = truth.NewMap("main.nested[\""+region+"\"]", "value of main.nested", map[string]*big.Int(nil))
 	}
-	outer.start(headerBytes(func() any { return map[string]map[string]*big.Int{} }))
+	outer.Start(truth.HeaderBytes(func() any { return map[string]map[string]*big.Int{} }))
 	for ri, region := range regions {
 		n := sizes[ri]
 		inner := inners[ri]
@@ -264,67 +266,66 @@ func buildNested() {
 			b := append(nKBuf[i][:0], "acct:"...)
 			b = append(b, region...)
 			b = append(b, ':')
-			b = appendPad(b, uint64(i)*97+5, 10)
+			b = truth.AppendPad(b, uint64(i)*97+5, 10)
 			nKLen[i] = len(b)
-			nWords[i] = r.next()
+			nWords[i] = r.Next()
 		}
-		live0 := heapLive()
-		begin() // contiguous laps: their sum is the whole inner build
+		live0 := truth.HeapLive()
+		truth.Begin() // contiguous laps: their sum is the whole inner build
 		m := make(map[string]*big.Int, n)
-		total := lap()
+		total := truth.Lap()
 		hdr := total
 		for i := 0; i < n; i++ {
 			k := string(nKBuf[i][:nKLen[i]])
-			nKC[i] = lap()
+			nKC[i] = truth.Lap()
 			w := make([]big.Word, 2)
 			w[0] = big.Word(nWords[i])
 			w[1] = 1
 			v := new(big.Int).SetBits(w)
-			nVC[i] = lap()
+			nVC[i] = truth.Lap()
 			m[k] = v // overflow buckets etc.: part of the inner table, not of the entry
-			ic := lap()
-			hdr = hdr.add(ic)
-			total = total.add(nKC[i]).add(nVC[i]).add(ic)
+			ic := truth.Lap()
+			hdr = hdr.Add(ic)
+			total = total.Add(nKC[i]).Add(nVC[i]).Add(ic)
 			nKeys[i] = k
 		}
-		expect("nested tail", end(), 0, 0)
-		if live := heapLive() - live0; live != total.Bytes {
-			fail("main.nested[" + region + "]: live growth " + strconv.FormatUint(live, 10) +
+		truth.Expect("nested tail", truth.End(), 0, 0)
+		if live := truth.HeapLive() - live0; live != total.Bytes {
+			truth.Fail("main.nested[" + region + "]: live growth " + strconv.FormatUint(live, 10) +
 				" != allocated " + strconv.FormatUint(total.Bytes, 10) + " (inner map left garbage)")
 		}
-		inner.start(0)
-		inner.live0 -= total.Bytes // the inner map was built between live0 and now
+		inner.StartBuilt(total.Bytes) // the inner map was built between live0 and now
 		for i := 0; i < n; i++ {
-			expect("nested key", nKC[i], classSize(nKLen[i]), 1)
-			expect("nested value", nVC[i], 32+16, 2)
-			inner.add(nKeys[i], nKC[i], nVC[i])
+			truth.Expect("nested key", nKC[i], truth.ClassSize(nKLen[i]), 1)
+			truth.Expect("nested value", nVC[i], 32+16, 2)
+			inner.Add(nKeys[i], nKC[i], nVC[i])
 			nKeys[i] = ""
 		}
-		inner.bind(m)
-		inner.stop()
+		inner.Bind(m)
+		inner.Stop()
 		if inner.TableBytes != hdr.Bytes {
-			fail("nested inner table mismatch")
+			truth.Fail("nested inner table mismatch")
 		}
 		nested[region] = m
-		outer.add(region, Cost{}, total)
+		outer.Add(region, truth.Cost{}, total)
 	}
-	outer.stop()
+	outer.Stop()
 }
 
 // buildChurn: 50,000 inserts, then everything but 10 entries is deleted. The
 // table keeps its size; the deleted keys become garbage (freed by the GC).
 func buildChurn() {
-	mt := newMap("main.churn", "global", churn)
-	mt.start(headerBytes(func() any { return map[string]int64{} }))
+	mt := truth.NewMap("main.churn", "global", churn)
+	mt.Start(truth.HeaderBytes(func() any { return map[string]int64{} }))
 	const total, keep = 50000, 10
 	var kept [keep]string
-	var costs [keep]Cost
+	var costs [keep]truth.Cost
 	nk := 0
 	for i := 0; i < total; i++ {
 		b := append(make([]byte, 0, 48), "churn:"...)
-		b = appendPad(b, uint64(i%16), 2)
+		b = truth.AppendPad(b, uint64(i%16), 2)
 		b = append(b, ':')
-		b = appendPad(b, uint64(i), 8)
+		b = truth.AppendPad(b, uint64(i), 8)
 		if i%(total/keep) == 0 {
 			k, kc := key(b)
 			churn[k] = int64(i)
@@ -346,33 +347,33 @@ func buildChurn() {
 		}
 	}
 	for i := range kept {
-		mt.add(kept[i], costs[i], Cost{})
+		mt.Add(kept[i], costs[i], truth.Cost{})
 	}
-	mt.stop()
+	mt.Stop()
 }
 
 func buildSmall() {
-	mt := newMap("main.small", "global", small)
-	mt.start(headerBytes(func() any { return map[string]string{} }))
+	mt := truth.NewMap("main.small", "global", small)
+	mt.Start(truth.HeaderBytes(func() any { return map[string]string{} }))
 	names := [...]string{"cfg:db:primary-host", "cfg:db:replica-host", "cfg:cache:ttl-seconds", "cfg:http:listen-addr", "cfg:http:read-timeout"}
 	for i, name := range names {
 		k, kc := key([]byte(name))
 		vb := append(make([]byte, 0, 48), "value-of-setting-"...)
-		vb = appendPad(vb, uint64(i), 4)
-		begin()
+		vb = truth.AppendPad(vb, uint64(i), 4)
+		truth.Begin()
 		v := string(vb)
-		vc := end()
-		expect("small value", vc, classSize(len(vb)), 1)
+		vc := truth.End()
+		truth.Expect("small value", vc, truth.ClassSize(len(vb)), 1)
 		small[k] = v
-		mt.add(k, kc, vc)
+		mt.Add(k, kc, vc)
 	}
-	mt.stop()
+	mt.Stop()
 }
 
 func buildEmpty() {
-	mt := newMap("main.empty", "global", empty)
-	mt.start(headerBytes(func() any { return make(map[string]int) }))
-	mt.stop()
+	mt := truth.NewMap("main.empty", "global", empty)
+	mt.Start(truth.HeaderBytes(func() any { return make(map[string]int) }))
+	mt.Stop()
 }
 
 // buildGrowing: with classic maps, make(map, 150) gives B=5 (32 buckets).
@@ -382,30 +383,30 @@ func buildEmpty() {
 // buckets, so oldbuckets != nil afterwards. The loop stops at exactly that
 // insert. Swiss maps grow atomically; there the map simply gets 209 entries.
 func buildGrowing() {
-	mt := newMap("main.growing", "global", growing)
-	mt.start(0)
+	mt := truth.NewMap("main.growing", "global", growing)
+	mt.Start(0)
 	growing = make(map[string]*big.Int, 150)
-	mt.bind(growing)
-	classic := !swissMaps()
+	mt.Bind(growing)
+	classic := !truth.SwissMaps()
 	if classic {
-		if h := classicHeader(mapPointer(growing)); h.B != 5 {
-			fail("main.growing: make(map, 150) gave B=" + strconv.Itoa(int(h.B)))
+		if h := truth.ClassicHeader(truth.MapPointer(growing)); h.B != 5 {
+			truth.Fail("main.growing: make(map, 150) gave B=" + strconv.Itoa(int(h.B)))
 		}
 	}
 	mid := false
 	for i := 0; ; i++ {
 		if i == 400 {
-			fail("main.growing never started growing")
+			truth.Fail("main.growing never started growing")
 		}
 		k, kc := key(kb("grow:batch:", uint64(i), 8))
 		v, vc := newInt(2)
 		growing[k] = v
-		mt.add(k, kc, vc)
+		mt.Add(k, kc, vc)
 		if classic {
-			h := classicHeader(mapPointer(growing))
+			h := truth.ClassicHeader(truth.MapPointer(growing))
 			if h.OldBuckets != "0x0" {
 				if h.B != 6 || h.NEvacuate > 2 || (i+1 != 193 && i+1 != 209) {
-					fail("main.growing: unexpected grow state at entry " + strconv.Itoa(i+1))
+					truth.Fail("main.growing: unexpected grow state at entry " + strconv.Itoa(i+1))
 				}
 				mid = true
 				break
@@ -415,32 +416,31 @@ func buildGrowing() {
 		}
 	}
 	mt.HasMidGrowth, mt.MidGrowth = true, mid
-	mt.stop()
+	mt.Stop()
 }
 
 // worker builds a map that only its own stack references, then blocks forever.
 //
 //go:noinline
 func worker(done chan<- string, block <-chan struct{}) {
-	mt := newMap("goroutine main.worker: m", "local variable m of goroutine main.worker", map[string]*big.Int(nil))
-	mt.start(0)
+	mt := truth.NewMap("goroutine main.worker: m", "local variable m of goroutine main.worker", map[string]*big.Int(nil))
+	mt.Start(0)
 	m := make(map[string]*big.Int)
-	mt.bind(m)
+	mt.Bind(m)
 	for i := 0; i < 400; i++ {
 		k, kc := key(kb("job:queue-7:", uint64(i)*3+1, 8))
 		v, vc := newInt(3)
 		m[k] = v
-		mt.add(k, kc, vc)
+		mt.Add(k, kc, vc)
 	}
-	mt.stop()
+	mt.Stop()
 	done <- "worker"
 	<-block
 	runtime.KeepAlive(m)
 }
 
 func main() {
-	setup()
-	initTruth("zoo")
+	truth.Setup("zoo")
 
 	go worker(ready, forever)
 	<-ready // the worker measured its map while main waited here
@@ -455,5 +455,5 @@ func main() {
 	buildSmall()
 	buildEmpty()
 	buildGrowing()
-	finish()
+	truth.Finish()
 }

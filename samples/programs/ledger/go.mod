@@ -1,3 +1,0 @@
-module ledger
-
-go 1.21

@@ -1,3 +1,0 @@
-module zoo
-
-go 1.21
