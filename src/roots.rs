@@ -299,7 +299,48 @@ impl Runtime<'_> {
             }
         }
         roots.extend(self.queued_finalizers()?);
+        roots.extend(self.tiny_blocks()?);
         Ok(roots)
+    }
+
+    /// Each P's current tiny-allocator block (`mcache.tiny`, a uintptr the GC greys itself).
+    fn tiny_blocks(&self) -> Result<Vec<Root>, RuntimeError> {
+        let d = self.dwarf();
+        let (Ok(allp), Ok(tiny_off)) = (
+            self.global("runtime.allp"),
+            d.offset("runtime.mcache", "tiny"),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let mem = self.mem();
+        let arr = mem.ptr(allp).map_err(|source| RuntimeError::Memory {
+            what: "runtime.allp".into(),
+            source,
+        })?;
+        let n = mem.u64(allp.offset(8)).unwrap_or(0).min(1 << 16);
+        let mut slots = Vec::new();
+        for i in 0..n {
+            let Ok(pp) = mem.ptr(arr.offset(8 * i)) else {
+                continue;
+            };
+            if pp.0 == 0 {
+                continue;
+            }
+            let mcache = self.field_ptr(pp, "runtime.p", "mcache")?;
+            if mcache.0 != 0 {
+                slots.push((mcache.offset(tiny_off), Some(format!("P{i}"))));
+            }
+        }
+        Ok(if slots.is_empty() {
+            Vec::new()
+        } else {
+            vec![Root {
+                kind: RootKind::Runtime,
+                name: "tiny allocator blocks".to_string(),
+                slots,
+                var: None,
+            }]
+        })
     }
 
     /// Finalizers waiting to run (`runtime.allfin` blocks): their functions and arguments.

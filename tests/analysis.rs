@@ -180,3 +180,38 @@ fn path_reaches_a_ledger_value_from_the_global() {
     assert_eq!(r.path.last().unwrap().label, "math/big.Int");
     assert!(r.dominators.iter().any(|h| h.label.starts_with("map<")));
 }
+
+/// After the program's final GC every live object was marked, so every one must be reachable
+/// from the roots coreheap finds (globals, stacks, finalizers…), except the tiny-allocator block
+/// each P was filling at that GC: the GC greys it itself, then the mcache lets it go.
+#[test]
+fn every_live_object_is_reachable_but_the_last_tiny_blocks() {
+    for s in samples() {
+        let (p, a) = analyse(&s);
+        let rt = coreheap::runtime::Runtime::new(&p);
+        let allp = rt.global("runtime.allp").unwrap();
+        let ps = p.mem.u64(allp.offset(8)).unwrap();
+        let mut unreachable = 0;
+        for o in 0..a.graph.objects {
+            if a.doms.is_reachable(o) {
+                continue;
+            }
+            unreachable += 1;
+            let span = &a.heap.spans[a.objects.span(ObjId(o))];
+            // Span class 5: size class 2 (16 bytes), noscan: the tiny allocator's.
+            assert_eq!(
+                span.spanclass,
+                5,
+                "{}: unreachable {}",
+                s.name,
+                a.objects.addr(ObjId(o))
+            );
+        }
+        assert!(
+            unreachable <= ps,
+            "{}: {unreachable} unreachable, {ps} Ps",
+            s.name
+        );
+        assert!(a.warnings.is_empty(), "{}: {:?}", s.name, a.warnings);
+    }
+}
