@@ -74,6 +74,20 @@ impl std::fmt::Debug for Analysis {
     }
 }
 
+/// Where type descriptors live (for names in malloc headers), when this runtime has headers.
+fn runtime_types(rt: &Runtime) -> Option<crate::maps::RuntimeTypes> {
+    if !rt.features.allocation_headers {
+        return None;
+    }
+    let d = rt.dwarf();
+    let md = rt.global("runtime.firstmoduledata").ok()?;
+    Some(crate::maps::RuntimeTypes {
+        base: rt.field_uint(md, "runtime.moduledata", "types").ok()?,
+        str_off: d.offset("internal/abi.Type", "Str").ok()?,
+        tflag_off: d.offset("internal/abi.Type", "TFlag").ok()?,
+    })
+}
+
 /// Peak resident set size of this process (VmHWM), when the OS tells it.
 pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -150,7 +164,7 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("inferring types", None);
-        let types = ObjectTypes::infer(
+        let mut types = ObjectTypes::infer(
             &rt,
             HeapParts {
                 heap: &heap,
@@ -170,7 +184,8 @@ impl Analysis {
             index: &index,
             objects: &objects,
         };
-        let maps = Maps::decode(&ctx, &types);
+        let rtypes = runtime_types(&rt);
+        let maps = Maps::decode(&ctx, &mut types, &bits, rtypes.as_ref());
         warnings.extend(maps.warnings.iter().cloned());
         phase("maps", t);
 

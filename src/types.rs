@@ -76,6 +76,24 @@ impl ObjectTypes {
         self.sizes.get(t as usize).copied().filter(|&s| s > 0)
     }
 
+    /// Gives an object a DWARF type found by other means (e.g. a map header found from its
+    /// buckets).
+    pub fn set(&mut self, id: ObjId, t: TypeRef, name: String, size: u64) {
+        let ty = ObjType::Dwarf(t);
+        let i = match self.types.iter().position(|x| *x == ty) {
+            Some(i) => i,
+            None => {
+                self.types.push(ty);
+                self.names.push(name);
+                self.sizes.push(size);
+                self.types.len() - 1
+            }
+        };
+        if let Some(slot) = self.of.get_mut(id.0 as usize) {
+            *slot = i as u32;
+        }
+    }
+
     /// How many objects have a type.
     pub fn typed(&self) -> usize {
         self.of.iter().filter(|&&t| t != u32::MAX).count()

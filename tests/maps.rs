@@ -34,6 +34,13 @@ fn report(s: &Sample, opts: &MapsOptions) -> MapsReport {
     MapsReport::gather(&input, opts)
 }
 
+/// Whether coreheap can be expected to find this map: `main.opaque` is reachable only through an
+/// `unsafe.Pointer`, so it is found from its buckets' or groups' malloc headers, which Go 1.21
+/// does not write.
+fn findable(s: &Sample, m: &serde_json::Value) -> bool {
+    m["name"] != "main.opaque" || s.minor() >= 22
+}
+
 fn find<'a>(r: &'a MapsReport, m: &serde_json::Value) -> &'a MapLine {
     let addr = m["addr"].as_str().unwrap();
     r.maps
@@ -48,7 +55,12 @@ fn every_map_matches_its_programs_entries_and_bytes() {
     assert!(!all.is_empty());
     for s in &all {
         let r = report(s, &truth_grouping());
-        for m in s.truth["maps"].as_array().unwrap() {
+        for m in s.truth["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| findable(s, m))
+        {
             let l = find(&r, m);
             let ctx = format!("{}: {}", s.name, m["name"]);
             assert_eq!(l.entries, m["entries"].as_u64().unwrap(), "{ctx}: entries");
@@ -97,7 +109,7 @@ fn owners_are_named_as_the_program_names_them() {
                 ..Default::default()
             },
         );
-        for m in s.truth["maps"].as_array().unwrap() {
+        for m in s.truth["maps"].as_array().unwrap().iter().filter(|m| findable(&s, m)) {
             let name = m["name"].as_str().unwrap();
             let l = find(&r, m);
             if let Some(func) = name.strip_prefix("goroutine ") {
@@ -241,4 +253,39 @@ fn json_markdown_and_redaction_from_the_command_line() {
         .as_str()
         .unwrap()
         .contains("{n}#"));
+}
+
+#[test]
+fn a_map_behind_an_unsafe_pointer_is_found_from_its_allocation_headers() {
+    for s in samples().into_iter().filter(|s| s.program() == "zoo") {
+        let r = report(
+            &s,
+            &MapsOptions {
+                top: 0,
+                ..Default::default()
+            },
+        );
+        let m = s.truth["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "main.opaque")
+            .unwrap();
+        let found = r
+            .maps
+            .iter()
+            .find(|l| l.address == m["addr"].as_str().unwrap());
+        if s.minor() >= 22 {
+            let l = found.unwrap_or_else(|| panic!("{}: main.opaque not found", s.name));
+            assert_eq!(l.entries, m["entries"].as_u64().unwrap(), "{}", s.name);
+            assert_eq!(
+                l.retained_bytes,
+                m["total_bytes"].as_u64().unwrap(),
+                "{}",
+                s.name
+            );
+        } else {
+            assert!(found.is_none(), "{}: 1.21 writes no malloc headers", s.name);
+        }
+    }
 }

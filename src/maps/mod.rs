@@ -2,6 +2,8 @@
 //! implementations (classic buckets up to 1.23, Swiss tables from 1.24).
 
 mod classic;
+mod discover;
+pub use discover::RuntimeTypes;
 pub mod keys;
 mod swiss;
 
@@ -246,8 +248,38 @@ impl Decoding {
 }
 
 impl Maps {
-    /// Finds every map header among the typed objects and decodes it.
-    pub fn decode(ctx: &Ctx, types: &ObjectTypes) -> Maps {
+    /// Finds every map header among the typed objects, and through bucket or group arrays typed
+    /// by their allocation headers, and decodes it.
+    pub fn decode(
+        ctx: &Ctx,
+        types: &mut ObjectTypes,
+        bits: &crate::heap::PointerBits,
+        rtypes: Option<&RuntimeTypes>,
+    ) -> Maps {
+        let mut out = Maps::decode_typed(ctx, types);
+        let known: std::collections::HashSet<u32> = out
+            .maps
+            .iter()
+            .flat_map(|m| m.storage.iter().map(|o| o.0))
+            .collect();
+        let found = discover::orphan_headers(ctx, types, bits, &known, rtypes);
+        if !found.is_empty() {
+            for (header, t) in found {
+                let name = ctx
+                    .dwarf
+                    .info(t)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default();
+                let size = ctx.dwarf.info(t).map(|i| i.size).unwrap_or(0);
+                types.set(header, t, name, size);
+            }
+            // Decode again with the newly typed headers; already decoded maps come out the same.
+            out = Maps::decode_typed(ctx, types);
+        }
+        out
+    }
+
+    fn decode_typed(ctx: &Ctx, types: &ObjectTypes) -> Maps {
         let mut out = Maps::default();
         for id in 0..ctx.objects.len() as u32 {
             let oid = ObjId(id);

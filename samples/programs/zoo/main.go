@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"runtime"
 	"strconv"
+	"unsafe"
 
 	"samples/internal/truth"
 )
@@ -83,6 +84,7 @@ var (
 	small    = map[string]string{}                                         // (i)
 	empty    = make(map[string]int)                                        // (j)
 	growing  map[string]*big.Int                                           // (k)
+	opaque   unsafe.Pointer                                                // (l) *Hidden, untyped
 
 	ready   = make(chan string, 4)
 	forever = make(chan struct{})
@@ -184,6 +186,30 @@ func buildCache() {
 		vc := truth.End()
 		truth.Expect("item", vc, 64+truth.ClassSize(n)+truth.ClassSize(len(ob)), 3)
 		m[k] = it
+		mt.Add(k, kc, vc)
+	}
+	mt.Stop()
+}
+
+// Hidden is reached only through an unsafe.Pointer global: no typed path leads to its map,
+// whose groups or buckets a heap analyzer must find through their allocation headers.
+type Hidden struct {
+	label string
+	m     map[string]*big.Int
+}
+
+func buildOpaque() {
+	mt := truth.NewMap("main.opaque", "global unsafe.Pointer -> *main.Hidden -> field m", map[string]*big.Int(nil))
+	h := &Hidden{label: "hidden"} // before Start: the struct is not part of the map
+	opaque = unsafe.Pointer(h)
+	mt.Start(0)
+	m := map[string]*big.Int{}
+	h.m = m
+	mt.Bind(m)
+	for i := 0; i < 150; i++ {
+		k, kc := key(kb("secret:vault-", uint64(i)*13+5, 8))
+		v, vc := newInt(2 + i%2)
+		m[k] = v
 		mt.Add(k, kc, vc)
 	}
 	mt.Stop()
@@ -448,6 +474,7 @@ func main() {
 	buildRegistry()
 	buildShards()
 	buildCache()
+	buildOpaque()
 	buildServer()
 	buildUsers()
 	buildNested()

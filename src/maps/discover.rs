@@ -1,0 +1,289 @@
+//! Map headers that no typed path reaches (behind an `unsafe.Pointer`, say), found backwards from
+//! the bucket or group arrays the allocator typed in their malloc headers.
+
+use std::collections::{HashMap, HashSet};
+
+use super::keys::short_type_name;
+use super::Ctx;
+use crate::dwarf::{TypeKind, TypeRef};
+use crate::heap::{ObjId, PointerBits};
+use crate::memory::Addr;
+use crate::types::{ObjType, ObjectTypes};
+
+/// How to climb from a storage array to its map header, for one map type.
+#[derive(Debug, Clone, Copy)]
+enum Climb {
+    /// Classic: the header's `buckets` (or `oldbuckets`) points at the array.
+    Classic {
+        header: TypeRef,
+        buckets: u64,
+        oldbuckets: u64,
+    },
+    /// Swiss: table.groups.data points at the array; a directory array points at the table;
+    /// the header's dirPtr points at the directory.
+    Swiss {
+        header: TypeRef,
+        groups_data: u64,
+        dir_ptr: u64,
+    },
+}
+
+/// For each bucket or group type of the executable's maps, how to reach its header.
+fn climbs(ctx: &Ctx) -> HashMap<String, Climb> {
+    let mut out = HashMap::new();
+    let d = ctx.dwarf;
+    let names: Vec<(String, TypeRef)> = d
+        .named_types()
+        .filter(|(n, _)| n.starts_with("map<") || n.starts_with("hash<"))
+        .map(|(n, r)| (n.to_string(), r))
+        .collect();
+    for (name, h) in names {
+        let Some((_, hf)) = ctx.fields(h) else {
+            continue;
+        };
+        let f = |n: &str| hf.iter().find(|x| x.name == n).cloned();
+        if name.starts_with("hash<") {
+            let (Some(b), Some(ob)) = (f("buckets"), f("oldbuckets")) else {
+                continue;
+            };
+            let climb = Climb::Classic {
+                header: h,
+                buckets: b.offset,
+                oldbuckets: ob.offset,
+            };
+            if let Some(bucket) =
+                b.ty.and_then(|t| ctx.pointee(t))
+                    .and_then(|t| type_name(ctx, t))
+            {
+                out.insert(bucket, climb);
+            }
+            // The runtime names the bucket type `map.bucket[K]V` with short package names.
+            if let Some((k, v)) = split_key_value(&name["hash<".len()..name.len() - 1]) {
+                out.insert(
+                    format!("map.bucket[{}]{}", short_type_name(k), short_type_name(v)),
+                    climb,
+                );
+            }
+        } else {
+            let Some(dir) = f("dirPtr") else { continue };
+            let Some(table) = dir
+                .ty
+                .and_then(|t| ctx.pointee(t))
+                .and_then(|t| ctx.pointee(t))
+            else {
+                continue;
+            };
+            let Some((_, tf)) = ctx.fields(table) else {
+                continue;
+            };
+            let Some(groups) = tf.iter().find(|x| x.name == "groups") else {
+                continue;
+            };
+            let Some((_, gf)) = groups.ty.and_then(|t| ctx.fields(t)) else {
+                continue;
+            };
+            let Some(data) = gf.iter().find(|x| x.name == "data") else {
+                continue;
+            };
+            let Some(group) = data
+                .ty
+                .and_then(|t| ctx.pointee(t))
+                .and_then(|t| type_name(ctx, t))
+            else {
+                continue;
+            };
+            out.insert(
+                group,
+                Climb::Swiss {
+                    header: h,
+                    groups_data: groups.offset + data.offset,
+                    dir_ptr: dir.offset,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Where runtime type descriptors live and how to read their names.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeTypes {
+    /// `moduledata.types`: the base of name offsets.
+    pub base: u64,
+    /// Offset of `Str` (a name offset) in `internal/abi.Type`.
+    pub str_off: u64,
+    /// Offset of `TFlag`.
+    pub tflag_off: u64,
+}
+
+/// The runtime's name for the type in an object's malloc header (Go 1.22+).
+fn header_type_name(ctx: &Ctx, rt: Option<&RuntimeTypes>, o: ObjId) -> Option<String> {
+    let rt = rt?;
+    let s = &ctx.heap.spans[ctx.objects.span(o)];
+    if s.noscan() || s.size_class() == 0 || s.elemsize <= 512 {
+        return None;
+    }
+    let typ = ctx.mem.ptr(ctx.objects.addr(o)).ok()?;
+    let off = ctx.mem.u32(typ.offset(rt.str_off)).ok()? as i32;
+    let tflag = ctx.mem.u8(typ.offset(rt.tflag_off)).ok()?;
+    let name = Addr(rt.base.wrapping_add_signed(i64::from(off)));
+    // A name: one flag byte, a varint length, the bytes.
+    let head = ctx.mem.read(name, 11).ok()?;
+    let (mut len, mut i) = (0usize, 1usize);
+    while i < head.len() {
+        len |= usize::from(head[i] & 0x7f) << (7 * (i - 1));
+        if head[i] < 0x80 {
+            break;
+        }
+        i += 1;
+    }
+    let bytes = ctx
+        .mem
+        .read(name.offset(i as u64 + 1), len.min(4096))
+        .ok()?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    // TFlagExtraStar: the stored name has a '*' the type does not.
+    Some(if tflag & 2 != 0 {
+        text.trim_start_matches('*').to_string()
+    } else {
+        text
+    })
+}
+
+/// Splits `K,V` at the comma outside brackets.
+fn split_key_value(s: &str) -> Option<(&str, &str)> {
+    let mut depth = 0i32;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' | '(' | '{' | '<' => depth += 1,
+            ']' | ')' | '}' | '>' => depth -= 1,
+            ',' if depth == 0 => return Some((&s[..i], &s[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A type's DWARF name.
+fn type_name(ctx: &Ctx, t: TypeRef) -> Option<String> {
+    ctx.dwarf
+        .info(t)
+        .ok()
+        .map(|i| i.name.clone())
+        .filter(|n| !n.is_empty())
+}
+
+/// For each target object, the objects that point at it and the offset of the pointer word.
+fn referrers(
+    ctx: &Ctx,
+    bits: &PointerBits,
+    targets: &HashSet<u32>,
+) -> HashMap<u32, Vec<(ObjId, u64)>> {
+    let mut out: HashMap<u32, Vec<(ObjId, u64)>> = HashMap::new();
+    let mut words = Vec::new();
+    for id in 0..ctx.objects.len() as u32 {
+        let o = ObjId(id);
+        let si = ctx.objects.span(o);
+        words.clear();
+        if bits
+            .pointer_words(ctx.mem, ctx.heap, si, ctx.objects.slot(o), &mut words)
+            .is_err()
+        {
+            continue;
+        }
+        let start = ctx.objects.addr(o);
+        for w in &words {
+            let Ok(v) = ctx.mem.u64(*w) else { continue };
+            if let Some(t) = ctx.object(Addr(v)).filter(|t| targets.contains(&t.0)) {
+                out.entry(t.0).or_default().push((o, w.0 - start.0));
+            }
+        }
+    }
+    out
+}
+
+/// Headers of maps whose storage the allocator typed but that no decoded map owns.
+pub(super) fn orphan_headers(
+    ctx: &Ctx,
+    types: &ObjectTypes,
+    bits: &PointerBits,
+    known: &HashSet<u32>,
+    rtypes: Option<&RuntimeTypes>,
+) -> Vec<(ObjId, TypeRef)> {
+    let climbs = climbs(ctx);
+    let orphans: HashMap<u32, Climb> = (0..ctx.objects.len() as u32)
+        .filter(|id| !known.contains(id))
+        .filter_map(|id| match types.get(ObjId(id)) {
+            // The same type can have several DIEs: match by name.
+            Some(ObjType::Dwarf(_)) => types
+                .name(ObjId(id))
+                .and_then(|n| climbs.get(n))
+                .map(|c| (id, *c)),
+            Some(_) => None,
+            // Untyped: the allocator's own name for the type, when it wrote a malloc header.
+            None => header_type_name(ctx, rtypes, ObjId(id))
+                .and_then(|n| climbs.get(&n))
+                .map(|c| (id, *c)),
+        })
+        .collect();
+    if orphans.is_empty() {
+        return Vec::new();
+    }
+    let untyped = |o: ObjId| types.get(o).is_none();
+    let mut found = Vec::new();
+    let refs = referrers(ctx, bits, &orphans.keys().copied().collect());
+    // Swiss: orphan groups array ← table ← directory ← header.
+    let mut tables: HashMap<u32, Climb> = HashMap::new();
+    for (o, climb) in &orphans {
+        for &(r, off) in refs.get(o).into_iter().flatten() {
+            match *climb {
+                Climb::Classic {
+                    header,
+                    buckets,
+                    oldbuckets,
+                } if (off == buckets || off == oldbuckets) && untyped(r) => found.push((r, header)),
+                Climb::Swiss { groups_data, .. } if off == groups_data => {
+                    tables.insert(r.0, *climb);
+                }
+                _ => {}
+            }
+        }
+    }
+    if !tables.is_empty() {
+        let refs = referrers(ctx, bits, &tables.keys().copied().collect());
+        let mut dirs: HashMap<u32, Climb> = HashMap::new();
+        for (t, climb) in &tables {
+            for &(r, _) in refs.get(t).into_iter().flatten() {
+                if untyped(r) {
+                    dirs.insert(r.0, *climb);
+                }
+            }
+        }
+        let refs = referrers(ctx, bits, &dirs.keys().copied().collect());
+        for (dir, climb) in &dirs {
+            let Climb::Swiss {
+                header, dir_ptr, ..
+            } = *climb
+            else {
+                continue;
+            };
+            for &(r, off) in refs.get(dir).into_iter().flatten() {
+                if off == dir_ptr && untyped(r) {
+                    found.push((r, header));
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    // Keep only candidates whose type really is a map header struct.
+    found.retain(|(_, t)| {
+        matches!(
+            ctx.dwarf
+                .resolve(*t)
+                .map(|(_, i)| matches!(i.kind, TypeKind::Struct(_))),
+            Ok(true)
+        )
+    });
+    found
+}
