@@ -33,6 +33,9 @@ pub struct PhaseTiming {
     pub wall: Duration,
     /// Peak resident memory of coreheap so far, bytes (0 where unknown).
     pub peak_rss_bytes: u64,
+    /// Anonymous resident memory when the phase ended: what coreheap holds beyond the mapped
+    /// core and executable (0 where unknown).
+    pub anon_rss_bytes: u64,
 }
 
 /// Everything known about the heap's objects, their references and what retains what.
@@ -88,17 +91,16 @@ fn runtime_types(rt: &Runtime) -> Option<crate::maps::RuntimeTypes> {
     })
 }
 
-/// Peak resident set size of this process (VmHWM), when the OS tells it.
-pub fn peak_rss_bytes() -> u64 {
+/// A kB field of /proc/self/status (`VmHWM:`, `RssAnon:`), 0 when the OS does not tell.
+pub fn proc_status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
-        .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
 
@@ -129,7 +131,8 @@ impl Analysis {
             timings.push(PhaseTiming {
                 phase: name,
                 wall: t.elapsed(),
-                peak_rss_bytes: peak_rss_bytes(),
+                peak_rss_bytes: proc_status_kb("VmHWM:") * 1024,
+                anon_rss_bytes: proc_status_kb("RssAnon:") * 1024,
             });
         };
 

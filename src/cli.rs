@@ -56,6 +56,9 @@ enum Command {
     Path(PathArgs),
     /// Maps ranked by retained bytes, with their owner and the key groups that hold the bytes.
     Maps(MapsArgs),
+    /// Read every heap byte once and report the speed (the floor for benchmarks).
+    #[command(hide = true)]
+    HeapScan(InfoArgs),
 }
 
 /// Options for finding and reading a core and its executable.
@@ -256,7 +259,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Histogram(a) => histogram(a),
         Command::Path(a) => path(a),
         Command::Maps(a) => maps(a),
+        Command::HeapScan(a) => heap_scan(a),
     }
+}
+
+fn heap_scan(a: InfoArgs) -> anyhow::Result<()> {
+    let p = Process::open(&a.core.core, &a.core.options())?;
+    let rt = coreheap::runtime::Runtime::new(&p);
+    let heap = coreheap::heap::Heap::read(&rt)?;
+    let t = std::time::Instant::now();
+    let (bytes, sum) = heap.scan_bytes(&p.mem);
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{bytes} bytes in {secs:.3} s ({:.0} MB/s, checksum {sum:x})",
+        bytes as f64 / secs.max(1e-9) / 1e6
+    );
+    Ok(())
 }
 
 fn maps(a: MapsArgs) -> anyhow::Result<()> {
@@ -343,10 +361,11 @@ fn analyse(core: &CoreArgs, out: &OutArgs) -> anyhow::Result<(Process, Analysis)
         eprintln!("{:<12} {:>10.3} s", "open", open.as_secs_f64());
         for ph in &a.timings {
             eprintln!(
-                "{:<12} {:>10.3} s   peak RSS {}",
+                "{:<12} {:>10.3} s   peak RSS {:>10}   anonymous {:>10}",
                 ph.phase,
                 ph.wall.as_secs_f64(),
-                coreheap::report::human_bytes(ph.peak_rss_bytes)
+                coreheap::report::human_bytes(ph.peak_rss_bytes),
+                coreheap::report::human_bytes(ph.anon_rss_bytes)
             );
         }
         let nodes = a.graph.graph.node_count().max(1) as f64;

@@ -109,7 +109,12 @@ fn owners_are_named_as_the_program_names_them() {
                 ..Default::default()
             },
         );
-        for m in s.truth["maps"].as_array().unwrap().iter().filter(|m| findable(&s, m)) {
+        for m in s.truth["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| findable(&s, m))
+        {
             let name = m["name"].as_str().unwrap();
             let l = find(&r, m);
             if let Some(func) = name.strip_prefix("goroutine ") {

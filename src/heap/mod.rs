@@ -174,6 +174,22 @@ impl Heap {
         t
     }
 
+    /// Reads every byte of every in-use span once, the floor under any heap analysis; returns
+    /// the bytes read and a checksum so the reads cannot be optimised away.
+    pub fn scan_bytes(&self, mem: &crate::memory::Memory) -> (u64, u64) {
+        let (mut bytes, mut sum) = (0u64, 0u64);
+        for s in &self.spans {
+            let len = s.npages * PAGE_SIZE;
+            if let Ok(b) = mem.read(s.base, len as usize) {
+                bytes += len;
+                sum = b.chunks_exact(8).fold(sum, |acc, w| {
+                    acc.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+                });
+            }
+        }
+        (bytes, sum)
+    }
+
     /// Live objects per size class (index = size class; class 0 holds large objects).
     pub fn by_class(&self) -> Vec<ClassCount> {
         let mut v: Vec<ClassCount> = Vec::new();
