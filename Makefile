@@ -1,7 +1,7 @@
 # coreheap developer targets. `make test` is what CI runs (see .ci/run).
 CARGO ?= cargo
 
-.PHONY: build test lint fmt samples clean-samples
+.PHONY: build test lint fmt samples bench
 
 build:
 	$(CARGO) build --release
@@ -20,3 +20,8 @@ fmt:
 # runs them until they crash, and stores core, binary and ground truth under samples/cores/.
 samples:
 	bash samples/build.sh
+
+# Times coreheap on 1 and 4 GiB ledger cores (16 GiB too with BENCH_LARGE=1), generated outside
+# the repository in target/bench-cores and reused; prints a table (see docs/performance.md).
+bench:
+	bash bench/run.sh

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::dwarf::{Dwarf, TypeInfo, TypeKind, TypeRef};
@@ -119,10 +120,20 @@ pub struct HeapParts<'a> {
     pub stack_vars: &'a [crate::runtime::StackVar],
 }
 
+/// What the heap walk needs to know about a type, computed once.
+#[derive(Clone)]
+struct Facts {
+    size: u64,
+    shape: Shape,
+    /// A Swiss map header (`map<K,V>`), whose dirPtr may point at a single group.
+    swiss_header: bool,
+}
+
 /// Flattened pointer layouts of DWARF types, cached.
 pub struct Layouts<'a> {
     dwarf: &'a Dwarf,
     shapes: RefCell<HashMap<TypeRef, Shape>>,
+    facts: RefCell<HashMap<TypeRef, Rc<Facts>>>,
 }
 
 impl<'a> Layouts<'a> {
@@ -131,7 +142,27 @@ impl<'a> Layouts<'a> {
         Layouts {
             dwarf,
             shapes: RefCell::new(HashMap::new()),
+            facts: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Size, shape and kind of a type, cached.
+    fn facts(&self, t: TypeRef) -> Rc<Facts> {
+        if let Some(f) = self.facts.borrow().get(&t) {
+            return f.clone();
+        }
+        let size = self.info(t).map(|i| self.size_of(&i, t)).unwrap_or(0);
+        let swiss_header = self
+            .dwarf
+            .resolve(t)
+            .is_ok_and(|(_, i)| i.name.starts_with("map<"));
+        let f = Rc::new(Facts {
+            size,
+            shape: self.shape(t),
+            swiss_header,
+        });
+        self.facts.borrow_mut().insert(t, f.clone());
+        f
     }
 
     /// Offsets of the words of a value of type `t` that hold pointers (interfaces: both words).
@@ -264,7 +295,7 @@ struct Inference<'a> {
     of: Vec<u32>,
     interned: HashMap<ObjType, u32>,
     types: Vec<ObjType>,
-    queue: VecDeque<u32>,
+    queue: VecDeque<(u32, u32)>,
     /// Static values already visited through typed pointers.
     static_seen: std::collections::HashSet<(u64, TypeRef)>,
     /// Address ranges of the data and bss sections.
@@ -285,10 +316,10 @@ impl<'a> Inference<'a> {
         i
     }
 
-    /// Where an object's value starts (after a malloc header, if it has one).
-    fn data_start(&self, id: ObjId) -> (Addr, u64) {
-        let s = &self.a.heap.spans[self.a.objects.span(id)];
-        let slot = self.a.objects.addr(id);
+    /// Where an object's value starts (after a malloc header) and its length, its span known.
+    fn data_start_in(&self, span: usize, id: ObjId) -> (Addr, u64) {
+        let s = &self.a.heap.spans[span];
+        let slot = self.a.objects.addr_in(span, id);
         if self.data_offset_header && !s.noscan() && s.size_class() != 0 && s.elemsize > 512 {
             (slot.offset(self.header), s.elemsize - self.header)
         } else {
@@ -300,7 +331,11 @@ impl<'a> Inference<'a> {
     /// A typed pointer into the data or bss sections (a statically allocated value) is followed
     /// there once.
     fn assign(&mut self, v: u64, t: ObjType) {
-        let Some(id) = self.a.objects.find(self.a.heap, self.a.index, Addr(v)) else {
+        let Some((id, span)) = self
+            .a
+            .objects
+            .find_in_span(self.a.heap, self.a.index, Addr(v))
+        else {
             if let ObjType::Dwarf(t) = t {
                 if self.in_statics(v) && self.static_seen.insert((v, t)) {
                     let size = self
@@ -313,12 +348,12 @@ impl<'a> Inference<'a> {
             }
             return;
         };
-        if self.of[id.0 as usize] != u32::MAX || self.data_start(id).0 .0 != v {
+        if self.of[id.0 as usize] != u32::MAX || self.data_start_in(span, id).0 .0 != v {
             return;
         }
         let ti = self.intern(t);
         self.of[id.0 as usize] = ti;
-        self.queue.push_back(id.0);
+        self.queue.push_back((id.0, span as u32));
     }
 
     /// Whether an address lies in the data or bss sections.
@@ -334,20 +369,12 @@ impl<'a> Inference<'a> {
 
     /// Follows the references stored in a value of type `t` at `base`, `len` bytes long (tiled).
     fn visit_value(&mut self, t: TypeRef, base: Addr, len: u64) {
-        let Some(info) = self.layouts.info(t) else {
-            return;
-        };
-        let size = self.layouts.size_of(&info, t);
-        let shape = self.layouts.shape(t);
+        let facts = self.layouts.facts(t);
+        let (size, shape) = (facts.size, facts.shape.clone());
         if shape.is_empty() || size == 0 {
             return;
         }
-        let name = self
-            .dwarf
-            .resolve(t)
-            .map(|(_, i)| i.name.clone())
-            .unwrap_or_default();
-        let swiss_small = if name.starts_with("map<") {
+        let swiss_small = if facts.swiss_header {
             self.swiss_small(t, base)
         } else {
             None
@@ -438,23 +465,26 @@ impl<'a> Inference<'a> {
     fn run(&mut self, rt: &Runtime) {
         // Seeds 1: the types the allocator wrote (malloc headers, large objects' spans).
         let large_off = self.dwarf.offset("runtime.mspan", "largeType").ok();
-        for id in 0..self.a.objects.len() as u32 {
-            let oid = ObjId(id);
-            let s = &self.a.heap.spans[self.a.objects.span(oid)];
-            if s.noscan() || !rt.features.allocation_headers {
+        for (si, s) in self.a.heap.spans.iter().enumerate() {
+            // Only scan spans of objects over 512 bytes (or large ones) carry a type.
+            if s.noscan()
+                || !rt.features.allocation_headers
+                || (s.size_class() != 0 && s.elemsize <= 512)
+            {
                 continue;
             }
-            let rtype = if s.size_class() == 0 {
-                large_off.and_then(|o| self.mem.u64(s.mspan.offset(o)).ok())
-            } else if s.elemsize > 512 {
-                self.mem.u64(self.a.objects.addr(oid)).ok()
-            } else {
-                None
-            };
-            if let Some(t) = rtype.and_then(|r| self.type_of_rtype(r)) {
-                let ti = self.intern(ObjType::Dwarf(t));
-                self.of[id as usize] = ti;
-                self.queue.push_back(id);
+            for id in self.a.objects.span_ids(si) {
+                let oid = ObjId(id);
+                let rtype = if s.size_class() == 0 {
+                    large_off.and_then(|o| self.mem.u64(s.mspan.offset(o)).ok())
+                } else {
+                    self.mem.u64(self.a.objects.addr_in(si, oid)).ok()
+                };
+                if let Some(t) = rtype.and_then(|r| self.type_of_rtype(r)) {
+                    let ti = self.intern(ObjType::Dwarf(t));
+                    self.of[id as usize] = ti;
+                    self.queue.push_back((id, si as u32));
+                }
             }
         }
         // Seeds 2: global variables with their DWARF types.
@@ -477,13 +507,13 @@ impl<'a> Inference<'a> {
     }
 
     fn drain(&mut self) {
-        while let Some(id) = self.queue.pop_front() {
+        while let Some((id, span)) = self.queue.pop_front() {
             let oid = ObjId(id);
             let Some(ObjType::Dwarf(t)) = self.types.get(self.of[id as usize] as usize).copied()
             else {
                 continue;
             };
-            let (start, len) = self.data_start(oid);
+            let (start, len) = self.data_start_in(span as usize, oid);
             self.visit_value(t, start, len);
         }
     }

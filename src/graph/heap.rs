@@ -76,8 +76,8 @@ impl HeapGraph {
         let mut entry_edges: Vec<(u32, u32)> = Vec::new();
         let mut unreadable = 0u64;
         let target = |v: u64| objects.find(heap, index, Addr(v)).map(|o| o.0);
-        for id in 0..n {
-            let span = objects.span(ObjId(id));
+        let ids = (0..heap.spans.len()).flat_map(|si| objects.span_ids(si).map(move |id| (id, si)));
+        for (id, span) in ids {
             let slot = objects.slot(ObjId(id));
             words.clear();
             succ.clear();
@@ -89,7 +89,7 @@ impl HeapGraph {
             }
             let held = slots.of(id);
             let area = maps.areas.get(&id);
-            let obj_start = objects.addr(ObjId(id));
+            let obj_start = objects.addr_in(span, ObjId(id));
             let mut last_entry = u32::MAX;
             for r in held {
                 if r.3 != last_entry {

@@ -77,6 +77,16 @@ impl Objects {
 
     /// The live object holding `addr`, if any.
     pub fn find(&self, heap: &Heap, index: &HeapIndex, addr: Addr) -> Option<ObjId> {
+        self.find_in_span(heap, index, addr).map(|(o, _)| o)
+    }
+
+    /// The live object holding `addr` and its span index.
+    pub fn find_in_span(
+        &self,
+        heap: &Heap,
+        index: &HeapIndex,
+        addr: Addr,
+    ) -> Option<(ObjId, usize)> {
         let slot = index.find(heap, addr)?;
         let s = &heap.spans[slot.span as usize];
         if !s.is_live(slot.index) {
@@ -84,11 +94,25 @@ impl Objects {
         }
         let si = slot.span as usize;
         let block = slot.index / 64;
-        let mut r = self.rank[self.span_rank[si] as usize + block as usize];
-        for i in block * 64..slot.index {
-            r += u32::from(s.is_live(i));
-        }
-        Some(ObjId(self.span_first[si] + r))
+        let r = self.rank[self.span_rank[si] as usize + block as usize]
+            + s.live_between(block * 64, slot.index);
+        Some((ObjId(self.span_first[si] + r), si))
+    }
+
+    /// Start address of an object whose span is known.
+    pub fn addr_in(&self, span: usize, id: ObjId) -> Addr {
+        let (base, elem) = self.span_geometry[span];
+        Addr(base + u64::from(self.slot[id.0 as usize]) * elem)
+    }
+
+    /// The ids of a span's live objects.
+    pub fn span_ids(&self, span: usize) -> std::ops::Range<u32> {
+        let end = self
+            .span_first
+            .get(span + 1)
+            .copied()
+            .unwrap_or(self.slot.len() as u32);
+        self.span_first[span]..end
     }
 
     /// Bytes held by these tables.

@@ -7,13 +7,98 @@ use crate::dwarf::DwarfError;
 use crate::memory::{Addr, MemError, Memory};
 use crate::runtime::{Runtime, RuntimeError};
 
-/// Finds the span and slot holding an address in O(1): one hash lookup per arena, then arrays.
+/// Finds the span and slot holding an address in O(1): two array lookups, no hashing.
 #[derive(Debug, Default)]
 pub struct HeapIndex {
     page_size: u64,
     pages_per_chunk: u64,
-    /// Chunk number → span index + 1 per page (0 = no in-use span).
-    chunks: HashMap<u64, Box<[u32]>>,
+    /// First chunk number covered by `chunks`.
+    first_chunk: u64,
+    /// Per chunk from `first_chunk`: span index + 1 per page (0 = no in-use span).
+    chunks: Vec<Option<Box<[u32]>>>,
+    /// Chunks too far from the others to fit the flat table (a scattered heap).
+    far: HashMap<u64, Box<[u32]>, ChunkHash>,
+}
+
+/// Most chunk slots the flat table may have (8 bytes each).
+const MAX_FLAT_CHUNKS: u64 = 1 << 22;
+
+impl HeapIndex {
+    /// Indexes every page of every in-use span.
+    pub fn new(heap: &Heap, page_size: u64) -> HeapIndex {
+        let pages_per_chunk = 8192;
+        let chunk_of = |a: u64| a / page_size / pages_per_chunk;
+        let first_chunk = heap.spans.first().map(|s| chunk_of(s.base.0)).unwrap_or(0);
+        let last_chunk = heap
+            .spans
+            .last()
+            .map(|s| chunk_of(s.base.0 + s.npages * page_size))
+            .unwrap_or(0);
+        let flat = (last_chunk - first_chunk + 1).min(MAX_FLAT_CHUNKS);
+        let mut idx = HeapIndex {
+            page_size,
+            pages_per_chunk,
+            first_chunk,
+            chunks: (0..flat).map(|_| None).collect(),
+            far: HashMap::default(),
+        };
+        for (i, s) in heap.spans.iter().enumerate() {
+            let first = s.base.0 / page_size;
+            for page in first..first + s.npages {
+                let c = page / pages_per_chunk;
+                let fresh = || vec![0u32; pages_per_chunk as usize].into_boxed_slice();
+                let table = match c.checked_sub(first_chunk).filter(|&k| k < flat) {
+                    Some(k) => idx.chunks[k as usize].get_or_insert_with(fresh),
+                    None => idx.far.entry(c).or_insert_with(fresh),
+                };
+                table[(page % pages_per_chunk) as usize] = i as u32 + 1;
+            }
+        }
+        idx
+    }
+
+    /// The span and slot an address falls in, if it is inside an in-use span's objects.
+    pub fn find(&self, heap: &Heap, addr: Addr) -> Option<Slot> {
+        let page = addr.0 / self.page_size;
+        let c = page / self.pages_per_chunk;
+        let table = match c.checked_sub(self.first_chunk) {
+            Some(k) if (k as usize) < self.chunks.len() => self.chunks[k as usize].as_ref()?,
+            _ => self.far.get(&c)?,
+        };
+        let si = table[(page % self.pages_per_chunk) as usize].checked_sub(1)?;
+        let s = &heap.spans[si as usize];
+        let index = (addr.0 - s.base.0) / s.elemsize;
+        (index < s.nelems).then_some(Slot { span: si, index })
+    }
+}
+
+/// Hashes chunk numbers (already well spread) with one multiplication.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ChunkHash;
+
+impl std::hash::BuildHasher for ChunkHash {
+    type Hasher = ChunkHasher;
+    fn build_hasher(&self) -> ChunkHasher {
+        ChunkHasher(0)
+    }
+}
+
+/// The hasher of [`ChunkHash`].
+#[derive(Debug, Default)]
+pub struct ChunkHasher(u64);
+
+impl std::hash::Hasher for ChunkHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// A heap address resolved to its object.
@@ -23,38 +108,6 @@ pub struct Slot {
     pub span: u32,
     /// Object slot within the span.
     pub index: u64,
-}
-
-impl HeapIndex {
-    /// Indexes every page of every in-use span.
-    pub fn new(heap: &Heap, page_size: u64) -> HeapIndex {
-        let pages_per_chunk = 8192;
-        let mut chunks: HashMap<u64, Box<[u32]>> = HashMap::new();
-        for (i, s) in heap.spans.iter().enumerate() {
-            let first = s.base.0 / page_size;
-            for page in first..first + s.npages {
-                let chunk = chunks
-                    .entry(page / pages_per_chunk)
-                    .or_insert_with(|| vec![0u32; pages_per_chunk as usize].into_boxed_slice());
-                chunk[(page % pages_per_chunk) as usize] = i as u32 + 1;
-            }
-        }
-        HeapIndex {
-            page_size,
-            pages_per_chunk,
-            chunks,
-        }
-    }
-
-    /// The span and slot an address falls in, if it is inside an in-use span's objects.
-    pub fn find(&self, heap: &Heap, addr: Addr) -> Option<Slot> {
-        let page = addr.0 / self.page_size;
-        let chunk = self.chunks.get(&(page / self.pages_per_chunk))?;
-        let si = chunk[(page % self.pages_per_chunk) as usize].checked_sub(1)?;
-        let s = &heap.spans[si as usize];
-        let index = (addr.0 - s.base.0) / s.elemsize;
-        (index < s.nelems).then_some(Slot { span: si, index })
-    }
 }
 
 /// How the runtime records pointer words; one variant per runtime generation.
