@@ -41,6 +41,17 @@ fn findable(s: &Sample, m: &serde_json::Value) -> bool {
     m["name"] != "main.opaque" || s.minor() >= 22
 }
 
+/// Every map, with the default grouping.
+fn all_maps(s: &Sample) -> MapsReport {
+    report(
+        s,
+        &MapsOptions {
+            top: 0,
+            ..Default::default()
+        },
+    )
+}
+
 fn find<'a>(r: &'a MapsReport, m: &serde_json::Value) -> &'a MapLine {
     let addr = m["addr"].as_str().unwrap();
     r.maps
@@ -102,13 +113,7 @@ fn every_map_matches_its_programs_entries_and_bytes() {
 #[test]
 fn owners_are_named_as_the_program_names_them() {
     for s in samples().into_iter().filter(|s| s.program() != "tiny") {
-        let r = report(
-            &s,
-            &MapsOptions {
-                top: 0,
-                ..Default::default()
-            },
-        );
+        let r = all_maps(&s);
         for m in s.truth["maps"]
             .as_array()
             .unwrap()
@@ -164,13 +169,7 @@ fn ledger_ranks_the_incident_map_and_its_heavy_prefix_first() {
 #[test]
 fn nearly_emptied_map_is_flagged_and_mid_growth_map_counts_each_entry_once() {
     for s in samples().into_iter().filter(|s| s.program() == "zoo") {
-        let r = report(
-            &s,
-            &MapsOptions {
-                top: 0,
-                ..Default::default()
-            },
-        );
+        let r = all_maps(&s);
         assert!(
             r.findings
                 .iter()
@@ -263,13 +262,7 @@ fn json_markdown_and_redaction_from_the_command_line() {
 #[test]
 fn a_map_behind_an_unsafe_pointer_is_found_from_its_allocation_headers() {
     for s in samples().into_iter().filter(|s| s.program() == "zoo") {
-        let r = report(
-            &s,
-            &MapsOptions {
-                top: 0,
-                ..Default::default()
-            },
-        );
+        let r = all_maps(&s);
         let m = s.truth["maps"]
             .as_array()
             .unwrap()
