@@ -178,3 +178,68 @@ fn json_output_has_the_documented_envelope_and_fields() {
     assert_eq!(v["features"]["allocation_headers"], true);
     assert_eq!(v["features"]["green_tea"], true);
 }
+
+#[test]
+fn recorded_path_is_looked_up_under_sysroot() {
+    let s = sample("go1.26.6/tiny");
+    let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+    let recorded = p
+        .core
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("/tiny"))
+        .map(|f| f.path.clone())
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join(recorded.trim_start_matches('/'));
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::write(&target, common::unzstd(&s.exe())).unwrap();
+    let opts = OpenOptions {
+        sysroot: Some(root.path().to_path_buf()),
+        ..Default::default()
+    };
+    let p = Process::open(&s.core, &opts).unwrap();
+    assert_eq!(p.found_by, FoundBy::Sysroot);
+    assert_eq!(p.check, BinaryCheck::BuildId);
+}
+
+#[test]
+fn dwarf_can_come_from_a_separate_debug_file() {
+    let s = sample("go1.26.6/tiny");
+    let full = common::unzstd(&s.exe());
+    // A stripped copy: the same bytes with every .debug_* section renamed away.
+    let mut stripped = full.clone();
+    let pat = b".debug_";
+    for i in 0..stripped.len() - pat.len() {
+        if &stripped[i..i + pat.len()] == pat {
+            stripped[i + 1] = b'x';
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (exe, debug) = (d.path().join("tiny"), d.path().join("tiny.debug"));
+    std::fs::write(&exe, &stripped).unwrap();
+    std::fs::write(&debug, &full).unwrap();
+    let opts = OpenOptions {
+        exe: Some(exe),
+        debug_file: Some(debug),
+        ..Default::default()
+    };
+    let p = Process::open(&s.core, &opts).unwrap();
+    let r = InfoReport::gather(&p, None).unwrap();
+    assert_eq!(r.goroutines as u64, s.truth["goroutines"].as_u64().unwrap());
+    assert!(r.features.swiss_maps);
+}
+
+#[test]
+fn force_accepts_another_build_and_says_so() {
+    let s = sample("go1.26.6/tiny");
+    let other = sample("go1.25.5/tiny");
+    let opts = OpenOptions {
+        exe: Some(other.exe()),
+        force: true,
+        ..Default::default()
+    };
+    let p = Process::open(&s.core, &opts).unwrap();
+    assert_eq!(p.check, BinaryCheck::ForcedMismatch);
+    assert!(!p.check.matches());
+}
