@@ -441,8 +441,9 @@ struct BadAddress(String);
 fn path(a: PathArgs) -> anyhow::Result<()> {
     let digits = a.address.trim_start_matches("0x").trim_start_matches("0X");
     let addr = u64::from_str_radix(digits, 16).map_err(|_| BadAddress(a.address.clone()))?;
-    with_view(&a.core, &a.out, |_, view| {
-        let report = PathReport::gather(view, Addr(addr))?;
+    with_view(&a.core, &a.out, |p, view| {
+        let namer = coreheap::report::heapview::Namer::new(view, &p.dwarf, &p.mem);
+        let report = PathReport::gather(&namer, Addr(addr))?;
         emit(a.out.format, || report.to_json(), || report.to_table())
     })
 }

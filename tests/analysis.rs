@@ -167,16 +167,24 @@ fn every_map_header_retains_exactly_what_its_program_allocated_for_it() {
 fn path_reaches_a_ledger_value_from_the_global() {
     use coreheap::report::path::PathReport;
     let s = sample("go1.26.6/ledger");
-    let (_p, a) = analyse(&s);
+    let (p, a) = analyse(&s);
     let types = &a.types;
     let view = HeapView { a: &a, types };
+    let namer = coreheap::report::heapview::Namer::new(&view, &p.dwarf, &p.mem);
     let big = (0..a.objects.len() as u32)
         .find(|&o| types.name(ObjId(o)) == Some("math/big.Int"))
         .unwrap();
     // An address in the middle of the object resolves to the object.
     let inside = a.objects.addr(ObjId(big)).offset(8);
-    let r = PathReport::gather(&view, inside).unwrap();
+    let r = PathReport::gather(&namer, inside).unwrap();
     assert!(r.path[0].label.starts_with("main.balances"));
+    // main.balances → its table → the entry for one key → the value: `main.balances["…"]`.
+    assert!(
+        r.expression.starts_with("main.balances[\""),
+        "{}",
+        r.expression
+    );
+    assert_eq!(r.fields.len(), r.path.len());
     assert_eq!(r.path.last().unwrap().label, "math/big.Int");
     assert!(r.dominators.iter().any(|h| h.label.starts_with("map<")));
 }

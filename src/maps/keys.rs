@@ -77,6 +77,15 @@ pub fn string_at(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr) -> Option
     Some(String::from_utf8_lossy(&b).into_owned())
 }
 
+/// The slot itself, or what it points to for indirect keys and values.
+pub fn deref(mem: &Memory, slot: Addr, indirect: bool) -> Addr {
+    if indirect {
+        mem.ptr(slot).unwrap_or(slot)
+    } else {
+        slot
+    }
+}
+
 /// A string in Go's double-quoted form, with control and non-ASCII bytes escaped.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

@@ -153,3 +153,136 @@ pub fn kind_name(k: crate::roots::RootKind) -> &'static str {
         crate::roots::RootKind::Runtime => "runtime",
     }
 }
+
+/// Names references the way Go code writes them (`main.registry.accounts`, `main.shards[3]`,
+/// `main.nested["eu"]`, `goroutine 7 main.worker: m`), from DWARF types and memory.
+pub struct Namer<'a> {
+    /// The analysed heap.
+    pub view: &'a HeapView<'a>,
+    dwarf: &'a crate::dwarf::Dwarf,
+    mem: &'a crate::memory::Memory,
+    /// Objects that are maps' own structures: hops through them add no name.
+    storage: std::collections::HashSet<u32>,
+}
+
+impl<'a> Namer<'a> {
+    /// A namer over an analysed heap.
+    pub fn new(
+        view: &'a HeapView<'a>,
+        dwarf: &'a crate::dwarf::Dwarf,
+        mem: &'a crate::memory::Memory,
+    ) -> Namer<'a> {
+        let storage = view
+            .a
+            .maps
+            .maps
+            .iter()
+            .flat_map(|m| m.storage.iter().map(|o| o.0))
+            .collect();
+        Namer {
+            view,
+            dwarf,
+            mem,
+            storage,
+        }
+    }
+
+    /// The Go expression reaching the last node of a path that starts at a root.
+    pub fn expression(&self, path: &[u32]) -> String {
+        let mut name = String::new();
+        for pair in path.windows(2) {
+            let part = self.edge(pair[0], pair[1]);
+            if self.view.a.graph.as_root(pair[0]).is_some() {
+                name = part;
+            } else {
+                name.push_str(&part);
+            }
+        }
+        name
+    }
+
+    /// How node `u` refers to node `w`: a root's name (with the field holding the pointer),
+    /// `.field` or `[i]` inside an object, `[key]` through a map entry, or nothing through a
+    /// map's own structures.
+    pub fn edge(&self, u: u32, w: u32) -> String {
+        let a = self.view.a;
+        if let Some(r) = a.graph.as_root(u) {
+            let root = &a.roots[r];
+            let slot = root.slots.iter().find(|(s, _)| self.points_into(*s, w));
+            return match root.kind {
+                crate::roots::RootKind::Stack => format!(
+                    "{}: {}",
+                    root.name,
+                    slot.and_then(|(_, n)| n.clone())
+                        .unwrap_or_else(|| "?".into())
+                ),
+                _ => {
+                    let field = match (slot, root.var) {
+                        (Some((s, _)), Some((base, ty))) => {
+                            self.dwarf.field_path_at(ty, s.0 - base.0)
+                        }
+                        _ => String::new(),
+                    };
+                    format!("{}{}", root.name, field)
+                }
+            };
+        }
+        if let Some(e) = a.graph.as_entry(u) {
+            let e = a.maps.entries[e];
+            let m = &a.maps.maps[e.map as usize];
+            let key_addr = crate::maps::keys::deref(self.mem, e.key, m.key.indirect);
+            let key = crate::maps::keys::render(self.dwarf, self.mem, m.key.ty, key_addr, 0)
+                .unwrap_or_else(|| "?".into());
+            return format!("[{}]", crate::maps::keys::cut(&key, 40));
+        }
+        if a.graph.is_object(u) && !self.storage.contains(&u) {
+            return self.object_field(ObjId(u), w);
+        }
+        String::new()
+    }
+
+    /// Whether the word at `slot` points into node `w`.
+    fn points_into(&self, slot: Addr, w: u32) -> bool {
+        let a = self.view.a;
+        self.mem
+            .u64(slot)
+            .ok()
+            .and_then(|p| a.objects.find(&a.heap, &a.index, Addr(p)))
+            .is_some_and(|o| o.0 == w)
+    }
+
+    /// The field (or element) of object `u` that points to node `w`.
+    fn object_field(&self, u: ObjId, w: u32) -> String {
+        let a = self.view.a;
+        let si = a.objects.span(u);
+        let s = &a.heap.spans[si];
+        let start = a.objects.addr(u);
+        let mut words = Vec::new();
+        let _ = a
+            .bits
+            .pointer_words(self.mem, &a.heap, si, a.objects.slot(u), &mut words);
+        let Some(word) = words.into_iter().find(|x| self.points_into(*x, w)) else {
+            return String::new();
+        };
+        let Some(crate::types::ObjType::Dwarf(t)) = a.types.get(u) else {
+            return String::new();
+        };
+        let header =
+            if s.elemsize > 512 && !s.noscan() && s.size_class() != 0 && a.bits.has_headers() {
+                8
+            } else {
+                0
+            };
+        let off = word.0 - start.0 - header;
+        let size = a.types.value_size(u).unwrap_or(0);
+        if size > 0 && size * 2 <= s.elemsize {
+            format!(
+                "[{}]{}",
+                off / size,
+                self.dwarf.field_path_at(t, off % size)
+            )
+        } else {
+            self.dwarf.field_path_at(t, off)
+        }
+    }
+}

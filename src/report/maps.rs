@@ -5,15 +5,14 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::heapview::HeapView;
+use super::heapview::{HeapView, Namer};
 use super::top::percent;
 use super::{human_bytes, Envelope};
 use crate::dwarf::Dwarf;
 use crate::heap::ObjId;
 use crate::maps::keys::{self, Redactor};
 use crate::maps::{DecodedMap, MapImpl};
-use crate::memory::{Addr, Memory};
-use crate::roots::RootKind;
+use crate::memory::Memory;
 
 /// How to group a map's keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,7 +333,7 @@ fn map_line(
     // Group the entries by prefix or shape of their keys.
     let mut groups: HashMap<String, (u64, u64, String)> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
-        let key_addr = deref(input.mem, e.key, m.key.indirect);
+        let key_addr = keys::deref(input.mem, e.key, m.key.indirect);
         let text = keys::string_at(input.dwarf, input.mem, m.key.ty, key_addr);
         let group = match (&text, opts.group_by) {
             (Some(k), GroupBy::Prefix) => keys::prefix(k, opts.depth, &opts.delimiters),
@@ -384,7 +383,8 @@ fn map_line(
             .then(x.prefix.cmp(&y.prefix))
     });
     groups.truncate(opts.groups);
-    let (owner, owner_shared) = owner(input, parents, m.header);
+    let namer = Namer::new(v, input.dwarf, input.mem);
+    let (owner, owner_shared) = owner(&namer, parents, m.header);
     let type_name = |t| {
         input
             .dwarf
@@ -415,122 +415,20 @@ fn map_line(
     }
 }
 
-/// The slot itself, or what it points to for indirect keys and values.
-fn deref(mem: &Memory, slot: Addr, indirect: bool) -> Addr {
-    if indirect {
-        mem.ptr(slot).unwrap_or(slot)
-    } else {
-        slot
-    }
-}
-
-/// Names the map as Go code would reach it from a root, along the shortest path.
-fn owner(input: &MapsInput, parents: &[u32], header: ObjId) -> (String, bool) {
-    let v = input.view;
-    let a = v.a;
+/// Names the map as Go code would reach it from a root, along the shortest path; and whether
+/// several roots hold it.
+fn owner(namer: &Namer, parents: &[u32], header: ObjId) -> (String, bool) {
+    let v = namer.view;
     let path = v.path_to(parents, header.0);
-    let mut name = String::new();
-    let storage: std::collections::HashSet<u32> = a
-        .maps
-        .maps
-        .iter()
-        .flat_map(|m| m.storage.iter().map(|o| o.0))
-        .collect();
-    for pair in path.windows(2) {
-        let (u, w) = (pair[0], pair[1]);
-        if let Some(r) = a.graph.as_root(u) {
-            let root = &a.roots[r];
-            let slot = root.slots.iter().find(|(s, _)| points_into(input, *s, w));
-            name = match root.kind {
-                RootKind::Stack => format!(
-                    "{}: {}",
-                    root.name,
-                    slot.and_then(|(_, n)| n.clone())
-                        .unwrap_or_else(|| "?".into())
-                ),
-                _ => {
-                    let field = match (slot, root.var) {
-                        (Some((s, _)), Some((base, ty))) => {
-                            input.dwarf.field_path_at(ty, s.0 - base.0)
-                        }
-                        _ => String::new(),
-                    };
-                    format!("{}{}", root.name, field)
-                }
-            };
-        } else if let Some(e) = a.graph.as_entry(u) {
-            let e = a.maps.entries[e];
-            let m = &a.maps.maps[e.map as usize];
-            let key = keys::render(
-                input.dwarf,
-                input.mem,
-                m.key.ty,
-                deref(input.mem, e.key, m.key.indirect),
-                0,
-            )
-            .unwrap_or_else(|| "?".into());
-            name.push_str(&format!("[{}]", keys::cut(&key, 40)));
-        } else if a.graph.is_object(u) && !storage.contains(&u) {
-            name.push_str(&object_field(input, ObjId(u), w));
-        }
-    }
-    let chain = v.dominator_chain(header.0);
-    let shared = chain
+    let mut name = namer.expression(&path);
+    let shared = v
+        .dominator_chain(header.0)
         .first()
-        .is_some_and(|&first| a.graph.as_root(first).is_none());
+        .is_some_and(|&first| v.a.graph.as_root(first).is_none());
     if name.is_empty() {
-        name = format!("map @ {}", a.objects.addr(header));
+        name = format!("map @ {}", v.a.objects.addr(header));
     }
     (name, shared)
-}
-
-/// Whether the word at `slot` points into object or node `w`.
-fn points_into(input: &MapsInput, slot: Addr, w: u32) -> bool {
-    let a = input.view.a;
-    input
-        .mem
-        .u64(slot)
-        .ok()
-        .and_then(|p| a.objects.find(&a.heap, &a.index, Addr(p)))
-        .is_some_and(|o| o.0 == w)
-}
-
-/// The field (or element) of object `u` that points to node `w`.
-fn object_field(input: &MapsInput, u: ObjId, w: u32) -> String {
-    let a = input.view.a;
-    let si = a.objects.span(u);
-    let s = &a.heap.spans[si];
-    let start = a.objects.addr(u);
-    let mut words = Vec::new();
-    let _ = a.bits.pointer_words(
-        input.mem,
-        &a.heap,
-        si,
-        (start.0 - s.base.0) / s.elemsize,
-        &mut words,
-    );
-    let Some(word) = words.into_iter().find(|x| points_into(input, *x, w)) else {
-        return String::new();
-    };
-    let Some(crate::types::ObjType::Dwarf(t)) = a.types.get(u) else {
-        return String::new();
-    };
-    let header = if s.elemsize > 512 && !s.noscan() && s.size_class() != 0 && a.bits.has_headers() {
-        8
-    } else {
-        0
-    };
-    let off = word.0 - start.0 - header;
-    let size = a.types.value_size(u).unwrap_or(0);
-    if size > 0 && size * 2 <= s.elemsize {
-        format!(
-            "[{}]{}",
-            off / size,
-            input.dwarf.field_path_at(t, off % size)
-        )
-    } else {
-        input.dwarf.field_path_at(t, off)
-    }
 }
 
 /// One-line findings: dominant maps, oversized tables, tombstones, shared values.

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::heapview::{HeapView, Hop};
+use super::heapview::{Hop, Namer};
 use super::{human_bytes, Envelope};
 use crate::memory::Addr;
 
@@ -11,6 +11,11 @@ use crate::memory::Addr;
 pub struct PathReport {
     /// The address asked about.
     pub address: String,
+    /// The object as Go code would reach it from the root: `main.registry.accounts`, ….
+    pub expression: String,
+    /// How each hop of `path` is reached from the one before: the root's name with its field,
+    /// `.field`, `[i]`, `[key]` (empty through a map's own structures).
+    pub fields: Vec<String>,
     /// The object holding it.
     pub object: Hop,
     /// Shortest path from a root, root first, ending at the object.
@@ -32,14 +37,21 @@ pub enum PathError {
 
 impl PathReport {
     /// Finds the object holding `addr` and its paths.
-    pub fn gather(v: &HeapView, addr: Addr) -> Result<PathReport, PathError> {
+    pub fn gather(namer: &Namer, addr: Addr) -> Result<PathReport, PathError> {
+        let v = namer.view;
         let o = v.object_at(addr).ok_or(PathError::NotAnObject(addr))?;
         if !v.a.doms.is_reachable(o.0) {
             return Err(PathError::Unreachable(v.a.objects.addr(o)));
         }
         let parents = v.bfs_parents();
+        let nodes = v.path_to(&parents, o.0);
+        let fields = std::iter::once(String::new())
+            .chain(nodes.windows(2).map(|p| namer.edge(p[0], p[1])))
+            .collect();
         Ok(PathReport {
             address: addr.to_string(),
+            expression: namer.expression(&nodes),
+            fields,
             object: v.hop(o.0),
             path: v
                 .path_to(&parents, o.0)
@@ -74,12 +86,19 @@ impl PathReport {
             )
         };
         let mut s = format!(
-            "{} is inside {}\n\nshortest path from a root:\n",
+            "{} is inside {}\nreached as {}\n\nshortest path from a root:\n",
             self.address,
-            fmt(&self.object)
+            fmt(&self.object),
+            self.expression
         );
         for (i, h) in self.path.iter().enumerate() {
-            s.push_str(&format!("  {}{}\n", if i == 0 { "" } else { "→ " }, fmt(h)));
+            let via = self.fields.get(i).map(String::as_str).unwrap_or("");
+            if i == 0 {
+                s.push_str(&format!("  {}\n", fmt(h)));
+            } else {
+                let via = if via.is_empty() { "·" } else { via };
+                s.push_str(&format!("  → {via}  {}\n", fmt(h)));
+            }
         }
         s.push_str("\ndominator chain (each keeps the next alive):\n");
         for h in &self.dominators {
