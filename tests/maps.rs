@@ -287,3 +287,27 @@ fn a_map_behind_an_unsafe_pointer_is_found_from_its_allocation_headers() {
         }
     }
 }
+
+#[test]
+fn keys_and_values_over_128_bytes_are_followed_through_their_slot_pointers() {
+    for s in samples().into_iter().filter(|s| s.program() == "zoo") {
+        let r = all_maps(&s);
+        let m = s.truth["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "main.wide")
+            .unwrap();
+        let l = find(&r, m);
+        assert_eq!(l.key_type, "main.Digest", "{}", s.name);
+        assert_eq!(l.value_type, "main.Record", "{}", s.name);
+        // The map allocates each key and value as an object of its own: the entry retains both.
+        assert_eq!(
+            l.entries_retained_bytes,
+            m["entries_bytes"].as_u64().unwrap(),
+            "{}",
+            s.name
+        );
+        assert!(l.groups[0].sample_key.starts_with('{') || l.groups[0].sample_key.starts_with('['));
+    }
+}

@@ -85,6 +85,7 @@ var (
 	empty    = make(map[string]int)                                        // (j)
 	growing  map[string]*big.Int                                           // (k)
 	opaque   unsafe.Pointer                                                // (l) *Hidden, untyped
+	wide     = map[Digest]Record{}                                         // (m) indirect keys and values
 
 	ready   = make(chan string, 4)
 	forever = make(chan struct{})
@@ -396,6 +397,38 @@ func buildSmall() {
 	mt.Stop()
 }
 
+// Digest and Record are over 128 bytes, so the map stores both behind pointers: inserting an
+// entry allocates one object for the key and one for the value, which belong to the entry.
+type Digest [144]byte
+
+// Record is a 176-byte value holding a pointer (its note).
+type Record struct {
+	Sums [20]uint64
+	Note string
+}
+
+func buildWide() {
+	mt := truth.NewMap("main.wide", "global", wide)
+	mt.Start(truth.HeaderBytes(func() any { return map[Digest]Record{} }))
+	for i := 0; i < 48; i++ {
+		var d Digest
+		copy(d[:], "digest-")
+		d[100], d[143] = byte(i), byte(i*7)
+		nb := append(make([]byte, 0, 48), "note:wide:"...)
+		nb = truth.AppendPad(nb, uint64(i), 10)
+		truth.Begin()
+		note := string(nb)
+		nc := truth.End()
+		truth.Expect("wide note", nc, truth.ClassSize(len(nb)), 1)
+		// The key and value objects are allocated by the map itself as it stores them.
+		kc := truth.Cost{Bytes: truth.ClassSize(len(d)), Objects: 1}
+		vc := nc.Add(truth.Cost{Bytes: truth.ClassSize(int(unsafe.Sizeof(Record{}))), Objects: 1})
+		wide[d] = Record{Sums: [20]uint64{uint64(i)}, Note: note}
+		mt.Add("", kc, vc)
+	}
+	mt.Stop()
+}
+
 func buildEmpty() {
 	mt := truth.NewMap("main.empty", "global", empty)
 	mt.Start(truth.HeaderBytes(func() any { return make(map[string]int) }))
@@ -475,6 +508,7 @@ func main() {
 	buildShards()
 	buildCache()
 	buildOpaque()
+	buildWide()
 	buildServer()
 	buildUsers()
 	buildNested()
