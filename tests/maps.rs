@@ -311,3 +311,31 @@ fn keys_and_values_over_128_bytes_are_followed_through_their_slot_pointers() {
         assert!(l.groups[0].sample_key.starts_with('{') || l.groups[0].sample_key.starts_with('['));
     }
 }
+
+#[test]
+fn nested_maps_count_once_in_the_total_that_maps_retain() {
+    for s in samples().into_iter().filter(|s| s.program() == "zoo") {
+        let r = all_maps(&s);
+        // The program's maps, inner maps left out (their outer map retains them), plus every
+        // map the runtime and libraries keep (not in the truth): at least the program's sum.
+        let outer: u64 = s.truth["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| !m["name"].as_str().unwrap().starts_with("main.nested[") && findable(&s, m))
+            .map(|m| m["total_bytes"].as_u64().unwrap())
+            .sum();
+        let others: u64 = r
+            .maps
+            .iter()
+            .filter(|l| !l.owner.starts_with("main.") && !l.owner.starts_with("goroutine"))
+            .map(|l| l.retained_bytes)
+            .sum();
+        assert_eq!(r.maps_retained_bytes, outer + others, "{}", s.name);
+        assert!(
+            r.maps_retained_bytes <= r.heap.reachable_bytes,
+            "{}",
+            s.name
+        );
+    }
+}

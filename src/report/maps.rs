@@ -118,6 +118,8 @@ pub struct MapsReport {
     pub heap: HeapBytes,
     /// Maps found in all.
     pub maps_found: usize,
+    /// Bytes all maps retain together (a map inside another counted once, through the outer).
+    pub maps_retained_bytes: u64,
     /// Maps, largest retainers first.
     pub maps: Vec<MapLine>,
     /// One-line findings for a responder.
@@ -171,6 +173,20 @@ impl MapsReport {
             lines.push((mi, map_line(input, opts, &parents, &redactor, m)));
         }
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
+        let headers: std::collections::HashSet<u32> = lines
+            .iter()
+            .map(|(mi, _)| a.maps.maps[*mi].header.0)
+            .collect();
+        let maps_retained_bytes = lines
+            .iter()
+            .filter(|(mi, _)| {
+                let h = a.maps.maps[*mi].header.0;
+                !v.dominator_chain(h)
+                    .iter()
+                    .any(|n| *n != h && headers.contains(n))
+            })
+            .map(|(_, l)| l.retained_bytes)
+            .sum();
         let findings = findings(input, &lines, reach.reachable_bytes);
         let found = lines.len();
         if opts.top > 0 {
@@ -184,6 +200,7 @@ impl MapsReport {
                 unreachable_bytes: reach.unreachable_bytes,
             },
             maps_found: found,
+            maps_retained_bytes,
             maps: lines.into_iter().map(|(_, l)| l).collect(),
             findings,
             warnings: a.warnings.clone(),
@@ -239,7 +256,7 @@ impl MapsReport {
             Some(m) => format!(
                 "{} maps hold {} of the {} reachable heap; the largest, {}, retains {} ({:.1}%) in {} entries.",
                 self.maps_found,
-                human_bytes(self.maps.iter().map(|m| m.retained_bytes).sum()),
+                human_bytes(self.maps_retained_bytes),
                 human_bytes(self.heap.reachable_bytes),
                 m.owner,
                 human_bytes(m.retained_bytes),
