@@ -15,6 +15,8 @@ use crate::runtime::{Runtime, RuntimeError};
 const SPAN_IN_USE: u64 = 1;
 /// The runtime's page size.
 const PAGE_SIZE: u64 = 8192;
+/// Largest span believed (1 TiB); anything larger is damage.
+const MAX_SPAN_PAGES: u64 = 1 << 27;
 
 /// One in-use heap span.
 #[derive(Debug, Clone)]
@@ -311,7 +313,15 @@ impl SpanLayout {
         let nelems = mem.uint(sp.offset(self.nelems.0), self.nelems.1)?;
         let freeindex = mem.uint(sp.offset(self.freeindex.0), self.freeindex.1)?;
         let sweepgen = mem.u32(sp.offset(self.sweepgen))?;
-        if elemsize == 0 || nelems > npages * PAGE_SIZE / 8 + 1 {
+        // A damaged span record must not send the walk over absurd ranges.
+        let plausible = npages > 0
+            && npages <= MAX_SPAN_PAGES
+            && elemsize > 0
+            && nelems <= npages * PAGE_SIZE / 8 + 1
+            && nelems.saturating_mul(elemsize) <= npages * PAGE_SIZE
+            && base.0.checked_add(npages * PAGE_SIZE).is_some()
+            && mem.in_core(base);
+        if !plausible {
             return Err(crate::memory::MemError::NotDumped(sp));
         }
         let nbytes = nelems.div_ceil(8) as usize;

@@ -311,6 +311,12 @@ impl Maps {
                     "map {name} at {header} was being written when the core was taken: decoded best-effort"
                 ));
             }
+            if !writing && d.entries.len() as u64 != count {
+                out.warnings.push(format!(
+                    "map {name} at {header}: its header counts {count} entries but {} were decoded; the core may be damaged there",
+                    d.entries.len()
+                ));
+            }
             let mi = out.maps.len() as u32;
             let first = out.entries.len() as u32;
             for (k, v) in &d.entries {
