@@ -303,11 +303,6 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
             go_version: p.exe.buildinfo.release(),
         };
         let report = MapsReport::gather(&input, &opts);
-        if a.out.format == Format::Table {
-            for w in &report.warnings {
-                eprintln!("coreheap: warning: {w}");
-            }
-        }
         match a.out.format {
             Format::Markdown => {
                 let mut out = std::io::stdout().lock();
@@ -357,6 +352,9 @@ fn analyse(core: &CoreArgs, out: &OutArgs) -> anyhow::Result<(Process, Analysis)
     let p = Process::open(&core.core, &core.options())?;
     let open = t.elapsed();
     let a = Analysis::run(&p, &Bars::new())?;
+    for w in &a.warnings {
+        eprintln!("coreheap: warning: {w}");
+    }
     if out.timings {
         eprintln!("{:<12} {:>10.3} s", "open", open.as_secs_f64());
         for ph in &a.timings {
