@@ -111,7 +111,7 @@ impl Bucket {
             let Ok(th) = ctx.mem.read(b.offset(self.tophash), 8) else {
                 return;
             };
-            d.container(ctx, b, self.size, self.keys, self.overflow);
+            let holder = d.container(ctx, b, self.size, self.keys, self.overflow);
             d.slots += 8;
             for (i, &h) in th.iter().enumerate() {
                 let i = i as u64;
@@ -119,6 +119,7 @@ impl Bucket {
                     d.entries.push((
                         b.offset(self.keys + i * self.key_size),
                         b.offset(self.values + i * self.value_size),
+                        holder,
                     ));
                 } else if h == EMPTY_ONE {
                     d.tombstones += 1;

@@ -210,7 +210,10 @@ impl SlotArea {
 
 /// Decoding state for one map.
 pub(crate) struct Decoding {
-    pub entries: Vec<(Addr, Addr)>,
+    /// (key slot, value slot, the object holding them).
+    pub entries: Vec<(Addr, Addr, Option<ObjId>)>,
+    /// The last container found: (start, end, id), to skip lookups for its neighbours.
+    last: Option<(u64, u64, ObjId)>,
     pub storage: BTreeSet<ObjId>,
     pub slots: u64,
     pub tombstones: u64,
@@ -221,6 +224,7 @@ impl Decoding {
     pub(crate) fn new() -> Decoding {
         Decoding {
             entries: Vec::new(),
+            last: None,
             storage: BTreeSet::new(),
             slots: 0,
             tombstones: 0,
@@ -229,10 +233,25 @@ impl Decoding {
     }
 
     /// Notes that the bucket or group at `b` belongs to the map, with its slot area.
-    pub(crate) fn container(&mut self, ctx: &Ctx, b: Addr, size: u64, lo: u64, hi: u64) {
-        if let Some(o) = ctx.object(b) {
+    /// Returns the object holding the bucket or group.
+    pub(crate) fn container(
+        &mut self,
+        ctx: &Ctx,
+        b: Addr,
+        size: u64,
+        lo: u64,
+        hi: u64,
+    ) -> Option<ObjId> {
+        if let Some((start, end, o)) = self.last {
+            if b.0 >= start && b.0 < end {
+                return Some(o);
+            }
+        }
+        let o = ctx.object(b)?;
+        let start = ctx.objects.addr(o);
+        self.last = Some((start.0, start.0 + ctx.objects.size(ctx.heap, o), o));
+        {
             if self.storage.insert(o) {
-                let start = ctx.objects.addr(o);
                 self.areas.push((
                     o,
                     SlotArea {
@@ -244,6 +263,7 @@ impl Decoding {
                 ));
             }
         }
+        Some(o)
     }
 }
 
@@ -319,8 +339,8 @@ impl Maps {
             }
             let mi = out.maps.len() as u32;
             let first = out.entries.len() as u32;
-            for (k, v) in &d.entries {
-                if let Some(c) = ctx.object(*k) {
+            for (k, v, c) in &d.entries {
+                if let Some(c) = *c {
                     out.entries.push(Entry {
                         map: mi,
                         key: *k,

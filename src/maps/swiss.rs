@@ -32,7 +32,7 @@ impl Group {
         let Ok(ctrl) = ctx.mem.u64(g.offset(self.ctrl)) else {
             return;
         };
-        d.container(ctx, g, self.size, self.ctrl + 8, self.size);
+        let holder = d.container(ctx, g, self.size, self.ctrl + 8, self.size);
         d.slots += GROUP_SLOTS;
         for i in 0..GROUP_SLOTS {
             let c = (ctrl >> (8 * i)) as u8;
@@ -40,6 +40,7 @@ impl Group {
                 d.entries.push((
                     g.offset(self.key.0 + i * self.key.1),
                     g.offset(self.value.0 + i * self.value.1),
+                    holder,
                 ));
             } else if c == CTRL_DELETED {
                 d.tombstones += 1;
