@@ -87,8 +87,8 @@ mkdir -p "$BENCH_DIR"
 {
 	echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), $(date -u +%Y-%m-%d)."
 	echo
-	echo "| core | Go | core size | objects | edges | command | wall (median) | user+sys | peak RSS | anonymous (beyond the core) | spans | roots | types | maps | graph | dominators | heap MB/s | plain pass | × plain pass |"
-	echo "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| core | Go | core size | objects | edges | command | wall (median) | user+sys | peak RSS | anonymous (beyond the core) | spans | roots | pointers | types | maps | graph | dominators | heap MB/s | plain pass | × plain pass |"
+	echo "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } >"$report"
 for v in "${VERSIONS[@]}"; do
 	for gib in "${SIZES[@]}"; do
@@ -105,10 +105,10 @@ for v in "${VERSIONS[@]}"; do
 			anon=$(awk '$1 == "dominators" {print $(NF-1), $NF}' "$t")
 			mbps=$(awk -v b="$heap_bytes" -v w="$wall" 'BEGIN {printf "%.0f", b / w / 1e6}')
 			ratio=$(awk -v w="$wall" -v s="$scan_s" 'BEGIN {printf "%.1f", w / s}')
-			printf '| %s GiB | %s | %.2f GB | %s | %s | %s | %.2f s | %.2f s | %.2f GB | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %s |\n' \
+			printf '| %s GiB | %s | %.2f GB | %s | %s | %s | %.2f s | %.2f s | %.2f GB | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %s |\n' \
 				"$gib" "$v" "$(awk -v s="$size" 'BEGIN {print s / 1e9}')" "$objects" "$edges" "$cmd" \
 				"$wall" "$cpu" "$(awk -v r="$rss" 'BEGIN {print r * 1024 / 1e9}')" "$anon" \
-				"$(phase spans "$t")" "$(phase roots "$t")" "$(phase types "$t")" "$(phase maps "$t")" \
+				"$(phase spans "$t")" "$(phase roots "$t")" "$(phase pointers "$t")" "$(phase types "$t")" "$(phase maps "$t")" \
 				"$(phase graph "$t")" "$(phase dominators "$t")" "$mbps" "$scan_s" "$ratio" >>"$report"
 		done
 	done

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::graph::{dominators, Dominators, HeapGraph};
+use crate::graph::{dominators, Dominators, HeapGraph, RawEdges};
 use crate::heap::{Heap, HeapIndex, HeapTotals, ObjId, Objects, PointerBits};
 use crate::maps::{Ctx, Maps};
 use crate::process::Process;
@@ -166,6 +166,11 @@ impl Analysis {
         phase("roots", t);
 
         let t = Instant::now();
+        progress.start("reading pointers", Some(objects.len() as u64));
+        let raw = RawEdges::build(&p.mem, &heap, &index, &objects, &bits);
+        phase("pointers", t);
+
+        let t = Instant::now();
         progress.start("inferring types", None);
         let mut types = ObjectTypes::infer(
             &rt,
@@ -174,6 +179,7 @@ impl Analysis {
                 index: &index,
                 objects: &objects,
                 stack_vars: &stack_vars,
+                raw: &raw,
             },
         )?;
         phase("types", t);
@@ -194,7 +200,8 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("building the object graph", Some(objects.len() as u64));
-        let graph = HeapGraph::build(&p.mem, &heap, &index, &objects, &bits, &maps, &roots);
+        let graph = HeapGraph::build(&p.mem, &heap, &index, &objects, &raw, &maps, &roots);
+        drop(raw);
         phase("graph", t);
 
         let t = Instant::now();

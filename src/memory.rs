@@ -84,6 +84,8 @@ pub struct Memory {
     exe: Option<Arc<Mapped>>,
     regions: Vec<Region>,
     damaged_reads: AtomicU64,
+    /// Index of the region the last read hit.
+    last_region: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Memory {
@@ -135,13 +137,29 @@ impl Memory {
             exe: exe.map(|e| e.file.clone()),
             regions,
             damaged_reads: AtomicU64::new(0),
+            last_region: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
     fn find(&self, addr: u64) -> Option<&Region> {
-        let i = self.regions.partition_point(|r| r.start <= addr);
-        let r = self.regions.get(i.checked_sub(1)?)?;
-        (addr < r.end).then_some(r)
+        // Reads cluster: try the region of the last hit before searching.
+        let last = self.last_region.load(Ordering::Relaxed);
+        if let Some(r) = self.regions.get(last) {
+            if addr >= r.start && addr < r.end {
+                return Some(r);
+            }
+        }
+        let i = self
+            .regions
+            .partition_point(|r| r.start <= addr)
+            .checked_sub(1)?;
+        let r = self.regions.get(i)?;
+        if addr < r.end {
+            self.last_region.store(i, Ordering::Relaxed);
+            Some(r)
+        } else {
+            None
+        }
     }
 
     fn bytes_of(&self, r: &Region, addr: u64, len: u64) -> Result<&[u8], MemError> {

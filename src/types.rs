@@ -118,6 +118,8 @@ pub struct HeapParts<'a> {
     pub objects: &'a Objects,
     /// Typed stack variables.
     pub stack_vars: &'a [crate::runtime::StackVar],
+    /// Every object's pointers to other objects.
+    pub raw: &'a crate::graph::RawEdges,
 }
 
 /// What the heap walk needs to know about a type, computed once.
@@ -513,9 +515,99 @@ impl<'a> Inference<'a> {
             else {
                 continue;
             };
-            let (start, len) = self.data_start_in(span as usize, oid);
-            self.visit_value(t, start, len);
+            self.visit_object(oid, span as usize, t);
         }
+    }
+
+    /// Follows the references a heap object of type `t` holds, along its known edges: no
+    /// address lookups, the targets are already resolved.
+    fn visit_object(&mut self, o: ObjId, span: usize, t: TypeRef) {
+        let facts = self.layouts.facts(t);
+        let (size, shape) = (facts.size, facts.shape.clone());
+        if shape.is_empty() || size == 0 {
+            return;
+        }
+        let (start, len) = self.data_start_in(span, o);
+        let header = start.0 - self.a.objects.addr_in(span, o).0;
+        let swiss_small = if facts.swiss_header {
+            self.swiss_small(t, start)
+        } else {
+            None
+        };
+        let raw = self.a.raw;
+        let (targets, offs) = raw.of(o.0);
+        for (&w, &off) in targets.iter().zip(offs) {
+            // Only whole values tiled over the object, as the shape walk reads them.
+            let Some(rel) = u64::from(off)
+                .checked_sub(header)
+                .filter(|&r| (r / size + 1) * size <= len.max(size))
+            else {
+                continue;
+            };
+            let within = rel % size;
+            // The reference at this word, or the interface whose data word it is.
+            let (rf, field_off) = match shape.binary_search_by_key(&within, |(o, _)| *o) {
+                Ok(i) => (shape[i].1, within),
+                Err(i) => match i.checked_sub(1).map(|j| shape[j]) {
+                    Some((o, rf @ (Ref::Eface | Ref::Iface))) if o + 8 == within => (rf, o),
+                    _ => continue,
+                },
+            };
+            let slot = start.offset(rel - (within - field_off));
+            let Ok(v) = self.mem.u64(start.offset(rel)) else {
+                continue;
+            };
+            let small = swiss_small.filter(|(off, _)| *off == field_off);
+            self.follow_to(rf, slot, v, ObjId(w), small);
+        }
+    }
+
+    /// `follow` for a reference whose target object is already known.
+    fn follow_to(
+        &mut self,
+        rf: Ref,
+        slot: Addr,
+        v: u64,
+        target: ObjId,
+        small_group: Option<(u64, TypeRef)>,
+    ) {
+        let ty = if let Some((_, group)) = small_group {
+            Some(ObjType::Dwarf(group))
+        } else {
+            match rf {
+                Ref::Ptr(Some(t)) | Ref::Slice(Some(t)) => Some(ObjType::Dwarf(t)),
+                Ref::Str => Some(ObjType::StringData),
+                Ref::Eface | Ref::Iface => {
+                    let rtype = match rf {
+                        Ref::Eface => self.mem.u64(slot).ok(),
+                        _ => self.mem.u64(slot).ok().and_then(|tab| {
+                            self.itab_type_off
+                                .and_then(|o| self.mem.u64(Addr(tab).offset(o)).ok())
+                        }),
+                    };
+                    match rtype.and_then(|r| self.type_of_rtype(r)) {
+                        Some(t) => match self.layouts.as_ref(t) {
+                            Some(Some(Ref::Ptr(Some(p)))) => Some(ObjType::Dwarf(p)),
+                            Some(Some(_)) => None,
+                            _ => Some(ObjType::Dwarf(t)),
+                        },
+                        None => None,
+                    }
+                }
+                _ => None,
+            }
+        };
+        let Some(ty) = ty else { return };
+        if self.of[target.0 as usize] != u32::MAX {
+            return;
+        }
+        let span = self.a.objects.span(target);
+        if self.data_start_in(span, target).0 .0 != v {
+            return;
+        }
+        let ti = self.intern(ty);
+        self.of[target.0 as usize] = ti;
+        self.queue.push_back((target.0, span as u32));
     }
 }
 

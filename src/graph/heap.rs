@@ -1,8 +1,9 @@
 //! The object graph of a heap: one node per live object, one per map entry, one per root, and a
 //! super-root.
 
+use super::RawEdges;
 use super::{Graph, SequentialBuilder};
-use crate::heap::{Heap, HeapIndex, ObjId, Objects, PointerBits};
+use crate::heap::{Heap, HeapIndex, ObjId, Objects};
 use crate::maps::Maps;
 use crate::memory::{Addr, Memory};
 use crate::roots::Root;
@@ -56,13 +57,14 @@ impl EntrySlots {
 }
 
 impl HeapGraph {
-    /// Builds the graph from the live objects' pointer words, map entries and roots' slots.
+    /// Builds the graph from the objects' edges, map entries and roots' slots.
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         mem: &Memory,
         heap: &Heap,
         index: &HeapIndex,
         objects: &Objects,
-        bits: &PointerBits,
+        raw: &RawEdges,
         maps: &Maps,
         roots: &[Root],
     ) -> HeapGraph {
@@ -70,25 +72,21 @@ impl HeapGraph {
         let n_entries = maps.entries.len() as u32;
         let slots = EntrySlots::new(maps);
         let mut b = SequentialBuilder::new();
-        let mut words = Vec::new();
         let mut succ: Vec<u32> = Vec::new();
         // (entry, target) for pointers stored in entries' key and value slots.
         let mut entry_edges: Vec<(u32, u32)> = Vec::new();
-        let mut unreadable = 0u64;
+        let mut unreadable = raw.unreadable;
         let target = |v: u64| objects.find(heap, index, Addr(v)).map(|o| o.0);
         let ids = (0..heap.spans.len()).flat_map(|si| objects.span_ids(si).map(move |id| (id, si)));
         for (id, span) in ids {
-            let slot = objects.slot(ObjId(id));
-            words.clear();
             succ.clear();
-            if bits
-                .pointer_words(mem, heap, span, slot, &mut words)
-                .is_err()
-            {
-                unreadable += 1;
-            }
+            let (targets, offs) = raw.of(id);
             let held = slots.of(id);
             let area = maps.areas.get(&id);
+            if held.is_empty() && area.is_none() {
+                b.push(targets);
+                continue;
+            }
             let obj_start = objects.addr_in(span, ObjId(id));
             let mut last_entry = u32::MAX;
             for r in held {
@@ -97,21 +95,13 @@ impl HeapGraph {
                     last_entry = r.3;
                 }
             }
-            for w in &words {
-                let v = match mem.u64(*w) {
-                    Ok(v) if v != 0 => v,
-                    Ok(_) => continue,
-                    Err(_) => {
-                        unreadable += 1;
-                        continue;
-                    }
-                };
-                let Some(t) = target(v) else { continue };
-                let i = held.partition_point(|r| r.2 <= w.0);
+            for (&t, &off) in targets.iter().zip(offs) {
+                let w = obj_start.0 + u64::from(off);
+                let i = held.partition_point(|r| r.2 <= w);
                 match held.get(i) {
-                    Some(r) if r.1 <= w.0 => entry_edges.push((r.3, t)),
+                    Some(r) if r.1 <= w => entry_edges.push((r.3, t)),
                     // A word in a bucket's or group's slots that no entry owns is stale.
-                    _ if area.is_some_and(|a| a.contains(obj_start, *w)) => {}
+                    _ if area.is_some_and(|a| a.contains(obj_start, Addr(w))) => {}
                     _ => succ.push(t),
                 }
             }

@@ -7,9 +7,11 @@
 
 mod dominators;
 mod heap;
+mod raw;
 
 pub use dominators::{dominators, Dominators};
 pub use heap::HeapGraph;
+pub use raw::RawEdges;
 
 /// Marks "no node" in `u32` node arrays; never a valid node id.
 const NONE: u32 = u32::MAX;
