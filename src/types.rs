@@ -298,6 +298,8 @@ struct Inference<'a> {
     interned: HashMap<ObjType, u32>,
     types: Vec<ObjType>,
     queue: VecDeque<(u32, u32)>,
+    /// Type facts by interned type index.
+    facts_by_type: Vec<Option<Rc<Facts>>>,
     /// Static values already visited through typed pointers.
     static_seen: std::collections::HashSet<(u64, TypeRef)>,
     /// Address ranges of the data and bss sections.
@@ -511,18 +513,29 @@ impl<'a> Inference<'a> {
     fn drain(&mut self) {
         while let Some((id, span)) = self.queue.pop_front() {
             let oid = ObjId(id);
-            let Some(ObjType::Dwarf(t)) = self.types.get(self.of[id as usize] as usize).copied()
-            else {
+            let ti = self.of[id as usize] as usize;
+            let Some(ObjType::Dwarf(t)) = self.types.get(ti).copied() else {
                 continue;
             };
-            self.visit_object(oid, span as usize, t);
+            self.visit_object(oid, span as usize, t, ti);
         }
     }
 
     /// Follows the references a heap object of type `t` holds, along its known edges: no
     /// address lookups, the targets are already resolved.
-    fn visit_object(&mut self, o: ObjId, span: usize, t: TypeRef) {
-        let facts = self.layouts.facts(t);
+    fn visit_object(&mut self, o: ObjId, span: usize, t: TypeRef, ti: usize) {
+        // Facts by interned type index: no hashing per object.
+        if self.facts_by_type.len() <= ti {
+            self.facts_by_type.resize(ti + 1, None);
+        }
+        let facts = match &self.facts_by_type[ti] {
+            Some(f) => f.clone(),
+            None => {
+                let f = self.layouts.facts(t);
+                self.facts_by_type[ti] = Some(f.clone());
+                f
+            }
+        };
         let (size, shape) = (facts.size, facts.shape.clone());
         if shape.is_empty() || size == 0 {
             return;
@@ -658,6 +671,7 @@ impl ObjectTypes {
             types: Vec::new(),
             queue: VecDeque::new(),
             static_seen: std::collections::HashSet::new(),
+            facts_by_type: Vec::new(),
             statics: statics(rt)?,
         };
         inf.run(rt);

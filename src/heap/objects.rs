@@ -20,11 +20,32 @@ pub struct Objects {
     span_rank: Vec<u32>,
     /// Live objects before each 64-slot block of a span, relative to the span's first.
     rank: Vec<u32>,
+    /// For each block of 256 ids, the span holding its first id (to start the span search).
+    span_hint: Vec<u32>,
 }
+
+/// Ids per entry of `span_hint`.
+const HINT_SHIFT: u32 = 8;
 
 impl Objects {
     /// Numbers the live objects of the heap.
     pub fn new(heap: &Heap) -> Objects {
+        let mut o = Objects::number(heap);
+        let blocks = (o.slot.len() >> HINT_SHIFT) + 1;
+        let mut si = 0usize;
+        o.span_hint = (0..blocks)
+            .map(|b| {
+                let id = (b << HINT_SHIFT) as u32;
+                while si + 1 < o.span_first.len() && o.span_first[si + 1] <= id {
+                    si += 1;
+                }
+                si as u32
+            })
+            .collect();
+        o
+    }
+
+    fn number(heap: &Heap) -> Objects {
         let mut o = Objects::default();
         for s in heap.spans.iter() {
             o.span_first.push(o.slot.len() as u32);
@@ -62,7 +83,15 @@ impl Objects {
 
     /// Span index of an object.
     pub fn span(&self, id: ObjId) -> usize {
-        self.span_first.partition_point(|&f| f <= id.0) - 1
+        // The span lies between the hints of this block and the next: search only there.
+        let b = (id.0 >> HINT_SHIFT) as usize;
+        let lo = self.span_hint[b] as usize;
+        let hi = self
+            .span_hint
+            .get(b + 1)
+            .map_or(self.span_first.len(), |&h| h as usize + 1)
+            .min(self.span_first.len());
+        lo + self.span_first[lo..hi].partition_point(|&f| f <= id.0) - 1
     }
 
     /// Slot index of an object within its span.
@@ -119,6 +148,6 @@ impl Objects {
     pub fn heap_size_bytes(&self) -> usize {
         (self.slot.capacity() + self.span_first.capacity()) * 4
             + self.span_geometry.capacity() * 16
-            + (self.span_rank.capacity() + self.rank.capacity()) * 4
+            + (self.span_rank.capacity() + self.rank.capacity() + self.span_hint.capacity()) * 4
     }
 }
