@@ -74,7 +74,11 @@ pub fn string_at(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr) -> Option
         return Some(String::new());
     }
     let b = mem.read(p, n.min(MAX_KEY_BYTES)).ok()?;
-    Some(String::from_utf8_lossy(&b).into_owned())
+    // Valid UTF-8 (almost every key) is copied as is; the lossy scan is for the rest.
+    Some(match std::str::from_utf8(&b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(&b).into_owned(),
+    })
 }
 
 /// The slot itself, or what it points to for indirect keys and values.
