@@ -37,7 +37,7 @@ executable must be the exact binary that crashed, with its DWARF; coreheap finds
 path recorded in the core, or beside the core by build id, or takes it from --exe.",
     after_help = "Exit status: 0 success; 1 coreheap itself failed; 2 the input cannot be used \
 (unreadable, truncated or non-Go core, missing or mismatched executable, bad flags).\n\n\
-Example:\n  coreheap info core.zst --exe ./server"
+Examples:\n  coreheap maps core.zst --exe ./server\n  coreheap maps core.zst --group-by shape --redact --format markdown > report.md\n  coreheap top core.zst\n  coreheap info core.zst --format json"
 )]
 struct Cli {
     #[command(subcommand)]
