@@ -18,7 +18,8 @@ pub struct RawEdges {
 }
 
 impl RawEdges {
-    /// Reads every live object's pointer words and resolves them to live objects.
+    /// Reads every live object's pointer words and resolves them to live objects, on every core:
+    /// runs of spans are resolved in parallel and joined in span order.
     pub fn build(
         mem: &Memory,
         heap: &Heap,
@@ -26,13 +27,55 @@ impl RawEdges {
         objects: &Objects,
         bits: &PointerBits,
     ) -> RawEdges {
+        use rayon::prelude::*;
+        // Runs of spans holding about the same number of objects, several per thread.
+        let per_run = (objects.len() / (rayon::current_num_threads() * 8)).max(1 << 14);
+        let mut runs = Vec::new();
+        let (mut start, mut count) = (0usize, 0usize);
+        for si in 0..heap.spans.len() {
+            count += objects.span_ids(si).len();
+            if count >= per_run {
+                runs.push(start..si + 1);
+                (start, count) = (si + 1, 0);
+            }
+        }
+        runs.push(start..heap.spans.len());
+        let parts: Vec<RawEdges> = runs
+            .into_par_iter()
+            .map(|r| RawEdges::build_spans(mem, heap, index, objects, bits, r))
+            .collect();
         let mut e = RawEdges {
             offsets: Vec::with_capacity(objects.len() + 1),
-            ..Default::default()
+            targets: Vec::with_capacity(parts.iter().map(|p| p.targets.len()).sum()),
+            word_offsets: Vec::with_capacity(parts.iter().map(|p| p.targets.len()).sum()),
+            unreadable: 0,
         };
         e.offsets.push(0);
+        for p in parts {
+            let base = e.targets.len() as u64;
+            e.offsets.extend(p.offsets.iter().skip(1).map(|o| o + base));
+            e.targets.extend_from_slice(&p.targets);
+            e.word_offsets.extend_from_slice(&p.word_offsets);
+            e.unreadable += p.unreadable;
+        }
+        e
+    }
+
+    /// The edges of the objects of a run of spans (offsets start at 0).
+    fn build_spans(
+        mem: &Memory,
+        heap: &Heap,
+        index: &HeapIndex,
+        objects: &Objects,
+        bits: &PointerBits,
+        spans: std::ops::Range<usize>,
+    ) -> RawEdges {
+        let mut e = RawEdges {
+            offsets: vec![0],
+            ..Default::default()
+        };
         let mut words = Vec::new();
-        for si in 0..heap.spans.len() {
+        for si in spans {
             for id in objects.span_ids(si) {
                 let o = ObjId(id);
                 let start = objects.addr_in(si, o);
