@@ -141,7 +141,12 @@ impl Analysis {
         let heap = Heap::read(&rt)?;
         let page_size = p.dwarf.constant("runtime.pageSize").unwrap_or(8192) as u64;
         let index = HeapIndex::new(&heap, page_size);
-        let objects = Objects::new(&heap);
+        let malloc_header = if rt.features.allocation_headers {
+            p.dwarf.constant("runtime.mallocHeaderSize").unwrap_or(8) as u8
+        } else {
+            0
+        };
+        let objects = Objects::new(&heap, malloc_header);
         phase("spans", t);
 
         let t = Instant::now();

@@ -292,8 +292,6 @@ struct Inference<'a> {
     layouts: Layouts<'a>,
     by_rtype: TypesBase,
     itab_type_off: Option<u64>,
-    data_offset_header: bool,
-    header: u64,
     of: Vec<u32>,
     interned: HashMap<ObjType, u32>,
     types: Vec<ObjType>,
@@ -322,13 +320,7 @@ impl<'a> Inference<'a> {
 
     /// Where an object's value starts (after a malloc header) and its length, its span known.
     fn data_start_in(&self, span: usize, id: ObjId) -> (Addr, u64) {
-        let s = &self.a.heap.spans[span];
-        let slot = self.a.objects.addr_in(span, id);
-        if self.data_offset_header && !s.noscan() && s.size_class() != 0 && s.elemsize > 512 {
-            (slot.offset(self.header), s.elemsize - self.header)
-        } else {
-            (slot, s.elemsize)
-        }
+        self.a.objects.value_in(span, id)
     }
 
     /// Gives the object at `v` the type `t` if `v` is the start of its value and it has none.
@@ -661,11 +653,6 @@ impl ObjectTypes {
             layouts: Layouts::new(dwarf),
             by_rtype,
             itab_type_off,
-            data_offset_header: rt.features.allocation_headers,
-            header: dwarf
-                .constant("runtime.mallocHeaderSize")
-                .map(|v| v as u64)
-                .unwrap_or(8),
             of: vec![u32::MAX; a.objects.len()],
             interned: HashMap::new(),
             types: Vec::new(),

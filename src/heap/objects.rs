@@ -16,6 +16,8 @@ pub struct Objects {
     span_first: Vec<u32>,
     /// Each span's base address and slot size.
     span_geometry: Vec<(u64, u64)>,
+    /// Each span's malloc header size: where values start inside a slot (0 or 8).
+    span_header: Vec<u8>,
     /// Per span, where its rank blocks start in `rank`.
     span_rank: Vec<u32>,
     /// Live objects before each 64-slot block of a span, relative to the span's first.
@@ -29,8 +31,22 @@ const HINT_SHIFT: u32 = 8;
 
 impl Objects {
     /// Numbers the live objects of the heap.
-    pub fn new(heap: &Heap) -> Objects {
+    /// `malloc_header` is the size of the header objects of scan spans over 512 bytes (not
+    /// large ones) start with (Go 1.22+), 0 when the runtime writes none.
+    pub fn new(heap: &Heap, malloc_header: u8) -> Objects {
         let mut o = Objects::number(heap);
+        o.span_header = heap
+            .spans
+            .iter()
+            .map(|s| {
+                let has = !s.noscan() && s.size_class() != 0 && s.elemsize > 512;
+                if has {
+                    malloc_header
+                } else {
+                    0
+                }
+            })
+            .collect();
         let blocks = (o.slot.len() >> HINT_SHIFT) + 1;
         let mut si = 0usize;
         o.span_hint = (0..blocks)
@@ -134,6 +150,13 @@ impl Objects {
         Addr(base + u64::from(self.slot[id.0 as usize]) * elem)
     }
 
+    /// Where an object's value starts (after any malloc header) and how long it can be.
+    pub fn value_in(&self, span: usize, id: ObjId) -> (Addr, u64) {
+        let (_, elem) = self.span_geometry[span];
+        let h = u64::from(self.span_header[span]);
+        (self.addr_in(span, id).offset(h), elem - h)
+    }
+
     /// The ids of a span's live objects.
     pub fn span_ids(&self, span: usize) -> std::ops::Range<u32> {
         let end = self
@@ -148,6 +171,7 @@ impl Objects {
     pub fn heap_size_bytes(&self) -> usize {
         (self.slot.capacity() + self.span_first.capacity()) * 4
             + self.span_geometry.capacity() * 16
+            + self.span_header.capacity()
             + (self.span_rank.capacity() + self.rank.capacity() + self.span_hint.capacity()) * 4
     }
 }

@@ -252,11 +252,6 @@ impl PointerBits {
         })
     }
 
-    /// Whether objects over 512 bytes start with a malloc header (1.22+).
-    pub fn has_headers(&self) -> bool {
-        matches!(self, PointerBits::AllocationHeaders { .. })
-    }
-
     /// Appends the addresses of the pointer words of slot `i` of span `si` to `out`.
     pub fn pointer_words(
         &self,

@@ -256,7 +256,6 @@ impl<'a> Namer<'a> {
         let a = self.view.a;
         let si = a.objects.span(u);
         let s = &a.heap.spans[si];
-        let start = a.objects.addr(u);
         let mut words = Vec::new();
         let _ = a
             .bits
@@ -267,13 +266,8 @@ impl<'a> Namer<'a> {
         let Some(crate::types::ObjType::Dwarf(t)) = a.types.get(u) else {
             return String::new();
         };
-        let header =
-            if s.elemsize > 512 && !s.noscan() && s.size_class() != 0 && a.bits.has_headers() {
-                8
-            } else {
-                0
-            };
-        let off = word.0 - start.0 - header;
+        let (value, _) = a.objects.value_in(si, u);
+        let off = word.0 - value.0;
         let size = a.types.value_size(u).unwrap_or(0);
         if size > 0 && size * 2 <= s.elemsize {
             format!(
