@@ -41,6 +41,16 @@ fn findable(s: &Sample, m: &serde_json::Value) -> bool {
     m["name"] != "main.opaque" || s.minor() >= 22
 }
 
+/// The program's record of one of its maps, by name.
+fn truth_map<'a>(s: &'a Sample, name: &str) -> &'a serde_json::Value {
+    s.truth["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{}: no map {name} in truth.json", s.name))
+}
+
 /// Every map, with the default grouping.
 fn all_maps(s: &Sample) -> MapsReport {
     report(
@@ -178,12 +188,7 @@ fn nearly_emptied_map_is_flagged_and_mid_growth_map_counts_each_entry_once() {
             s.name,
             r.findings
         );
-        let growing = s.truth["maps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "main.growing")
-            .unwrap();
+        let growing = truth_map(&s, "main.growing");
         let classic = s.minor() <= 23 || s.variant() == "noswissmap";
         assert_eq!(growing["mid_growth"].as_bool(), Some(classic), "{}", s.name);
         assert_eq!(
@@ -263,12 +268,7 @@ fn json_markdown_and_redaction_from_the_command_line() {
 fn a_map_behind_an_unsafe_pointer_is_found_from_its_allocation_headers() {
     for s in samples().into_iter().filter(|s| s.program() == "zoo") {
         let r = all_maps(&s);
-        let m = s.truth["maps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "main.opaque")
-            .unwrap();
+        let m = truth_map(&s, "main.opaque");
         let found = r
             .maps
             .iter()
@@ -292,12 +292,7 @@ fn a_map_behind_an_unsafe_pointer_is_found_from_its_allocation_headers() {
 fn keys_and_values_over_128_bytes_are_followed_through_their_slot_pointers() {
     for s in samples().into_iter().filter(|s| s.program() == "zoo") {
         let r = all_maps(&s);
-        let m = s.truth["maps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "main.wide")
-            .unwrap();
+        let m = truth_map(&s, "main.wide");
         let l = find(&r, m);
         assert_eq!(l.key_type, "main.Digest", "{}", s.name);
         assert_eq!(l.value_type, "main.Record", "{}", s.name);
