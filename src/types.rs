@@ -379,8 +379,7 @@ impl<'a> Inference<'a> {
         while k + size <= len.max(size) {
             for &(off, rf) in shape.iter() {
                 let slot = base.offset(k + off);
-                let Ok(v) = self.mem.u64(slot) else { continue };
-                self.follow(rf, slot, v, swiss_small.filter(|(o, _)| *o == off));
+                self.follow(rf, slot, swiss_small.filter(|(o, _)| *o == off));
             }
             k += size;
         }
@@ -421,40 +420,46 @@ impl<'a> Inference<'a> {
         Some((dir_ptr.offset, group))
     }
 
-    fn follow(&mut self, rf: Ref, slot: Addr, v: u64, small_group: Option<(u64, TypeRef)>) {
+    /// What the reference `rf` stored at `slot` points at: the pointer to follow and the type of
+    /// the value there. An interface's dynamic type comes from its type word (or itab), and
+    /// pointer-shaped dynamic types are stored in the data word itself. A Swiss map header whose
+    /// dirPtr is a single group (`small_group`) points at that group.
+    fn referent(
+        &self,
+        rf: Ref,
+        slot: Addr,
+        small_group: Option<(u64, TypeRef)>,
+    ) -> Option<(u64, ObjType)> {
+        let word = self.mem.u64(slot).ok()?;
         if let Some((_, group)) = small_group {
-            if v != 0 {
-                self.assign(v, ObjType::Dwarf(group));
-            }
-            return;
+            return Some((word, ObjType::Dwarf(group)));
         }
         match rf {
-            Ref::Ptr(Some(t)) | Ref::Slice(Some(t)) if v != 0 => self.assign(v, ObjType::Dwarf(t)),
-            Ref::Str if v != 0 => self.assign(v, ObjType::StringData),
-            Ref::Eface | Ref::Iface if v != 0 => {
+            Ref::Ptr(Some(t)) | Ref::Slice(Some(t)) => Some((word, ObjType::Dwarf(t))),
+            Ref::Str => Some((word, ObjType::StringData)),
+            Ref::Eface | Ref::Iface => {
                 let rtype = match rf {
-                    Ref::Eface => Some(v),
-                    _ => self
-                        .itab_type_off
-                        .and_then(|o| self.mem.u64(Addr(v).offset(o)).ok()),
+                    Ref::Eface => word,
+                    _ => self.mem.u64(Addr(word).offset(self.itab_type_off?)).ok()?,
                 };
-                let Ok(data) = self.mem.u64(slot.offset(8)) else {
-                    return;
-                };
-                let Some(t) = rtype.and_then(|r| self.type_of_rtype(r)) else {
-                    return;
-                };
-                if data == 0 {
-                    return;
-                }
-                // Pointer-shaped dynamic types are stored in the data word itself.
+                let t = self.type_of_rtype(rtype)?;
+                let data = self.mem.u64(slot.offset(8)).ok()?;
                 match self.layouts.as_ref(t) {
-                    Some(Some(Ref::Ptr(Some(p)))) => self.assign(data, ObjType::Dwarf(p)),
-                    Some(Some(_)) => {}
-                    _ => self.assign(data, ObjType::Dwarf(t)),
+                    Some(Some(Ref::Ptr(Some(p)))) => Some((data, ObjType::Dwarf(p))),
+                    Some(Some(_)) => None,
+                    _ => Some((data, ObjType::Dwarf(t))),
                 }
             }
-            _ => {}
+            _ => None,
+        }
+    }
+
+    /// Follows a reference found by reading a value's shape (seeds: globals, stacks, statics).
+    fn follow(&mut self, rf: Ref, slot: Addr, small_group: Option<(u64, TypeRef)>) {
+        if let Some((v, ty)) = self.referent(rf, slot, small_group) {
+            if v != 0 {
+                self.assign(v, ty);
+            }
         }
     }
 
@@ -559,11 +564,8 @@ impl<'a> Inference<'a> {
                 },
             };
             let slot = start.offset(rel - (within - field_off));
-            let Ok(v) = self.mem.u64(start.offset(rel)) else {
-                continue;
-            };
             let small = swiss_small.filter(|(off, _)| *off == field_off);
-            self.follow_to(rf, slot, v, ObjId(w), small);
+            self.follow_to(rf, slot, ObjId(w), small);
         }
     }
 
@@ -572,37 +574,12 @@ impl<'a> Inference<'a> {
         &mut self,
         rf: Ref,
         slot: Addr,
-        v: u64,
         target: ObjId,
         small_group: Option<(u64, TypeRef)>,
     ) {
-        let ty = if let Some((_, group)) = small_group {
-            Some(ObjType::Dwarf(group))
-        } else {
-            match rf {
-                Ref::Ptr(Some(t)) | Ref::Slice(Some(t)) => Some(ObjType::Dwarf(t)),
-                Ref::Str => Some(ObjType::StringData),
-                Ref::Eface | Ref::Iface => {
-                    let rtype = match rf {
-                        Ref::Eface => self.mem.u64(slot).ok(),
-                        _ => self.mem.u64(slot).ok().and_then(|tab| {
-                            self.itab_type_off
-                                .and_then(|o| self.mem.u64(Addr(tab).offset(o)).ok())
-                        }),
-                    };
-                    match rtype.and_then(|r| self.type_of_rtype(r)) {
-                        Some(t) => match self.layouts.as_ref(t) {
-                            Some(Some(Ref::Ptr(Some(p)))) => Some(ObjType::Dwarf(p)),
-                            Some(Some(_)) => None,
-                            _ => Some(ObjType::Dwarf(t)),
-                        },
-                        None => None,
-                    }
-                }
-                _ => None,
-            }
+        let Some((v, ty)) = self.referent(rf, slot, small_group) else {
+            return;
         };
-        let Some(ty) = ty else { return };
         if self.of[target.0 as usize] != u32::MAX {
             return;
         }
