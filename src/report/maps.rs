@@ -161,6 +161,7 @@ impl MapsReport {
         let reach = a.reachability();
         let parents = v.bfs_parents();
         let redactor = Redactor::default();
+        let namer = Namer::new(v, input.dwarf, input.mem);
         let mut lines: Vec<(usize, MapLine)> = Vec::new();
         for (mi, m) in a.maps.maps.iter().enumerate() {
             if !a.doms.is_reachable(m.header.0) {
@@ -170,7 +171,7 @@ impl MapsReport {
             if retained < opts.min_bytes {
                 continue;
             }
-            lines.push((mi, map_line(input, opts, &parents, &redactor, m)));
+            lines.push((mi, map_line(input, opts, &parents, &redactor, &namer, m)));
         }
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
         let headers: std::collections::HashSet<u32> = lines
@@ -338,6 +339,7 @@ fn map_line(
     opts: &MapsOptions,
     parents: &[u32],
     redactor: &Redactor,
+    namer: &Namer,
     m: &DecodedMap,
 ) -> MapLine {
     let v = input.view;
@@ -400,8 +402,7 @@ fn map_line(
             .then(x.prefix.cmp(&y.prefix))
     });
     groups.truncate(opts.groups);
-    let namer = Namer::new(v, input.dwarf, input.mem);
-    let (owner, owner_shared) = owner(&namer, parents, m.header);
+    let (owner, owner_shared) = owner(namer, parents, m.header);
     let type_name = |t| {
         input
             .dwarf
