@@ -154,18 +154,10 @@ fn explicit_exe_wins_and_is_checked() {
 #[test]
 fn json_output_has_the_documented_envelope_and_fields() {
     let s = sample("go1.26.6/ledger");
-    let out = assert_cmd::Command::cargo_bin("coreheap")
-        .unwrap()
-        .args(["info", "--format", "json"])
-        .arg(&s.core)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let core = s.core.as_os_str();
+    let stdout =
+        common::coreheap_stdout(["info".as_ref(), "--format".as_ref(), "json".as_ref(), core]);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["schema"], "coreheap/info/v1");
     assert_eq!(v["go_version"], "go1.26.6");
     assert_eq!(v["goarch"], "amd64");

@@ -202,19 +202,9 @@ fn nearly_emptied_map_is_flagged_and_mid_growth_map_counts_each_entry_once() {
 fn json_markdown_and_redaction_from_the_command_line() {
     let s = sample("go1.26.6/ledger");
     let run = |args: &[&str]| {
-        let out = assert_cmd::Command::cargo_bin("coreheap")
-            .unwrap()
-            .arg("maps")
-            .arg(&s.core)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let mut all = vec!["maps".as_ref(), s.core.as_os_str()];
+        all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+        common::coreheap_stdout(all)
     };
     let json: serde_json::Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
     assert_eq!(json["schema"], "coreheap/maps/v1");

@@ -112,3 +112,22 @@ pub fn unzstd(path: &Path) -> Vec<u8> {
     let f = std::fs::File::open(path).expect("open");
     zstd::stream::decode_all(f).expect("decompress")
 }
+
+/// Runs the `coreheap` binary with these arguments, requires success, and returns its stdout.
+pub fn coreheap_stdout<I, A>(args: I) -> String
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    let out = assert_cmd::Command::cargo_bin("coreheap")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
