@@ -259,14 +259,6 @@ impl CoreFile {
         &self.file.path
     }
 
-    /// The bytes of a segment that are present in the file.
-    pub fn segment_bytes(&self, seg: &Segment) -> &[u8] {
-        let data = self.file.bytes();
-        let start = (seg.offset as usize).min(data.len());
-        let end = start.saturating_add(seg.present as usize).min(data.len());
-        &data[start..end]
-    }
-
     /// Total bytes of memory the core's segments describe.
     pub fn mapped_bytes(&self) -> u64 {
         self.segments.iter().map(|s| s.memsz).sum()

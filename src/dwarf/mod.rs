@@ -258,11 +258,6 @@ impl Dwarf {
         Ok(())
     }
 
-    /// How many named types the index holds.
-    pub fn type_count(&self) -> usize {
-        self.types_by_name.len()
-    }
-
     /// The type with this exact name.
     pub fn type_named(&self, name: &str) -> Option<TypeRef> {
         self.types_by_name.get(name).copied()
@@ -281,14 +276,6 @@ impl Dwarf {
     /// Every named type: (name, DIE).
     pub fn named_types(&self) -> impl Iterator<Item = (&str, TypeRef)> + '_ {
         self.types_by_name.iter().map(|(k, v)| (k.as_str(), *v))
-    }
-
-    /// All type names with a given prefix (for feature probes and diagnostics).
-    pub fn type_names_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> {
-        self.types_by_name
-            .keys()
-            .filter(move |k| k.starts_with(prefix))
-            .map(|s| s.as_str())
     }
 
     /// A global variable by qualified name.

@@ -145,11 +145,6 @@ impl HeapGraph {
         self.objects + self.entries + self.roots
     }
 
-    /// Node id of root `i`.
-    pub fn root_node(&self, i: usize) -> u32 {
-        self.objects + self.entries + i as u32
-    }
-
     /// Node id of map entry `i`.
     pub fn entry_node(&self, i: usize) -> u32 {
         self.objects + i as u32

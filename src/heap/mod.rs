@@ -75,11 +75,6 @@ impl Span {
         n
     }
 
-    /// Whether slot `i` is allocated (live or unswept garbage).
-    pub fn is_allocated(&self, i: u64) -> bool {
-        bit(&self.allocated, i)
-    }
-
     /// Address of slot `i`.
     pub fn slot(&self, i: u64) -> Addr {
         self.base.offset(i * self.elemsize)
