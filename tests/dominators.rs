@@ -153,7 +153,7 @@ fn check(case: &Case, rng: &mut Rng, what: &str) {
         reachable += usize::from(their_reach);
     }
 
-    check_preorder_and_tree(&ours, &g, reachable, what);
+    check_order_and_tree(&ours, &g, reachable, what);
 
     let shallow: Vec<u64> = (0..n).map(|_| rng.next() % 1000).collect();
     let mut naive = vec![0u64; n];
@@ -174,16 +174,16 @@ fn check(case: &Case, rng: &mut Rng, what: &str) {
     );
 }
 
-/// The preorder lists each reachable node once, root first, every node after its immediate
+/// The order lists each reachable node once, root first, every node after its immediate
 /// dominator and after some predecessor; the tree CSR has exactly the idom edges.
-fn check_preorder_and_tree(d: &Dominators, g: &Graph, reachable: usize, what: &str) {
+fn check_order_and_tree(d: &Dominators, g: &Graph, reachable: usize, what: &str) {
     let n = g.node_count();
-    let pre = d.preorder();
-    assert_eq!(pre.len(), reachable, "{what}: preorder length");
-    assert_eq!(pre[0], d.root(), "{what}: preorder starts at the root");
+    let pre = d.order();
+    assert_eq!(pre.len(), reachable, "{what}: order length");
+    assert_eq!(pre[0], d.root(), "{what}: order starts at the root");
     let mut pos = vec![u32::MAX; n];
     for (i, &v) in pre.iter().enumerate() {
-        assert_eq!(pos[v as usize], u32::MAX, "{what}: {v} twice in preorder");
+        assert_eq!(pos[v as usize], u32::MAX, "{what}: {v} twice in order");
         pos[v as usize] = i as u32;
     }
     for &v in &pre[1..] {
@@ -201,7 +201,7 @@ fn check_preorder_and_tree(d: &Dominators, g: &Graph, reachable: usize, what: &s
         assert!(
             kids.windows(2)
                 .all(|w| pos[w[0] as usize] < pos[w[1] as usize]),
-            "{what}: children of {v} not in preorder"
+            "{what}: children of {v} not in order"
         );
     }
 }
@@ -501,11 +501,8 @@ fn long_chain_does_not_recurse() {
         assert_eq!(d.idom(CHAIN + s as u32), Some(p), "side node {s}");
     }
     assert_eq!(d.idom(0), None);
-    assert_eq!(d.preorder().len(), n as usize);
-    assert_eq!(
-        &d.preorder()[..CHAIN as usize],
-        (0..CHAIN).collect::<Vec<_>>()
-    );
+    assert_eq!(d.order().len(), n as usize);
+    assert_eq!(&d.order()[..CHAIN as usize], (0..CHAIN).collect::<Vec<_>>());
 
     // Retained size of chain node i: everything from i down the chain, sides included.
     let shallow: Vec<u64> = (0..n as u64).map(|v| v % 7 + 1).collect();

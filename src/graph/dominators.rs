@@ -1,17 +1,27 @@
 //! Immediate dominators by the semi-NCA algorithm, and what they imply for retained sizes.
 //!
-//! The algorithm (Georgiadis, "Linear-Time Algorithms for Dominators and Related Problems",
-//! 2005; the variant LLVM uses) runs in three iterative passes over preorder numbers:
-//! a depth-first search, semidominators by link-eval with path compression (compressing the
-//! spanning-tree parent array in place), then immediate dominators as nearest common
-//! ancestors of parent and semidominator. Nothing recurses: the search keeps its path in
-//! the parent array and the compression stack reuses an array that is idle at that time.
+//! Most of a heap hangs off the rest in trees: a string's bytes, a `big.Int`'s words, a map
+//! entry and what only it points to. A node with a single predecessor is immediately
+//! dominated by it, so trees of such nodes that lead nowhere else are settled first, in two
+//! linear passes with independent memory accesses: each node's only predecessor, then the
+//! hanging trees bottom-up. The semi-NCA algorithm (Georgiadis, "Linear-Time Algorithms for
+//! Dominators and Related Problems", 2005; the variant LLVM uses) then runs on what is left,
+//! in three iterative passes over preorder numbers: a depth-first search, semidominators by
+//! link-eval with path compression (compressing the spanning-tree parent array in place),
+//! and immediate dominators as nearest common ancestors of parent and semidominator. Only
+//! nodes with several predecessors need the reverse graph. Nothing recurses.
 //!
-//! Peak memory, graph included: the graph (8 bytes per node + 4 per edge), six `u32` arrays
-//! (24 bytes per node) and the reverse graph over reachable nodes (8 + 4 per edge), so 40
-//! bytes per node and 8 per edge. What is kept afterwards is 8 bytes per node.
+//! Peak memory, graph included: the graph (8 bytes per node + 4 per edge), two bit sets, the
+//! hanging nodes with their parents (8 bytes each), and for the rest six `u32` arrays (24
+//! bytes per node) and the reverse graph over nodes with several predecessors (8 + 4 per
+//! edge). What is kept afterwards is 8 bytes per node.
+
+use std::collections::HashMap;
 
 use super::{Graph, NONE};
+
+/// Marks, in the only-predecessor array, a node with several predecessors.
+const SHARED: u32 = NONE - 1;
 
 /// The dominator tree of a [`Graph`] from one root.
 #[derive(Clone, Debug)]
@@ -20,8 +30,112 @@ pub struct Dominators {
     root: u32,
     /// Per node: its immediate dominator, itself for the root, `NONE` if unreachable.
     idom: Vec<u32>,
-    /// The nodes reachable from the root in depth-first preorder.
-    preorder: Vec<u32>,
+    /// The nodes reachable from the root, each after its immediate dominator (the root first).
+    order: Vec<u32>,
+}
+
+/// A set of node ids, one bit each.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    #[inline]
+    fn get(&self, v: u32) -> bool {
+        self.0[(v >> 6) as usize] >> (v & 63) & 1 != 0
+    }
+    #[inline]
+    fn set(&mut self, v: u32) {
+        self.0[(v >> 6) as usize] |= 1 << (v & 63);
+    }
+}
+
+/// Each node's only predecessor: `NONE` for none, `SHARED` for several (and for the root).
+/// Parallel edges from one predecessor count once.
+fn only_predecessors(g: &Graph, root: u32) -> Vec<u32> {
+    let mut pred = vec![NONE; g.node_count()];
+    for v in 0..g.node_count() as u32 {
+        for &w in g.successors(v) {
+            let p = &mut pred[w as usize];
+            if *p == NONE {
+                *p = v;
+            } else if *p != v {
+                *p = SHARED;
+            }
+        }
+    }
+    pred[root as usize] = SHARED;
+    pred
+}
+
+/// Out-degree from which a node's scan position is remembered between checks.
+const WIDE: usize = 64;
+
+/// Sweeps over all nodes in id order before the remaining hanging nodes are found from a
+/// worklist: sweeps read the graph sequentially, the worklist chases predecessors.
+const SWEEPS: usize = 3;
+
+/// The nodes of trees hanging off the rest of the graph: each has one predecessor and every
+/// successor is such a node too. Returns them as a set and as `(node, predecessor)` pairs,
+/// children before their parents.
+fn hanging_trees(g: &Graph, pred: &[u32]) -> (Bits, Vec<(u32, u32)>) {
+    let n = g.node_count();
+    let mut hanging = Bits::new(n);
+    let mut list = Vec::new();
+    // Sweeps: the first takes the leaves, each next one the nodes whose successors all hang
+    // (including those found earlier in the same sweep).
+    let mut last_sweep = 0;
+    for sweep in 0..SWEEPS {
+        last_sweep = list.len();
+        for v in 0..n as u32 {
+            let p = pred[v as usize];
+            if p >= SHARED || hanging.get(v) {
+                continue;
+            }
+            let succ = g.successors(v);
+            let hangs = if sweep == 0 {
+                succ.is_empty()
+            } else {
+                !succ.is_empty() && succ.iter().all(|&w| hanging.get(w))
+            };
+            if hangs {
+                hanging.set(v);
+                list.push((v, p));
+            }
+        }
+        if list.len() == last_sweep {
+            return (hanging, list);
+        }
+    }
+    // The rest, up from the nodes the last sweep found. A wide node may be checked once per
+    // child; it resumes where its last check stopped.
+    let mut candidates: Vec<u32> = list[last_sweep..].iter().map(|&(_, p)| p).collect();
+    let mut resume: HashMap<u32, usize> = HashMap::new();
+    while let Some(c) = candidates.pop() {
+        let p = pred[c as usize];
+        if p >= SHARED || hanging.get(c) {
+            continue;
+        }
+        let succ = g.successors(c);
+        let from = if succ.len() >= WIDE {
+            resume.get(&c).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        match succ[from..].iter().position(|&w| !hanging.get(w)) {
+            Some(i) if succ.len() >= WIDE => {
+                resume.insert(c, from + i);
+            }
+            Some(_) => {}
+            None => {
+                hanging.set(c);
+                list.push((c, p));
+                candidates.push(p);
+            }
+        }
+    }
+    (hanging, list)
 }
 
 /// Computes the immediate dominator of every node of `g` reachable from `root`.
@@ -32,14 +146,27 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
         "dominator root {root} in a graph of {n} nodes"
     );
 
-    // Pass 1: depth-first search from the root, numbering nodes in preorder.
-    // `num`: node -> preorder number (NONE: not reached). `vertex`: number -> node.
-    // `idom` holds each number's spanning-tree parent for now, `semi` the count of the
-    // node's successors already looked at (the search's "stack" is the parent chain).
+    // Pass 0: hanging trees, and which nodes have several predecessors ("joins").
+    let pred = only_predecessors(g, root);
+    let (hanging, hanging_list) = hanging_trees(g, &pred);
+    let mut join = Bits::new(n);
+    for (v, &p) in pred.iter().enumerate() {
+        if p == SHARED {
+            join.set(v as u32);
+        }
+    }
+    drop(pred);
+
+    // Pass 1: depth-first search from the root over the nodes that do not hang, numbering
+    // them in preorder. `num`: node -> preorder number (NONE: not reached). `vertex`:
+    // number -> node. `idom` holds each number's spanning-tree parent for now, `semi` the
+    // count of the node's successors already looked at (the search's "stack" is the parent
+    // chain).
     let mut num = vec![NONE; n];
-    let mut vertex: Vec<u32> = Vec::with_capacity(n);
-    let mut idom: Vec<u32> = Vec::with_capacity(n);
-    let mut semi: Vec<u32> = Vec::with_capacity(n);
+    let rest = n - hanging_list.len();
+    let mut vertex: Vec<u32> = Vec::with_capacity(rest);
+    let mut idom: Vec<u32> = Vec::with_capacity(rest);
+    let mut semi: Vec<u32> = Vec::with_capacity(rest);
     num[root as usize] = 0;
     vertex.push(root);
     idom.push(0);
@@ -54,7 +181,7 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
         while p < end {
             let w = g.targets[p];
             p += 1;
-            if num[w as usize] == NONE {
+            if num[w as usize] == NONE && !hanging.get(w) {
                 next = Some(w);
                 break;
             }
@@ -76,12 +203,16 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     }
     let r = vertex.len();
 
-    // The reverse graph over reachable nodes, in preorder numbers. Every successor of a
-    // reachable node is reachable, and predecessors that are not reachable are left out.
+    // The reverse graph over reached nodes with several predecessors, in preorder numbers
+    // (a node with one predecessor has its parent as semidominator). Every successor of a
+    // reached node that does not hang is reached, and predecessors that are not reached are
+    // left out.
     let mut rev_off = vec![0u64; r + 1];
     for &v in &vertex {
         for &w in g.successors(v) {
-            rev_off[num[w as usize] as usize] += 1;
+            if join.get(w) {
+                rev_off[num[w as usize] as usize] += 1;
+            }
         }
     }
     let mut total = 0u64;
@@ -93,9 +224,11 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     let mut rev_src = vec![0u32; total as usize];
     for (i, &v) in vertex.iter().enumerate() {
         for &w in g.successors(v) {
-            let j = num[w as usize] as usize;
-            rev_off[j] -= 1;
-            rev_src[rev_off[j] as usize] = i as u32;
+            if join.get(w) {
+                let j = num[w as usize] as usize;
+                rev_off[j] -= 1;
+                rev_src[rev_off[j] as usize] = i as u32;
+            }
         }
     }
 
@@ -121,6 +254,7 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     drop(rev_off);
     drop(anc);
     drop(best);
+    drop(join);
 
     // Pass 3: the immediate dominator is the nearest common ancestor, in the dominator
     // tree built so far, of the parent and the semidominator.
@@ -133,17 +267,28 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     }
     drop(semi);
 
-    // Back to node ids, reusing `num`.
+    // Back to node ids, reusing `num`; then the hanging nodes, parents first: each is
+    // dominated by its only predecessor, and reachable when that is.
     num.fill(NONE);
     for (i, &v) in vertex.iter().enumerate() {
         num[v as usize] = vertex[idom[i] as usize];
     }
     drop(idom);
-    vertex.shrink_to_fit();
+    let mut order = vertex;
+    order.reserve_exact(hanging_list.len());
+    for &(v, p) in hanging_list.iter().rev() {
+        if num[p as usize] != NONE {
+            num[v as usize] = p;
+            order.push(v);
+        }
+    }
+    drop(hanging_list);
+    drop(hanging);
+    order.shrink_to_fit();
     Dominators {
         root,
         idom: num,
-        preorder: vertex,
+        order,
     }
 }
 
@@ -206,9 +351,9 @@ impl Dominators {
         self.idom[v as usize] != NONE
     }
 
-    /// The nodes reachable from the root, in depth-first preorder (the root first).
-    pub fn preorder(&self) -> &[u32] {
-        &self.preorder
+    /// The nodes reachable from the root, each after its immediate dominator (the root first).
+    pub fn order(&self) -> &[u32] {
+        &self.order
     }
 
     /// Each node's retained size: its shallow size plus its dominator-tree children's retained.
@@ -220,11 +365,11 @@ impl Dominators {
         );
         // Unreachable nodes retain nothing.
         let mut retained = vec![0u64; self.idom.len()];
-        for &v in &self.preorder {
+        for &v in &self.order {
             retained[v as usize] = shallow[v as usize];
         }
-        // A dominator precedes everything it dominates in preorder.
-        for &v in self.preorder.iter().skip(1).rev() {
+        // A dominator precedes everything it dominates in `order`.
+        for &v in self.order.iter().skip(1).rev() {
             let d = self.idom[v as usize] as usize;
             retained[d] = retained[d].saturating_add(retained[v as usize]);
         }
@@ -233,10 +378,10 @@ impl Dominators {
 
     /// The dominator tree in CSR form: `v`'s children are `children[offsets[v]..offsets[v + 1]]`.
     pub fn dominator_tree_children(&self) -> (Vec<u32>, Vec<u32>) {
-        // Children come out in preorder; returns `(offsets, children)`.
+        // Children come out in `order`; returns `(offsets, children)`.
         let n = self.idom.len();
         let mut offsets = vec![0u32; n + 1];
-        for &v in self.preorder.iter().skip(1) {
+        for &v in self.order.iter().skip(1) {
             offsets[self.idom[v as usize] as usize] += 1;
         }
         let mut total = 0u32;
@@ -246,7 +391,7 @@ impl Dominators {
         }
         offsets[n] = total;
         let mut children = vec![0u32; total as usize];
-        for &v in self.preorder.iter().skip(1).rev() {
+        for &v in self.order.iter().skip(1).rev() {
             let d = self.idom[v as usize] as usize;
             offsets[d] -= 1;
             children[offsets[d] as usize] = v;
@@ -256,7 +401,7 @@ impl Dominators {
 
     /// The bytes of heap memory the dominator arrays hold.
     pub fn heap_size_bytes(&self) -> usize {
-        (self.idom.capacity() + self.preorder.capacity()) * std::mem::size_of::<u32>()
+        (self.idom.capacity() + self.order.capacity()) * std::mem::size_of::<u32>()
     }
 }
 
@@ -276,7 +421,7 @@ mod tests {
         let d = dominators(&g, 0);
         assert_eq!(idoms(&g, 0), [None, Some(0), Some(0), Some(0)]);
         assert_eq!(d.retained_sizes(&[1, 2, 4, 8]), [15, 2, 4, 8]);
-        assert_eq!(d.preorder(), &[0, 1, 3, 2]);
+        assert_eq!(d.order(), &[0, 1, 3, 2]);
         let (off, ch) = d.dominator_tree_children();
         assert_eq!(off, [0, 3, 3, 3, 3]);
         assert_eq!(ch, [1, 3, 2]);
@@ -288,7 +433,7 @@ mod tests {
         let d = dominators(&g, 0);
         assert_eq!(idoms(&g, 0), [None, Some(0), Some(1), Some(2), Some(3)]);
         assert_eq!(d.retained_sizes(&[1, 2, 4, 8, 16]), [31, 30, 28, 24, 16]);
-        assert_eq!(d.preorder(), &[0, 1, 2, 3, 4]);
+        assert_eq!(d.order(), &[0, 1, 2, 3, 4]);
         let (off, ch) = d.dominator_tree_children();
         assert_eq!(off, [0, 1, 2, 3, 4, 4]);
         assert_eq!(ch, [1, 2, 3, 4]);
@@ -321,6 +466,22 @@ mod tests {
     }
 
     #[test]
+    fn hanging_trees_under_a_wide_node() {
+        // 0 -> 1 (wide) -> 2..=k, each i -> i + k - 1 (a leaf); 0 -> 2 makes 2 a join.
+        let k = 5000u32;
+        let mut edges = vec![(0, 1), (0, 2)];
+        edges.extend((2..=k).map(|i| (1, i)));
+        edges.extend((2..=k).map(|i| (i, i + k - 1)));
+        let g = Graph::from_edges((2 * k) as usize, &edges);
+        let d = dominators(&g, 0);
+        assert_eq!(d.idom(1), Some(0));
+        assert_eq!(d.idom(2), Some(0));
+        assert!((3..=k).all(|i| d.idom(i) == Some(1)));
+        assert!((2..=k).all(|i| d.idom(i + k - 1) == Some(i)));
+        assert_eq!(d.order().len(), (2 * k) as usize);
+    }
+
+    #[test]
     fn self_loops() {
         let g = Graph::from_edges(3, &[(0, 0), (0, 1), (1, 1), (1, 2), (2, 2)]);
         let d = dominators(&g, 0);
@@ -337,7 +498,7 @@ mod tests {
         assert!(d.is_reachable(0) && d.is_reachable(1) && d.is_reachable(4));
         assert!(!d.is_reachable(2) && !d.is_reachable(3));
         assert_eq!(d.retained_sizes(&[1, 2, 4, 8, 16]), [19, 18, 0, 0, 16]);
-        assert_eq!(d.preorder(), &[0, 1, 4]);
+        assert_eq!(d.order(), &[0, 1, 4]);
         let (off, ch) = d.dominator_tree_children();
         assert_eq!(off, [0, 1, 2, 2, 2, 2]);
         assert_eq!(ch, [1, 4]);
@@ -370,7 +531,7 @@ mod tests {
         assert_eq!(d.root(), 1);
         assert_eq!(idoms(&g, 1), [None, None, None]);
         assert!(d.is_reachable(1) && !d.is_reachable(0) && !d.is_reachable(2));
-        assert_eq!(d.preorder(), &[1]);
+        assert_eq!(d.order(), &[1]);
         assert_eq!(d.retained_sizes(&[1, 2, 4]), [0, 2, 0]);
         let (off, ch) = d.dominator_tree_children();
         assert_eq!(off, [0, 0, 0, 0]);
