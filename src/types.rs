@@ -295,7 +295,10 @@ struct Inference<'a> {
     of: Vec<u32>,
     interned: HashMap<ObjType, u32>,
     types: Vec<ObjType>,
-    queue: VecDeque<(u32, u32)>,
+    /// Objects typed but not visited yet, one bit each (while sweeping).
+    pending: Vec<u64>,
+    /// Objects typed but not visited yet, in order (once sweeps would cost more than they do).
+    queue: Option<VecDeque<u32>>,
     /// Type facts by interned type index.
     facts_by_type: Vec<Option<Rc<Facts>>>,
     /// Static values already visited through typed pointers.
@@ -315,7 +318,27 @@ impl<'a> Inference<'a> {
         let i = self.types.len() as u32;
         self.types.push(t);
         self.interned.insert(t, i);
+        let facts = match t {
+            ObjType::Dwarf(r) => Some(self.layouts.facts(r)),
+            ObjType::StringData => None,
+        };
+        self.facts_by_type.push(facts);
         i
+    }
+
+    /// Gives object `id` the interned type `ti`, and queues it for a visit when values of that
+    /// type hold pointers.
+    fn give(&mut self, id: u32, ti: u32) {
+        self.of[id as usize] = ti;
+        let holds_pointers = self.facts_by_type[ti as usize]
+            .as_ref()
+            .is_some_and(|f| f.size > 0 && !f.shape.is_empty());
+        if holds_pointers {
+            match &mut self.queue {
+                Some(q) => q.push_back(id),
+                None => self.pending[(id >> 6) as usize] |= 1 << (id & 63),
+            }
+        }
     }
 
     /// Where an object's value starts (after a malloc header) and its length, its span known.
@@ -348,8 +371,7 @@ impl<'a> Inference<'a> {
             return;
         }
         let ti = self.intern(t);
-        self.of[id.0 as usize] = ti;
-        self.queue.push_back((id.0, span as u32));
+        self.give(id.0, ti);
     }
 
     /// Whether an address lies in the data or bss sections.
@@ -483,8 +505,7 @@ impl<'a> Inference<'a> {
                 };
                 if let Some(t) = rtype.and_then(|r| self.type_of_rtype(r)) {
                     let ti = self.intern(ObjType::Dwarf(t));
-                    self.of[id as usize] = ti;
-                    self.queue.push_back((id, si as u32));
+                    self.give(id, ti);
                 }
             }
         }
@@ -507,33 +528,59 @@ impl<'a> Inference<'a> {
         self.drain();
     }
 
+    /// Visits typed objects until no new ones are typed: in sweeps over the objects in id
+    /// order (sequential reads of edges and memory) while a sweep finds enough to do, then
+    /// from a queue.
     fn drain(&mut self) {
-        while let Some((id, span)) = self.queue.pop_front() {
-            let oid = ObjId(id);
-            let ti = self.of[id as usize] as usize;
-            let Some(ObjType::Dwarf(t)) = self.types.get(ti).copied() else {
-                continue;
-            };
-            self.visit_object(oid, span as usize, t, ti);
+        loop {
+            let mut visited = 0usize;
+            for wi in 0..self.pending.len() {
+                // Bits set in this word while visiting are taken in this sweep too.
+                while self.pending[wi] != 0 {
+                    let bit = self.pending[wi].trailing_zeros();
+                    self.pending[wi] &= self.pending[wi] - 1;
+                    self.visit_typed((wi as u32) << 6 | bit);
+                    visited += 1;
+                }
+            }
+            if visited == 0 {
+                return;
+            }
+            if visited < self.pending.len() / 8 {
+                break;
+            }
+        }
+        // Few objects per sweep: a queue, seeded with what is pending.
+        let mut q = VecDeque::new();
+        for (wi, word) in self.pending.iter_mut().enumerate() {
+            while *word != 0 {
+                q.push_back((wi as u32) << 6 | word.trailing_zeros());
+                *word &= *word - 1;
+            }
+        }
+        self.pending = Vec::new();
+        self.queue = Some(q);
+        while let Some(id) = self.queue.as_mut().and_then(VecDeque::pop_front) {
+            self.visit_typed(id);
+        }
+    }
+
+    /// Visits an object that has a type.
+    fn visit_typed(&mut self, id: u32) {
+        let ti = self.of[id as usize] as usize;
+        if let Some(ObjType::Dwarf(t)) = self.types.get(ti).copied() {
+            let span = self.a.objects.span(ObjId(id));
+            self.visit_object(ObjId(id), span, t, ti);
         }
     }
 
     /// Follows the references a heap object of type `t` holds, along its known edges: no
     /// address lookups, the targets are already resolved.
     fn visit_object(&mut self, o: ObjId, span: usize, t: TypeRef, ti: usize) {
-        // Facts by interned type index: no hashing per object.
-        if self.facts_by_type.len() <= ti {
-            self.facts_by_type.resize(ti + 1, None);
-        }
-        let facts = match &self.facts_by_type[ti] {
-            Some(f) => f.clone(),
-            None => {
-                let f = self.layouts.facts(t);
-                self.facts_by_type[ti] = Some(f.clone());
-                f
-            }
+        let Some(facts) = self.facts_by_type.get(ti).cloned().flatten() else {
+            return;
         };
-        let (size, shape) = (facts.size, facts.shape.clone());
+        let (size, shape) = (facts.size, &facts.shape);
         if shape.is_empty() || size == 0 {
             return;
         }
@@ -545,10 +592,15 @@ impl<'a> Inference<'a> {
             None
         };
         let raw = self.a.raw;
-        let (targets, offs) = raw.of(o.0);
-        for (&w, &off) in targets.iter().zip(offs) {
-            // Only whole values tiled over the object, as the shape walk reads them.
-            let Some(rel) = u64::from(off)
+        let (targets, words) = raw.of(o.0);
+        for (&w, &word) in targets.iter().zip(words) {
+            // Only pointers to a value's start, in whole values tiled over the object, as the
+            // shape walk reads them.
+            if !word.at_start() || self.of[w as usize] != u32::MAX {
+                continue;
+            }
+            let Some(rel) = word
+                .offset()
                 .checked_sub(header)
                 .filter(|&r| (r / size + 1) * size <= len.max(size))
             else {
@@ -557,39 +609,29 @@ impl<'a> Inference<'a> {
             let within = rel % size;
             // The reference at this word, or the interface whose data word it is.
             let (rf, field_off) = match shape.binary_search_by_key(&within, |(o, _)| *o) {
-                Ok(i) => (shape[i].1, within),
+                Ok(i) if !matches!(shape[i].1, Ref::Eface | Ref::Iface) => (shape[i].1, within),
+                Ok(_) => continue,
                 Err(i) => match i.checked_sub(1).map(|j| shape[j]) {
                     Some((o, rf @ (Ref::Eface | Ref::Iface))) if o + 8 == within => (rf, o),
                     _ => continue,
                 },
             };
-            let slot = start.offset(rel - (within - field_off));
-            let small = swiss_small.filter(|(off, _)| *off == field_off);
-            self.follow_to(rf, slot, ObjId(w), small);
+            let ty = match (swiss_small.filter(|(off, _)| *off == field_off), rf) {
+                (Some((_, group)), _) => ObjType::Dwarf(group),
+                (None, Ref::Ptr(Some(t)) | Ref::Slice(Some(t))) => ObjType::Dwarf(t),
+                (None, Ref::Str) => ObjType::StringData,
+                (None, Ref::Eface | Ref::Iface) => {
+                    let slot = start.offset(rel - (within - field_off));
+                    match self.referent(rf, slot, None) {
+                        Some((_, ty)) => ty,
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            };
+            let ti = self.intern(ty);
+            self.give(w, ti);
         }
-    }
-
-    /// `follow` for a reference whose target object is already known.
-    fn follow_to(
-        &mut self,
-        rf: Ref,
-        slot: Addr,
-        target: ObjId,
-        small_group: Option<(u64, TypeRef)>,
-    ) {
-        let Some((v, ty)) = self.referent(rf, slot, small_group) else {
-            return;
-        };
-        if self.of[target.0 as usize] != u32::MAX {
-            return;
-        }
-        let span = self.a.objects.span(target);
-        if self.data_start_in(span, target).0 .0 != v {
-            return;
-        }
-        let ti = self.intern(ty);
-        self.of[target.0 as usize] = ti;
-        self.queue.push_back((target.0, span as u32));
     }
 }
 
@@ -633,7 +675,8 @@ impl ObjectTypes {
             of: vec![u32::MAX; a.objects.len()],
             interned: HashMap::new(),
             types: Vec::new(),
-            queue: VecDeque::new(),
+            pending: vec![0; a.objects.len().div_ceil(64)],
+            queue: None,
             static_seen: std::collections::HashSet::new(),
             facts_by_type: Vec::new(),
             statics: statics(rt)?,

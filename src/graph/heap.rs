@@ -96,7 +96,7 @@ impl HeapGraph {
                 }
             }
             for (&t, &off) in targets.iter().zip(offs) {
-                let w = obj_start.0 + u64::from(off);
+                let w = obj_start.0 + off.offset();
                 let i = held.partition_point(|r| r.2 <= w);
                 match held.get(i) {
                     Some(r) if r.1 <= w => entry_edges.push((r.3, t)),

@@ -4,6 +4,33 @@
 use crate::heap::{Heap, HeapIndex, ObjId, Objects, PointerBits};
 use crate::memory::{Addr, Memory};
 
+/// Where a pointer word sits in its object (word index from the slot's start) and whether it
+/// points at the start of its target's value (past any malloc header), in one `u32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Word(u32);
+
+impl Word {
+    const AT_START: u32 = 1 << 31;
+
+    /// A word `offset` bytes into its object; `None` past what the packing holds (16 GiB).
+    fn new(offset: u64, at_start: bool) -> Option<Word> {
+        let index = u32::try_from(offset / 8)
+            .ok()
+            .filter(|&i| i < Word::AT_START)?;
+        Some(Word(index | if at_start { Word::AT_START } else { 0 }))
+    }
+
+    /// Byte offset of the pointer word from the start of the source object's slot.
+    pub fn offset(self) -> u64 {
+        u64::from(self.0 & !Word::AT_START) * 8
+    }
+
+    /// Whether the pointer holds the exact start of the target's value.
+    pub fn at_start(self) -> bool {
+        self.0 & Word::AT_START != 0
+    }
+}
+
 /// Object-to-object edges in compact arrays, by object id.
 #[derive(Debug, Default)]
 pub struct RawEdges {
@@ -11,8 +38,8 @@ pub struct RawEdges {
     offsets: Vec<u64>,
     /// Target object of each edge.
     targets: Vec<u32>,
-    /// Offset of the pointer word from the start of the source object's slot.
-    word_offsets: Vec<u32>,
+    /// Per edge, a [`Word`]: where the pointer sits in its object and what it points at.
+    words: Vec<Word>,
     /// Pointer words that could not be read (damage in the core).
     pub unreadable: u64,
 }
@@ -47,7 +74,7 @@ impl RawEdges {
         let mut e = RawEdges {
             offsets: Vec::with_capacity(objects.len() + 1),
             targets: Vec::with_capacity(parts.iter().map(|p| p.targets.len()).sum()),
-            word_offsets: Vec::with_capacity(parts.iter().map(|p| p.targets.len()).sum()),
+            words: Vec::with_capacity(parts.iter().map(|p| p.targets.len()).sum()),
             unreadable: 0,
         };
         e.offsets.push(0);
@@ -55,7 +82,7 @@ impl RawEdges {
             let base = e.targets.len() as u64;
             e.offsets.extend(p.offsets.iter().skip(1).map(|o| o + base));
             e.targets.extend_from_slice(&p.targets);
-            e.word_offsets.extend_from_slice(&p.word_offsets);
+            e.words.extend_from_slice(&p.words);
             e.unreadable += p.unreadable;
         }
         e
@@ -90,9 +117,13 @@ impl RawEdges {
                     match mem.u64(*w) {
                         Ok(0) => {}
                         Ok(v) => {
-                            if let Some(t) = objects.find(heap, index, Addr(v)) {
+                            let Some((t, ts)) = objects.find_in_span(heap, index, Addr(v)) else {
+                                continue;
+                            };
+                            let at_start = objects.value_in(ts, t).0 .0 == v;
+                            if let Some(word) = Word::new(w.0 - start.0, at_start) {
                                 e.targets.push(t.0);
-                                e.word_offsets.push((w.0 - start.0) as u32);
+                                e.words.push(word);
                             }
                         }
                         Err(_) => e.unreadable += 1,
@@ -104,17 +135,17 @@ impl RawEdges {
         e
     }
 
-    /// Object `o`'s edges: (targets, word offsets), in word order.
-    pub fn of(&self, o: u32) -> (&[u32], &[u32]) {
+    /// Object `o`'s edges: (targets, words), in word order.
+    pub fn of(&self, o: u32) -> (&[u32], &[Word]) {
         let (s, t) = (
             self.offsets[o as usize] as usize,
             self.offsets[o as usize + 1] as usize,
         );
-        (&self.targets[s..t], &self.word_offsets[s..t])
+        (&self.targets[s..t], &self.words[s..t])
     }
 
     /// Bytes held.
     pub fn heap_size_bytes(&self) -> usize {
-        self.offsets.capacity() * 8 + (self.targets.capacity() + self.word_offsets.capacity()) * 4
+        self.offsets.capacity() * 8 + (self.targets.capacity() + self.words.capacity()) * 4
     }
 }

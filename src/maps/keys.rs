@@ -64,21 +64,28 @@ pub fn render(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr, depth: u32) 
 
 /// The bytes of a string value of type `ty` at `addr`, when `ty` is a string.
 pub fn string_at(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr) -> Option<String> {
-    let (_, info) = dwarf.resolve(ty).ok()?;
-    if info.go_kind != Some(KIND_STRING) {
+    if !is_string(dwarf, ty) {
         return None;
     }
+    string_bytes(mem, addr).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Whether values of type `ty` are Go strings.
+pub fn is_string(dwarf: &Dwarf, ty: TypeRef) -> bool {
+    dwarf
+        .resolve(ty)
+        .is_ok_and(|(_, info)| info.go_kind == Some(KIND_STRING))
+}
+
+/// The bytes of the Go string header at `addr` (at most 4096), borrowed from the core when
+/// they lie in one piece.
+pub fn string_bytes(mem: &Memory, addr: Addr) -> Option<std::borrow::Cow<'_, [u8]>> {
     let p = mem.ptr(addr).ok()?;
     let n = mem.u64(addr.offset(8)).ok()? as usize;
     if n == 0 {
-        return Some(String::new());
+        return Some(std::borrow::Cow::Borrowed(&[]));
     }
-    let b = mem.read(p, n.min(MAX_KEY_BYTES)).ok()?;
-    // Valid UTF-8 (almost every key) is copied as is; the lossy scan is for the rest.
-    Some(match std::str::from_utf8(&b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(&b).into_owned(),
-    })
+    mem.read(p, n.min(MAX_KEY_BYTES)).ok()
 }
 
 /// The slot itself, or what it points to for indirect keys and values.
@@ -118,16 +125,19 @@ pub fn cut(s: &str, width: usize) -> String {
 
 /// The key up to (not including) its `depth`-th delimiter; keys with fewer delimiters give
 /// their longest delimited prefix (everything before the last delimiter, or "" with none).
-pub fn prefix(key: &str, depth: usize, delimiters: &str) -> String {
-    let cuts: Vec<usize> = key
+pub fn prefix<'k>(key: &'k str, depth: usize, delimiters: &str) -> &'k str {
+    let mut last = None;
+    for (seen, (i, _)) in key
         .char_indices()
         .filter(|(_, c)| delimiters.contains(*c))
-        .map(|(i, _)| i)
-        .collect();
-    match cuts.get(depth.max(1) - 1).or(cuts.last()) {
-        Some(&i) => key[..i].to_string(),
-        None => String::new(),
+        .enumerate()
+    {
+        last = Some(i);
+        if seen + 1 >= depth.max(1) {
+            break;
+        }
     }
+    last.map_or("", |i| &key[..i])
 }
 
 /// The key as a pattern: numbers become `{n}`, hex runs `{hex}`, UUIDs `{uuid}`, other

@@ -1,6 +1,6 @@
 //! What the heap reports share: the analysis, object types, names of nodes and paths from roots.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::analysis::Analysis;
 use crate::heap::ObjId;
@@ -21,6 +21,11 @@ impl<'a> HeapView<'a> {
         HeapView { a, types: &a.types }
     }
 }
+
+/// Each node's parent on a shortest path from the super-root, for the nodes a report asked
+/// about and those on the way.
+#[derive(Debug, Default)]
+pub struct Parents(HashMap<u32, u32>);
 
 /// One step of a path from a root.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -82,35 +87,48 @@ impl<'a> HeapView<'a> {
         }
     }
 
-    /// Breadth-first parents from the super-root: the shortest path to every reachable node.
-    pub fn bfs_parents(&self) -> Vec<u32> {
+    /// Breadth-first parents from the super-root, found until every reachable node of
+    /// `targets` has one: the shortest paths to those nodes.
+    pub fn bfs_parents(&self, targets: &[u32]) -> Parents {
         let g = &self.a.graph.graph;
         let root = self.a.graph.super_root();
-        let mut parent = vec![u32::MAX; g.node_count()];
-        parent[root as usize] = root;
+        let mut wanted: HashSet<u32> = targets
+            .iter()
+            .copied()
+            .filter(|&t| self.a.doms.is_reachable(t) && t != root)
+            .collect();
+        let mut seen = vec![0u64; g.node_count().div_ceil(64)];
+        let mut parent = HashMap::new();
+        seen[(root >> 6) as usize] |= 1 << (root & 63);
         let mut q = VecDeque::from([root]);
         while let Some(v) = q.pop_front() {
+            if wanted.is_empty() {
+                break;
+            }
             for &w in g.successors(v) {
-                if parent[w as usize] == u32::MAX {
-                    parent[w as usize] = v;
+                let (i, bit) = ((w >> 6) as usize, 1u64 << (w & 63));
+                if seen[i] & bit == 0 {
+                    seen[i] |= bit;
+                    parent.insert(w, v);
+                    wanted.remove(&w);
                     q.push_back(w);
                 }
             }
         }
-        parent
+        Parents(parent)
     }
 
     /// The shortest path from a root to `v`, root first, using precomputed parents.
-    pub fn path_to(&self, parents: &[u32], v: u32) -> Vec<u32> {
+    pub fn path_to(&self, parents: &Parents, v: u32) -> Vec<u32> {
         let root = self.a.graph.super_root();
         let mut path = vec![v];
         let mut cur = v;
-        while parents[cur as usize] != root && parents[cur as usize] != u32::MAX {
-            cur = parents[cur as usize];
-            path.push(cur);
-            if path.len() > parents.len() {
+        while let Some(&p) = parents.0.get(&cur) {
+            if p == root || path.len() > parents.0.len() {
                 break;
             }
+            cur = p;
+            path.push(cur);
         }
         path.reverse();
         path

@@ -1,11 +1,12 @@
 //! `coreheap maps`: maps ranked by the bytes they retain, who owns them, and which key groups
 //! hold the bytes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::heapview::{HeapView, Namer};
+use super::heapview::{HeapView, Namer, Parents};
 use super::top::percent;
 use super::{human_bytes, Envelope};
 use crate::dwarf::Dwarf;
@@ -159,20 +160,23 @@ impl MapsReport {
         let v = input.view;
         let a = v.a;
         let reach = a.reachability();
-        let parents = v.bfs_parents();
         let redactor = Redactor::default();
         let namer = Namer::new(v, input.dwarf, input.mem);
-        let mut lines: Vec<(usize, MapLine)> = Vec::new();
-        for (mi, m) in a.maps.maps.iter().enumerate() {
-            if !a.doms.is_reachable(m.header.0) {
-                continue;
-            }
-            let retained = a.retained[m.header.0 as usize];
-            if retained < opts.min_bytes {
-                continue;
-            }
-            lines.push((mi, map_line(input, opts, &parents, &redactor, &namer, m)));
-        }
+        let shown: Vec<usize> = (0..a.maps.maps.len())
+            .filter(|&mi| {
+                let h = a.maps.maps[mi].header.0;
+                a.doms.is_reachable(h) && a.retained[h as usize] >= opts.min_bytes
+            })
+            .collect();
+        let headers: Vec<u32> = shown.iter().map(|&mi| a.maps.maps[mi].header.0).collect();
+        let parents = v.bfs_parents(&headers);
+        let mut lines: Vec<(usize, MapLine)> = shown
+            .into_iter()
+            .map(|mi| {
+                let m = &a.maps.maps[mi];
+                (mi, map_line(input, opts, &parents, &redactor, &namer, m))
+            })
+            .collect();
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
         let headers: std::collections::HashSet<u32> = lines
             .iter()
@@ -337,7 +341,7 @@ fn display_prefix(p: &str) -> &str {
 fn map_line(
     input: &MapsInput,
     opts: &MapsOptions,
-    parents: &[u32],
+    parents: &Parents,
     redactor: &Redactor,
     namer: &Namer,
     m: &DecodedMap,
@@ -350,42 +354,12 @@ fn map_line(
     let entries_retained: u64 = (0..entries.len()).map(entry_retained).sum();
     let table_bytes: u64 = m.storage.iter().map(|o| a.shallow(o.0)).sum();
     // Group the entries by prefix or shape of their keys.
-    let mut groups: HashMap<String, (u64, u64, String)> = HashMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        let key_addr = keys::deref(input.mem, e.key, m.key.indirect);
-        let text = keys::string_at(input.dwarf, input.mem, m.key.ty, key_addr);
-        let group = match (&text, opts.group_by) {
-            (Some(k), GroupBy::Prefix) => keys::prefix(k, opts.depth, &opts.delimiters),
-            (Some(k), GroupBy::Shape) => keys::shape(k, &opts.delimiters),
-            (None, GroupBy::Shape) => keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0)
-                .map(|r| keys::shape(&r, &opts.delimiters))
-                .unwrap_or_default(),
-            (None, GroupBy::Prefix) => String::new(),
-        };
-        let group = if opts.redact {
-            keys::shape(&group, &opts.delimiters)
-        } else {
-            group
-        };
-        let g = groups.entry(group).or_insert_with(|| {
-            let shown = match &text {
-                Some(k) if opts.redact => redactor.key(k, &opts.delimiters),
-                Some(k) => keys::cut(&keys::quote(k), opts.key_width),
-                None => keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0)
-                    .map(|r| {
-                        if opts.redact {
-                            redactor.key(&r, &opts.delimiters)
-                        } else {
-                            keys::cut(&r, opts.key_width)
-                        }
-                    })
-                    .unwrap_or_default(),
-            };
-            (0, 0, shown)
-        });
-        g.0 += 1;
-        g.1 += entry_retained(i);
-    }
+    let retained_of: Vec<u64> = (0..entries.len()).map(entry_retained).collect();
+    let groups = if keys::is_string(input.dwarf, m.key.ty) {
+        group_string_keys(input.mem, opts, redactor, m, entries, &retained_of)
+    } else {
+        group_other_keys(input, opts, redactor, m, entries, &retained_of)
+    };
     let mut groups: Vec<KeyGroup> = groups
         .into_iter()
         .map(|(prefix, (n, bytes, sample))| KeyGroup {
@@ -433,9 +407,110 @@ fn map_line(
     }
 }
 
+/// Entries by key group: group → (entries, retained bytes, the key shown for the group).
+type Groups = HashMap<String, (u64, u64, String)>;
+
+/// Entries per chunk when string keys are grouped on every core.
+const KEY_CHUNK: usize = 1 << 15;
+
+/// Groups entries whose keys are strings, on every core; the first key of a group (in entry
+/// order) is its sample.
+fn group_string_keys(
+    mem: &Memory,
+    opts: &MapsOptions,
+    redactor: &Redactor,
+    m: &DecodedMap,
+    entries: &[crate::maps::Entry],
+    retained_of: &[u64],
+) -> Groups {
+    use rayon::prelude::*;
+    let chunk_groups = |(ci, chunk): (usize, &[crate::maps::Entry])| {
+        let mut groups = Groups::new();
+        for (j, e) in chunk.iter().enumerate() {
+            let key_addr = keys::deref(mem, e.key, m.key.indirect);
+            let bytes = keys::string_bytes(mem, key_addr).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            let group: Cow<str> = match opts.group_by {
+                GroupBy::Prefix => Cow::Borrowed(keys::prefix(&text, opts.depth, &opts.delimiters)),
+                GroupBy::Shape => Cow::Owned(keys::shape(&text, &opts.delimiters)),
+            };
+            let group = if opts.redact {
+                Cow::Owned(keys::shape(&group, &opts.delimiters))
+            } else {
+                group
+            };
+            let r = retained_of[ci * KEY_CHUNK + j];
+            match groups.get_mut(&*group) {
+                Some(g) => {
+                    g.0 += 1;
+                    g.1 += r;
+                }
+                None => {
+                    let shown = if opts.redact {
+                        redactor.key(&text, &opts.delimiters)
+                    } else {
+                        keys::cut(&keys::quote(&text), opts.key_width)
+                    };
+                    groups.insert(group.into_owned(), (1, r, shown));
+                }
+            }
+        }
+        groups
+    };
+    let parts: Vec<Groups> = entries
+        .par_chunks(KEY_CHUNK)
+        .enumerate()
+        .map(chunk_groups)
+        .collect();
+    let mut all = Groups::new();
+    for part in parts {
+        for (k, (n, bytes, shown)) in part {
+            let g = all.entry(k).or_insert((0, 0, shown));
+            g.0 += n;
+            g.1 += bytes;
+        }
+    }
+    all
+}
+
+/// Groups entries whose keys are not strings, by the text they render to.
+fn group_other_keys(
+    input: &MapsInput,
+    opts: &MapsOptions,
+    redactor: &Redactor,
+    m: &DecodedMap,
+    entries: &[crate::maps::Entry],
+    retained_of: &[u64],
+) -> Groups {
+    let mut groups = Groups::new();
+    for (e, &r) in entries.iter().zip(retained_of) {
+        let key_addr = keys::deref(input.mem, e.key, m.key.indirect);
+        let text = keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0);
+        let group = match (&text, opts.group_by) {
+            (Some(t), GroupBy::Shape) => keys::shape(t, &opts.delimiters),
+            _ => String::new(),
+        };
+        let g = groups.entry(group).or_insert_with(|| {
+            let shown = text
+                .map(|t| {
+                    if opts.redact {
+                        redactor.key(&t, &opts.delimiters)
+                    } else {
+                        keys::cut(&t, opts.key_width)
+                    }
+                })
+                .unwrap_or_default();
+            (0, 0, shown)
+        });
+        g.0 += 1;
+        g.1 += r;
+    }
+    groups
+}
+
 /// Names the map as Go code would reach it from a root, along the shortest path; and whether
 /// several roots hold it.
-fn owner(namer: &Namer, parents: &[u32], header: ObjId) -> (String, bool) {
+fn owner(namer: &Namer, parents: &Parents, header: ObjId) -> (String, bool) {
     let v = namer.view;
     let path = v.path_to(parents, header.0);
     let mut name = namer.expression(&path);

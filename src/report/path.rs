@@ -43,7 +43,7 @@ impl PathReport {
         if !v.a.doms.is_reachable(o.0) {
             return Err(PathError::Unreachable(v.a.objects.addr(o)));
         }
-        let parents = v.bfs_parents();
+        let parents = v.bfs_parents(&[o.0]);
         let nodes = v.path_to(&parents, o.0);
         let fields = std::iter::once(String::new())
             .chain(nodes.windows(2).map(|p| namer.edge(p[0], p[1])))

@@ -47,14 +47,17 @@ impl TopReport {
         let heap = a.reachability();
         let min = (heap.reachable_bytes as f64 * threshold / 100.0).ceil() as u64;
         let counts = v.retained_counts();
-        let parents = v.bfs_parents();
-        let mut retainers: Vec<Retainer> = (0..a.graph.objects)
+        let top: Vec<u32> = (0..a.graph.objects)
             .filter(|&o| a.doms.is_reachable(o) && a.retained[o as usize] >= min.max(1))
             .filter(|&o| {
                 a.doms
                     .idom(o)
                     .is_some_and(|d| a.graph.as_root(d).is_some() || d == a.graph.super_root())
             })
+            .collect();
+        let parents = v.bfs_parents(&top);
+        let mut retainers: Vec<Retainer> = top
+            .into_iter()
             .map(|o| Retainer {
                 address: a.objects.addr(ObjId(o)).to_string(),
                 type_name: v.type_name(ObjId(o)),
