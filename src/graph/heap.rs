@@ -4,7 +4,7 @@
 use super::RawEdges;
 use super::{Graph, SequentialBuilder};
 use crate::heap::{Heap, HeapIndex, ObjId, Objects};
-use crate::maps::Maps;
+use crate::maps::{Maps, SlotArea};
 use crate::memory::{Addr, Memory};
 use crate::roots::Root;
 
@@ -48,11 +48,17 @@ impl EntrySlots {
         EntrySlots { ranges }
     }
 
-    /// The ranges inside one container object.
-    fn of(&self, obj: u32) -> &[(u32, u64, u64, u32)] {
-        let s = self.ranges.partition_point(|r| r.0 < obj);
-        let e = self.ranges.partition_point(|r| r.0 <= obj);
-        &self.ranges[s..e]
+    /// The ranges inside one container object, for objects asked about in increasing order:
+    /// `cursor` carries the position from one call to the next.
+    fn of_next(&self, obj: u32, cursor: &mut usize) -> &[(u32, u64, u64, u32)] {
+        while *cursor < self.ranges.len() && self.ranges[*cursor].0 < obj {
+            *cursor += 1;
+        }
+        let s = *cursor;
+        while *cursor < self.ranges.len() && self.ranges[*cursor].0 == obj {
+            *cursor += 1;
+        }
+        &self.ranges[s..*cursor]
     }
 }
 
@@ -77,12 +83,21 @@ impl HeapGraph {
         let mut entry_edges: Vec<(u32, u32)> = Vec::new();
         let mut unreadable = raw.unreadable;
         let target = |v: u64| objects.find(heap, index, Addr(v)).map(|o| o.0);
+        let mut areas: Vec<(u32, SlotArea)> = maps.areas.iter().map(|(&o, &a)| (o, a)).collect();
+        areas.sort_unstable_by_key(|&(o, _)| o);
+        let (mut held_at, mut area_at) = (0usize, 0usize);
         let ids = (0..heap.spans.len()).flat_map(|si| objects.span_ids(si).map(move |id| (id, si)));
         for (id, span) in ids {
             succ.clear();
             let (targets, offs) = raw.of(id);
-            let held = slots.of(id);
-            let area = maps.areas.get(&id);
+            let held = slots.of_next(id, &mut held_at);
+            while area_at < areas.len() && areas[area_at].0 < id {
+                area_at += 1;
+            }
+            let area = areas
+                .get(area_at)
+                .filter(|&&(o, _)| o == id)
+                .map(|(_, a)| a);
             if held.is_empty() && area.is_none() {
                 b.push(targets);
                 continue;

@@ -117,12 +117,11 @@ impl RawEdges {
                     match mem.u64(*w) {
                         Ok(0) => {}
                         Ok(v) => {
-                            let Some((t, ts)) = objects.find_in_span(heap, index, Addr(v)) else {
+                            let Some(t) = objects.locate(heap, index, Addr(v)) else {
                                 continue;
                             };
-                            let at_start = objects.value_in(ts, t).0 .0 == v;
-                            if let Some(word) = Word::new(w.0 - start.0, at_start) {
-                                e.targets.push(t.0);
+                            if let Some(word) = Word::new(w.0 - start.0, t.at_start) {
+                                e.targets.push(t.id.0);
                                 e.words.push(word);
                             }
                         }

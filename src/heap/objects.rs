@@ -7,6 +7,17 @@ use crate::memory::Addr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjId(pub u32);
 
+/// What an address lookup found.
+#[derive(Debug, Clone, Copy)]
+pub struct Located {
+    /// The object.
+    pub id: ObjId,
+    /// Its span index.
+    pub span: usize,
+    /// Whether the address is the start of the object's value (past any malloc header).
+    pub at_start: bool,
+}
+
 /// Live objects numbered densely, with O(1) lookups both ways.
 #[derive(Debug, Default)]
 pub struct Objects {
@@ -132,6 +143,11 @@ impl Objects {
         index: &HeapIndex,
         addr: Addr,
     ) -> Option<(ObjId, usize)> {
+        self.locate(heap, index, addr).map(|f| (f.id, f.span))
+    }
+
+    /// The live object holding `addr`: its id, span, and whether `addr` is its value's start.
+    pub fn locate(&self, heap: &Heap, index: &HeapIndex, addr: Addr) -> Option<Located> {
         let slot = index.find(heap, addr)?;
         let s = &heap.spans[slot.span as usize];
         if !s.is_live(slot.index) {
@@ -141,7 +157,13 @@ impl Objects {
         let block = slot.index / 64;
         let r = self.rank[self.span_rank[si] as usize + block as usize]
             + s.live_between(block * 64, slot.index);
-        Some((ObjId(self.span_first[si] + r), si))
+        let (base, elem) = self.span_geometry[si];
+        let value = base + slot.index * elem + u64::from(self.span_header[si]);
+        Some(Located {
+            id: ObjId(self.span_first[si] + r),
+            span: si,
+            at_start: addr.0 == value,
+        })
     }
 
     /// Start address of an object whose span is known.

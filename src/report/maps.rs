@@ -559,7 +559,12 @@ fn findings(input: &MapsInput, lines: &[(usize, MapLine)], reachable: u64) -> Ve
     let mut first_map: HashMap<u32, u32> = HashMap::new();
     let mut pairs: HashMap<(u32, u32), u64> = HashMap::new();
     for (i, e) in a.maps.entries.iter().enumerate() {
-        for &t in a.graph.graph.successors(a.graph.entry_node(i)) {
+        let node = a.graph.entry_node(i);
+        for &t in a.graph.graph.successors(node) {
+            // What the entry alone dominates is not shared.
+            if a.doms.idom(t) == Some(node) {
+                continue;
+            }
             match first_map.get(&t) {
                 Some(&m) if m != e.map => {
                     *pairs.entry((m.min(e.map), m.max(e.map))).or_insert(0) += 1
