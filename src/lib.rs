@@ -5,6 +5,7 @@
 //! globals) → `process` (all of it, checked to belong together) → `runtime` (the Go runtime's
 //! state) → `report` (what commands print). The library never prints.
 
+pub mod alloc;
 pub mod analysis;
 pub mod core;
 pub mod dwarf;

@@ -2,6 +2,9 @@
 
 mod cli;
 
+#[global_allocator]
+static ALLOC: coreheap::alloc::HugePages = coreheap::alloc::HugePages;
+
 fn main() {
     std::process::exit(cli::main());
 }

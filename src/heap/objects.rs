@@ -23,18 +23,37 @@ pub struct Located {
 pub struct Objects {
     /// Slot index of each object within its span.
     slot: Vec<u32>,
-    /// Id of each span's first live object.
-    span_first: Vec<u32>,
-    /// Each span's base address and slot size.
-    span_geometry: Vec<(u64, u64)>,
-    /// Each span's malloc header size: where values start inside a slot (0 or 8).
-    span_header: Vec<u8>,
-    /// Per span, where its rank blocks start in `rank`.
-    span_rank: Vec<u32>,
-    /// Live objects before each 64-slot block of a span, relative to the span's first.
-    rank: Vec<u32>,
+    /// Per span, what an address lookup needs, in one record.
+    spans: Vec<SpanRecord>,
+    /// Per 64 slots of each span: which are live, and how many live ones come before.
+    words: Vec<LiveWord>,
     /// For each block of 256 ids, the span holding its first id (to start the span search).
     span_hint: Vec<u32>,
+}
+
+/// A span as object lookups see it.
+#[derive(Debug, Default, Clone, Copy)]
+struct SpanRecord {
+    /// First byte.
+    base: u64,
+    /// Bytes per slot.
+    elemsize: u64,
+    /// Id of its first live object.
+    first_id: u32,
+    /// Index of its first word in `Objects::words`.
+    first_word: u32,
+    /// Object slots.
+    nelems: u32,
+    /// Malloc header bytes at the start of each slot (0 or 8).
+    header: u8,
+}
+
+/// 64 slots of a span: live bits, and the live slots of the span before them.
+#[derive(Debug, Default, Clone, Copy)]
+#[repr(align(16))]
+struct LiveWord {
+    bits: u64,
+    rank: u32,
 }
 
 /// Ids per entry of `span_hint`.
@@ -45,50 +64,41 @@ impl Objects {
     /// `malloc_header` is the size of the header objects of scan spans over 512 bytes (not
     /// large ones) start with (Go 1.22+), 0 when the runtime writes none.
     pub fn new(heap: &Heap, malloc_header: u8) -> Objects {
-        let mut o = Objects::number(heap);
-        o.span_header = heap
-            .spans
-            .iter()
-            .map(|s| {
-                let has = !s.noscan() && s.size_class() != 0 && s.elemsize > 512;
-                if has {
-                    malloc_header
-                } else {
-                    0
+        let mut o = Objects::default();
+        for s in heap.spans.iter() {
+            let has_header = !s.noscan() && s.size_class() != 0 && s.elemsize > 512;
+            o.spans.push(SpanRecord {
+                base: s.base.0,
+                elemsize: s.elemsize,
+                first_id: o.slot.len() as u32,
+                first_word: o.words.len() as u32,
+                nelems: s.nelems as u32,
+                header: if has_header { malloc_header } else { 0 },
+            });
+            let mut seen = 0u32;
+            for block in 0..s.nelems.div_ceil(64) {
+                let mut bits = 0u64;
+                for i in block * 64..((block + 1) * 64).min(s.nelems) {
+                    if s.is_live(i) {
+                        bits |= 1 << (i - block * 64);
+                        o.slot.push(i as u32);
+                    }
                 }
-            })
-            .collect();
+                o.words.push(LiveWord { bits, rank: seen });
+                seen += bits.count_ones();
+            }
+        }
         let blocks = (o.slot.len() >> HINT_SHIFT) + 1;
         let mut si = 0usize;
         o.span_hint = (0..blocks)
             .map(|b| {
                 let id = (b << HINT_SHIFT) as u32;
-                while si + 1 < o.span_first.len() && o.span_first[si + 1] <= id {
+                while si + 1 < o.spans.len() && o.spans[si + 1].first_id <= id {
                     si += 1;
                 }
                 si as u32
             })
             .collect();
-        o
-    }
-
-    fn number(heap: &Heap) -> Objects {
-        let mut o = Objects::default();
-        for s in heap.spans.iter() {
-            o.span_first.push(o.slot.len() as u32);
-            o.span_geometry.push((s.base.0, s.elemsize));
-            o.span_rank.push(o.rank.len() as u32);
-            let mut seen = 0u32;
-            for block in 0..s.nelems.div_ceil(64) {
-                o.rank.push(seen);
-                for i in block * 64..((block + 1) * 64).min(s.nelems) {
-                    if s.is_live(i) {
-                        o.slot.push(i as u32);
-                        seen += 1;
-                    }
-                }
-            }
-        }
         o
     }
 
@@ -104,8 +114,7 @@ impl Objects {
 
     /// Start address of an object's slot.
     pub fn addr(&self, id: ObjId) -> Addr {
-        let (base, elem) = self.span_geometry[self.span(id)];
-        Addr(base + u64::from(self.slot[id.0 as usize]) * elem)
+        self.addr_in(self.span(id), id)
     }
 
     /// Span index of an object.
@@ -116,9 +125,9 @@ impl Objects {
         let hi = self
             .span_hint
             .get(b + 1)
-            .map_or(self.span_first.len(), |&h| h as usize + 1)
-            .min(self.span_first.len());
-        lo + self.span_first[lo..hi].partition_point(|&f| f <= id.0) - 1
+            .map_or(self.spans.len(), |&h| h as usize + 1)
+            .min(self.spans.len());
+        lo + self.spans[lo..hi].partition_point(|r| r.first_id <= id.0) - 1
     }
 
     /// Slot index of an object within its span.
@@ -127,8 +136,8 @@ impl Objects {
     }
 
     /// Slot size of an object (size-class rounded).
-    pub fn size(&self, heap: &Heap, id: ObjId) -> u64 {
-        heap.spans[self.span(id)].elemsize
+    pub fn size(&self, _heap: &Heap, id: ObjId) -> u64 {
+        self.spans[self.span(id)].elemsize
     }
 
     /// The live object holding `addr`, if any.
@@ -147,53 +156,52 @@ impl Objects {
     }
 
     /// The live object holding `addr`: its id, span, and whether `addr` is its value's start.
-    pub fn locate(&self, heap: &Heap, index: &HeapIndex, addr: Addr) -> Option<Located> {
-        let slot = index.find(heap, addr)?;
-        let s = &heap.spans[slot.span as usize];
-        if !s.is_live(slot.index) {
+    pub fn locate(&self, _heap: &Heap, index: &HeapIndex, addr: Addr) -> Option<Located> {
+        let si = index.span_at(addr)? as usize;
+        let r = self.spans.get(si)?;
+        let slot = addr.0.checked_sub(r.base)? / r.elemsize;
+        if slot >= u64::from(r.nelems) {
             return None;
         }
-        let si = slot.span as usize;
-        let block = slot.index / 64;
-        let r = self.rank[self.span_rank[si] as usize + block as usize]
-            + s.live_between(block * 64, slot.index);
-        let (base, elem) = self.span_geometry[si];
-        let value = base + slot.index * elem + u64::from(self.span_header[si]);
+        let w = self.words[r.first_word as usize + (slot / 64) as usize];
+        let bit = 1u64 << (slot % 64);
+        if w.bits & bit == 0 {
+            return None;
+        }
+        let rank = w.rank + (w.bits & (bit - 1)).count_ones();
         Some(Located {
-            id: ObjId(self.span_first[si] + r),
+            id: ObjId(r.first_id + rank),
             span: si,
-            at_start: addr.0 == value,
+            at_start: addr.0 == r.base + slot * r.elemsize + u64::from(r.header),
         })
     }
 
     /// Start address of an object whose span is known.
     pub fn addr_in(&self, span: usize, id: ObjId) -> Addr {
-        let (base, elem) = self.span_geometry[span];
-        Addr(base + u64::from(self.slot[id.0 as usize]) * elem)
+        let r = &self.spans[span];
+        Addr(r.base + u64::from(self.slot[id.0 as usize]) * r.elemsize)
     }
 
     /// Where an object's value starts (after any malloc header) and how long it can be.
     pub fn value_in(&self, span: usize, id: ObjId) -> (Addr, u64) {
-        let (_, elem) = self.span_geometry[span];
-        let h = u64::from(self.span_header[span]);
-        (self.addr_in(span, id).offset(h), elem - h)
+        let r = &self.spans[span];
+        let h = u64::from(r.header);
+        (self.addr_in(span, id).offset(h), r.elemsize - h)
     }
 
     /// The ids of a span's live objects.
     pub fn span_ids(&self, span: usize) -> std::ops::Range<u32> {
         let end = self
-            .span_first
+            .spans
             .get(span + 1)
-            .copied()
-            .unwrap_or(self.slot.len() as u32);
-        self.span_first[span]..end
+            .map_or(self.slot.len() as u32, |r| r.first_id);
+        self.spans[span].first_id..end
     }
 
     /// Bytes held by these tables.
     pub fn heap_size_bytes(&self) -> usize {
-        (self.slot.capacity() + self.span_first.capacity()) * 4
-            + self.span_geometry.capacity() * 16
-            + self.span_header.capacity()
-            + (self.span_rank.capacity() + self.rank.capacity() + self.span_hint.capacity()) * 4
+        (self.slot.capacity() + self.span_hint.capacity()) * 4
+            + self.spans.capacity() * std::mem::size_of::<SpanRecord>()
+            + self.words.capacity() * std::mem::size_of::<LiveWord>()
     }
 }

@@ -57,15 +57,20 @@ impl HeapIndex {
         idx
     }
 
-    /// The span and slot an address falls in, if it is inside an in-use span's objects.
-    pub fn find(&self, heap: &Heap, addr: Addr) -> Option<Slot> {
+    /// The index of the in-use span whose pages hold an address.
+    pub fn span_at(&self, addr: Addr) -> Option<u32> {
         let page = addr.0 / self.page_size;
         let c = page / self.pages_per_chunk;
         let table = match c.checked_sub(self.first_chunk) {
             Some(k) if (k as usize) < self.chunks.len() => self.chunks[k as usize].as_ref()?,
             _ => self.far.get(&c)?,
         };
-        let si = table[(page % self.pages_per_chunk) as usize].checked_sub(1)?;
+        table[(page % self.pages_per_chunk) as usize].checked_sub(1)
+    }
+
+    /// The span and slot an address falls in, if it is inside an in-use span's objects.
+    pub fn find(&self, heap: &Heap, addr: Addr) -> Option<Slot> {
+        let si = self.span_at(addr)?;
         let s = &heap.spans[si as usize];
         let index = (addr.0 - s.base.0) / s.elemsize;
         (index < s.nelems).then_some(Slot { span: si, index })
