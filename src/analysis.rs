@@ -211,13 +211,15 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("computing dominators", None);
-        let doms = dominators(&graph.graph, graph.super_root());
-        let mut shallow = vec![0u64; graph.graph.node_count()];
-        for (id, sh) in shallow.iter_mut().take(objects.len()).enumerate() {
-            *sh = objects.size(&heap, ObjId(id as u32));
-        }
-        let retained = doms.retained_sizes(&shallow);
-        drop(shallow);
+        let mut doms = dominators(&graph.graph, graph.super_root());
+        let retained = doms.retained_sizes_with(|v| {
+            if graph.is_object(v) {
+                objects.size(&heap, ObjId(v))
+            } else {
+                0
+            }
+        });
+        doms.release_order();
         phase("dominators", t);
 
         Ok(Analysis {

@@ -174,8 +174,7 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     let mut cur = 0usize;
     loop {
         let v = vertex[cur] as usize;
-        let start = g.offsets[v] as usize;
-        let end = g.offsets[v + 1] as usize;
+        let std::ops::Range { start, end } = g.offsets.range(v);
         let mut p = start + semi[cur] as usize;
         let mut next = None;
         while p < end {
@@ -363,10 +362,20 @@ impl Dominators {
             self.idom.len(),
             "one shallow size per node is needed"
         );
+        self.retained_sizes_with(|v| shallow[v as usize])
+    }
+
+    /// [`Dominators::retained_sizes`] with shallow sizes given by a function of the node.
+    /// Panics after [`Dominators::release_order`].
+    pub fn retained_sizes_with(&self, shallow: impl Fn(u32) -> u64) -> Vec<u64> {
+        assert!(
+            !self.order.is_empty(),
+            "retained sizes need the order, which was released"
+        );
         // Unreachable nodes retain nothing.
         let mut retained = vec![0u64; self.idom.len()];
         for &v in &self.order {
-            retained[v as usize] = shallow[v as usize];
+            retained[v as usize] = shallow(v);
         }
         // A dominator precedes everything it dominates in `order`.
         for &v in self.order.iter().skip(1).rev() {
@@ -376,13 +385,24 @@ impl Dominators {
         retained
     }
 
-    /// The dominator tree in CSR form: `v`'s children are `children[offsets[v]..offsets[v + 1]]`.
+    /// Frees the order once retained sizes are known (4 bytes per reachable node).
+    pub fn release_order(&mut self) {
+        self.order = Vec::new();
+    }
+
+    /// The dominator tree in CSR form: `v`'s children are `children[offsets[v]..offsets[v + 1]]`,
+    /// in increasing node id.
     pub fn dominator_tree_children(&self) -> (Vec<u32>, Vec<u32>) {
-        // Children come out in `order`; returns `(offsets, children)`.
         let n = self.idom.len();
+        let child = |v: usize| {
+            let d = self.idom[v];
+            (d != NONE && v != self.root as usize).then_some(d as usize)
+        };
         let mut offsets = vec![0u32; n + 1];
-        for &v in self.order.iter().skip(1) {
-            offsets[self.idom[v as usize] as usize] += 1;
+        for v in 0..n {
+            if let Some(d) = child(v) {
+                offsets[d] += 1;
+            }
         }
         let mut total = 0u32;
         for slot in &mut offsets[..n] {
@@ -391,10 +411,11 @@ impl Dominators {
         }
         offsets[n] = total;
         let mut children = vec![0u32; total as usize];
-        for &v in self.order.iter().skip(1).rev() {
-            let d = self.idom[v as usize] as usize;
-            offsets[d] -= 1;
-            children[offsets[d] as usize] = v;
+        for v in (0..n).rev() {
+            if let Some(d) = child(v) {
+                offsets[d] -= 1;
+                children[offsets[d] as usize] = v as u32;
+            }
         }
         (offsets, children)
     }
@@ -424,7 +445,7 @@ mod tests {
         assert_eq!(d.order(), &[0, 1, 3, 2]);
         let (off, ch) = d.dominator_tree_children();
         assert_eq!(off, [0, 3, 3, 3, 3]);
-        assert_eq!(ch, [1, 3, 2]);
+        assert_eq!(ch, [1, 2, 3]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! super-root.
 
 use super::RawEdges;
-use super::{Graph, SequentialBuilder};
+use super::{Graph, Offsets};
 use crate::heap::{Heap, HeapIndex, ObjId, Objects};
 use crate::maps::{Maps, SlotArea};
 use crate::memory::{Addr, Memory};
@@ -25,10 +25,14 @@ pub struct HeapGraph {
     pub unreadable_words: u64,
 }
 
+/// An entry's key or value slot inside a container: (container object, slot start, slot end,
+/// entry index).
+type SlotRange = (u32, u64, u64, u32);
+
 /// Key and value slot ranges of the entries held by each container object.
 struct EntrySlots {
     /// (container object, slot start, slot end, entry index), sorted.
-    ranges: Vec<(u32, u64, u64, u32)>,
+    ranges: Vec<SlotRange>,
 }
 
 impl EntrySlots {
@@ -48,22 +52,64 @@ impl EntrySlots {
         EntrySlots { ranges }
     }
 
-    /// The ranges inside one container object, for objects asked about in increasing order:
-    /// `cursor` carries the position from one call to the next.
-    fn of_next(&self, obj: u32, cursor: &mut usize) -> &[(u32, u64, u64, u32)] {
-        while *cursor < self.ranges.len() && self.ranges[*cursor].0 < obj {
-            *cursor += 1;
+    /// Each container object with its ranges, in object order.
+    fn by_container(&self) -> Vec<(u32, &[SlotRange])> {
+        self.ranges
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|c| (c[0].0, c))
+            .collect()
+    }
+}
+
+/// The successors of a bucket or group array, and the (entry, target) edges of the entries it
+/// holds: each entry becomes one successor, pointers in its key and value slots become the
+/// entry's edges, and stale words in slot areas are dropped.
+struct Container {
+    id: u32,
+    successors: Vec<u32>,
+    entry_edges: Vec<(u32, u32)>,
+}
+
+impl Container {
+    fn build(
+        objects: &Objects,
+        raw: &RawEdges,
+        n: u32,
+        id: u32,
+        held: &[SlotRange],
+        area: Option<&SlotArea>,
+    ) -> Container {
+        let mut c = Container {
+            id,
+            successors: Vec::new(),
+            entry_edges: Vec::new(),
+        };
+        let obj_start = objects.addr(ObjId(id));
+        let mut last_entry = u32::MAX;
+        for r in held {
+            if r.3 != last_entry {
+                c.successors.push(n + r.3);
+                last_entry = r.3;
+            }
         }
-        let s = *cursor;
-        while *cursor < self.ranges.len() && self.ranges[*cursor].0 == obj {
-            *cursor += 1;
+        let (targets, words) = raw.of(id);
+        for (&t, &word) in targets.iter().zip(words) {
+            let w = obj_start.0 + word.offset();
+            let i = held.partition_point(|r| r.2 <= w);
+            match held.get(i) {
+                Some(r) if r.1 <= w => c.entry_edges.push((r.3, t)),
+                // A word in a bucket's or group's slots that no entry owns is stale.
+                _ if area.is_some_and(|a| a.contains(obj_start, Addr(w))) => {}
+                _ => c.successors.push(t),
+            }
         }
-        &self.ranges[s..*cursor]
+        c
     }
 }
 
 impl HeapGraph {
-    /// Builds the graph from the objects' edges, map entries and roots' slots.
+    /// Builds the graph from the objects' edges, map entries and roots' slots, on every core:
+    /// out-degrees first, then each run of objects fills its own part of the edge array.
     #[allow(clippy::too_many_arguments)]
     pub fn build(
         mem: &Memory,
@@ -74,80 +120,135 @@ impl HeapGraph {
         maps: &Maps,
         roots: &[Root],
     ) -> HeapGraph {
+        use rayon::prelude::*;
         let n = objects.len() as u32;
         let n_entries = maps.entries.len() as u32;
+
+        // Containers: objects holding entries or slot areas, worked out once.
         let slots = EntrySlots::new(maps);
-        let mut b = SequentialBuilder::new();
-        let mut succ: Vec<u32> = Vec::new();
-        // (entry, target) for pointers stored in entries' key and value slots.
-        let mut entry_edges: Vec<(u32, u32)> = Vec::new();
+        let mut work: Vec<(u32, &[SlotRange], Option<&SlotArea>)> = slots
+            .by_container()
+            .into_iter()
+            .map(|(id, held)| (id, held, maps.areas.get(&id)))
+            .collect();
+        for (&id, area) in &maps.areas {
+            if slots.ranges.binary_search_by_key(&id, |r| r.0).is_err() {
+                work.push((id, &[], Some(area)));
+            }
+        }
+        work.sort_unstable_by_key(|w| w.0);
+        let containers: Vec<Container> = work
+            .par_iter()
+            .map(|&(id, held, area)| Container::build(objects, raw, n, id, held, area))
+            .collect();
+        drop(work);
+        drop(slots);
+
+        // Out-degrees of the objects, then of entries, roots and the super-root.
+        let mut entry_edges: Vec<(u32, u32)> = containers
+            .iter()
+            .flat_map(|c| c.entry_edges.iter().copied())
+            .collect();
+        entry_edges.par_sort_unstable();
         let mut unreadable = raw.unreadable;
         let target = |v: u64| objects.find(heap, index, Addr(v)).map(|o| o.0);
-        let mut areas: Vec<(u32, SlotArea)> = maps.areas.iter().map(|(&o, &a)| (o, a)).collect();
-        areas.sort_unstable_by_key(|&(o, _)| o);
-        let (mut held_at, mut area_at) = (0usize, 0usize);
-        let ids = (0..heap.spans.len()).flat_map(|si| objects.span_ids(si).map(move |id| (id, si)));
-        for (id, span) in ids {
-            succ.clear();
-            let (targets, offs) = raw.of(id);
-            let held = slots.of_next(id, &mut held_at);
-            while area_at < areas.len() && areas[area_at].0 < id {
-                area_at += 1;
+        let root_succ: Vec<Vec<u32>> = roots
+            .iter()
+            .map(|r| {
+                let mut succ = Vec::new();
+                for (slot, _) in &r.slots {
+                    match mem.u64(*slot) {
+                        Ok(v) if v != 0 => succ.extend(target(v)),
+                        Ok(_) => {}
+                        Err(_) => unreadable += 1,
+                    }
+                }
+                succ
+            })
+            .collect();
+        let total_nodes = n as usize + n_entries as usize + roots.len() + 1;
+        let mut counts = Vec::with_capacity(total_nodes + 1);
+        counts.resize(total_nodes, 0u32);
+        for o in 0..n {
+            counts[o as usize] = raw.degree(o);
+        }
+        let degree = |k: usize| u32::try_from(k).expect("a node with over 2^32 successors");
+        for c in &containers {
+            counts[c.id as usize] = degree(c.successors.len());
+        }
+        for &(e, _) in &entry_edges {
+            counts[(n + e) as usize] += 1;
+        }
+        let first_root = n as usize + n_entries as usize;
+        for (i, succ) in root_succ.iter().enumerate() {
+            counts[first_root + i] = degree(succ.len());
+        }
+        counts[total_nodes - 1] = degree(roots.len());
+        let offsets = Offsets::from_counts(counts);
+        let mut targets = vec![0u32; offsets.total() as usize];
+
+        // Objects, in runs of about equal edge counts filled in parallel.
+        let runs = (rayon::current_num_threads() * 8).max(1);
+        let object_edges = offsets.get(n as usize);
+        let per_run = (object_edges / runs as u64).max(1 << 16);
+        let mut cuts = vec![0u32];
+        for o in 0..n {
+            if offsets.get(o as usize) - offsets.get(*cuts.last().unwrap_or(&0) as usize) >= per_run
+            {
+                cuts.push(o);
             }
-            let area = areas
-                .get(area_at)
-                .filter(|&&(o, _)| o == id)
-                .map(|(_, a)| a);
-            if held.is_empty() && area.is_none() {
-                b.push(targets);
-                continue;
-            }
-            let obj_start = objects.addr_in(span, ObjId(id));
-            let mut last_entry = u32::MAX;
-            for r in held {
-                if r.3 != last_entry {
-                    succ.push(n + r.3);
-                    last_entry = r.3;
+        }
+        cuts.push(n);
+        let mut parts = Vec::new();
+        let mut rest: &mut [u32] = &mut targets[..object_edges as usize];
+        for w in cuts.windows(2) {
+            let len = (offsets.get(w[1] as usize) - offsets.get(w[0] as usize)) as usize;
+            let (part, tail) = rest.split_at_mut(len);
+            parts.push((w[0]..w[1], part));
+            rest = tail;
+        }
+        parts.into_par_iter().for_each(|(ids, part)| {
+            let base = offsets.get(ids.start as usize) as usize;
+            let first = containers.partition_point(|c| c.id < ids.start);
+            let mut next = containers[first..]
+                .iter()
+                .take_while(|c| c.id < ids.end)
+                .peekable();
+            let mut o = ids.start;
+            while o < ids.end {
+                // Plain objects up to the next container: their raw edges, copied at once.
+                let stop = next.peek().map_or(ids.end, |c| c.id);
+                let (a, b) = (raw.range(o, stop), offsets.get(o as usize) as usize - base);
+                part[b..b + a.len()].copy_from_slice(a);
+                if let Some(c) = next.next() {
+                    let at = offsets.get(c.id as usize) as usize - base;
+                    part[at..at + c.successors.len()].copy_from_slice(&c.successors);
+                    o = c.id + 1;
+                } else {
+                    o = stop;
                 }
             }
-            for (&t, &off) in targets.iter().zip(offs) {
-                let w = obj_start.0 + off.offset();
-                let i = held.partition_point(|r| r.2 <= w);
-                match held.get(i) {
-                    Some(r) if r.1 <= w => entry_edges.push((r.3, t)),
-                    // A word in a bucket's or group's slots that no entry owns is stale.
-                    _ if area.is_some_and(|a| a.contains(obj_start, Addr(w))) => {}
-                    _ => succ.push(t),
-                }
-            }
-            b.push(&succ);
+        });
+        drop(containers);
+
+        // Entries, roots and the super-root.
+        let mut at = object_edges as usize;
+        for &(_, t) in &entry_edges {
+            targets[at] = t;
+            at += 1;
         }
-        entry_edges.sort_unstable();
-        let mut k = 0;
-        for e in 0..n_entries {
-            succ.clear();
-            while k < entry_edges.len() && entry_edges[k].0 == e {
-                succ.push(entry_edges[k].1);
-                k += 1;
-            }
-            b.push(&succ);
+        drop(entry_edges);
+        for succ in &root_succ {
+            targets[at..at + succ.len()].copy_from_slice(succ);
+            at += succ.len();
         }
-        for r in roots {
-            succ.clear();
-            for (slot, _) in &r.slots {
-                match mem.u64(*slot) {
-                    Ok(v) if v != 0 => succ.extend(target(v)),
-                    Ok(_) => {}
-                    Err(_) => unreadable += 1,
-                }
-            }
-            b.push(&succ);
+        for r in 0..roots.len() as u32 {
+            targets[at] = first_root as u32 + r;
+            at += 1;
         }
-        let first_root = n + n_entries;
-        let root_ids: Vec<u32> = (first_root..first_root + roots.len() as u32).collect();
-        b.push(&root_ids);
+        debug_assert_eq!(at, targets.len());
         HeapGraph {
-            graph: b.build(),
+            graph: Graph::from_csr(offsets, targets),
             objects: n,
             entries: n_entries,
             roots: roots.len() as u32,

@@ -32,11 +32,71 @@ impl From<NodeId> for u32 {
     }
 }
 
+/// Nodes per block of [`Offsets`] sharing one 64-bit base.
+const BLOCK_SHIFT: u32 = 10;
+
+/// Compressed-sparse-row offsets in 4 bytes per node: `n + 1` positions, each stored relative
+/// to a 64-bit base shared by its block of 1024 nodes.
+#[derive(Clone, Debug, Default)]
+pub struct Offsets {
+    lo: Vec<u32>,
+    base: Vec<u64>,
+}
+
+impl Offsets {
+    /// Offsets from per-node counts (`n` of them), converted in place.
+    /// Panics if 1024 consecutive nodes hold 2^32 edges or more (a 32 GiB pointer array).
+    pub fn from_counts(mut counts: Vec<u32>) -> Offsets {
+        counts.reserve_exact(1);
+        counts.push(0);
+        let mut base = Vec::with_capacity(counts.len().div_ceil(1 << BLOCK_SHIFT));
+        let mut total = 0u64;
+        for block in counts.chunks_mut(1 << BLOCK_SHIFT) {
+            base.push(total);
+            let mut within = 0u64;
+            for c in block.iter_mut() {
+                let k = u64::from(*c);
+                *c = u32::try_from(within).expect("over 2^32 edges in 1024 consecutive nodes");
+                within += k;
+            }
+            total += within;
+        }
+        Offsets { lo: counts, base }
+    }
+
+    /// Position `i` (`0..=n`).
+    #[inline]
+    pub fn get(&self, i: usize) -> u64 {
+        self.base[i >> BLOCK_SHIFT] + u64::from(self.lo[i])
+    }
+
+    /// The range of node `v`'s entries.
+    #[inline]
+    pub fn range(&self, v: usize) -> std::ops::Range<usize> {
+        self.get(v) as usize..self.get(v + 1) as usize
+    }
+
+    /// Number of nodes.
+    pub fn nodes(&self) -> usize {
+        self.lo.len().saturating_sub(1)
+    }
+
+    /// Total entries (the last position).
+    pub fn total(&self) -> u64 {
+        self.get(self.nodes())
+    }
+
+    /// Bytes held.
+    pub fn heap_size_bytes(&self) -> usize {
+        self.lo.capacity() * 4 + self.base.capacity() * 8
+    }
+}
+
 /// A directed graph over nodes `0..n` in compressed sparse row form.
 #[derive(Clone, Debug)]
 pub struct Graph {
-    /// `offsets[v]..offsets[v + 1]` is the range of `targets` holding `v`'s successors.
-    offsets: Vec<u64>,
+    /// `offsets.range(v)` is the range of `targets` holding `v`'s successors.
+    offsets: Offsets,
     /// Successor ids of all nodes, node by node.
     targets: Vec<u32>,
 }
@@ -56,9 +116,19 @@ impl Graph {
         b.build()
     }
 
+    /// A graph from finished CSR arrays; panics if they do not fit together (a caller bug).
+    pub(crate) fn from_csr(offsets: Offsets, targets: Vec<u32>) -> Graph {
+        let n = offsets.nodes();
+        assert!(
+            offsets.total() == targets.len() as u64 && targets.iter().all(|&t| (t as usize) < n),
+            "inconsistent CSR arrays"
+        );
+        Graph { offsets, targets }
+    }
+
     /// The number of nodes.
     pub fn node_count(&self) -> usize {
-        self.offsets.len() - 1
+        self.offsets.nodes()
     }
 
     /// The number of edges, parallel edges and self-loops included.
@@ -68,62 +138,12 @@ impl Graph {
 
     /// The successors of `v`, one entry per edge.
     pub fn successors(&self, v: u32) -> &[u32] {
-        let v = v as usize;
-        &self.targets[self.offsets[v] as usize..self.offsets[v + 1] as usize]
+        &self.targets[self.offsets.range(v as usize)]
     }
 
     /// The bytes of heap memory the graph's arrays hold.
     pub fn heap_size_bytes(&self) -> usize {
-        self.offsets.capacity() * std::mem::size_of::<u64>()
-            + self.targets.capacity() * std::mem::size_of::<u32>()
-    }
-}
-
-/// Builds a [`Graph`] node by node in id order, each node's successors given at once.
-#[derive(Debug)]
-pub struct SequentialBuilder {
-    offsets: Vec<u64>,
-    targets: Vec<u32>,
-}
-
-impl Default for SequentialBuilder {
-    fn default() -> Self {
-        SequentialBuilder {
-            offsets: vec![0],
-            targets: Vec::new(),
-        }
-    }
-}
-
-impl SequentialBuilder {
-    /// An empty builder.
-    pub fn new() -> SequentialBuilder {
-        SequentialBuilder::default()
-    }
-
-    /// Adds the next node with these successors; returns its id.
-    pub fn push(&mut self, successors: &[u32]) -> u32 {
-        self.targets.extend_from_slice(successors);
-        self.offsets.push(self.targets.len() as u64);
-        (self.offsets.len() - 2) as u32
-    }
-
-    /// Nodes added so far.
-    pub fn node_count(&self) -> usize {
-        self.offsets.len() - 1
-    }
-
-    /// The finished graph; panics if an edge names a node that was never added (a caller bug).
-    pub fn build(self) -> Graph {
-        let n = self.node_count() as u32;
-        assert!(
-            self.targets.iter().all(|&t| t < n),
-            "edge to a node that was not added"
-        );
-        Graph {
-            offsets: self.offsets,
-            targets: self.targets,
-        }
+        self.offsets.heap_size_bytes() + self.targets.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -224,11 +244,21 @@ impl GraphBuilder {
             self.offsets[0] == 0 && self.offsets.windows(2).all(|w| w[0] <= w[1]),
             "edges added do not match the per-node counts"
         );
+        let counts = self.offsets[..n_nodes(&self.offsets)]
+            .iter()
+            .zip(&self.offsets[1..])
+            .map(|(a, b)| (b - a) as u32)
+            .collect();
         Graph {
-            offsets: self.offsets,
+            offsets: Offsets::from_counts(counts),
             targets: self.targets,
         }
     }
+}
+
+/// Nodes of a builder's offset array (`n + 1` long).
+fn n_nodes(offsets: &[u64]) -> usize {
+    offsets.len() - 1
 }
 
 #[cfg(test)]
@@ -244,7 +274,7 @@ mod tests {
         assert_eq!(g.successors(1), &[] as &[u32]);
         assert_eq!(g.successors(2), &[3]);
         assert_eq!(g.successors(3), &[3]);
-        assert_eq!(g.heap_size_bytes(), 5 * 8 + 5 * 4);
+        assert_eq!(g.heap_size_bytes(), 5 * 4 + 8 + 5 * 4);
     }
 
     #[test]

@@ -31,11 +31,20 @@ impl Word {
     }
 }
 
+/// The edges of a run of spans' objects, before the runs are joined.
+#[derive(Debug, Default)]
+struct Part {
+    counts: Vec<u32>,
+    targets: Vec<u32>,
+    words: Vec<Word>,
+    unreadable: u64,
+}
+
 /// Object-to-object edges in compact arrays, by object id.
 #[derive(Debug, Default)]
 pub struct RawEdges {
-    /// `offsets[o]..offsets[o + 1]` are object `o`'s edges.
-    offsets: Vec<u64>,
+    /// `offsets.range(o)` are object `o`'s edges.
+    offsets: super::Offsets,
     /// Target object of each edge.
     targets: Vec<u32>,
     /// Per edge, a [`Word`]: where the pointer sits in its object and what it points at.
@@ -67,25 +76,27 @@ impl RawEdges {
             }
         }
         runs.push(start..heap.spans.len());
-        let parts: Vec<RawEdges> = runs
+        let parts: Vec<Part> = runs
             .into_par_iter()
             .map(|r| RawEdges::build_spans(mem, heap, index, objects, bits, r))
             .collect();
-        let mut e = RawEdges {
-            offsets: Vec::with_capacity(objects.len() + 1),
-            targets: Vec::with_capacity(parts.iter().map(|p| p.targets.len()).sum()),
-            words: Vec::with_capacity(parts.iter().map(|p| p.targets.len()).sum()),
-            unreadable: 0,
-        };
-        e.offsets.push(0);
+        let edges = parts.iter().map(|p| p.targets.len()).sum();
+        let mut counts = Vec::with_capacity(objects.len() + 1);
+        let mut targets = Vec::with_capacity(edges);
+        let mut words = Vec::with_capacity(edges);
+        let mut unreadable = 0;
         for p in parts {
-            let base = e.targets.len() as u64;
-            e.offsets.extend(p.offsets.iter().skip(1).map(|o| o + base));
-            e.targets.extend_from_slice(&p.targets);
-            e.words.extend_from_slice(&p.words);
-            e.unreadable += p.unreadable;
+            counts.extend_from_slice(&p.counts);
+            targets.extend_from_slice(&p.targets);
+            words.extend_from_slice(&p.words);
+            unreadable += p.unreadable;
         }
-        e
+        RawEdges {
+            offsets: super::Offsets::from_counts(counts),
+            targets,
+            words,
+            unreadable,
+        }
     }
 
     /// The edges of the objects of a run of spans (offsets start at 0).
@@ -96,17 +107,15 @@ impl RawEdges {
         objects: &Objects,
         bits: &PointerBits,
         spans: std::ops::Range<usize>,
-    ) -> RawEdges {
-        let mut e = RawEdges {
-            offsets: vec![0],
-            ..Default::default()
-        };
+    ) -> Part {
+        let mut e = Part::default();
         let mut words = Vec::new();
         for si in spans {
             for id in objects.span_ids(si) {
                 let o = ObjId(id);
                 let start = objects.addr_in(si, o);
                 words.clear();
+                let before = e.targets.len();
                 if bits
                     .pointer_words(mem, heap, si, objects.slot(o), &mut words)
                     .is_err()
@@ -128,7 +137,7 @@ impl RawEdges {
                         Err(_) => e.unreadable += 1,
                     }
                 }
-                e.offsets.push(e.targets.len() as u64);
+                e.counts.push((e.targets.len() - before) as u32);
             }
         }
         e
@@ -136,15 +145,23 @@ impl RawEdges {
 
     /// Object `o`'s edges: (targets, words), in word order.
     pub fn of(&self, o: u32) -> (&[u32], &[Word]) {
-        let (s, t) = (
-            self.offsets[o as usize] as usize,
-            self.offsets[o as usize + 1] as usize,
-        );
-        (&self.targets[s..t], &self.words[s..t])
+        let r = self.offsets.range(o as usize);
+        (&self.targets[r.clone()], &self.words[r])
+    }
+
+    /// How many edges object `o` has.
+    pub fn degree(&self, o: u32) -> u32 {
+        (self.offsets.get(o as usize + 1) - self.offsets.get(o as usize)) as u32
+    }
+
+    /// The targets of objects `from..to`, one after another.
+    pub fn range(&self, from: u32, to: u32) -> &[u32] {
+        &self.targets
+            [self.offsets.get(from as usize) as usize..self.offsets.get(to as usize) as usize]
     }
 
     /// Bytes held.
     pub fn heap_size_bytes(&self) -> usize {
-        self.offsets.capacity() * 8 + (self.targets.capacity() + self.words.capacity()) * 4
+        self.offsets.heap_size_bytes() + (self.targets.capacity() + self.words.capacity()) * 4
     }
 }

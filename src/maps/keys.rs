@@ -14,7 +14,7 @@ const SIGNED: std::ops::RangeInclusive<u8> = 2..=6;
 const UNSIGNED: std::ops::RangeInclusive<u8> = 7..=12;
 
 /// Most bytes of a string key read from the core.
-const MAX_KEY_BYTES: usize = 4096;
+pub const MAX_KEY_BYTES: usize = 4096;
 
 /// Reads a key or value of type `ty` at `addr` as text; `None` when it cannot be read.
 pub fn render(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr, depth: u32) -> Option<String> {

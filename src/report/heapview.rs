@@ -154,12 +154,23 @@ impl<'a> HeapView<'a> {
         self.a.objects.find(&self.a.heap, &self.a.index, addr)
     }
 
-    /// Objects retained by each node (the size of its dominator subtree, objects only).
-    pub fn retained_counts(&self) -> Vec<u64> {
-        let ones: Vec<u64> = (0..self.a.graph.graph.node_count() as u32)
-            .map(|v| u64::from(self.a.graph.is_object(v)))
-            .collect();
-        self.a.doms.retained_sizes(&ones)
+    /// Objects retained by each of `nodes` (the objects in its dominator subtree), in order.
+    pub fn retained_counts(&self, nodes: &[u32]) -> Vec<u64> {
+        let (offsets, children) = self.a.doms.dominator_tree_children();
+        let mut stack = Vec::new();
+        nodes
+            .iter()
+            .map(|&v| {
+                let mut count = 0u64;
+                stack.push(v);
+                while let Some(x) = stack.pop() {
+                    count += u64::from(self.a.graph.is_object(x));
+                    let (s, e) = (offsets[x as usize], offsets[x as usize + 1]);
+                    stack.extend_from_slice(&children[s as usize..e as usize]);
+                }
+                count
+            })
+            .collect()
     }
 }
 

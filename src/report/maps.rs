@@ -13,7 +13,7 @@ use crate::dwarf::Dwarf;
 use crate::heap::ObjId;
 use crate::maps::keys::{self, Redactor};
 use crate::maps::{DecodedMap, MapImpl};
-use crate::memory::Memory;
+use crate::memory::{Addr, Memory};
 
 /// How to group a map's keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,11 +410,15 @@ fn map_line(
 /// Entries by key group: group → (entries, retained bytes, the key shown for the group).
 type Groups = HashMap<String, (u64, u64, String)>;
 
-/// Entries per chunk when string keys are grouped on every core.
+/// A group while string keys are being grouped: entries, bytes, and the first entry's index
+/// with its key as shown.
+type Partial = HashMap<String, (u64, u64, u32, String)>;
+
+/// Keys per chunk when string keys are grouped on every core.
 const KEY_CHUNK: usize = 1 << 15;
 
-/// Groups entries whose keys are strings, on every core; the first key of a group (in entry
-/// order) is its sample.
+/// Groups entries whose keys are strings, on every core. Keys are read in address order (the
+/// core is read forward, not at random); the first key of a group in entry order is its sample.
 fn group_string_keys(
     mem: &Memory,
     opts: &MapsOptions,
@@ -424,11 +428,25 @@ fn group_string_keys(
     retained_of: &[u64],
 ) -> Groups {
     use rayon::prelude::*;
-    let chunk_groups = |(ci, chunk): (usize, &[crate::maps::Entry])| {
-        let mut groups = Groups::new();
-        for (j, e) in chunk.iter().enumerate() {
+    // (string data address, length, entry index), sorted by address.
+    let mut keys_at: Vec<(u64, u32, u32)> = entries
+        .par_iter()
+        .enumerate()
+        .map(|(i, e)| {
             let key_addr = keys::deref(mem, e.key, m.key.indirect);
-            let bytes = keys::string_bytes(mem, key_addr).unwrap_or_default();
+            let p = mem.u64(key_addr).unwrap_or(0);
+            let n = mem.u64(key_addr.offset(8)).unwrap_or(0);
+            (p, n.min(keys::MAX_KEY_BYTES as u64) as u32, i as u32)
+        })
+        .collect();
+    keys_at.par_sort_unstable();
+    let chunk_groups = |chunk: &[(u64, u32, u32)]| {
+        let mut groups = Partial::new();
+        for &(p, n, i) in chunk {
+            let bytes = match n {
+                0 => Cow::Borrowed(&[][..]),
+                _ => mem.read(Addr(p), n as usize).unwrap_or_default(),
+            };
             let text = String::from_utf8_lossy(&bytes);
             let group: Cow<str> = match opts.group_by {
                 GroupBy::Prefix => Cow::Borrowed(keys::prefix(&text, opts.depth, &opts.delimiters)),
@@ -439,38 +457,44 @@ fn group_string_keys(
             } else {
                 group
             };
-            let r = retained_of[ci * KEY_CHUNK + j];
+            let r = retained_of[i as usize];
+            let shown = |text: &str| {
+                if opts.redact {
+                    redactor.key(text, &opts.delimiters)
+                } else {
+                    keys::cut(&keys::quote(text), opts.key_width)
+                }
+            };
             match groups.get_mut(&*group) {
                 Some(g) => {
                     g.0 += 1;
                     g.1 += r;
+                    if i < g.2 {
+                        (g.2, g.3) = (i, shown(&text));
+                    }
                 }
                 None => {
-                    let shown = if opts.redact {
-                        redactor.key(&text, &opts.delimiters)
-                    } else {
-                        keys::cut(&keys::quote(&text), opts.key_width)
-                    };
-                    groups.insert(group.into_owned(), (1, r, shown));
+                    groups.insert(group.into_owned(), (1, r, i, shown(&text)));
                 }
             }
         }
         groups
     };
-    let parts: Vec<Groups> = entries
-        .par_chunks(KEY_CHUNK)
-        .enumerate()
-        .map(chunk_groups)
-        .collect();
-    let mut all = Groups::new();
+    let parts: Vec<Partial> = keys_at.par_chunks(KEY_CHUNK).map(chunk_groups).collect();
+    let mut all = Partial::new();
     for part in parts {
-        for (k, (n, bytes, shown)) in part {
-            let g = all.entry(k).or_insert((0, 0, shown));
+        for (k, (n, bytes, first, shown)) in part {
+            let g = all.entry(k).or_insert((0, 0, first, shown.clone()));
             g.0 += n;
             g.1 += bytes;
+            if first < g.2 {
+                (g.2, g.3) = (first, shown);
+            }
         }
     }
-    all
+    all.into_iter()
+        .map(|(k, (n, bytes, _, shown))| (k, (n, bytes, shown)))
+        .collect()
 }
 
 /// Groups entries whose keys are not strings, by the text they render to.

@@ -46,7 +46,6 @@ impl TopReport {
         let a = v.a;
         let heap = a.reachability();
         let min = (heap.reachable_bytes as f64 * threshold / 100.0).ceil() as u64;
-        let counts = v.retained_counts();
         let top: Vec<u32> = (0..a.graph.objects)
             .filter(|&o| a.doms.is_reachable(o) && a.retained[o as usize] >= min.max(1))
             .filter(|&o| {
@@ -56,14 +55,16 @@ impl TopReport {
             })
             .collect();
         let parents = v.bfs_parents(&top);
+        let counts = v.retained_counts(&top);
         let mut retainers: Vec<Retainer> = top
             .into_iter()
-            .map(|o| Retainer {
+            .zip(counts)
+            .map(|(o, count)| Retainer {
                 address: a.objects.addr(ObjId(o)).to_string(),
                 type_name: v.type_name(ObjId(o)),
                 shallow_bytes: a.shallow(o),
                 retained_bytes: a.retained[o as usize],
-                retained_objects: counts[o as usize],
+                retained_objects: count,
                 percent_of_reachable: percent(a.retained[o as usize], heap.reachable_bytes),
                 path: v
                     .path_to(&parents, o)
