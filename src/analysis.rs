@@ -16,6 +16,8 @@ pub trait Progress {
     fn start(&self, _phase: &'static str, _total: Option<u64>) {}
     /// The phase finished.
     fn finish(&self) {}
+    /// The heap holds `objects` live objects; the per-object tables are built next.
+    fn tables_ahead(&self, _objects: u64) {}
 }
 
 /// Progress that goes nowhere.
@@ -147,6 +149,7 @@ impl Analysis {
             0
         };
         let objects = Objects::new(&heap, malloc_header);
+        progress.tables_ahead(objects.len() as u64);
         phase("spans", t);
 
         let t = Instant::now();

@@ -78,6 +78,11 @@ struct CoreArgs {
     /// Where to put decompressed copies of compressed inputs (default: $TMPDIR or /tmp).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// Keep the large per-object tables in unnamed files in DIR rather than in memory (slower;
+    /// without this option it happens on its own, in the --tmpdir directory, when the tables
+    /// would not fit in the memory available).
+    #[arg(long, value_name = "DIR")]
+    scratch_dir: Option<PathBuf>,
     /// Read a core that was cut short; reads of the missing part count as damage.
     #[arg(long)]
     allow_truncated: bool,
@@ -245,6 +250,7 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         || e.downcast_ref::<RuntimeError>().is_some()
         || e.downcast_ref::<PathError>().is_some()
         || e.downcast_ref::<BadAddress>().is_some()
+        || e.downcast_ref::<coreheap::alloc::ScratchError>().is_some()
     {
         EXIT_INPUT
     } else {
@@ -314,19 +320,35 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Progress spinners on stderr, drawn only when stderr is a terminal.
+/// Progress spinners on stderr, drawn only when stderr is a terminal; and the switch to
+/// scratch files when the tables ahead would not fit in memory.
 struct Bars {
     bar: std::cell::RefCell<Option<indicatif::ProgressBar>>,
     enabled: bool,
+    /// Where scratch files go if memory is short (None: they are already in use).
+    scratch: Option<PathBuf>,
 }
 
 impl Bars {
-    fn new() -> Bars {
+    fn new(scratch: Option<PathBuf>) -> Bars {
         Bars {
             bar: std::cell::RefCell::new(None),
             enabled: std::io::stderr().is_terminal(),
+            scratch,
         }
     }
+}
+
+/// Peak bytes of per-object tables per live object, as measured on the benchmark cores
+/// (docs/performance.md), rounded up.
+const TABLE_BYTES_PER_OBJECT: u64 = 48;
+
+/// The kernel's estimate of memory available without swapping, bytes.
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 impl Progress for Bars {
@@ -344,14 +366,44 @@ impl Progress for Bars {
             b.finish_and_clear();
         }
     }
+
+    fn tables_ahead(&self, objects: u64) {
+        let (Some(dir), Some(avail)) = (&self.scratch, mem_available()) else {
+            return;
+        };
+        let need = objects.saturating_mul(TABLE_BYTES_PER_OBJECT);
+        if need <= avail {
+            return;
+        }
+        let (need, avail) = (
+            coreheap::report::human_bytes(need),
+            coreheap::report::human_bytes(avail),
+        );
+        match coreheap::alloc::use_scratch(dir) {
+            Ok(()) => eprintln!(
+                "coreheap: note: the tables for {objects} objects need about {need} and {avail} is available; large tables go to scratch files in {}",
+                dir.display()
+            ),
+            Err(e) => eprintln!(
+                "coreheap: warning: the tables for {objects} objects need about {need} and {avail} is available, but {e}"
+            ),
+        }
+    }
 }
 
 /// Opens the core and runs the heap analysis, printing timings when asked.
 fn analyse(core: &CoreArgs, out: &OutArgs) -> anyhow::Result<(Process, Analysis)> {
+    let auto_scratch = match &core.scratch_dir {
+        Some(dir) => {
+            coreheap::alloc::use_scratch(dir)?;
+            None
+        }
+        None => Some(core.tmpdir.clone().unwrap_or_else(std::env::temp_dir)),
+    };
     let t = std::time::Instant::now();
     let p = Process::open(&core.core, &core.options())?;
     let open = t.elapsed();
-    let a = Analysis::run(&p, &Bars::new())?;
+    let a = Analysis::run(&p, &Bars::new(auto_scratch))?;
     for w in &a.warnings {
         eprintln!("coreheap: warning: {w}");
     }
@@ -374,6 +426,12 @@ fn analyse(core: &CoreArgs, out: &OutArgs) -> anyhow::Result<(Process, Analysis)
             a.graph.graph.edge_count(),
             a.table_bytes() as f64 / nodes
         );
+        if coreheap::alloc::scratch_in_use() {
+            eprintln!(
+                "scratch      {} at most in scratch files",
+                coreheap::report::human_bytes(coreheap::alloc::scratch_peak_bytes())
+            );
+        }
     }
     Ok((p, a))
 }

@@ -374,8 +374,10 @@ impl Dominators {
         );
         // Unreachable nodes retain nothing.
         let mut retained = vec![0u64; self.idom.len()];
-        for &v in &self.order {
-            retained[v as usize] = shallow(v);
+        for (v, r) in retained.iter_mut().enumerate() {
+            if self.idom[v] != NONE {
+                *r = shallow(v as u32);
+            }
         }
         // A dominator precedes everything it dominates in `order`.
         for &v in self.order.iter().skip(1).rev() {

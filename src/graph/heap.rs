@@ -29,35 +29,54 @@ pub struct HeapGraph {
 /// entry index).
 type SlotRange = (u32, u64, u64, u32);
 
-/// Key and value slot ranges of the entries held by each container object.
-struct EntrySlots {
-    /// (container object, slot start, slot end, entry index), sorted.
-    ranges: Vec<SlotRange>,
+/// A run of consecutive entries in one container: (container object, first entry, end entry).
+type Run = (u32, u32, u32);
+
+/// Which entries each container object holds: runs of consecutive entries in one container,
+/// sorted by container (entries are decoded bucket by bucket, so a container's entries come in
+/// a few runs, not one by one).
+struct EntryRuns {
+    /// Sorted.
+    runs: Vec<Run>,
 }
 
-impl EntrySlots {
-    fn new(maps: &Maps) -> EntrySlots {
-        let mut ranges = Vec::with_capacity(maps.entries.len() * 2);
+impl EntryRuns {
+    fn new(maps: &Maps) -> EntryRuns {
+        let mut runs: Vec<Run> = Vec::new();
         for (i, e) in maps.entries.iter().enumerate() {
-            let m = &maps.maps[e.map as usize];
-            ranges.push((e.container.0, e.key.0, e.key.0 + m.key.slot_size, i as u32));
-            ranges.push((
-                e.container.0,
-                e.value.0,
-                e.value.0 + m.value.slot_size,
-                i as u32,
-            ));
+            let i = i as u32;
+            match runs.last_mut() {
+                Some(r) if r.0 == e.container.0 && r.2 == i => r.2 = i + 1,
+                _ => runs.push((e.container.0, i, i + 1)),
+            }
         }
-        ranges.sort_unstable();
-        EntrySlots { ranges }
+        runs.sort_unstable();
+        EntryRuns { runs }
     }
 
-    /// Each container object with its ranges, in object order.
-    fn by_container(&self) -> Vec<(u32, &[SlotRange])> {
-        self.ranges
-            .chunk_by(|a, b| a.0 == b.0)
-            .map(|c| (c[0].0, c))
-            .collect()
+    /// Each container object with its runs, in object order.
+    fn by_container(&self) -> impl Iterator<Item = (u32, &[Run])> {
+        self.runs.chunk_by(|a, b| a.0 == b.0).map(|c| (c[0].0, c))
+    }
+
+    /// Whether an object holds entries.
+    fn holds(&self, id: u32) -> bool {
+        self.runs.binary_search_by_key(&id, |r| r.0).is_ok()
+    }
+
+    /// The key and value slot ranges of a container's entries, sorted by address.
+    fn slots(maps: &Maps, runs: &[Run]) -> Vec<SlotRange> {
+        let mut ranges = Vec::new();
+        for &(c, from, to) in runs {
+            for i in from..to {
+                let e = &maps.entries[i as usize];
+                let m = &maps.maps[e.map as usize];
+                ranges.push((c, e.key.0, e.key.0 + m.key.slot_size, i));
+                ranges.push((c, e.value.0, e.value.0 + m.value.slot_size, i));
+            }
+        }
+        ranges.sort_unstable();
+        ranges
     }
 }
 
@@ -125,24 +144,26 @@ impl HeapGraph {
         let n_entries = maps.entries.len() as u32;
 
         // Containers: objects holding entries or slot areas, worked out once.
-        let slots = EntrySlots::new(maps);
-        let mut work: Vec<(u32, &[SlotRange], Option<&SlotArea>)> = slots
+        let entry_runs = EntryRuns::new(maps);
+        let mut work: Vec<(u32, &[Run], Option<&SlotArea>)> = entry_runs
             .by_container()
-            .into_iter()
-            .map(|(id, held)| (id, held, maps.areas.get(&id)))
+            .map(|(id, runs)| (id, runs, maps.areas.get(&id)))
             .collect();
         for (&id, area) in &maps.areas {
-            if slots.ranges.binary_search_by_key(&id, |r| r.0).is_err() {
+            if !entry_runs.holds(id) {
                 work.push((id, &[], Some(area)));
             }
         }
         work.sort_unstable_by_key(|w| w.0);
         let containers: Vec<Container> = work
             .par_iter()
-            .map(|&(id, held, area)| Container::build(objects, raw, n, id, held, area))
+            .map(|&(id, runs, area)| {
+                let held = EntryRuns::slots(maps, runs);
+                Container::build(objects, raw, n, id, &held, area)
+            })
             .collect();
         drop(work);
-        drop(slots);
+        drop(entry_runs);
 
         // Out-degrees of the objects, then of entries, roots and the super-root.
         let mut entry_edges: Vec<(u32, u32)> = containers
