@@ -69,6 +69,10 @@ static SCRATCH_ON: AtomicBool = AtomicBool::new(false);
 /// Bytes in scratch files now, and at most.
 static SCRATCH_NOW: AtomicU64 = AtomicU64::new(0);
 static SCRATCH_PEAK: AtomicU64 = AtomicU64::new(0);
+/// Bytes of fresh pages mapped for large blocks (each costs the kernel a fault and zeroing).
+static FRESH: AtomicU64 = AtomicU64::new(0);
+/// Bytes of large blocks served from freed ones.
+static REUSED: AtomicU64 = AtomicU64::new(0);
 
 /// Why scratch files could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +126,14 @@ pub fn scratch_in_use() -> bool {
 /// The most bytes held in scratch files at once.
 pub fn scratch_peak_bytes() -> u64 {
     SCRATCH_PEAK.load(Ordering::Relaxed)
+}
+
+/// Bytes of fresh pages mapped for large blocks, and bytes served again from freed blocks.
+pub fn large_block_bytes() -> (u64, u64) {
+    (
+        FRESH.load(Ordering::Relaxed),
+        REUSED.load(Ordering::Relaxed),
+    )
 }
 
 /// Opens an unnamed file in a directory.
@@ -183,6 +195,7 @@ fn map_scratch(len: usize) -> *mut u8 {
 /// `len` bytes of fresh zeroed pages: a scratch file when in use and the block is big enough,
 /// anonymous memory (huge pages advised) otherwise; null if the kernel refuses.
 fn map_fresh(len: usize) -> *mut u8 {
+    FRESH.fetch_add(len as u64, Ordering::Relaxed);
     if SCRATCH_ON.load(Ordering::Relaxed) {
         let p = map_scratch(len);
         if !p.is_null() {
@@ -243,6 +256,7 @@ fn large_alloc(size: usize, zeroed: bool) -> *mut u8 {
             best.map(|i| std::mem::take(&mut c[i]))
         };
         if let Some((p, l)) = found {
+            REUSED.fetch_add(len as u64, Ordering::Relaxed);
             if l > len {
                 unmap(p + len, l - len);
             }
@@ -327,12 +341,12 @@ unsafe impl GlobalAlloc for HugePages {
         }
         if old_large && new_large && !SCRATCH_ON.load(Ordering::Relaxed) {
             // Anonymous pages move without copying.
-            let p = libc::mremap(
-                ptr.cast(),
+            let (old_len, new_len) = (
                 layout.size().next_multiple_of(PAGE),
                 new_size.next_multiple_of(PAGE),
-                libc::MREMAP_MAYMOVE,
             );
+            FRESH.fetch_add(new_len.saturating_sub(old_len) as u64, Ordering::Relaxed);
+            let p = libc::mremap(ptr.cast(), old_len, new_len, libc::MREMAP_MAYMOVE);
             if p == libc::MAP_FAILED {
                 return std::ptr::null_mut();
             }

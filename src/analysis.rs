@@ -8,7 +8,7 @@ use crate::maps::{Ctx, Maps};
 use crate::process::Process;
 use crate::roots::Root;
 use crate::runtime::{Runtime, RuntimeError};
-use crate::types::{HeapParts, ObjectTypes};
+use crate::types::{HeapParts, ObjectTypes, TypeScope};
 
 /// Receives progress of long phases; the command line draws it, tests ignore it.
 pub trait Progress {
@@ -124,8 +124,17 @@ pub struct Reachability {
 }
 
 impl Analysis {
-    /// Runs every phase on an opened process.
+    /// Runs every phase on an opened process, inferring the type of every object it can.
     pub fn run(p: &Process, progress: &dyn Progress) -> Result<Analysis, RuntimeError> {
+        Analysis::run_scoped(p, progress, TypeScope::All)
+    }
+
+    /// Runs every phase, inferring types as far as `scope` asks.
+    pub fn run_scoped(
+        p: &Process,
+        progress: &dyn Progress,
+        scope: TypeScope,
+    ) -> Result<Analysis, RuntimeError> {
         let rt = Runtime::new(p);
         let mut timings = Vec::new();
         let mut phase = |name: &'static str, t: Instant| {
@@ -189,6 +198,7 @@ impl Analysis {
                 stack_vars: &stack_vars,
                 raw: &raw,
             },
+            scope,
         )?;
         phase("types", t);
 

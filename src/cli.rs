@@ -17,6 +17,7 @@ use coreheap::report::maps::{GroupBy, MapsInput, MapsOptions, MapsReport};
 use coreheap::report::path::{PathError, PathReport};
 use coreheap::report::top::TopReport;
 use coreheap::runtime::RuntimeError;
+use coreheap::types::TypeScope;
 
 /// Exit status: success.
 const EXIT_OK: i32 = 0;
@@ -301,7 +302,7 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
         .map(|x| if x.contains(' ') { format!("{x:?}") } else { x })
         .collect::<Vec<_>>()
         .join(" ");
-    with_view(&a.core, &a.out, |p, view| {
+    with_view(&a.core, &a.out, TypeScope::TowardMaps, |p, view| {
         let input = MapsInput {
             view,
             dwarf: &p.dwarf,
@@ -392,7 +393,11 @@ impl Progress for Bars {
 }
 
 /// Opens the core and runs the heap analysis, printing timings when asked.
-fn analyse(core: &CoreArgs, out: &OutArgs) -> anyhow::Result<(Process, Analysis)> {
+fn analyse(
+    core: &CoreArgs,
+    out: &OutArgs,
+    scope: TypeScope,
+) -> anyhow::Result<(Process, Analysis)> {
     let auto_scratch = match &core.scratch_dir {
         Some(dir) => {
             coreheap::alloc::use_scratch(dir)?;
@@ -403,7 +408,7 @@ fn analyse(core: &CoreArgs, out: &OutArgs) -> anyhow::Result<(Process, Analysis)
     let t = std::time::Instant::now();
     let p = Process::open(&core.core, &core.options())?;
     let open = t.elapsed();
-    let a = Analysis::run(&p, &Bars::new(auto_scratch))?;
+    let a = Analysis::run_scoped(&p, &Bars::new(auto_scratch), scope)?;
     for w in &a.warnings {
         eprintln!("coreheap: warning: {w}");
     }
@@ -425,6 +430,12 @@ fn analyse(core: &CoreArgs, out: &OutArgs) -> anyhow::Result<(Process, Analysis)
             a.objects.len(),
             a.graph.graph.edge_count(),
             a.table_bytes() as f64 / nodes
+        );
+        let (fresh, reused) = coreheap::alloc::large_block_bytes();
+        eprintln!(
+            "large blocks {} of fresh pages, {} reused",
+            coreheap::report::human_bytes(fresh),
+            coreheap::report::human_bytes(reused)
         );
         if coreheap::alloc::scratch_in_use() {
             eprintln!(
@@ -453,14 +464,16 @@ fn emit(
 fn with_view<T>(
     core: &CoreArgs,
     out: &OutArgs,
+    scope: TypeScope,
     f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let (p, analysis) = analyse(core, out)?;
+    let (p, analysis) = analyse(core, out, scope)?;
     f(&p, &HeapView::new(&analysis))
 }
 
 fn info(a: InfoArgs) -> anyhow::Result<()> {
-    let (p, analysis) = analyse(&a.core, &a.out)?;
+    // Info reports totals, not types.
+    let (p, analysis) = analyse(&a.core, &a.out, TypeScope::TowardMaps)?;
     let report = InfoReport::gather(&p, Some(&analysis))?;
     if matches!(a.out.format, Format::Table) {
         for w in &report.warnings {
@@ -471,7 +484,7 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
 }
 
 fn top(a: TopArgs) -> anyhow::Result<()> {
-    with_view(&a.core, &a.out, |p, view| {
+    with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let report = TopReport::gather(view, p.exe.buildinfo.release(), a.threshold);
         emit(a.out.format, || report.to_json(), || report.to_table())
     })
@@ -483,7 +496,7 @@ fn histogram(a: HistogramArgs) -> anyhow::Result<()> {
         SortArg::Shallow => SortBy::Shallow,
         SortArg::Retained => SortBy::Retained,
     };
-    with_view(&a.core, &a.out, |p, view| {
+    with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let report = HistogramReport::gather(view, p.exe.buildinfo.release(), sort);
         emit(a.out.format, || report.to_json(), || report.to_table(a.top))
     })
@@ -497,7 +510,7 @@ struct BadAddress(String);
 fn path(a: PathArgs) -> anyhow::Result<()> {
     let digits = a.address.trim_start_matches("0x").trim_start_matches("0X");
     let addr = u64::from_str_radix(digits, 16).map_err(|_| BadAddress(a.address.clone()))?;
-    with_view(&a.core, &a.out, |p, view| {
+    with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let namer = coreheap::report::heapview::Namer::new(view, &p.dwarf, &p.mem);
         let report = PathReport::gather(&namer, Addr(addr))?;
         emit(a.out.format, || report.to_json(), || report.to_table())

@@ -45,6 +45,17 @@ pub enum ObjType {
     StringData,
 }
 
+/// Which objects type inference follows the references of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeScope {
+    /// Every typed object: all objects whose type can be found get it.
+    All,
+    /// Only objects whose type can lead to a map (through pointers, slices, interfaces or
+    /// untyped pointers): enough to find every map and name its owner, and much less work
+    /// when most of the heap is map values. Objects one reference past those are typed too.
+    TowardMaps,
+}
+
 /// The type of each live object, where it could be found.
 #[derive(Debug)]
 pub struct ObjectTypes {
@@ -129,6 +140,8 @@ struct Facts {
     shape: Shape,
     /// A Swiss map header (`map<K,V>`), whose dirPtr may point at a single group.
     swiss_header: bool,
+    /// Whether a value of the type can lead to a map.
+    reaches_map: bool,
 }
 
 /// Flattened pointer layouts of DWARF types, cached.
@@ -136,6 +149,7 @@ pub struct Layouts<'a> {
     dwarf: &'a Dwarf,
     shapes: RefCell<HashMap<TypeRef, Shape>>,
     facts: RefCell<HashMap<TypeRef, Rc<Facts>>>,
+    reach: RefCell<HashMap<TypeRef, bool>>,
 }
 
 impl<'a> Layouts<'a> {
@@ -145,6 +159,7 @@ impl<'a> Layouts<'a> {
             dwarf,
             shapes: RefCell::new(HashMap::new()),
             facts: RefCell::new(HashMap::new()),
+            reach: RefCell::new(HashMap::new()),
         }
     }
 
@@ -162,9 +177,63 @@ impl<'a> Layouts<'a> {
             size,
             shape: self.shape(t),
             swiss_header,
+            reaches_map: self.reaches_map(t),
         });
         self.facts.borrow_mut().insert(t, f.clone());
         f
+    }
+
+    /// Whether a value of type `t` can lead to a map: it is a map header, or a chain of typed
+    /// references from it reaches one, or it holds an interface or an untyped pointer.
+    fn reaches_map(&self, t: TypeRef) -> bool {
+        if let Some(&r) = self.reach.borrow().get(&t) {
+            return r;
+        }
+        let is_map = |x: TypeRef| {
+            self.dwarf
+                .resolve(x)
+                .is_ok_and(|(_, i)| i.name.starts_with("map<") || i.name.starts_with("hash<"))
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![t];
+        let mut found = false;
+        'search: while let Some(x) = stack.pop() {
+            if !seen.insert(x) {
+                continue;
+            }
+            match self.reach.borrow().get(&x) {
+                Some(true) => {
+                    found = true;
+                    break;
+                }
+                Some(false) => continue,
+                None => {}
+            }
+            if is_map(x) {
+                found = true;
+                break;
+            }
+            for &(_, rf) in self.shape(x).iter() {
+                match rf {
+                    Ref::Ptr(Some(p)) | Ref::Slice(Some(p)) => stack.push(p),
+                    Ref::Str => {}
+                    Ref::Ptr(None) | Ref::Slice(None) | Ref::Eface | Ref::Iface => {
+                        found = true;
+                        break 'search;
+                    }
+                }
+            }
+        }
+        let mut memo = self.reach.borrow_mut();
+        if found {
+            memo.insert(t, true);
+        } else {
+            // The search saw everything these types lead to: none of them reaches a map.
+            for x in seen {
+                memo.insert(x, false);
+            }
+        }
+        found
     }
 
     /// Offsets of the words of a value of type `t` that hold pointers (interfaces: both words).
@@ -287,6 +356,7 @@ impl<'a> Layouts<'a> {
 
 struct Inference<'a> {
     dwarf: &'a Dwarf,
+    scope: TypeScope,
     mem: &'a Memory,
     a: HeapParts<'a>,
     layouts: Layouts<'a>,
@@ -330,10 +400,10 @@ impl<'a> Inference<'a> {
     /// type hold pointers.
     fn give(&mut self, id: u32, ti: u32) {
         self.of[id as usize] = ti;
-        let holds_pointers = self.facts_by_type[ti as usize]
-            .as_ref()
-            .is_some_and(|f| f.size > 0 && !f.shape.is_empty());
-        if holds_pointers {
+        let follow = self.facts_by_type[ti as usize].as_ref().is_some_and(|f| {
+            f.size > 0 && !f.shape.is_empty() && (self.scope == TypeScope::All || f.reaches_map)
+        });
+        if follow {
             match &mut self.queue {
                 Some(q) => q.push_back(id),
                 None => self.pending[(id >> 6) as usize] |= 1 << (id & 63),
@@ -652,8 +722,13 @@ fn statics(rt: &Runtime) -> Result<Vec<(u64, u64)>, RuntimeError> {
 }
 
 impl ObjectTypes {
-    /// Infers object types for an analysed heap.
-    pub fn infer(rt: &Runtime, a: HeapParts) -> Result<ObjectTypes, RuntimeError> {
+    /// Infers object types for an analysed heap, following the references of the objects
+    /// `scope` asks for.
+    pub fn infer(
+        rt: &Runtime,
+        a: HeapParts,
+        scope: TypeScope,
+    ) -> Result<ObjectTypes, RuntimeError> {
         let dwarf = rt.dwarf();
         let types_base = rt.field_uint(
             rt.global("runtime.firstmoduledata")?,
@@ -667,6 +742,7 @@ impl ObjectTypes {
             .ok();
         let mut inf = Inference {
             dwarf,
+            scope,
             mem: rt.mem(),
             a,
             layouts: Layouts::new(dwarf),

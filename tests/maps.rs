@@ -7,6 +7,7 @@ use coreheap::analysis::{Analysis, NoProgress};
 use coreheap::process::{OpenOptions, Process};
 use coreheap::report::heapview::HeapView;
 use coreheap::report::maps::{MapLine, MapsInput, MapsOptions, MapsReport};
+use coreheap::types::TypeScope;
 
 use common::{sample, samples, Sample};
 
@@ -21,9 +22,14 @@ fn truth_grouping() -> MapsOptions {
     }
 }
 
+/// The maps report as `coreheap maps` makes it: types inferred only toward maps.
 fn report(s: &Sample, opts: &MapsOptions) -> MapsReport {
+    report_scoped(s, opts, TypeScope::TowardMaps)
+}
+
+fn report_scoped(s: &Sample, opts: &MapsOptions, scope: TypeScope) -> MapsReport {
     let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
-    let a = Analysis::run(&p, &NoProgress).unwrap();
+    let a = Analysis::run_scoped(&p, &NoProgress, scope).unwrap();
     let view = HeapView::new(&a);
     let input = MapsInput {
         view: &view,
@@ -322,5 +328,22 @@ fn nested_maps_count_once_in_the_total_that_maps_retain() {
             "{}",
             s.name
         );
+    }
+}
+
+/// Following only the types that can lead to a map finds exactly what typing every object
+/// finds, on every sample.
+#[test]
+fn typing_toward_maps_finds_what_typing_everything_finds() {
+    let opts = MapsOptions {
+        top: 0,
+        ..Default::default()
+    };
+    for s in samples() {
+        let all = report_scoped(&s, &opts, TypeScope::All).to_json().unwrap();
+        let toward = report_scoped(&s, &opts, TypeScope::TowardMaps)
+            .to_json()
+            .unwrap();
+        assert_eq!(toward, all, "{}", s.name);
     }
 }
