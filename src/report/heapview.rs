@@ -155,22 +155,46 @@ impl<'a> HeapView<'a> {
     }
 
     /// Objects retained by each of `nodes` (the objects in its dominator subtree), in order.
+    /// No node of `nodes` may dominate another.
     pub fn retained_counts(&self, nodes: &[u32]) -> Vec<u64> {
-        let (offsets, children) = self.a.doms.dominator_tree_children();
-        let mut stack = Vec::new();
-        nodes
+        const UNKNOWN: u32 = u32::MAX;
+        const NOBODY: u32 = u32::MAX - 1;
+        let index: HashMap<u32, u32> = nodes
             .iter()
-            .map(|&v| {
-                let mut count = 0u64;
-                stack.push(v);
-                while let Some(x) = stack.pop() {
-                    count += u64::from(self.a.graph.is_object(x));
-                    let (s, e) = (offsets[x as usize], offsets[x as usize + 1]);
-                    stack.extend_from_slice(&children[s as usize..e as usize]);
+            .enumerate()
+            .map(|(i, &v)| (v, i as u32))
+            .collect();
+        // Per node: which of `nodes` dominates it (NOBODY: none), found once per node by
+        // climbing the dominator tree until a node already known.
+        let mut owner = vec![UNKNOWN; self.a.graph.graph.node_count()];
+        for (&v, &i) in &index {
+            owner[v as usize] = i;
+        }
+        let mut counts = vec![0u64; nodes.len()];
+        let mut path = Vec::new();
+        for x in 0..self.a.graph.objects {
+            if !self.a.doms.is_reachable(x) {
+                continue;
+            }
+            let mut cur = x;
+            let found = loop {
+                if owner[cur as usize] != UNKNOWN {
+                    break owner[cur as usize];
                 }
-                count
-            })
-            .collect()
+                path.push(cur);
+                match self.a.doms.idom(cur) {
+                    Some(d) => cur = d,
+                    None => break NOBODY,
+                }
+            };
+            for p in path.drain(..) {
+                owner[p as usize] = found;
+            }
+            if found != NOBODY {
+                counts[found as usize] += 1;
+            }
+        }
+        counts
     }
 }
 
