@@ -9,7 +9,8 @@
 # heap's bytes (`coreheap heap-scan`), and prints a Markdown table of medians, also written to
 # $BENCH_DIR/report.md.
 #
-# Environment: BENCH_DIR, BENCH_LARGE=1, BENCH_SIZES="1 4" (GiB), BENCH_VERSIONS, BENCH_RUNS.
+# Environment: BENCH_DIR, BENCH_LARGE=1, BENCH_SIZES="1 4" (GiB), BENCH_VERSIONS, BENCH_RUNS,
+# BENCH_COMMANDS="maps top", BENCH_REPORT (default $BENCH_DIR/report.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +19,7 @@ GO_TOOLCHAINS=${GO_TOOLCHAINS:-$ROOT/target/go-toolchains}
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench-cores}
 RUNS=${BENCH_RUNS:-3}
 VERSIONS=(${BENCH_VERSIONS:-1.26.6 1.23.9})
+COMMANDS=(${BENCH_COMMANDS:-maps top})
 if [[ ${BENCH_LARGE:-0} == 1 ]]; then SIZES=(${BENCH_SIZES:-1 4 16}); else SIZES=(${BENCH_SIZES:-1 4}); fi
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -82,13 +84,23 @@ timed() {
 # phase NAME FILE: seconds of one phase from a --timings log.
 phase() { awk -v p="$1" '$1 == p {print $2}' "$2"; }
 
-report=$BENCH_DIR/report.md
+# peak_anon FILE: the most anonymous memory any phase ended with, in bytes (what coreheap held
+# beyond the mapped core and executable).
+peak_anon() {
+	awk '/anonymous/ {
+		v = $(NF-1); u = $NF
+		f = (u == "KiB") ? 1024 : (u == "MiB") ? 1048576 : (u == "GiB") ? 1073741824 : 1
+		if (v * f > m) m = v * f
+	} END {printf "%.0f", m}' "$1"
+}
+
+report=${BENCH_REPORT:-$BENCH_DIR/report.md}
 mkdir -p "$BENCH_DIR"
 {
 	echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), $(date -u +%Y-%m-%d)."
 	echo
-	echo "| core | Go | core size | objects | edges | command | wall (median) | user+sys | peak RSS | anonymous (beyond the core) | spans | roots | pointers | types | maps | graph | dominators | heap MB/s | plain pass | × plain pass |"
-	echo "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| core | Go | core size | objects | edges | command | wall (median) | user+sys | peak RSS | peak anonymous (beyond the core) | per object | spans | roots | pointers | types | maps | graph | dominators | heap MB/s | plain pass | × plain pass |"
+	echo "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } >"$report"
 for v in "${VERSIONS[@]}"; do
 	for gib in "${SIZES[@]}"; do
@@ -97,17 +109,18 @@ for v in "${VERSIONS[@]}"; do
 		scan=$("$COREHEAP" heap-scan "$dir/core" --exe "$dir/bigledger")
 		heap_bytes=${scan%% bytes*}
 		scan_s=$(awk '{print $4}' <<<"$scan")
-		for cmd in maps top; do
+		for cmd in "${COMMANDS[@]}"; do
 			read -r wall cpu rss < <(timed "$dir" "$cmd")
 			t=$dir/$cmd.timings
 			objects=$(awk '$1 == "tables" {print $5}' "$t")
 			edges=$(awk '$1 == "tables" {print $8}' "$t")
-			anon=$(awk '$1 == "dominators" {print $(NF-1), $NF}' "$t")
+			anon=$(peak_anon "$t")
+			per_object=$(awk -v a="$anon" -v o="$objects" 'BEGIN {printf "%.1f B", a / o}')
 			mbps=$(awk -v b="$heap_bytes" -v w="$wall" 'BEGIN {printf "%.0f", b / w / 1e6}')
 			ratio=$(awk -v w="$wall" -v s="$scan_s" 'BEGIN {printf "%.1f", w / s}')
-			printf '| %s GiB | %s | %.2f GB | %s | %s | %s | %.2f s | %.2f s | %.2f GB | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %s |\n' \
+			printf '| %s GiB | %s | %.2f GB | %s | %s | %s | %.2f s | %.2f s | %.2f GB | %.2f GB | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %s |\n' \
 				"$gib" "$v" "$(awk -v s="$size" 'BEGIN {print s / 1e9}')" "$objects" "$edges" "$cmd" \
-				"$wall" "$cpu" "$(awk -v r="$rss" 'BEGIN {print r * 1024 / 1e9}')" "$anon" \
+				"$wall" "$cpu" "$(awk -v r="$rss" 'BEGIN {print r * 1024 / 1e9}')" "$(awk -v a="$anon" 'BEGIN {print a / 1e9}')" "$per_object" \
 				"$(phase spans "$t")" "$(phase roots "$t")" "$(phase pointers "$t")" "$(phase types "$t")" "$(phase maps "$t")" \
 				"$(phase graph "$t")" "$(phase dominators "$t")" "$mbps" "$scan_s" "$ratio" >>"$report"
 		done

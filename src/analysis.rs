@@ -212,7 +212,7 @@ impl Analysis {
             objects: &objects,
         };
         let rtypes = runtime_types(&rt);
-        let maps = Maps::decode(&ctx, &mut types, &bits, rtypes.as_ref());
+        let maps = Maps::decode(&ctx, &mut types, &raw, rtypes.as_ref());
         warnings.extend(maps.warnings.iter().cloned());
         phase("maps", t);
 

@@ -55,7 +55,7 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
     };
     let mut d = Decoding::new();
     if let Some(h) = ctx.object(header) {
-        d.storage.insert(h);
+        d.storage.push(h);
     }
     let nb = 1u64 << b;
     if oldbuckets.0 != 0 {
@@ -133,7 +133,7 @@ impl Bucket {
 /// Adds `mapextra` and the overflow-bucket slices it keeps to the map's storage.
 fn add_extra(ctx: &Ctx, extra: Addr, d: &mut Decoding) {
     if let Some(o) = ctx.object(extra) {
-        d.storage.insert(o);
+        d.storage.push(o);
     }
     // overflow and oldoverflow are *[]*bmap: the slice header and its backing array.
     for off in [0u64, 8] {
@@ -144,11 +144,11 @@ fn add_extra(ctx: &Ctx, extra: Addr, d: &mut Decoding) {
             continue;
         }
         if let Some(o) = ctx.object(slice) {
-            d.storage.insert(o);
+            d.storage.push(o);
         }
         if let Ok(arr) = ctx.mem.ptr(slice) {
             if let Some(o) = ctx.object(arr) {
-                d.storage.insert(o);
+                d.storage.push(o);
             }
         }
     }

@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use super::keys::short_type_name;
 use super::Ctx;
 use crate::dwarf::{TypeKind, TypeRef};
-use crate::heap::{ObjId, PointerBits};
+use crate::graph::RawEdges;
+use crate::heap::ObjId;
 use crate::memory::Addr;
 use crate::types::{ObjType, ObjectTypes};
 
@@ -174,28 +175,17 @@ fn type_name(ctx: &Ctx, t: TypeRef) -> Option<String> {
 }
 
 /// For each target object, the objects that point at it and the offset of the pointer word.
-fn referrers(
-    ctx: &Ctx,
-    bits: &PointerBits,
-    targets: &HashSet<u32>,
-) -> HashMap<u32, Vec<(ObjId, u64)>> {
+fn referrers(ctx: &Ctx, raw: &RawEdges, targets: &HashSet<u32>) -> HashMap<u32, Vec<(ObjId, u64)>> {
+    let mut wanted = vec![0u64; ctx.objects.len().div_ceil(64)];
+    for &t in targets {
+        wanted[(t >> 6) as usize] |= 1 << (t & 63);
+    }
     let mut out: HashMap<u32, Vec<(ObjId, u64)>> = HashMap::new();
-    let mut words = Vec::new();
     for id in 0..ctx.objects.len() as u32 {
-        let o = ObjId(id);
-        let si = ctx.objects.span(o);
-        words.clear();
-        if bits
-            .pointer_words(ctx.mem, ctx.heap, si, ctx.objects.slot(o), &mut words)
-            .is_err()
-        {
-            continue;
-        }
-        let start = ctx.objects.addr(o);
-        for w in &words {
-            let Ok(v) = ctx.mem.u64(*w) else { continue };
-            if let Some(t) = ctx.object(Addr(v)).filter(|t| targets.contains(&t.0)) {
-                out.entry(t.0).or_default().push((o, w.0 - start.0));
+        let (ts, words) = raw.of(id);
+        for (&t, w) in ts.iter().zip(words) {
+            if wanted[(t >> 6) as usize] >> (t & 63) & 1 != 0 {
+                out.entry(t).or_default().push((ObjId(id), w.offset()));
             }
         }
     }
@@ -206,7 +196,7 @@ fn referrers(
 pub(super) fn orphan_headers(
     ctx: &Ctx,
     types: &ObjectTypes,
-    bits: &PointerBits,
+    raw: &RawEdges,
     known: &HashSet<u32>,
     rtypes: Option<&RuntimeTypes>,
 ) -> Vec<(ObjId, TypeRef)> {
@@ -231,7 +221,7 @@ pub(super) fn orphan_headers(
     }
     let untyped = |o: ObjId| types.get(o).is_none();
     let mut found = Vec::new();
-    let refs = referrers(ctx, bits, &orphans.keys().copied().collect());
+    let refs = referrers(ctx, raw, &orphans.keys().copied().collect());
     // Swiss: orphan groups array ← table ← directory ← header.
     let mut tables: HashMap<u32, Climb> = HashMap::new();
     for (o, climb) in &orphans {
@@ -250,7 +240,7 @@ pub(super) fn orphan_headers(
         }
     }
     if !tables.is_empty() {
-        let refs = referrers(ctx, bits, &tables.keys().copied().collect());
+        let refs = referrers(ctx, raw, &tables.keys().copied().collect());
         let mut dirs: HashMap<u32, Climb> = HashMap::new();
         for (t, climb) in &tables {
             for &(r, _) in refs.get(t).into_iter().flatten() {
@@ -259,7 +249,7 @@ pub(super) fn orphan_headers(
                 }
             }
         }
-        let refs = referrers(ctx, bits, &dirs.keys().copied().collect());
+        let refs = referrers(ctx, raw, &dirs.keys().copied().collect());
         for (dir, climb) in &dirs {
             let Climb::Swiss {
                 header, dir_ptr, ..

@@ -7,8 +7,6 @@ pub use discover::RuntimeTypes;
 pub mod keys;
 mod swiss;
 
-use std::collections::BTreeSet;
-
 use crate::dwarf::{Dwarf, Field, TypeInfo, TypeKind, TypeRef};
 use crate::heap::{Heap, HeapIndex, ObjId, Objects};
 use crate::memory::{Addr, Memory};
@@ -212,9 +210,11 @@ impl SlotArea {
 pub(crate) struct Decoding {
     /// (key slot, value slot, the object holding them).
     pub entries: Vec<(Addr, Addr, Option<ObjId>)>,
-    /// The last container found: (start, end, id), to skip lookups for its neighbours.
-    last: Option<(u64, u64, ObjId)>,
-    pub storage: BTreeSet<ObjId>,
+    /// The last two containers found: (start, end, id), to skip lookups for their buckets or
+    /// groups (a classic map alternates between its bucket array and overflow buckets).
+    last: [Option<(u64, u64, ObjId)>; 2],
+    /// Objects of the map's own structures, possibly repeated (`storage_set` sorts them out).
+    pub storage: Vec<ObjId>,
     pub slots: u64,
     pub tombstones: u64,
     pub areas: Vec<(ObjId, SlotArea)>,
@@ -224,8 +224,8 @@ impl Decoding {
     pub(crate) fn new() -> Decoding {
         Decoding {
             entries: Vec::new(),
-            last: None,
-            storage: BTreeSet::new(),
+            last: [None, None],
+            storage: Vec::new(),
             slots: 0,
             tombstones: 0,
             areas: Vec::new(),
@@ -242,28 +242,40 @@ impl Decoding {
         lo: u64,
         hi: u64,
     ) -> Option<ObjId> {
-        if let Some((start, end, o)) = self.last {
-            if b.0 >= start && b.0 < end {
-                return Some(o);
+        for (start, end, o) in self.last.iter().flatten() {
+            if b.0 >= *start && b.0 < *end {
+                return Some(*o);
             }
         }
         let o = ctx.object(b)?;
         let start = ctx.objects.addr(o);
-        self.last = Some((start.0, start.0 + ctx.objects.size(ctx.heap, o), o));
-        {
-            if self.storage.insert(o) {
-                self.areas.push((
-                    o,
-                    SlotArea {
-                        phase: (b.0 - start.0) % size,
-                        size,
-                        lo,
-                        hi,
-                    },
-                ));
-            }
-        }
+        let end = start.0 + ctx.objects.size(ctx.heap, o);
+        // Keep the larger of the two cached containers (the bucket array), replace the other.
+        let keep_first = match self.last {
+            [Some(a), Some(b)] => a.1 - a.0 >= b.1 - b.0,
+            [Some(_), None] => true,
+            _ => false,
+        };
+        self.last[usize::from(keep_first)] = Some((start.0, end, o));
+        self.storage.push(o);
+        self.areas.push((
+            o,
+            SlotArea {
+                phase: (b.0 - start.0) % size,
+                size,
+                lo,
+                hi,
+            },
+        ));
         Some(o)
+    }
+
+    /// The map's own objects, each once, in address order.
+    pub(crate) fn storage_set(&mut self) -> Vec<ObjId> {
+        let mut s = std::mem::take(&mut self.storage);
+        s.sort_unstable();
+        s.dedup();
+        s
     }
 }
 
@@ -273,7 +285,7 @@ impl Maps {
     pub fn decode(
         ctx: &Ctx,
         types: &mut ObjectTypes,
-        bits: &crate::heap::PointerBits,
+        raw: &crate::graph::RawEdges,
         rtypes: Option<&RuntimeTypes>,
     ) -> Maps {
         let mut out = Maps::decode_typed(ctx, types);
@@ -282,7 +294,7 @@ impl Maps {
             .iter()
             .flat_map(|m| m.storage.iter().map(|o| o.0))
             .collect();
-        let found = discover::orphan_headers(ctx, types, bits, &known, rtypes);
+        let found = discover::orphan_headers(ctx, types, raw, &known, rtypes);
         if !found.is_empty() {
             for (header, t) in found {
                 let name = ctx
@@ -321,7 +333,7 @@ impl Maps {
                 MapImpl::Classic => classic::decode(ctx, t, header),
                 MapImpl::Swiss => swiss::decode(ctx, t, header),
             };
-            let Some((key, value, count, writing, d)) = decoded else {
+            let Some((key, value, count, writing, mut d)) = decoded else {
                 out.warnings
                     .push(format!("map {name} at {header}: layout not understood"));
                 continue;
@@ -349,10 +361,13 @@ impl Maps {
                     });
                 }
             }
-            out.areas.extend(d.areas.iter().map(|(o, a)| (o.0, *a)));
-            let mut storage: Vec<ObjId> = d.storage.into_iter().collect();
-            if !storage.contains(&oid) {
-                storage.insert(0, oid);
+            // The first slot area found for an object stands.
+            for (o, a) in &d.areas {
+                out.areas.entry(o.0).or_insert(*a);
+            }
+            let mut storage = d.storage_set();
+            if let Err(at) = storage.binary_search(&oid) {
+                storage.insert(at, oid);
             }
             out.maps.push(DecodedMap {
                 header: oid,

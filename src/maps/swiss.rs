@@ -106,7 +106,7 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
     };
     let mut d = Decoding::new();
     if let Some(h) = ctx.object(header) {
-        d.storage.insert(h);
+        d.storage.push(h);
     }
     if dir_ptr.0 == 0 {
         return Some((key, value, used, writing, d));
@@ -117,7 +117,7 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
         return Some((key, value, used, writing, d));
     }
     if let Some(o) = ctx.object(dir_ptr) {
-        d.storage.insert(o);
+        d.storage.push(o);
     }
     let mut tables: Vec<Addr> = (0..dir_len.min(MAX_GROUPS))
         .filter_map(|i| m.ptr(dir_ptr.offset(8 * i)).ok())
@@ -128,7 +128,7 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
     tables.dedup();
     for tbl in tables {
         if let Some(o) = ctx.object(tbl) {
-            d.storage.insert(o);
+            d.storage.push(o);
         }
         let (Ok(groups_ptr), Ok(mask)) = (
             m.ptr(tbl.offset(groups.offset + data.offset)),
