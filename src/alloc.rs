@@ -241,34 +241,64 @@ fn release_cache() {
 }
 
 /// A large block of at least `size` bytes: the smallest cached block that fits (trimmed to
-/// size), else fresh pages once the cache is released.
+/// size); else the largest cached block grown in place or moved (only the growth is fresh
+/// pages), the others given back; else fresh pages.
 fn large_alloc(size: usize, zeroed: bool) -> *mut u8 {
     let len = size.next_multiple_of(PAGE);
-    if !SCRATCH_ON.load(Ordering::Relaxed) {
-        let found = {
-            let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-            let best = c
-                .iter()
-                .enumerate()
-                .filter(|(_, &(_, l))| l >= len)
-                .min_by_key(|(_, &(_, l))| l)
-                .map(|(i, _)| i);
-            best.map(|i| std::mem::take(&mut c[i]))
-        };
-        if let Some((p, l)) = found {
-            REUSED.fetch_add(len as u64, Ordering::Relaxed);
-            if l > len {
-                unmap(p + len, l - len);
-            }
-            if zeroed {
-                // SAFETY: the block is `len` writable bytes owned by the caller from now on.
-                unsafe { std::ptr::write_bytes(p as *mut u8, 0, len) };
-            }
-            return p as *mut u8;
-        }
+    if SCRATCH_ON.load(Ordering::Relaxed) {
+        release_cache();
+        return map_fresh(len);
     }
-    // Nothing fits: give the cached blocks back before asking for more memory.
+    let (fit, grow) = {
+        let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let fit = c
+            .iter()
+            .enumerate()
+            .filter(|(_, &(_, l))| l >= len)
+            .min_by_key(|(_, &(_, l))| l)
+            .map(|(i, _)| i);
+        match fit {
+            Some(i) => (Some(std::mem::take(&mut c[i])), None),
+            None => {
+                let largest = c
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &(_, l))| l > 0)
+                    .max_by_key(|(_, &(_, l))| l)
+                    .map(|(i, _)| i);
+                (None, largest.map(|i| std::mem::take(&mut c[i])))
+            }
+        }
+    };
+    if let Some((p, l)) = fit {
+        REUSED.fetch_add(len as u64, Ordering::Relaxed);
+        if l > len {
+            unmap(p + len, l - len);
+        }
+        if zeroed {
+            // SAFETY: the block is `len` writable bytes owned by the caller from now on.
+            unsafe { std::ptr::write_bytes(p as *mut u8, 0, len) };
+        }
+        return p as *mut u8;
+    }
     release_cache();
+    if let Some((p, l)) = grow {
+        // SAFETY: `p..p + l` is a whole anonymous mapping made here and owned by no one.
+        let q = unsafe { libc::mremap(p as *mut libc::c_void, l, len, libc::MREMAP_MAYMOVE) };
+        if q != libc::MAP_FAILED {
+            REUSED.fetch_add(l as u64, Ordering::Relaxed);
+            FRESH.fetch_add((len - l) as u64, Ordering::Relaxed);
+            // SAFETY: the grown mapping is `len` bytes; its first `l` were used before.
+            unsafe {
+                libc::madvise(q, len, libc::MADV_HUGEPAGE);
+                if zeroed {
+                    std::ptr::write_bytes(q.cast::<u8>(), 0, l);
+                }
+            }
+            return q.cast();
+        }
+        unmap(p, l);
+    }
     map_fresh(len)
 }
 

@@ -65,6 +65,10 @@ impl Objects {
     /// large ones) start with (Go 1.22+), 0 when the runtime writes none.
     pub fn new(heap: &Heap, malloc_header: u8) -> Objects {
         let mut o = Objects::default();
+        // Room for every slot: pages the live objects do not fill are never touched.
+        let slots: u64 = heap.spans.iter().map(|s| s.nelems).sum();
+        let _ = o.slot.try_reserve_exact(slots as usize);
+        let _ = o.spans.try_reserve_exact(heap.spans.len());
         for s in heap.spans.iter() {
             let has_header = !s.noscan() && s.size_class() != 0 && s.elemsize > 512;
             o.spans.push(SpanRecord {

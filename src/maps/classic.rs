@@ -54,6 +54,7 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
         size: bsize,
     };
     let mut d = Decoding::new();
+    d.expect(count);
     if let Some(h) = ctx.object(header) {
         d.storage.push(h);
     }
@@ -116,11 +117,11 @@ impl Bucket {
             for (i, &h) in th.iter().enumerate() {
                 let i = i as u64;
                 if h >= MIN_TOP_HASH {
-                    d.entries.push((
+                    d.entry(
                         b.offset(self.keys + i * self.key_size),
                         b.offset(self.values + i * self.value_size),
                         holder,
-                    ));
+                    );
                 } else if h == EMPTY_ONE {
                     d.tombstones += 1;
                 }

@@ -208,8 +208,11 @@ impl SlotArea {
 
 /// Decoding state for one map.
 pub(crate) struct Decoding {
-    /// (key slot, value slot, the object holding them).
-    pub entries: Vec<(Addr, Addr, Option<ObjId>)>,
+    /// Entries whose bucket or group lies in a live object (their `map` is set when the map is
+    /// added to [`Maps`]).
+    pub entries: Vec<Entry>,
+    /// Entries decoded, including those outside any live object (damage).
+    pub decoded: u64,
     /// The last two containers found: (start, end, id), to skip lookups for their buckets or
     /// groups (a classic map alternates between its bucket array and overflow buckets).
     last: [Option<(u64, u64, ObjId)>; 2],
@@ -224,11 +227,31 @@ impl Decoding {
     pub(crate) fn new() -> Decoding {
         Decoding {
             entries: Vec::new(),
+            decoded: 0,
             last: [None, None],
             storage: Vec::new(),
             slots: 0,
             tombstones: 0,
             areas: Vec::new(),
+        }
+    }
+
+    /// Makes room for the entries a header counts (a damaged count only fails to reserve).
+    pub(crate) fn expect(&mut self, count: u64) {
+        let _ = self.entries.try_reserve(count.min(1 << 32) as usize);
+    }
+
+    /// Records an entry with its key and value slots, held by `holder` (None: outside any live
+    /// object).
+    pub(crate) fn entry(&mut self, key: Addr, value: Addr, holder: Option<ObjId>) {
+        self.decoded += 1;
+        if let Some(container) = holder {
+            self.entries.push(Entry {
+                map: 0,
+                key,
+                value,
+                container,
+            });
         }
     }
 
@@ -288,32 +311,40 @@ impl Maps {
         raw: &crate::graph::RawEdges,
         rtypes: Option<&RuntimeTypes>,
     ) -> Maps {
-        let mut out = Maps::decode_typed(ctx, types);
+        let mut out = Maps::default();
+        Maps::decode_headers(ctx, types, 0..ctx.objects.len() as u32, &mut out);
         let known: std::collections::HashSet<u32> = out
             .maps
             .iter()
             .flat_map(|m| m.storage.iter().map(|o| o.0))
             .collect();
         let found = discover::orphan_headers(ctx, types, raw, &known, rtypes);
-        if !found.is_empty() {
-            for (header, t) in found {
-                let name = ctx
-                    .dwarf
-                    .info(t)
-                    .map(|i| i.name.clone())
-                    .unwrap_or_default();
-                let size = ctx.dwarf.info(t).map(|i| i.size).unwrap_or(0);
-                types.set(header, t, name, size);
-            }
-            // Decode again with the newly typed headers; already decoded maps come out the same.
-            out = Maps::decode_typed(ctx, types);
+        let mut headers: Vec<u32> = Vec::with_capacity(found.len());
+        for (header, t) in found {
+            let name = ctx
+                .dwarf
+                .info(t)
+                .map(|i| i.name.clone())
+                .unwrap_or_default();
+            let size = ctx.dwarf.info(t).map(|i| i.size).unwrap_or(0);
+            types.set(header, t, name, size);
+            headers.push(header.0);
         }
+        // The newly typed headers' maps follow the others.
+        headers.sort_unstable();
+        headers.dedup();
+        Maps::decode_headers(ctx, types, headers, &mut out);
         out
     }
 
-    fn decode_typed(ctx: &Ctx, types: &ObjectTypes) -> Maps {
-        let mut out = Maps::default();
-        for id in 0..ctx.objects.len() as u32 {
+    /// Decodes the maps whose headers are among the objects `ids` (in that order) into `out`.
+    fn decode_headers(
+        ctx: &Ctx,
+        types: &ObjectTypes,
+        ids: impl IntoIterator<Item = u32>,
+        out: &mut Maps,
+    ) {
+        for id in ids {
             let oid = ObjId(id);
             let Some(crate::types::ObjType::Dwarf(t)) = types.get(oid) else {
                 continue;
@@ -343,23 +374,22 @@ impl Maps {
                     "map {name} at {header} was being written when the core was taken: decoded best-effort"
                 ));
             }
-            if !writing && d.entries.len() as u64 != count {
+            if !writing && d.decoded != count {
                 out.warnings.push(format!(
                     "map {name} at {header}: its header counts {count} entries but {} were decoded; the core may be damaged there",
-                    d.entries.len()
+                    d.decoded
                 ));
             }
             let mi = out.maps.len() as u32;
             let first = out.entries.len() as u32;
-            for (k, v, c) in &d.entries {
-                if let Some(c) = *c {
-                    out.entries.push(Entry {
-                        map: mi,
-                        key: *k,
-                        value: *v,
-                        container: c,
-                    });
-                }
+            for e in &mut d.entries {
+                e.map = mi;
+            }
+            if out.entries.is_empty() {
+                // The first map's entries become the list: no copy of the largest one.
+                out.entries = std::mem::take(&mut d.entries);
+            } else {
+                out.entries.append(&mut d.entries);
             }
             // The first slot area found for an object stands.
             for (o, a) in &d.areas {
@@ -383,7 +413,6 @@ impl Maps {
                 writing,
             });
         }
-        out
     }
 
     /// The entries of a map.

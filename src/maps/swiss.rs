@@ -37,11 +37,11 @@ impl Group {
         for i in 0..GROUP_SLOTS {
             let c = (ctrl >> (8 * i)) as u8;
             if is_full(c) {
-                d.entries.push((
+                d.entry(
                     g.offset(self.key.0 + i * self.key.1),
                     g.offset(self.value.0 + i * self.value.1),
                     holder,
-                ));
+                );
             } else if c == CTRL_DELETED {
                 d.tombstones += 1;
             }
@@ -105,6 +105,7 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
         value: layout.1,
     };
     let mut d = Decoding::new();
+    d.expect(used);
     if let Some(h) = ctx.object(header) {
         d.storage.push(h);
     }
