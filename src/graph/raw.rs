@@ -1,8 +1,8 @@
 //! Every live object's pointers to other live objects, found once and shared by type inference
 //! and the final graph, with the byte offset of each pointer word inside its object.
 
-use crate::heap::{Heap, HeapIndex, ObjId, Objects, PointerBits};
-use crate::memory::{Addr, Memory};
+use crate::heap::{Heap, HeapIndex, ObjId, Objects, PointerBits, LOCATE_BATCH};
+use crate::memory::Memory;
 
 /// Where a pointer word sits in its object (word index from the slot's start) and whether it
 /// points at the start of its target's value (past any malloc header), in one `u32`.
@@ -110,12 +110,35 @@ impl RawEdges {
     ) -> Part {
         let mut e = Part::default();
         let mut words = Vec::new();
+        // Pointers waiting to be resolved in one batch: (value, object within the run, offset
+        // of the word in its object).
+        let mut batch: Vec<(u64, u32, u64)> = Vec::with_capacity(LOCATE_BATCH);
+        let mut values: Vec<u64> = Vec::with_capacity(LOCATE_BATCH);
+        let mut found = Vec::with_capacity(LOCATE_BATCH);
+        let flush = |batch: &mut Vec<(u64, u32, u64)>,
+                     values: &mut Vec<u64>,
+                     found: &mut Vec<Option<crate::heap::Located>>,
+                     e: &mut Part| {
+            values.clear();
+            values.extend(batch.iter().map(|b| b.0));
+            objects.locate_batch(index, values, found);
+            for (&(_, k, off), t) in batch.iter().zip(found.iter()) {
+                let Some(t) = t else { continue };
+                if let Some(word) = Word::new(off, t.at_start) {
+                    e.targets.push(t.id.0);
+                    e.words.push(word);
+                    e.counts[k as usize] += 1;
+                }
+            }
+            batch.clear();
+        };
         for si in spans {
             for id in objects.span_ids(si) {
                 let o = ObjId(id);
                 let start = objects.addr_in(si, o);
+                let k = e.counts.len() as u32;
+                e.counts.push(0);
                 words.clear();
-                let before = e.targets.len();
                 if bits
                     .pointer_words(mem, heap, si, objects.slot(o), &mut words)
                     .is_err()
@@ -126,20 +149,17 @@ impl RawEdges {
                     match mem.u64(*w) {
                         Ok(0) => {}
                         Ok(v) => {
-                            let Some(t) = objects.locate(heap, index, Addr(v)) else {
-                                continue;
-                            };
-                            if let Some(word) = Word::new(w.0 - start.0, t.at_start) {
-                                e.targets.push(t.id.0);
-                                e.words.push(word);
+                            batch.push((v, k, w.0 - start.0));
+                            if batch.len() == LOCATE_BATCH {
+                                flush(&mut batch, &mut values, &mut found, &mut e);
                             }
                         }
                         Err(_) => e.unreadable += 1,
                     }
                 }
-                e.counts.push((e.targets.len() - before) as u32);
             }
         }
+        flush(&mut batch, &mut values, &mut found, &mut e);
         e
     }
 

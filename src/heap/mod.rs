@@ -3,7 +3,7 @@
 mod objects;
 mod pointers;
 
-pub use objects::{ObjId, Objects};
+pub use objects::{Located, ObjId, Objects, LOCATE_BATCH};
 pub use pointers::{HeapIndex, PointerBits, Slot};
 
 use serde::Serialize;
