@@ -239,8 +239,11 @@ impl HeapGraph {
             while o < ids.end {
                 // Plain objects up to the next container: their raw edges, copied at once.
                 let stop = next.peek().map_or(ids.end, |c| c.id);
-                let (a, b) = (raw.range(o, stop), offsets.get(o as usize) as usize - base);
-                part[b..b + a.len()].copy_from_slice(a);
+                let mut at = offsets.get(o as usize) as usize - base;
+                for a in raw.ranges(o, stop) {
+                    part[at..at + a.len()].copy_from_slice(a);
+                    at += a.len();
+                }
                 if let Some(c) = next.next() {
                     let at = offsets.get(c.id as usize) as usize - base;
                     part[at..at + c.successors.len()].copy_from_slice(&c.successors);

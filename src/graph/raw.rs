@@ -40,22 +40,34 @@ struct Part {
     unreadable: u64,
 }
 
-/// Object-to-object edges in compact arrays, by object id.
+/// The edges of a run of objects with consecutive ids.
 #[derive(Debug, Default)]
-pub struct RawEdges {
-    /// `offsets.range(o)` are object `o`'s edges.
+struct Segment {
+    /// Id of the run's first object.
+    first: u32,
+    /// `offsets.range(o - first)` are object `o`'s edges.
     offsets: super::Offsets,
     /// Target object of each edge.
     targets: Vec<u32>,
     /// Per edge, a [`Word`]: where the pointer sits in its object and what it points at.
     words: Vec<Word>,
+}
+
+/// Object-to-object edges in compact arrays, by object id: one segment per run of objects
+/// resolved together, kept as built (joining them would copy every edge).
+#[derive(Debug, Default)]
+pub struct RawEdges {
+    /// Segments in id order.
+    segments: Vec<Segment>,
+    /// Number of objects.
+    objects: u32,
     /// Pointer words that could not be read (damage in the core).
     pub unreadable: u64,
 }
 
 impl RawEdges {
     /// Reads every live object's pointer words and resolves them to live objects, on every core:
-    /// runs of spans are resolved in parallel and joined in span order.
+    /// runs of spans are resolved in parallel.
     pub fn build(
         mem: &Memory,
         heap: &Heap,
@@ -80,23 +92,35 @@ impl RawEdges {
             .into_par_iter()
             .map(|r| RawEdges::build_spans(mem, heap, index, objects, bits, r))
             .collect();
-        let edges = parts.iter().map(|p| p.targets.len()).sum();
-        let mut counts = Vec::with_capacity(objects.len() + 1);
-        let mut targets = Vec::with_capacity(edges);
-        let mut words = Vec::with_capacity(edges);
-        let mut unreadable = 0;
-        for p in parts {
-            counts.extend_from_slice(&p.counts);
-            targets.extend_from_slice(&p.targets);
-            words.extend_from_slice(&p.words);
-            unreadable += p.unreadable;
+        let mut e = RawEdges {
+            objects: objects.len() as u32,
+            ..Default::default()
+        };
+        let mut next = 0u32;
+        for mut p in parts {
+            e.unreadable += p.unreadable;
+            if p.counts.is_empty() {
+                continue;
+            }
+            let n = p.counts.len() as u32;
+            p.targets.shrink_to_fit();
+            p.words.shrink_to_fit();
+            e.segments.push(Segment {
+                first: next,
+                offsets: super::Offsets::from_counts(p.counts),
+                targets: p.targets,
+                words: p.words,
+            });
+            next += n;
         }
-        RawEdges {
-            offsets: super::Offsets::from_counts(counts),
-            targets,
-            words,
-            unreadable,
-        }
+        e
+    }
+
+    /// The segment holding object `o`, and `o`'s index in it.
+    fn segment(&self, o: u32) -> (&Segment, usize) {
+        let i = self.segments.partition_point(|s| s.first <= o) - 1;
+        let s = &self.segments[i];
+        (s, (o - s.first) as usize)
     }
 
     /// The edges of the objects of a run of spans (offsets start at 0).
@@ -165,23 +189,44 @@ impl RawEdges {
 
     /// Object `o`'s edges: (targets, words), in word order.
     pub fn of(&self, o: u32) -> (&[u32], &[Word]) {
-        let r = self.offsets.range(o as usize);
-        (&self.targets[r.clone()], &self.words[r])
+        let (s, k) = self.segment(o);
+        let r = s.offsets.range(k);
+        (&s.targets[r.clone()], &s.words[r])
     }
 
     /// How many edges object `o` has.
     pub fn degree(&self, o: u32) -> u32 {
-        (self.offsets.get(o as usize + 1) - self.offsets.get(o as usize)) as u32
+        let (s, k) = self.segment(o);
+        (s.offsets.get(k + 1) - s.offsets.get(k)) as u32
     }
 
-    /// The targets of objects `from..to`, one after another.
-    pub fn range(&self, from: u32, to: u32) -> &[u32] {
-        &self.targets
-            [self.offsets.get(from as usize) as usize..self.offsets.get(to as usize) as usize]
+    /// The targets of objects `from..to`, one after another, as slices.
+    pub fn ranges(&self, from: u32, to: u32) -> impl Iterator<Item = &[u32]> {
+        let first = self
+            .segments
+            .partition_point(|s| s.first <= from)
+            .saturating_sub(1);
+        self.segments[first..]
+            .iter()
+            .enumerate()
+            .map_while(move |(i, s)| {
+                let end = self
+                    .segments
+                    .get(first + i + 1)
+                    .map_or(self.objects, |n| n.first);
+                (s.first < to).then(|| {
+                    let (a, b) = (from.max(s.first) - s.first, to.min(end) - s.first);
+                    let (a, b) = (s.offsets.get(a as usize), s.offsets.get(b as usize));
+                    &s.targets[a as usize..b as usize]
+                })
+            })
     }
 
     /// Bytes held.
     pub fn heap_size_bytes(&self) -> usize {
-        self.offsets.heap_size_bytes() + (self.targets.capacity() + self.words.capacity()) * 4
+        self.segments
+            .iter()
+            .map(|s| s.offsets.heap_size_bytes() + (s.targets.capacity() + s.words.capacity()) * 4)
+            .sum()
     }
 }
