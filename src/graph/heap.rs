@@ -166,11 +166,6 @@ impl HeapGraph {
         drop(entry_runs);
 
         // Out-degrees of the objects, then of entries, roots and the super-root.
-        let mut entry_edges: Vec<(u32, u32)> = containers
-            .iter()
-            .flat_map(|c| c.entry_edges.iter().copied())
-            .collect();
-        entry_edges.par_sort_unstable();
         let mut unreadable = raw.unreadable;
         let target = |v: u64| objects.find(heap, index, Addr(v)).map(|o| o.0);
         let root_succ: Vec<Vec<u32>> = roots
@@ -197,8 +192,10 @@ impl HeapGraph {
         for c in &containers {
             counts[c.id as usize] = degree(c.successors.len());
         }
-        for &(e, _) in &entry_edges {
-            counts[(n + e) as usize] += 1;
+        for c in &containers {
+            for &(e, _) in &c.entry_edges {
+                counts[(n + e) as usize] += 1;
+            }
         }
         let first_root = n as usize + n_entries as usize;
         for (i, succ) in root_succ.iter().enumerate() {
@@ -253,15 +250,25 @@ impl HeapGraph {
                 }
             }
         });
-        drop(containers);
 
-        // Entries, roots and the super-root.
-        let mut at = object_edges as usize;
-        for &(_, t) in &entry_edges {
-            targets[at] = t;
-            at += 1;
+        // Entries: each container's edges go to their entries' places, then each entry's
+        // targets are put in id order.
+        let mut filled = vec![0u32; n_entries as usize];
+        for c in &containers {
+            for &(e, t) in &c.entry_edges {
+                let at = offsets.get((n + e) as usize) as usize + filled[e as usize] as usize;
+                targets[at] = t;
+                filled[e as usize] += 1;
+            }
         }
-        drop(entry_edges);
+        drop(filled);
+        drop(containers);
+        for e in 0..n_entries {
+            targets[offsets.range((n + e) as usize)].sort_unstable();
+        }
+
+        // Roots and the super-root.
+        let mut at = offsets.get(first_root) as usize;
         for succ in &root_succ {
             targets[at..at + succ.len()].copy_from_slice(succ);
             at += succ.len();
