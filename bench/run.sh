@@ -106,9 +106,15 @@ for v in "${VERSIONS[@]}"; do
 	for gib in "${SIZES[@]}"; do
 		dir=$(make_core "$v" "$gib")
 		size=$(stat -c %s "$dir/core")
-		scan=$("$COREHEAP" heap-scan "$dir/core" --exe "$dir/bigledger")
+		# The plain pass, warm: one run to load the page cache, then the best of three.
+		"$COREHEAP" heap-scan "$dir/core" --exe "$dir/bigledger" >/dev/null
+		scan_s=
+		for ((i = 0; i < 3; i++)); do
+			scan=$("$COREHEAP" heap-scan "$dir/core" --exe "$dir/bigledger")
+			s=$(awk '{print $4}' <<<"$scan")
+			if [[ -z $scan_s ]] || awk -v a="$s" -v b="$scan_s" 'BEGIN {exit !(a < b)}'; then scan_s=$s; fi
+		done
 		heap_bytes=${scan%% bytes*}
-		scan_s=$(awk '{print $4}' <<<"$scan")
 		for cmd in "${COMMANDS[@]}"; do
 			read -r wall cpu rss < <(timed "$dir" "$cmd")
 			t=$dir/$cmd.timings
