@@ -95,7 +95,8 @@ pub enum ScratchError {
 }
 
 /// From now on, large blocks are mappings of unnamed files in `dir` (removed when the process
-/// ends).
+/// ends). It takes effect where [`HugePages`] is the global allocator, as in the `coreheap`
+/// binary.
 pub fn use_scratch(dir: &std::path::Path) -> Result<(), ScratchError> {
     let shown = dir.display().to_string();
     let c = CString::new(dir.as_os_str().as_encoded_bytes())
