@@ -228,6 +228,12 @@ fn unmap(ptr: usize, len: usize) {
     unsafe { libc::munmap(ptr as *mut libc::c_void, len) };
 }
 
+/// Gives every freed large block kept for reuse back to the kernel (the memory then serves the
+/// page cache, e.g. the core's pages that reports read).
+pub fn release_free_blocks() {
+    release_cache();
+}
+
 /// Unmaps every cached block.
 fn release_cache() {
     let taken = {

@@ -233,6 +233,9 @@ impl Analysis {
             }
         });
         doms.release_order();
+        // The tables are built: freed blocks kept for reuse would only hold memory the page
+        // cache can use while reports read the core.
+        crate::alloc::release_free_blocks();
         phase("dominators", t);
 
         Ok(Analysis {
