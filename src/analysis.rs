@@ -218,7 +218,7 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("building the object graph", Some(objects.len() as u64));
-        let graph = HeapGraph::build(&p.mem, &heap, &index, &objects, &raw, &maps, &roots);
+        let graph = HeapGraph::build(&p.mem, &index, &objects, &raw, &maps, &roots);
         drop(raw);
         phase("graph", t);
 
@@ -227,7 +227,7 @@ impl Analysis {
         let mut doms = dominators(&graph.graph, graph.super_root());
         let retained = doms.retained_sizes_with(|v| {
             if graph.is_object(v) {
-                objects.size(&heap, ObjId(v))
+                objects.size(ObjId(v))
             } else {
                 0
             }
@@ -258,7 +258,7 @@ impl Analysis {
     /// A node's own bytes: an object's slot size, 0 for entries and roots.
     pub fn shallow(&self, v: u32) -> u64 {
         if self.graph.is_object(v) {
-            self.objects.size(&self.heap, ObjId(v))
+            self.objects.size(ObjId(v))
         } else {
             0
         }

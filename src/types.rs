@@ -420,11 +420,7 @@ impl<'a> Inference<'a> {
     /// A typed pointer into the data or bss sections (a statically allocated value) is followed
     /// there once.
     fn assign(&mut self, v: u64, t: ObjType) {
-        let Some((id, span)) = self
-            .a
-            .objects
-            .find_in_span(self.a.heap, self.a.index, Addr(v))
-        else {
+        let Some((id, span)) = self.a.objects.find_in_span(self.a.index, Addr(v)) else {
             if let ObjType::Dwarf(t) = t {
                 if self.in_statics(v) && self.static_seen.insert((v, t)) {
                     let size = self

@@ -43,7 +43,7 @@ fn reachable_bytes_are_what_a_plain_traversal_finds_and_what_the_super_root_reta
         let mut bytes = 0u64;
         while let Some(v) = stack.pop() {
             if a.graph.is_object(v) {
-                bytes += a.objects.size(&a.heap, ObjId(v));
+                bytes += a.objects.size(ObjId(v));
             }
             for &w in g.successors(v) {
                 if !seen[w as usize] {
@@ -101,7 +101,7 @@ fn ledger_values_are_typed_as_big_ints_and_keys_as_string_data() {
         // The map header is typed with the linker's synthesized map struct.
         let header = a
             .objects
-            .find(&a.heap, &a.index, map_addr(&s.truth["maps"][0]))
+            .find(&a.index, map_addr(&s.truth["maps"][0]))
             .unwrap();
         let name = types.name(header).unwrap_or("");
         assert!(
@@ -150,7 +150,7 @@ fn every_map_header_retains_exactly_what_its_program_allocated_for_it() {
         for m in s.truth["maps"].as_array().unwrap() {
             let o = a
                 .objects
-                .find(&a.heap, &a.index, map_addr(m))
+                .find(&a.index, map_addr(m))
                 .unwrap_or_else(|| panic!("{}: no object at {}", s.name, m["addr"]));
             assert_eq!(
                 a.retained[o.0 as usize],

@@ -3,7 +3,7 @@
 
 use super::RawEdges;
 use super::{Graph, Offsets};
-use crate::heap::{Heap, HeapIndex, ObjId, Objects};
+use crate::heap::{HeapIndex, ObjId, Objects};
 use crate::maps::{Maps, SlotArea};
 use crate::memory::{Addr, Memory};
 use crate::roots::Root;
@@ -129,10 +129,8 @@ impl Container {
 impl HeapGraph {
     /// Builds the graph from the objects' edges, map entries and roots' slots, on every core:
     /// out-degrees first, then each run of objects fills its own part of the edge array.
-    #[allow(clippy::too_many_arguments)]
     pub fn build(
         mem: &Memory,
-        heap: &Heap,
         index: &HeapIndex,
         objects: &Objects,
         raw: &RawEdges,
@@ -167,7 +165,7 @@ impl HeapGraph {
 
         // Out-degrees of the objects, then of entries, roots and the super-root.
         let mut unreadable = raw.unreadable;
-        let target = |v: u64| objects.find(heap, index, Addr(v)).map(|o| o.0);
+        let target = |v: u64| objects.find(index, Addr(v)).map(|o| o.0);
         let root_succ: Vec<Vec<u32>> = roots
             .iter()
             .map(|r| {

@@ -48,6 +48,19 @@ struct SpanRecord {
     header: u8,
 }
 
+impl SpanRecord {
+    /// The slot holding `addr`, if it lies among the span's slots.
+    fn slot_of(&self, addr: u64) -> Option<u64> {
+        let slot = addr.checked_sub(self.base)? / self.elemsize;
+        (slot < u64::from(self.nelems)).then_some(slot)
+    }
+
+    /// Index in `Objects::words` of the word holding slot `slot`'s live bit.
+    fn word_of(&self, slot: u64) -> usize {
+        self.first_word as usize + (slot / 64) as usize
+    }
+}
+
 /// 64 slots of a span: live bits, and the live slots of the span before them.
 #[derive(Debug, Default, Clone, Copy)]
 #[repr(align(16))]
@@ -157,44 +170,25 @@ impl Objects {
     }
 
     /// Slot size of an object (size-class rounded).
-    pub fn size(&self, _heap: &Heap, id: ObjId) -> u64 {
+    pub fn size(&self, id: ObjId) -> u64 {
         self.spans[self.span(id)].elemsize
     }
 
     /// The live object holding `addr`, if any.
-    pub fn find(&self, heap: &Heap, index: &HeapIndex, addr: Addr) -> Option<ObjId> {
-        self.find_in_span(heap, index, addr).map(|(o, _)| o)
+    pub fn find(&self, index: &HeapIndex, addr: Addr) -> Option<ObjId> {
+        self.find_in_span(index, addr).map(|(o, _)| o)
     }
 
     /// The live object holding `addr` and its span index.
-    pub fn find_in_span(
-        &self,
-        heap: &Heap,
-        index: &HeapIndex,
-        addr: Addr,
-    ) -> Option<(ObjId, usize)> {
-        self.locate(heap, index, addr).map(|f| (f.id, f.span))
+    pub fn find_in_span(&self, index: &HeapIndex, addr: Addr) -> Option<(ObjId, usize)> {
+        self.locate(index, addr).map(|f| (f.id, f.span))
     }
 
     /// The live object holding `addr`: its id, span, and whether `addr` is its value's start.
-    pub fn locate(&self, _heap: &Heap, index: &HeapIndex, addr: Addr) -> Option<Located> {
-        let si = index.span_at(addr)? as usize;
-        let r = self.spans.get(si)?;
-        let slot = addr.0.checked_sub(r.base)? / r.elemsize;
-        if slot >= u64::from(r.nelems) {
-            return None;
-        }
-        let w = self.words[r.first_word as usize + (slot / 64) as usize];
-        let bit = 1u64 << (slot % 64);
-        if w.bits & bit == 0 {
-            return None;
-        }
-        let rank = w.rank + (w.bits & (bit - 1)).count_ones();
-        Some(Located {
-            id: ObjId(r.first_id + rank),
-            span: si,
-            at_start: addr.0 == r.base + slot * r.elemsize + u64::from(r.header),
-        })
+    pub fn locate(&self, index: &HeapIndex, addr: Addr) -> Option<Located> {
+        let si = index.span_at(addr)?;
+        let r = self.spans.get(si as usize)?;
+        self.located(si, r, r.slot_of(addr.0)?, addr.0)
     }
 
     /// [`Objects::locate`] for many addresses at once (at most [`LOCATE_BATCH`]), into `out`.
@@ -213,37 +207,37 @@ impl Objects {
                 prefetch(&self.spans[si as usize]);
             }
         }
-        let mut slot = [u64::MAX; LOCATE_BATCH];
+        let mut slot = [None; LOCATE_BATCH];
         for (i, &a) in addrs[..n].iter().enumerate() {
             let Some(r) = self.spans.get(span[i] as usize) else {
                 continue;
             };
-            if let Some(s) = a.checked_sub(r.base).map(|d| d / r.elemsize) {
-                if s < u64::from(r.nelems) {
-                    slot[i] = s;
-                    if let Some(w) = self.words.get(r.first_word as usize + (s / 64) as usize) {
-                        prefetch(w);
-                    }
-                }
+            slot[i] = r.slot_of(a);
+            if let Some(w) = slot[i].and_then(|s| self.words.get(r.word_of(s))) {
+                prefetch(w);
             }
         }
         for (i, &a) in addrs[..n].iter().enumerate() {
-            let (Some(r), s) = (self.spans.get(span[i] as usize), slot[i]) else {
-                out.push(None);
-                continue;
+            let found = match (self.spans.get(span[i] as usize), slot[i]) {
+                (Some(r), Some(s)) => self.located(span[i], r, s, a),
+                _ => None,
             };
-            if s == u64::MAX {
-                out.push(None);
-                continue;
-            }
-            let w = self.words[r.first_word as usize + (s / 64) as usize];
-            let bit = 1u64 << (s % 64);
-            out.push((w.bits & bit != 0).then(|| Located {
-                id: ObjId(r.first_id + w.rank + (w.bits & (bit - 1)).count_ones()),
-                span: span[i] as usize,
-                at_start: a == r.base + s * r.elemsize + u64::from(r.header),
-            }));
+            out.push(found);
         }
+    }
+
+    /// The live object in slot `slot` of span `si` (record `r`), if that slot is live.
+    fn located(&self, si: u32, r: &SpanRecord, slot: u64, addr: u64) -> Option<Located> {
+        let w = self.words.get(r.word_of(slot))?;
+        let bit = 1u64 << (slot % 64);
+        if w.bits & bit == 0 {
+            return None;
+        }
+        Some(Located {
+            id: ObjId(r.first_id + w.rank + (w.bits & (bit - 1)).count_ones()),
+            span: si as usize,
+            at_start: addr == r.base + slot * r.elemsize + u64::from(r.header),
+        })
     }
 
     /// Start address of an object whose span is known.

@@ -106,7 +106,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The live object at `a`.
     fn object(&self, a: Addr) -> Option<ObjId> {
-        self.objects.find(self.heap, self.index, a)
+        self.objects.find(self.index, a)
     }
 
     /// The struct fields of a type, through typedefs.
@@ -272,7 +272,7 @@ impl Decoding {
         }
         let o = ctx.object(b)?;
         let start = ctx.objects.addr(o);
-        let end = start.0 + ctx.objects.size(ctx.heap, o);
+        let end = start.0 + ctx.objects.size(o);
         // Keep the larger of the two cached containers (the bucket array), replace the other.
         let keep_first = match self.last {
             [Some(a), Some(b)] => a.1 - a.0 >= b.1 - b.0,

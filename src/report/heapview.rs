@@ -43,7 +43,7 @@ pub struct Hop {
 impl<'a> HeapView<'a> {
     /// The type name of an object, `[]T` when it holds several values, or its size class when unknown.
     pub fn type_name(&self, id: ObjId) -> String {
-        let size = self.a.objects.size(&self.a.heap, id);
+        let size = self.a.objects.size(id);
         match self.types.name(id) {
             Some(n) => {
                 let one = self.types.value_size(id).unwrap_or(size);
@@ -151,7 +151,7 @@ impl<'a> HeapView<'a> {
 
     /// The object holding an address.
     pub fn object_at(&self, addr: Addr) -> Option<ObjId> {
-        self.a.objects.find(&self.a.heap, &self.a.index, addr)
+        self.a.objects.find(&self.a.index, addr)
     }
 
     /// Objects retained by each of `nodes` (the objects in its dominator subtree), in order.
@@ -300,7 +300,7 @@ impl<'a> Namer<'a> {
         self.mem
             .u64(slot)
             .ok()
-            .and_then(|p| a.objects.find(&a.heap, &a.index, Addr(p)))
+            .and_then(|p| a.objects.find(&a.index, Addr(p)))
             .is_some_and(|o| o.0 == w)
     }
 
