@@ -95,15 +95,19 @@ fn runtime_types(rt: &Runtime) -> Option<crate::maps::RuntimeTypes> {
 
 /// A kB field of /proc/self/status (`VmHWM:`, `RssAnon:`), 0 when the OS does not tell.
 pub fn proc_status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    proc_kb("/proc/self/status", field).unwrap_or(0)
+}
+
+/// A kB field (`MemAvailable:`, `VmHWM:`) of a /proc file of `Field: value kB` lines.
+pub fn proc_kb(path: &str, field: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Byte totals of the heap as the analysis sees it.

@@ -353,10 +353,7 @@ fn mem_available() -> Option<u64> {
     {
         return Some(v);
     }
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    Some(coreheap::analysis::proc_kb("/proc/meminfo", "MemAvailable:")? * 1024)
 }
 
 impl Progress for Bars {

@@ -189,8 +189,6 @@ impl HeapGraph {
         let degree = |k: usize| u32::try_from(k).expect("a node with over 2^32 successors");
         for c in &containers {
             counts[c.id as usize] = degree(c.successors.len());
-        }
-        for c in &containers {
             for &(e, _) in &c.entry_edges {
                 counts[(n + e) as usize] += 1;
             }

@@ -244,21 +244,16 @@ impl GraphBuilder {
             self.offsets[0] == 0 && self.offsets.windows(2).all(|w| w[0] <= w[1]),
             "edges added do not match the per-node counts"
         );
-        let counts = self.offsets[..n_nodes(&self.offsets)]
-            .iter()
-            .zip(&self.offsets[1..])
-            .map(|(a, b)| (b - a) as u32)
+        let counts = self
+            .offsets
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as u32)
             .collect();
         Graph {
             offsets: Offsets::from_counts(counts),
             targets: self.targets,
         }
     }
-}
-
-/// Nodes of a builder's offset array (`n + 1` long).
-fn n_nodes(offsets: &[u64]) -> usize {
-    offsets.len() - 1
 }
 
 #[cfg(test)]

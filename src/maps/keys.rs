@@ -14,7 +14,7 @@ const SIGNED: std::ops::RangeInclusive<u8> = 2..=6;
 const UNSIGNED: std::ops::RangeInclusive<u8> = 7..=12;
 
 /// Most bytes of a string key read from the core.
-pub const MAX_KEY_BYTES: usize = 4096;
+const MAX_KEY_BYTES: usize = 4096;
 
 /// Reads a key or value of type `ty` at `addr` as text; `None` when it cannot be read.
 pub fn render(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr, depth: u32) -> Option<String> {
@@ -80,12 +80,19 @@ pub fn is_string(dwarf: &Dwarf, ty: TypeRef) -> bool {
 /// The bytes of the Go string header at `addr` (at most 4096), borrowed from the core when
 /// they lie in one piece.
 pub fn string_bytes(mem: &Memory, addr: Addr) -> Option<std::borrow::Cow<'_, [u8]>> {
-    let p = mem.ptr(addr).ok()?;
-    let n = mem.u64(addr.offset(8)).ok()? as usize;
+    let (p, n) = string_header(mem, addr)?;
     if n == 0 {
         return Some(std::borrow::Cow::Borrowed(&[]));
     }
-    mem.read(p, n.min(MAX_KEY_BYTES)).ok()
+    mem.read(p, n).ok()
+}
+
+/// The data pointer and length of the Go string header at `addr`, the length cut to the most
+/// bytes read of a key (4096).
+pub fn string_header(mem: &Memory, addr: Addr) -> Option<(Addr, usize)> {
+    let p = mem.ptr(addr).ok()?;
+    let n = mem.u64(addr.offset(8)).ok()?;
+    Some((p, n.min(MAX_KEY_BYTES as u64) as usize))
 }
 
 /// The slot itself, or what it points to for indirect keys and values.

@@ -159,16 +159,11 @@ impl<'a> HeapView<'a> {
     pub fn retained_counts(&self, nodes: &[u32]) -> Vec<u64> {
         const UNKNOWN: u32 = u32::MAX;
         const NOBODY: u32 = u32::MAX - 1;
-        let index: HashMap<u32, u32> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (v, i as u32))
-            .collect();
         // Per node: which of `nodes` dominates it (NOBODY: none), found once per node by
         // climbing the dominator tree until a node already known.
         let mut owner = vec![UNKNOWN; self.a.graph.graph.node_count()];
-        for (&v, &i) in &index {
-            owner[v as usize] = i;
+        for (i, &v) in nodes.iter().enumerate() {
+            owner[v as usize] = i as u32;
         }
         let mut counts = vec![0u64; nodes.len()];
         let mut path = Vec::new();

@@ -434,12 +434,18 @@ fn group_string_keys(
         .enumerate()
         .map(|(i, e)| {
             let key_addr = keys::deref(mem, e.key, m.key.indirect);
-            let p = mem.u64(key_addr).unwrap_or(0);
-            let n = mem.u64(key_addr.offset(8)).unwrap_or(0);
-            (p, n.min(keys::MAX_KEY_BYTES as u64) as u32, i as u32)
+            let (p, n) = keys::string_header(mem, key_addr).unwrap_or((Addr(0), 0));
+            (p.0, n as u32, i as u32)
         })
         .collect();
     keys_at.par_sort_unstable();
+    let shown = |text: &str| {
+        if opts.redact {
+            redactor.key(text, &opts.delimiters)
+        } else {
+            keys::cut(&keys::quote(text), opts.key_width)
+        }
+    };
     let chunk_groups = |chunk: &[(u64, u32, u32)]| {
         let mut groups = Partial::new();
         for &(p, n, i) in chunk {
@@ -458,13 +464,6 @@ fn group_string_keys(
                 group
             };
             let r = retained_of[i as usize];
-            let shown = |text: &str| {
-                if opts.redact {
-                    redactor.key(text, &opts.delimiters)
-                } else {
-                    keys::cut(&keys::quote(text), opts.key_width)
-                }
-            };
             match groups.get_mut(&*group) {
                 Some(g) => {
                     g.0 += 1;
@@ -484,11 +483,18 @@ fn group_string_keys(
     let mut all = Partial::new();
     for part in parts {
         for (k, (n, bytes, first, shown)) in part {
-            let g = all.entry(k).or_insert((0, 0, first, shown.clone()));
-            g.0 += n;
-            g.1 += bytes;
-            if first < g.2 {
-                (g.2, g.3) = (first, shown);
+            match all.entry(k) {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let g = o.get_mut();
+                    g.0 += n;
+                    g.1 += bytes;
+                    if first < g.2 {
+                        (g.2, g.3) = (first, shown);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((n, bytes, first, shown));
+                }
             }
         }
     }
