@@ -59,22 +59,6 @@ impl Span {
         bit(&self.live, i)
     }
 
-    /// Live slots in [from, to), with `from` a multiple of 8.
-    pub fn live_between(&self, from: u64, to: u64) -> u32 {
-        let (a, b) = ((from / 8) as usize, (to / 8) as usize);
-        let mut n: u32 = self
-            .live
-            .get(a..b)
-            .map(|bytes| bytes.iter().map(|x| x.count_ones()).sum())
-            .unwrap_or(0);
-        if to % 8 != 0 {
-            if let Some(x) = self.live.get(b) {
-                n += (x & ((1u8 << (to % 8)) - 1)).count_ones();
-            }
-        }
-        n
-    }
-
     /// Address of slot `i`.
     pub fn slot(&self, i: u64) -> Addr {
         self.base.offset(i * self.elemsize)
