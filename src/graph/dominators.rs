@@ -11,14 +11,14 @@
 //! and immediate dominators as nearest common ancestors of parent and semidominator. Only
 //! nodes with several predecessors need the reverse graph. Nothing recurses.
 //!
-//! Peak memory, graph included: the graph (8 bytes per node + 4 per edge), two bit sets, the
+//! Peak memory, graph included: the graph (4 bytes per node + 4 per edge), two bit sets, the
 //! hanging nodes with their parents (8 bytes each), and for the rest six `u32` arrays (24
 //! bytes per node) and the reverse graph over nodes with several predecessors (8 + 4 per
 //! edge). What is kept afterwards is 8 bytes per node.
 
 use std::collections::HashMap;
 
-use super::{Graph, NONE};
+use super::{Bits, Graph, NONE};
 
 /// Marks, in the only-predecessor array, a node with several predecessors.
 const SHARED: u32 = NONE - 1;
@@ -32,23 +32,6 @@ pub struct Dominators {
     idom: Vec<u32>,
     /// The nodes reachable from the root, each after its immediate dominator (the root first).
     order: Vec<u32>,
-}
-
-/// A set of node ids, one bit each.
-struct Bits(Vec<u64>);
-
-impl Bits {
-    fn new(n: usize) -> Bits {
-        Bits(vec![0; n.div_ceil(64)])
-    }
-    #[inline]
-    fn get(&self, v: u32) -> bool {
-        self.0[(v >> 6) as usize] >> (v & 63) & 1 != 0
-    }
-    #[inline]
-    fn set(&mut self, v: u32) {
-        self.0[(v >> 6) as usize] |= 1 << (v & 63);
-    }
 }
 
 /// Each node's only predecessor: `NONE` for none, `SHARED` for several (and for the root).

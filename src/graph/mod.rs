@@ -32,6 +32,28 @@ impl From<NodeId> for u32 {
     }
 }
 
+/// A set of node (or object) ids, one bit each.
+pub(crate) struct Bits(Vec<u64>);
+
+impl Bits {
+    /// An empty set of ids below `n`.
+    pub(crate) fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+
+    /// Whether `v` is in the set.
+    #[inline]
+    pub(crate) fn get(&self, v: u32) -> bool {
+        self.0[(v >> 6) as usize] >> (v & 63) & 1 != 0
+    }
+
+    /// Adds `v`.
+    #[inline]
+    pub(crate) fn set(&mut self, v: u32) {
+        self.0[(v >> 6) as usize] |= 1 << (v & 63);
+    }
+}
+
 /// Nodes per block of [`Offsets`] sharing one 64-bit base.
 const BLOCK_SHIFT: u32 = 10;
 

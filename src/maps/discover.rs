@@ -176,15 +176,15 @@ fn type_name(ctx: &Ctx, t: TypeRef) -> Option<String> {
 
 /// For each target object, the objects that point at it and the offset of the pointer word.
 fn referrers(ctx: &Ctx, raw: &RawEdges, targets: &HashSet<u32>) -> HashMap<u32, Vec<(ObjId, u64)>> {
-    let mut wanted = vec![0u64; ctx.objects.len().div_ceil(64)];
+    let mut wanted = crate::graph::Bits::new(ctx.objects.len());
     for &t in targets {
-        wanted[(t >> 6) as usize] |= 1 << (t & 63);
+        wanted.set(t);
     }
     let mut out: HashMap<u32, Vec<(ObjId, u64)>> = HashMap::new();
     for id in 0..ctx.objects.len() as u32 {
         let (ts, words) = raw.of(id);
         for (&t, w) in ts.iter().zip(words) {
-            if wanted[(t >> 6) as usize] >> (t & 63) & 1 != 0 {
+            if wanted.get(t) {
                 out.entry(t).or_default().push((ObjId(id), w.offset()));
             }
         }

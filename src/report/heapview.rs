@@ -97,18 +97,17 @@ impl<'a> HeapView<'a> {
             .copied()
             .filter(|&t| self.a.doms.is_reachable(t) && t != root)
             .collect();
-        let mut seen = vec![0u64; g.node_count().div_ceil(64)];
+        let mut seen = crate::graph::Bits::new(g.node_count());
         let mut parent = HashMap::new();
-        seen[(root >> 6) as usize] |= 1 << (root & 63);
+        seen.set(root);
         let mut q = VecDeque::from([root]);
         while let Some(v) = q.pop_front() {
             if wanted.is_empty() {
                 break;
             }
             for &w in g.successors(v) {
-                let (i, bit) = ((w >> 6) as usize, 1u64 << (w & 63));
-                if seen[i] & bit == 0 {
-                    seen[i] |= bit;
+                if !seen.get(w) {
+                    seen.set(w);
                     parent.insert(w, v);
                     wanted.remove(&w);
                     q.push_back(w);
