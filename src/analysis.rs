@@ -110,6 +110,34 @@ pub fn proc_kb(path: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// The most anonymous memory (`RssAnon`) the process held, sampled by a background thread from
+/// [`sample_anon_peak`] on: the peak inside phases, not only at their ends.
+static ANON_PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How often [`sample_anon_peak`] looks.
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+
+/// Starts sampling the process's anonymous memory every 10 ms until it exits; once is enough.
+pub fn sample_anon_peak() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("anon-peak".into())
+            .spawn(|| loop {
+                let now = proc_status_kb("RssAnon:") * 1024;
+                ANON_PEAK.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(SAMPLE_EVERY);
+            });
+    });
+}
+
+/// The peak [`sample_anon_peak`] saw so far, bytes (0 when it was not started).
+pub fn anon_peak_bytes() -> u64 {
+    let now = proc_status_kb("RssAnon:") * 1024;
+    ANON_PEAK.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    ANON_PEAK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Byte totals of the heap as the analysis sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Reachability {

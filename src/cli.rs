@@ -62,6 +62,19 @@ enum Command {
     HeapScan(InfoArgs),
 }
 
+impl Command {
+    /// Whether the command was asked for phase timings.
+    fn timings(&self) -> bool {
+        match self {
+            Command::Info(a) | Command::HeapScan(a) => a.out.timings,
+            Command::Top(a) => a.out.timings,
+            Command::Histogram(a) => a.out.timings,
+            Command::Path(a) => a.out.timings,
+            Command::Maps(a) => a.out.timings,
+        }
+    }
+}
+
 /// Options for finding and reading a core and its executable.
 #[derive(Args, Debug)]
 struct CoreArgs {
@@ -228,7 +241,21 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_INPUT } else { EXIT_OK };
         }
     };
-    match run(cli) {
+    let timings = cli.command.timings();
+    let started = std::time::Instant::now();
+    let result = run(cli);
+    if timings {
+        eprintln!(
+            "{:<12} {:>10.3} s",
+            "total",
+            started.elapsed().as_secs_f64()
+        );
+        eprintln!(
+            "peak anonymous {} (sampled every 10 ms over the whole command)",
+            coreheap::report::human_bytes(coreheap::analysis::anon_peak_bytes())
+        );
+    }
+    match result {
         Ok(()) => EXIT_OK,
         Err(e) if is_broken_pipe(&e) => EXIT_OK,
         Err(e) => {
@@ -409,6 +436,9 @@ fn analyse(
         }
         None => Some(core.tmpdir.clone().unwrap_or_else(std::env::temp_dir)),
     };
+    if out.timings {
+        coreheap::analysis::sample_anon_peak();
+    }
     let t = std::time::Instant::now();
     let p = Process::open(&core.core, &core.options())?;
     let open = t.elapsed();
