@@ -41,13 +41,25 @@ struct EntryRuns {
 }
 
 impl EntryRuns {
-    fn new(maps: &Maps) -> EntryRuns {
+    /// Finds the object holding each entry's slots: one lookup per container met, as entries
+    /// come bucket by bucket.
+    fn new(maps: &Maps, objects: &Objects, index: &HeapIndex) -> EntryRuns {
         let mut runs: Vec<Run> = Vec::new();
+        // The last container found: (start, end, id).
+        let mut last = (0u64, 0u64, 0u32);
         for (i, e) in maps.entries.iter().enumerate() {
             let i = i as u32;
+            if !(last.0..last.1).contains(&e.key.0) {
+                // Decoding kept only entries inside a live object.
+                let Some(o) = objects.find(index, e.key) else {
+                    continue;
+                };
+                let start = objects.addr(o).0;
+                last = (start, start + objects.size(o), o.0);
+            }
             match runs.last_mut() {
-                Some(r) if r.0 == e.container.0 && r.2 == i => r.2 = i + 1,
-                _ => runs.push((e.container.0, i, i + 1)),
+                Some(r) if r.0 == last.2 && r.2 == i => r.2 = i + 1,
+                _ => runs.push((last.2, i, i + 1)),
             }
         }
         runs.sort_unstable();
@@ -72,7 +84,7 @@ impl EntryRuns {
                 let e = &maps.entries[i as usize];
                 let m = &maps.maps[e.map as usize];
                 ranges.push((c, e.key.0, e.key.0 + m.key.slot_size, i));
-                ranges.push((c, e.value.0, e.value.0 + m.value.slot_size, i));
+                ranges.push((c, e.value().0, e.value().0 + m.value.slot_size, i));
             }
         }
         ranges.sort_unstable();
@@ -142,7 +154,7 @@ impl HeapGraph {
         let n_entries = maps.entries.len() as u32;
 
         // Containers: objects holding entries or slot areas, worked out once.
-        let entry_runs = EntryRuns::new(maps);
+        let entry_runs = EntryRuns::new(maps, objects, index);
         let mut work: Vec<(u32, &[Run], Option<&SlotArea>)> = entry_runs
             .by_container()
             .map(|(id, runs)| (id, runs, maps.areas.get(&id)))

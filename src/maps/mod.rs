@@ -28,14 +28,19 @@ pub enum MapImpl {
 /// One key/value pair: where its key and value are stored.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
-    /// Index of its map in `Maps::maps`.
-    pub map: u32,
     /// Address of the key slot.
     pub key: Addr,
+    /// Bytes from the key slot to the value slot.
+    value_offset: u32,
+    /// Index of its map in `Maps::maps`.
+    pub map: u32,
+}
+
+impl Entry {
     /// Address of the value slot.
-    pub value: Addr,
-    /// The object (bucket or group array) holding both slots.
-    pub container: ObjId,
+    pub fn value(&self) -> Addr {
+        self.key.offset(u64::from(self.value_offset))
+    }
 }
 
 /// How one side (key or value) of a map's slots is laid out.
@@ -81,7 +86,7 @@ pub struct DecodedMap {
 pub struct Maps {
     /// Maps, in header address order.
     pub maps: Vec<DecodedMap>,
-    /// Entries of all maps, map by map.
+    /// Entries of all maps: each map's together, maps in no particular order.
     pub entries: Vec<Entry>,
     /// Problems met while decoding.
     pub warnings: Vec<String>,
@@ -245,12 +250,13 @@ impl Decoding {
     /// object).
     pub(crate) fn entry(&mut self, key: Addr, value: Addr, holder: Option<ObjId>) {
         self.decoded += 1;
-        if let Some(container) = holder {
+        // The value slot follows the key slot in the same bucket or group.
+        let offset = value.0.checked_sub(key.0).map(u32::try_from);
+        if let (Some(_), Some(Ok(value_offset))) = (holder, offset) {
             self.entries.push(Entry {
-                map: 0,
                 key,
-                value,
-                container,
+                value_offset,
+                map: 0,
             });
         }
     }
@@ -381,16 +387,11 @@ impl Maps {
                 ));
             }
             let mi = out.maps.len() as u32;
-            let first = out.entries.len() as u32;
             for e in &mut d.entries {
                 e.map = mi;
             }
-            if out.entries.is_empty() {
-                // The first map's entries become the list: no copy of the largest one.
-                out.entries = std::mem::take(&mut d.entries);
-            } else {
-                out.entries.append(&mut d.entries);
-            }
+            let entries = d.entries.len() as u32;
+            let first = out.add_entries(std::mem::take(&mut d.entries));
             // The first slot area found for an object stands.
             for (o, a) in &d.areas {
                 out.areas.entry(o.0).or_insert(*a);
@@ -405,14 +406,32 @@ impl Maps {
                 key,
                 value,
                 count,
-                first_entry: first,
-                entries: out.entries.len() as u32 - first,
+                first_entry: first as u32,
+                entries,
                 storage,
                 slots: d.slots,
                 tombstones: d.tombstones,
                 writing,
             });
         }
+    }
+
+    /// Adds one map's entries, which stay together, and returns where they start. The larger
+    /// list is kept and the smaller moved after it (earlier maps' entries move when theirs is
+    /// the smaller), so the largest map's entries are never copied.
+    fn add_entries(&mut self, mut new: Vec<Entry>) -> usize {
+        if new.len() <= self.entries.len() {
+            let first = self.entries.len();
+            self.entries.append(&mut new);
+            return first;
+        }
+        let moved = new.len() as u32;
+        new.append(&mut self.entries);
+        self.entries = new;
+        for m in &mut self.maps {
+            m.first_entry += moved;
+        }
+        0
     }
 
     /// The entries of a map.
