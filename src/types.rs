@@ -562,12 +562,12 @@ impl<'a> Inference<'a> {
             {
                 continue;
             }
-            for id in self.a.objects.span_ids(si) {
-                let oid = ObjId(id);
+            for (oid, slot) in self.a.objects.live_in_span(si) {
+                let id = oid.0;
                 let rtype = if s.size_class() == 0 {
                     large_off.and_then(|o| self.mem.u64(s.mspan.offset(o)).ok())
                 } else {
-                    self.mem.u64(self.a.objects.addr_in(si, oid)).ok()
+                    self.mem.u64(s.slot(slot)).ok()
                 };
                 if let Some(t) = rtype.and_then(|r| self.type_of_rtype(r)) {
                     let ti = self.intern(ObjType::Dwarf(t));

@@ -1,7 +1,7 @@
 //! Every live object's pointers to other live objects, found once and shared by type inference
 //! and the final graph, with the byte offset of each pointer word inside its object.
 
-use crate::heap::{Heap, HeapIndex, ObjId, Objects, PointerBits, LOCATE_BATCH};
+use crate::heap::{Heap, HeapIndex, Objects, PointerBits, LOCATE_BATCH};
 use crate::memory::Memory;
 
 /// Where a pointer word sits in its object (word index from the slot's start) and whether it
@@ -157,16 +157,13 @@ impl RawEdges {
             batch.clear();
         };
         for si in spans {
-            for id in objects.span_ids(si) {
-                let o = ObjId(id);
-                let start = objects.addr_in(si, o);
+            let span = &heap.spans[si];
+            for (_, slot) in objects.live_in_span(si) {
+                let start = span.slot(slot);
                 let k = e.counts.len() as u32;
                 e.counts.push(0);
                 words.clear();
-                if bits
-                    .pointer_words(mem, heap, si, objects.slot(o), &mut words)
-                    .is_err()
-                {
+                if bits.pointer_words(mem, heap, si, slot, &mut words).is_err() {
                     e.unreadable += 1;
                 }
                 for w in &words {

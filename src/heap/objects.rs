@@ -18,11 +18,12 @@ pub struct Located {
     pub at_start: bool,
 }
 
-/// Live objects numbered densely, with O(1) lookups both ways.
+/// Live objects numbered densely, with O(1) lookups both ways and no per-object table: an id's
+/// slot is found from the live bits of its span.
 #[derive(Debug, Default)]
 pub struct Objects {
-    /// Slot index of each object within its span.
-    slot: Vec<u32>,
+    /// Number of live objects.
+    count: u32,
     /// Per span, what an address lookup needs, in one record.
     spans: Vec<SpanRecord>,
     /// Per 64 slots of each span: which are live, and how many live ones come before.
@@ -86,6 +87,30 @@ fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
+/// The position of the `n`th set bit of `bits` (counting from 0); 64 if there are fewer.
+fn select(bits: u64, n: u32) -> u32 {
+    let mut rest = n;
+    let mut base = 0;
+    // Skip whole bytes, then bits.
+    while base < 64 {
+        let ones = ((bits >> base) & 0xff).count_ones();
+        if rest < ones {
+            break;
+        }
+        rest -= ones;
+        base += 8;
+    }
+    let mut b = bits.checked_shr(base).unwrap_or(0);
+    for _ in 0..rest {
+        b &= b.wrapping_sub(1);
+    }
+    if b == 0 {
+        64
+    } else {
+        base + b.trailing_zeros()
+    }
+}
+
 /// Ids per entry of `span_hint`.
 const HINT_SHIFT: u32 = 8;
 
@@ -95,16 +120,13 @@ impl Objects {
     /// large ones) start with (Go 1.22+), 0 when the runtime writes none.
     pub fn new(heap: &Heap, malloc_header: u8) -> Objects {
         let mut o = Objects::default();
-        // Room for every slot: pages the live objects do not fill are never touched.
-        let slots: u64 = heap.spans.iter().map(|s| s.nelems).sum();
-        let _ = o.slot.try_reserve_exact(slots as usize);
         let _ = o.spans.try_reserve_exact(heap.spans.len());
         for s in heap.spans.iter() {
             let has_header = !s.noscan() && s.size_class() != 0 && s.elemsize > 512;
             o.spans.push(SpanRecord {
                 base: s.base.0,
                 elemsize: s.elemsize,
-                first_id: o.slot.len() as u32,
+                first_id: o.count,
                 first_word: o.words.len() as u32,
                 nelems: s.nelems as u32,
                 header: if has_header { malloc_header } else { 0 },
@@ -115,14 +137,14 @@ impl Objects {
                 for i in block * 64..((block + 1) * 64).min(s.nelems) {
                     if s.is_live(i) {
                         bits |= 1 << (i - block * 64);
-                        o.slot.push(i as u32);
                     }
                 }
                 o.words.push(LiveWord { bits, rank: seen });
                 seen += bits.count_ones();
             }
+            o.count += seen;
         }
-        let blocks = (o.slot.len() >> HINT_SHIFT) + 1;
+        let blocks = (o.count as usize >> HINT_SHIFT) + 1;
         let mut si = 0usize;
         o.span_hint = (0..blocks)
             .map(|b| {
@@ -138,12 +160,12 @@ impl Objects {
 
     /// Number of live objects.
     pub fn len(&self) -> usize {
-        self.slot.len()
+        self.count as usize
     }
 
     /// Whether the heap has no live objects.
     pub fn is_empty(&self) -> bool {
-        self.slot.is_empty()
+        self.count == 0
     }
 
     /// Start address of an object's slot.
@@ -164,9 +186,32 @@ impl Objects {
         lo + self.spans[lo..hi].partition_point(|r| r.first_id <= id.0) - 1
     }
 
-    /// Slot index of an object within its span.
-    pub fn slot(&self, id: ObjId) -> u64 {
-        u64::from(self.slot[id.0 as usize])
+    /// Slot index of an object within its span `span`: the live bit of that rank.
+    pub fn slot_in(&self, span: usize, id: ObjId) -> u64 {
+        let r = &self.spans[span];
+        let k = id.0 - r.first_id;
+        let words = &self.words[r.first_word as usize..][..(r.nelems as usize).div_ceil(64)];
+        let j = words.partition_point(|w| w.rank <= k) - 1;
+        j as u64 * 64 + u64::from(select(words[j].bits, k - words[j].rank))
+    }
+
+    /// The live objects of span `span` in address order: (id, slot index).
+    pub fn live_in_span(&self, span: usize) -> impl Iterator<Item = (ObjId, u64)> + '_ {
+        let r = self.spans[span];
+        let words = &self.words[r.first_word as usize..][..(r.nelems as usize).div_ceil(64)];
+        words.iter().enumerate().flat_map(move |(j, w)| {
+            let mut bits = w.bits;
+            let mut id = r.first_id + w.rank;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let slot = j as u64 * 64 + u64::from(bits.trailing_zeros());
+                bits &= bits - 1;
+                id += 1;
+                Some((ObjId(id - 1), slot))
+            })
+        })
     }
 
     /// Slot size of an object (size-class rounded).
@@ -243,7 +288,7 @@ impl Objects {
     /// Start address of an object whose span is known.
     pub fn addr_in(&self, span: usize, id: ObjId) -> Addr {
         let r = &self.spans[span];
-        Addr(r.base + u64::from(self.slot[id.0 as usize]) * r.elemsize)
+        Addr(r.base + self.slot_in(span, id) * r.elemsize)
     }
 
     /// Where an object's value starts (after any malloc header) and how long it can be.
@@ -255,17 +300,46 @@ impl Objects {
 
     /// The ids of a span's live objects.
     pub fn span_ids(&self, span: usize) -> std::ops::Range<u32> {
-        let end = self
-            .spans
-            .get(span + 1)
-            .map_or(self.slot.len() as u32, |r| r.first_id);
+        let end = self.spans.get(span + 1).map_or(self.count, |r| r.first_id);
         self.spans[span].first_id..end
     }
 
     /// Bytes held by these tables.
     pub fn heap_size_bytes(&self) -> usize {
-        (self.slot.capacity() + self.span_hint.capacity()) * 4
+        self.span_hint.capacity() * 4
             + self.spans.capacity() * std::mem::size_of::<SpanRecord>()
             + self.words.capacity() * std::mem::size_of::<LiveWord>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select;
+
+    /// The position of the `n`th set bit, counted one bit at a time.
+    fn select_slowly(bits: u64, n: u32) -> u32 {
+        (0..64)
+            .filter(|&i| bits >> i & 1 == 1)
+            .nth(n as usize)
+            .unwrap_or(64)
+    }
+
+    #[test]
+    fn select_finds_the_nth_set_bit() {
+        let patterns = [
+            0u64,
+            1,
+            1 << 63,
+            u64::MAX,
+            0x8000_0000_0000_0001,
+            0x0123_4567_89ab_cdef,
+            0xff00_ff00_ff00_ff00,
+            0x0000_0001_0000_0000,
+        ];
+        for bits in patterns {
+            for n in 0..=64 {
+                assert_eq!(select(bits, n), select_slowly(bits, n), "{bits:#x} {n}");
+            }
+        }
     }
 }

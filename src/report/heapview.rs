@@ -306,7 +306,7 @@ impl<'a> Namer<'a> {
         let mut words = Vec::new();
         let _ = a
             .bits
-            .pointer_words(self.mem, &a.heap, si, a.objects.slot(u), &mut words);
+            .pointer_words(self.mem, &a.heap, si, a.objects.slot_in(si, u), &mut words);
         let Some(word) = words.into_iter().find(|x| self.points_into(*x, w)) else {
             return String::new();
         };
