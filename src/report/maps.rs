@@ -354,11 +354,10 @@ fn map_line(
     let entries_retained: u64 = (0..entries.len()).map(entry_retained).sum();
     let table_bytes: u64 = m.storage.iter().map(|o| a.shallow(o.0)).sum();
     // Group the entries by prefix or shape of their keys.
-    let retained_of: Vec<u64> = (0..entries.len()).map(entry_retained).collect();
     let groups = if keys::is_string(input.dwarf, m.key.ty) {
-        group_string_keys(input.mem, opts, redactor, m, entries, &retained_of)
+        group_string_keys(input.mem, opts, redactor, m, entries, &entry_retained)
     } else {
-        group_other_keys(input, opts, redactor, m, entries, &retained_of)
+        group_other_keys(input, opts, redactor, m, entries, &entry_retained)
     };
     let mut groups: Vec<KeyGroup> = groups
         .into_iter()
@@ -425,17 +424,17 @@ fn group_string_keys(
     redactor: &Redactor,
     m: &DecodedMap,
     entries: &[crate::maps::Entry],
-    retained_of: &[u64],
+    retained_of: &(impl Fn(usize) -> u64 + Sync),
 ) -> Groups {
     use rayon::prelude::*;
-    // (string data address, length, entry index), sorted by address.
-    let mut keys_at: Vec<(u64, u32, u32)> = entries
+    // (string data address, length, entry index, retained bytes), sorted by address.
+    let mut keys_at: Vec<(u64, u32, u32, u64)> = entries
         .par_iter()
         .enumerate()
         .map(|(i, e)| {
             let key_addr = keys::deref(mem, e.key, m.key.indirect);
             let (p, n) = keys::string_header(mem, key_addr).unwrap_or((Addr(0), 0));
-            (p.0, n as u32, i as u32)
+            (p.0, n as u32, i as u32, retained_of(i))
         })
         .collect();
     keys_at.par_sort_unstable();
@@ -446,9 +445,9 @@ fn group_string_keys(
             keys::cut(&keys::quote(text), opts.key_width)
         }
     };
-    let chunk_groups = |chunk: &[(u64, u32, u32)]| {
+    let chunk_groups = |chunk: &[(u64, u32, u32, u64)]| {
         let mut groups = Partial::new();
-        for &(p, n, i) in chunk {
+        for &(p, n, i, r) in chunk {
             let bytes = match n {
                 0 => Cow::Borrowed(&[][..]),
                 _ => mem.read(Addr(p), n as usize).unwrap_or_default(),
@@ -463,7 +462,6 @@ fn group_string_keys(
             } else {
                 group
             };
-            let r = retained_of[i as usize];
             match groups.get_mut(&*group) {
                 Some(g) => {
                     g.0 += 1;
@@ -510,10 +508,11 @@ fn group_other_keys(
     redactor: &Redactor,
     m: &DecodedMap,
     entries: &[crate::maps::Entry],
-    retained_of: &[u64],
+    retained_of: &impl Fn(usize) -> u64,
 ) -> Groups {
     let mut groups = Groups::new();
-    for (e, &r) in entries.iter().zip(retained_of) {
+    for (i, e) in entries.iter().enumerate() {
+        let r = retained_of(i);
         let key_addr = keys::deref(input.mem, e.key, m.key.indirect);
         let text = keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0);
         let group = match (&text, opts.group_by) {
