@@ -232,6 +232,10 @@ fn unmap(ptr: usize, len: usize) {
 /// page cache, e.g. the core's pages that reports read).
 pub fn release_free_blocks() {
     release_cache();
+    // The system allocator keeps freed small blocks (per-thread arenas of a parallel phase)
+    // resident; hand back what it can.
+    // SAFETY: malloc_trim only returns free memory of the system allocator to the kernel.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// Unmaps every cached block.

@@ -252,6 +252,8 @@ impl Analysis {
         progress.start("building the object graph", Some(objects.len() as u64));
         let graph = HeapGraph::build(&p.mem, &index, &objects, &raw, &maps, &roots);
         drop(raw);
+        // Building the graph allocated and freed many small blocks on every core.
+        crate::alloc::release_free_blocks();
         phase("graph", t);
 
         let t = Instant::now();
