@@ -52,14 +52,19 @@ pub enum TypeScope {
     All,
     /// Only objects whose type can lead to a map (through pointers, slices, interfaces or
     /// untyped pointers): enough to find every map and name its owner, and much less work
-    /// when most of the heap is map values. Objects one reference past those are typed too.
+    /// when most of the heap is map values. Objects reached from those keep their type only
+    /// if it can lead to a map too; types from allocation headers are always kept.
     TowardMaps,
 }
+
+/// `ObjectTypes::of` for an object without a type.
+const UNTYPED: u32 = 0;
 
 /// The type of each live object, where it could be found.
 #[derive(Debug)]
 pub struct ObjectTypes {
-    /// Per object: index into `types`, or u32::MAX.
+    /// Per object: index into `types` plus one, 0 for no type (so an untouched page of the
+    /// table is a page of untyped objects and takes no memory).
     of: Vec<u32>,
     /// Interned types.
     types: Vec<ObjType>,
@@ -72,20 +77,25 @@ pub struct ObjectTypes {
 impl ObjectTypes {
     /// The type of an object.
     pub fn get(&self, id: ObjId) -> Option<ObjType> {
-        let t = *self.of.get(id.0 as usize)?;
-        self.types.get(t as usize).copied()
+        let t = self.index(id)?;
+        self.types.get(t).copied()
     }
 
     /// The name of an object's type, or `None` when unknown.
     pub fn name(&self, id: ObjId) -> Option<&str> {
-        let t = *self.of.get(id.0 as usize)?;
-        self.names.get(t as usize).map(String::as_str)
+        let t = self.index(id)?;
+        self.names.get(t).map(String::as_str)
     }
 
     /// Byte size of one value of an object's type (less than the object for arrays).
     pub fn value_size(&self, id: ObjId) -> Option<u64> {
-        let t = *self.of.get(id.0 as usize)?;
-        self.sizes.get(t as usize).copied().filter(|&s| s > 0)
+        let t = self.index(id)?;
+        self.sizes.get(t).copied().filter(|&s| s > 0)
+    }
+
+    /// Index into `types` of an object's type.
+    fn index(&self, id: ObjId) -> Option<usize> {
+        (*self.of.get(id.0 as usize)? as usize).checked_sub(1)
     }
 
     /// Gives an object a DWARF type found by other means (e.g. a map header found from its
@@ -102,13 +112,13 @@ impl ObjectTypes {
             }
         };
         if let Some(slot) = self.of.get_mut(id.0 as usize) {
-            *slot = i as u32;
+            *slot = i as u32 + 1;
         }
     }
 
     /// How many objects have a type.
     pub fn typed(&self) -> usize {
-        self.of.iter().filter(|&&t| t != u32::MAX).count()
+        self.of.iter().filter(|&&t| t != UNTYPED).count()
     }
 }
 
@@ -397,12 +407,16 @@ impl<'a> Inference<'a> {
     }
 
     /// Gives object `id` the interned type `ti`, and queues it for a visit when values of that
-    /// type hold pointers.
-    fn give(&mut self, id: u32, ti: u32) {
-        self.of[id as usize] = ti;
-        let follow = self.facts_by_type[ti as usize].as_ref().is_some_and(|f| {
-            f.size > 0 && !f.shape.is_empty() && (self.scope == TypeScope::All || f.reaches_map)
-        });
+    /// type hold pointers. Typing toward maps, a type reached by following pointers is kept only
+    /// if it can lead to a map (`seed`: the type came from the allocator or a variable, kept).
+    fn give(&mut self, id: u32, ti: u32, seed: bool) {
+        let facts = self.facts_by_type[ti as usize].as_ref();
+        let toward_maps = self.scope == TypeScope::All || facts.is_some_and(|f| f.reaches_map);
+        if !seed && !toward_maps {
+            return;
+        }
+        self.of[id as usize] = ti + 1;
+        let follow = toward_maps && facts.is_some_and(|f| f.size > 0 && !f.shape.is_empty());
         if follow {
             match &mut self.queue {
                 Some(q) => q.push_back(id),
@@ -433,11 +447,11 @@ impl<'a> Inference<'a> {
             }
             return;
         };
-        if self.of[id.0 as usize] != u32::MAX || self.data_start_in(span, id).0 .0 != v {
+        if self.of[id.0 as usize] != UNTYPED || self.data_start_in(span, id).0 .0 != v {
             return;
         }
         let ti = self.intern(t);
-        self.give(id.0, ti);
+        self.give(id.0, ti, false);
     }
 
     /// Whether an address lies in the data or bss sections.
@@ -571,7 +585,7 @@ impl<'a> Inference<'a> {
                 };
                 if let Some(t) = rtype.and_then(|r| self.type_of_rtype(r)) {
                     let ti = self.intern(ObjType::Dwarf(t));
-                    self.give(id, ti);
+                    self.give(id, ti, true);
                 }
             }
         }
@@ -633,7 +647,9 @@ impl<'a> Inference<'a> {
 
     /// Visits an object that has a type.
     fn visit_typed(&mut self, id: u32) {
-        let ti = self.of[id as usize] as usize;
+        let Some(ti) = (self.of[id as usize] as usize).checked_sub(1) else {
+            return;
+        };
         if let Some(ObjType::Dwarf(t)) = self.types.get(ti).copied() {
             let span = self.a.objects.span(ObjId(id));
             self.visit_object(ObjId(id), span, t, ti);
@@ -662,7 +678,7 @@ impl<'a> Inference<'a> {
         for (&w, &word) in targets.iter().zip(words) {
             // Only pointers to a value's start, in whole values tiled over the object, as the
             // shape walk reads them.
-            if !word.at_start() || self.of[w as usize] != u32::MAX {
+            if !word.at_start() || self.of[w as usize] != UNTYPED {
                 continue;
             }
             let Some(rel) = word
@@ -696,7 +712,7 @@ impl<'a> Inference<'a> {
                 _ => continue,
             };
             let ti = self.intern(ty);
-            self.give(w, ti);
+            self.give(w, ti, false);
         }
     }
 }
@@ -744,7 +760,7 @@ impl ObjectTypes {
             layouts: Layouts::new(dwarf),
             by_rtype,
             itab_type_off,
-            of: vec![u32::MAX; a.objects.len()],
+            of: vec![UNTYPED; a.objects.len()],
             interned: HashMap::new(),
             types: Vec::new(),
             pending: vec![0; a.objects.len().div_ceil(64)],
