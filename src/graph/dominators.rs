@@ -11,10 +11,11 @@
 //! and immediate dominators as nearest common ancestors of parent and semidominator. Only
 //! nodes with several predecessors need the reverse graph. Nothing recurses.
 //!
-//! Peak memory, graph included: the graph (4 bytes per node + 4 per edge), two bit sets, the
-//! hanging nodes with their parents (8 bytes each), and for the rest six `u32` arrays (24
-//! bytes per node) and the reverse graph over nodes with several predecessors (8 + 4 per
-//! edge). What is kept afterwards is 8 bytes per node.
+//! Peak memory, graph included: the graph (4 bytes per node + 4 per edge), each node's only
+//! predecessor (4 bytes per node, which becomes the immediate dominators), a bit set, the
+//! hanging nodes (4 bytes each), and for the rest six `u32` arrays (24 bytes per node) and the
+//! reverse graph over nodes with several predecessors (8 + 4 per edge). What is kept
+//! afterwards is 8 bytes per node.
 
 use std::collections::HashMap;
 
@@ -60,9 +61,9 @@ const WIDE: usize = 64;
 const SWEEPS: usize = 3;
 
 /// The nodes of trees hanging off the rest of the graph: each has one predecessor and every
-/// successor is such a node too. Returns them as a set and as `(node, predecessor)` pairs,
-/// children before their parents.
-fn hanging_trees(g: &Graph, pred: &[u32]) -> (Bits, Vec<(u32, u32)>) {
+/// successor is such a node too. Returns them as a set and as a list, children before their
+/// parents.
+fn hanging_trees(g: &Graph, pred: &[u32]) -> (Bits, Vec<u32>) {
     let n = g.node_count();
     let mut hanging = Bits::new(n);
     let mut list = Vec::new();
@@ -84,7 +85,7 @@ fn hanging_trees(g: &Graph, pred: &[u32]) -> (Bits, Vec<(u32, u32)>) {
             };
             if hangs {
                 hanging.set(v);
-                list.push((v, p));
+                list.push(v);
             }
         }
         if list.len() == last_sweep {
@@ -93,7 +94,10 @@ fn hanging_trees(g: &Graph, pred: &[u32]) -> (Bits, Vec<(u32, u32)>) {
     }
     // The rest, up from the nodes the last sweep found. A wide node may be checked once per
     // child; it resumes where its last check stopped.
-    let mut candidates: Vec<u32> = list[last_sweep..].iter().map(|&(_, p)| p).collect();
+    let mut candidates: Vec<u32> = list[last_sweep..]
+        .iter()
+        .map(|&v| pred[v as usize])
+        .collect();
     let mut resume: HashMap<u32, usize> = HashMap::new();
     while let Some(c) = candidates.pop() {
         let p = pred[c as usize];
@@ -113,7 +117,7 @@ fn hanging_trees(g: &Graph, pred: &[u32]) -> (Bits, Vec<(u32, u32)>) {
             Some(_) => {}
             None => {
                 hanging.set(c);
-                list.push((c, p));
+                list.push(c);
                 candidates.push(p);
             }
         }
@@ -129,16 +133,11 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
         "dominator root {root} in a graph of {n} nodes"
     );
 
-    // Pass 0: hanging trees, and which nodes have several predecessors ("joins").
-    let pred = only_predecessors(g, root);
+    // Pass 0: hanging trees. `pred` says which nodes have several predecessors ("joins"); at
+    // the end it becomes the immediate dominators (a hanging node's is its only predecessor).
+    let mut pred = only_predecessors(g, root);
     let (hanging, hanging_list) = hanging_trees(g, &pred);
-    let mut join = Bits::new(n);
-    for (v, &p) in pred.iter().enumerate() {
-        if p == SHARED {
-            join.set(v as u32);
-        }
-    }
-    drop(pred);
+    let join = |w: u32| pred[w as usize] == SHARED;
 
     // Pass 1: depth-first search from the root over the nodes that do not hang, numbering
     // them in preorder. `num`: node -> preorder number (NONE: not reached). `vertex`:
@@ -192,7 +191,7 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     let mut rev_off = vec![0u64; r + 1];
     for &v in &vertex {
         for &w in g.successors(v) {
-            if join.get(w) {
+            if join(w) {
                 rev_off[num[w as usize] as usize] += 1;
             }
         }
@@ -206,7 +205,7 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     let mut rev_src = vec![0u32; total as usize];
     for (i, &v) in vertex.iter().enumerate() {
         for &w in g.successors(v) {
-            if join.get(w) {
+            if join(w) {
                 let j = num[w as usize] as usize;
                 rev_off[j] -= 1;
                 rev_src[rev_off[j] as usize] = i as u32;
@@ -236,7 +235,7 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     drop(rev_off);
     drop(anc);
     drop(best);
-    drop(join);
+    drop(num);
 
     // Pass 3: the immediate dominator is the nearest common ancestor, in the dominator
     // tree built so far, of the parent and the semidominator.
@@ -249,18 +248,25 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     }
     drop(semi);
 
-    // Back to node ids, reusing `num`; then the hanging nodes, parents first: each is
-    // dominated by its only predecessor, and reachable when that is.
-    num.fill(NONE);
+    // Back to node ids, in `pred`: the nodes that do not hang are unreachable unless the
+    // search reached them. Then the hanging nodes, parents first: each is dominated by its
+    // only predecessor (already there), and reachable when that is.
+    for (v, d) in pred.iter_mut().enumerate() {
+        if !hanging.get(v as u32) {
+            *d = NONE;
+        }
+    }
     for (i, &v) in vertex.iter().enumerate() {
-        num[v as usize] = vertex[idom[i] as usize];
+        pred[v as usize] = vertex[idom[i] as usize];
     }
     drop(idom);
     let mut order = vertex;
     order.reserve_exact(hanging_list.len());
-    for &(v, p) in hanging_list.iter().rev() {
-        if num[p as usize] != NONE {
-            num[v as usize] = p;
+    for &v in hanging_list.iter().rev() {
+        let p = pred[v as usize];
+        if pred[p as usize] == NONE {
+            pred[v as usize] = NONE;
+        } else {
             order.push(v);
         }
     }
@@ -269,7 +275,7 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
     order.shrink_to_fit();
     Dominators {
         root,
-        idom: num,
+        idom: pred,
         order,
     }
 }
