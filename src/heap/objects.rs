@@ -75,7 +75,7 @@ pub const LOCATE_BATCH: usize = 32;
 
 /// Asks the CPU to bring the cache line holding `x` closer; a hint with no other effect.
 #[inline]
-fn prefetch<T>(x: &T) {
+pub(crate) fn prefetch<T>(x: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching reads nothing architecturally and cannot fault; SSE, which it needs,
     // is part of every x86_64 CPU.

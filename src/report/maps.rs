@@ -169,12 +169,19 @@ impl MapsReport {
             })
             .collect();
         let headers: Vec<u32> = shown.iter().map(|&mi| a.maps.maps[mi].header.0).collect();
+        // Owners first: the search's table is freed before keys are grouped.
         let parents = v.bfs_parents(&headers);
+        let owners: Vec<(String, bool)> = shown
+            .iter()
+            .map(|&mi| owner(&namer, &parents, a.maps.maps[mi].header))
+            .collect();
+        drop(parents);
         let mut lines: Vec<(usize, MapLine)> = shown
             .into_iter()
-            .map(|mi| {
+            .zip(owners)
+            .map(|(mi, owner)| {
                 let m = &a.maps.maps[mi];
-                (mi, map_line(input, opts, &parents, &redactor, &namer, m))
+                (mi, map_line(input, opts, owner, &redactor, m))
             })
             .collect();
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
@@ -341,23 +348,22 @@ fn display_prefix(p: &str) -> &str {
 fn map_line(
     input: &MapsInput,
     opts: &MapsOptions,
-    parents: &Parents,
+    (owner, owner_shared): (String, bool),
     redactor: &Redactor,
-    namer: &Namer,
     m: &DecodedMap,
 ) -> MapLine {
     let v = input.view;
     let a = v.a;
     let entries = a.maps.entries_of(m);
-    let entry_retained =
-        |i: usize| a.retained[a.graph.entry_node(m.first_entry as usize + i) as usize];
-    let entries_retained: u64 = (0..entries.len()).map(entry_retained).sum();
+    let first_node = a.graph.entry_node(m.first_entry as usize) as usize;
+    let entry_retained = &a.retained[first_node..first_node + entries.len()];
+    let entries_retained: u64 = entry_retained.iter().sum();
     let table_bytes: u64 = m.storage.iter().map(|o| a.shallow(o.0)).sum();
     // Group the entries by prefix or shape of their keys.
     let groups = if keys::is_string(input.dwarf, m.key.ty) {
-        group_string_keys(input.mem, opts, redactor, m, entries, &entry_retained)
+        group_string_keys(input.mem, opts, redactor, m, entries, entry_retained)
     } else {
-        group_other_keys(input, opts, redactor, m, entries, &entry_retained)
+        group_other_keys(input, opts, redactor, m, entries, entry_retained)
     };
     let mut groups: Vec<KeyGroup> = groups
         .into_iter()
@@ -375,7 +381,6 @@ fn map_line(
             .then(x.prefix.cmp(&y.prefix))
     });
     groups.truncate(opts.groups);
-    let (owner, owner_shared) = owner(namer, parents, m.header);
     let type_name = |t| {
         input
             .dwarf
@@ -413,6 +418,9 @@ type Groups = HashMap<String, (u64, u64, String)>;
 /// with its key as shown.
 type Partial = HashMap<String, (u64, u64, u32, String)>;
 
+/// How many keys ahead grouping asks for an entry's retained size.
+const PREFETCH_AHEAD: usize = 16;
+
 /// Keys per chunk when string keys are grouped on every core.
 const KEY_CHUNK: usize = 1 << 15;
 
@@ -424,17 +432,17 @@ fn group_string_keys(
     redactor: &Redactor,
     m: &DecodedMap,
     entries: &[crate::maps::Entry],
-    retained_of: &(impl Fn(usize) -> u64 + Sync),
+    retained_of: &[u64],
 ) -> Groups {
     use rayon::prelude::*;
-    // (string data address, length, entry index, retained bytes), sorted by address.
-    let mut keys_at: Vec<(u64, u32, u32, u64)> = entries
+    // (string data address, length, entry index), sorted by address.
+    let mut keys_at: Vec<(u64, u32, u32)> = entries
         .par_iter()
         .enumerate()
         .map(|(i, e)| {
             let key_addr = keys::deref(mem, e.key, m.key.indirect);
             let (p, n) = keys::string_header(mem, key_addr).unwrap_or((Addr(0), 0));
-            (p.0, n as u32, i as u32, retained_of(i))
+            (p.0, n as u32, i as u32)
         })
         .collect();
     keys_at.par_sort_unstable();
@@ -445,9 +453,14 @@ fn group_string_keys(
             keys::cut(&keys::quote(text), opts.key_width)
         }
     };
-    let chunk_groups = |chunk: &[(u64, u32, u32, u64)]| {
+    let chunk_groups = |chunk: &[(u64, u32, u32)]| {
         let mut groups = Partial::new();
-        for &(p, n, i, r) in chunk {
+        for (j, &(p, n, i)) in chunk.iter().enumerate() {
+            // Entries come in key order, their retained sizes at random: fetch ahead.
+            if let Some(&(_, _, ahead)) = chunk.get(j + PREFETCH_AHEAD) {
+                crate::heap::prefetch(&retained_of[ahead as usize]);
+            }
+            let r = retained_of[i as usize];
             let bytes = match n {
                 0 => Cow::Borrowed(&[][..]),
                 _ => mem.read(Addr(p), n as usize).unwrap_or_default(),
@@ -508,11 +521,10 @@ fn group_other_keys(
     redactor: &Redactor,
     m: &DecodedMap,
     entries: &[crate::maps::Entry],
-    retained_of: &impl Fn(usize) -> u64,
+    retained_of: &[u64],
 ) -> Groups {
     let mut groups = Groups::new();
-    for (i, e) in entries.iter().enumerate() {
-        let r = retained_of(i);
+    for (e, &r) in entries.iter().zip(retained_of) {
         let key_addr = keys::deref(input.mem, e.key, m.key.indirect);
         let text = keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0);
         let group = match (&text, opts.group_by) {
