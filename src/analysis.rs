@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::graph::{dominators, Dominators, HeapGraph, RawEdges};
+use crate::graph::{dominators, Dominators, HeapGraph, RawEdges, Retained};
 use crate::heap::{Heap, HeapIndex, HeapTotals, ObjId, Objects, PointerBits};
 use crate::maps::{Ctx, Maps};
 use crate::process::Process;
@@ -61,7 +61,7 @@ pub struct Analysis {
     /// Its dominator tree from the super-root.
     pub doms: Dominators,
     /// Retained bytes per node.
-    pub retained: Vec<u64>,
+    pub retained: Retained,
     /// Phase timings.
     pub timings: Vec<PhaseTiming>,
     /// Problems that did not stop the analysis.
@@ -250,8 +250,7 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("building the object graph", Some(objects.len() as u64));
-        let graph = HeapGraph::build(&p.mem, &index, &objects, &raw, &maps, &roots);
-        drop(raw);
+        let graph = HeapGraph::build(&p.mem, &index, &objects, raw, &maps, &roots);
         // Building the graph allocated and freed many small blocks on every core.
         crate::alloc::release_free_blocks();
         phase("graph", t);
@@ -303,7 +302,7 @@ impl Analysis {
         (self.objects.heap_size_bytes()
             + self.graph.graph.heap_size_bytes()
             + self.doms.heap_size_bytes()
-            + self.retained.capacity() * 8) as u64
+            + self.retained.heap_size_bytes()) as u64
     }
 
     /// Allocated, reachable and unreachable objects and bytes.

@@ -168,7 +168,7 @@ fn check(case: &Case, rng: &mut Rng, what: &str) {
         }
     }
     assert_eq!(
-        ours.retained_sizes(&shallow),
+        ours.retained_sizes(&shallow).to_vec(),
         naive,
         "{what}: retained sizes"
     );
@@ -506,7 +506,7 @@ fn long_chain_does_not_recurse() {
     // Retained size of chain node i: everything from i down the chain, sides included.
     let shallow: Vec<u64> = (0..n as u64).map(|v| v % 7 + 1).collect();
     let t2 = Instant::now();
-    let retained = d.retained_sizes(&shallow);
+    let retained = d.retained_sizes(&shallow).to_vec();
     let retained_time = t2.elapsed();
     let mut hanging = vec![0u64; CHAIN as usize];
     for (s, &p) in side_parent.iter().enumerate() {

@@ -345,7 +345,7 @@ impl Dominators {
     }
 
     /// Each node's retained size: its shallow size plus its dominator-tree children's retained.
-    pub fn retained_sizes(&self, shallow: &[u64]) -> Vec<u64> {
+    pub fn retained_sizes(&self, shallow: &[u64]) -> Retained {
         assert_eq!(
             shallow.len(),
             self.idom.len(),
@@ -356,22 +356,22 @@ impl Dominators {
 
     /// [`Dominators::retained_sizes`] with shallow sizes given by a function of the node.
     /// Panics after [`Dominators::release_order`].
-    pub fn retained_sizes_with(&self, shallow: impl Fn(u32) -> u64) -> Vec<u64> {
+    pub fn retained_sizes_with(&self, shallow: impl Fn(u32) -> u64) -> Retained {
         assert!(
             !self.order.is_empty(),
             "retained sizes need the order, which was released"
         );
         // Unreachable nodes retain nothing.
-        let mut retained = vec![0u64; self.idom.len()];
-        for (v, r) in retained.iter_mut().enumerate() {
-            if self.idom[v] != NONE {
-                *r = shallow(v as u32);
+        let mut retained = Retained::zeroed(self.idom.len());
+        for (v, &d) in self.idom.iter().enumerate() {
+            if d != NONE {
+                retained.set(v, shallow(v as u32));
             }
         }
         // A dominator precedes everything it dominates in `order`.
         for &v in self.order.iter().skip(1).rev() {
-            let d = self.idom[v as usize] as usize;
-            retained[d] = retained[d].saturating_add(retained[v as usize]);
+            let d = self.idom[v as usize];
+            retained.set(d as usize, retained.get(d).saturating_add(retained.get(v)));
         }
         retained
     }
@@ -417,6 +417,67 @@ impl Dominators {
     }
 }
 
+/// Retained bytes per node in 5 bytes each (a low `u32` and a high byte): up to 1 TiB, where
+/// larger sums stop.
+#[derive(Debug, Clone, Default)]
+pub struct Retained {
+    low: Vec<u32>,
+    high: Vec<u8>,
+}
+
+impl Retained {
+    /// The largest size held (1 TiB less one byte).
+    pub const MAX: u64 = (1 << 40) - 1;
+
+    /// `n` nodes retaining nothing.
+    fn zeroed(n: usize) -> Retained {
+        Retained {
+            low: vec![0; n],
+            high: vec![0; n],
+        }
+    }
+
+    /// Node `v`'s retained bytes.
+    pub fn get(&self, v: u32) -> u64 {
+        u64::from(self.low[v as usize]) | u64::from(self.high[v as usize]) << 32
+    }
+
+    /// Sets node `v`'s retained bytes (at most [`Retained::MAX`]).
+    fn set(&mut self, v: usize, bytes: u64) {
+        let b = bytes.min(Retained::MAX);
+        self.low[v] = b as u32;
+        self.high[v] = (b >> 32) as u8;
+    }
+
+    /// Asks the CPU to fetch node `v`'s size ahead of its use (a hint).
+    pub fn prefetch(&self, v: u32) {
+        if let (Some(l), Some(h)) = (self.low.get(v as usize), self.high.get(v as usize)) {
+            crate::heap::prefetch(l);
+            crate::heap::prefetch(h);
+        }
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.low.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.low.is_empty()
+    }
+
+    /// Every node's retained bytes in one vector (for small graphs).
+    pub fn to_vec(&self) -> Vec<u64> {
+        (0..self.len() as u32).map(|v| self.get(v)).collect()
+    }
+
+    /// The bytes of heap memory the sizes take.
+    pub fn heap_size_bytes(&self) -> usize {
+        self.low.capacity() * 4 + self.high.capacity()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,7 +493,7 @@ mod tests {
         let g = Graph::from_edges(4, &[(0, 1), (0, 2), (1, 3), (2, 3)]);
         let d = dominators(&g, 0);
         assert_eq!(idoms(&g, 0), [None, Some(0), Some(0), Some(0)]);
-        assert_eq!(d.retained_sizes(&[1, 2, 4, 8]), [15, 2, 4, 8]);
+        assert_eq!(d.retained_sizes(&[1, 2, 4, 8]).to_vec(), [15, 2, 4, 8]);
         assert_eq!(d.order(), &[0, 1, 3, 2]);
         let (off, ch) = d.dominator_tree_children();
         assert_eq!(off, [0, 3, 3, 3, 3]);
@@ -444,7 +505,10 @@ mod tests {
         let g = Graph::from_edges(5, &[(0, 1), (1, 2), (2, 3), (3, 4)]);
         let d = dominators(&g, 0);
         assert_eq!(idoms(&g, 0), [None, Some(0), Some(1), Some(2), Some(3)]);
-        assert_eq!(d.retained_sizes(&[1, 2, 4, 8, 16]), [31, 30, 28, 24, 16]);
+        assert_eq!(
+            d.retained_sizes(&[1, 2, 4, 8, 16]).to_vec(),
+            [31, 30, 28, 24, 16]
+        );
         assert_eq!(d.order(), &[0, 1, 2, 3, 4]);
         let (off, ch) = d.dominator_tree_children();
         assert_eq!(off, [0, 1, 2, 3, 4, 4]);
@@ -457,7 +521,10 @@ mod tests {
         let g = Graph::from_edges(5, &[(0, 1), (1, 2), (2, 3), (3, 1), (2, 4)]);
         let d = dominators(&g, 0);
         assert_eq!(idoms(&g, 0), [None, Some(0), Some(1), Some(2), Some(2)]);
-        assert_eq!(d.retained_sizes(&[1, 2, 4, 8, 16]), [31, 30, 28, 8, 16]);
+        assert_eq!(
+            d.retained_sizes(&[1, 2, 4, 8, 16]).to_vec(),
+            [31, 30, 28, 8, 16]
+        );
     }
 
     #[test]
@@ -466,7 +533,7 @@ mod tests {
         let g = Graph::from_edges(4, &[(0, 1), (1, 2), (2, 3), (3, 1), (0, 3)]);
         let d = dominators(&g, 0);
         assert_eq!(idoms(&g, 0), [None, Some(0), Some(1), Some(0)]);
-        assert_eq!(d.retained_sizes(&[1, 2, 4, 8]), [15, 6, 4, 8]);
+        assert_eq!(d.retained_sizes(&[1, 2, 4, 8]).to_vec(), [15, 6, 4, 8]);
     }
 
     #[test]
@@ -474,7 +541,7 @@ mod tests {
         let g = Graph::from_edges(3, &[(0, 1), (0, 2), (1, 2), (2, 1)]);
         let d = dominators(&g, 0);
         assert_eq!(idoms(&g, 0), [None, Some(0), Some(0)]);
-        assert_eq!(d.retained_sizes(&[1, 2, 4]), [7, 2, 4]);
+        assert_eq!(d.retained_sizes(&[1, 2, 4]).to_vec(), [7, 2, 4]);
     }
 
     #[test]
@@ -498,7 +565,7 @@ mod tests {
         let g = Graph::from_edges(3, &[(0, 0), (0, 1), (1, 1), (1, 2), (2, 2)]);
         let d = dominators(&g, 0);
         assert_eq!(idoms(&g, 0), [None, Some(0), Some(1)]);
-        assert_eq!(d.retained_sizes(&[1, 2, 4]), [7, 6, 4]);
+        assert_eq!(d.retained_sizes(&[1, 2, 4]).to_vec(), [7, 6, 4]);
     }
 
     #[test]
@@ -509,7 +576,10 @@ mod tests {
         assert_eq!(idoms(&g, 0), [None, Some(0), None, None, Some(1)]);
         assert!(d.is_reachable(0) && d.is_reachable(1) && d.is_reachable(4));
         assert!(!d.is_reachable(2) && !d.is_reachable(3));
-        assert_eq!(d.retained_sizes(&[1, 2, 4, 8, 16]), [19, 18, 0, 0, 16]);
+        assert_eq!(
+            d.retained_sizes(&[1, 2, 4, 8, 16]).to_vec(),
+            [19, 18, 0, 0, 16]
+        );
         assert_eq!(d.order(), &[0, 1, 4]);
         let (off, ch) = d.dominator_tree_children();
         assert_eq!(off, [0, 1, 2, 2, 2, 2]);
@@ -533,7 +603,7 @@ mod tests {
         );
         let d = dominators(&g, 0);
         assert_eq!(idoms(&g, 0), [None, Some(0), Some(0), Some(2)]);
-        assert_eq!(d.retained_sizes(&[1, 2, 4, 8]), [15, 2, 12, 8]);
+        assert_eq!(d.retained_sizes(&[1, 2, 4, 8]).to_vec(), [15, 2, 12, 8]);
     }
 
     #[test]
@@ -544,7 +614,7 @@ mod tests {
         assert_eq!(idoms(&g, 1), [None, None, None]);
         assert!(d.is_reachable(1) && !d.is_reachable(0) && !d.is_reachable(2));
         assert_eq!(d.order(), &[1]);
-        assert_eq!(d.retained_sizes(&[1, 2, 4]), [0, 2, 0]);
+        assert_eq!(d.retained_sizes(&[1, 2, 4]).to_vec(), [0, 2, 0]);
         let (off, ch) = d.dominator_tree_children();
         assert_eq!(off, [0, 0, 0, 0]);
         assert!(ch.is_empty());
@@ -556,7 +626,7 @@ mod tests {
         let d = dominators(&g, 0);
         assert_eq!(d.idom(0), None);
         assert!(d.is_reachable(0));
-        assert_eq!(d.retained_sizes(&[5]), [5]);
+        assert_eq!(d.retained_sizes(&[5]).to_vec(), [5]);
     }
 
     #[test]
@@ -623,7 +693,7 @@ mod tests {
         ];
         assert_eq!(idoms(&g, R), want);
         let shallow: Vec<u64> = (0..13).map(|i| 1u64 << i).collect();
-        let ret = dominators(&g, R).retained_sizes(&shallow);
+        let ret = dominators(&g, R).retained_sizes(&shallow).to_vec();
         assert_eq!(ret[R as usize], (1 << 13) - 1);
         assert_eq!(
             ret[C as usize],
@@ -638,7 +708,10 @@ mod tests {
     fn retained_sizes_saturate() {
         let g = Graph::from_edges(3, &[(0, 1), (0, 2)]);
         let d = dominators(&g, 0);
-        assert_eq!(d.retained_sizes(&[1, u64::MAX, 1]), [u64::MAX, u64::MAX, 1]);
+        assert_eq!(
+            d.retained_sizes(&[1, u64::MAX, 1]).to_vec(),
+            [Retained::MAX, Retained::MAX, 1]
+        );
     }
 
     #[test]

@@ -139,13 +139,14 @@ impl Container {
 }
 
 impl HeapGraph {
-    /// Builds the graph from the objects' edges, map entries and roots' slots, on every core:
-    /// out-degrees first, then each run of objects fills its own part of the edge array.
+    /// Builds the graph from the objects' edges (consumed, their word positions freed before
+    /// the edge array is made), map entries and roots' slots, on every core: out-degrees
+    /// first, then each run of objects fills its own part of the edge array.
     pub fn build(
         mem: &Memory,
         index: &HeapIndex,
         objects: &Objects,
-        raw: &RawEdges,
+        mut raw: RawEdges,
         maps: &Maps,
         roots: &[Root],
     ) -> HeapGraph {
@@ -169,11 +170,13 @@ impl HeapGraph {
             .par_iter()
             .map(|&(id, runs, area)| {
                 let held = EntryRuns::slots(maps, runs);
-                Container::build(objects, raw, n, id, &held, area)
+                Container::build(objects, &raw, n, id, &held, area)
             })
             .collect();
         drop(work);
         drop(entry_runs);
+        // Only targets are copied from here on.
+        raw.forget_words();
 
         // Out-degrees of the objects, then of entries, roots and the super-root.
         let mut unreadable = raw.unreadable;

@@ -9,7 +9,7 @@ mod dominators;
 mod heap;
 mod raw;
 
-pub use dominators::{dominators, Dominators};
+pub use dominators::{dominators, Dominators, Retained};
 pub use heap::HeapGraph;
 pub use raw::RawEdges;
 

@@ -191,6 +191,14 @@ impl RawEdges {
         (&s.targets[r.clone()], &s.words[r])
     }
 
+    /// Frees where each pointer sits (half the memory), once only targets are read: after
+    /// this, [`RawEdges::of`] must not be called.
+    pub fn forget_words(&mut self) {
+        for s in &mut self.segments {
+            s.words = Vec::new();
+        }
+    }
+
     /// How many edges object `o` has.
     pub fn degree(&self, o: u32) -> u32 {
         let (s, k) = self.segment(o);

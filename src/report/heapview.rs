@@ -83,7 +83,7 @@ impl<'a> HeapView<'a> {
                 .is_object(v)
                 .then(|| self.a.objects.addr(ObjId(v)).to_string()),
             shallow_bytes: self.a.shallow(v),
-            retained_bytes: self.a.retained[v as usize],
+            retained_bytes: self.a.retained.get(v),
         }
     }
 

@@ -89,7 +89,7 @@ impl HistogramReport {
             }
             if line != u32::MAX {
                 if active[line as usize] == 0 {
-                    lines[line as usize].retained_bytes += a.retained[node as usize];
+                    lines[line as usize].retained_bytes += a.retained.get(node);
                 }
                 active[line as usize] += 1;
             }

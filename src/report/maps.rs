@@ -165,7 +165,7 @@ impl MapsReport {
         let shown: Vec<usize> = (0..a.maps.maps.len())
             .filter(|&mi| {
                 let h = a.maps.maps[mi].header.0;
-                a.doms.is_reachable(h) && a.retained[h as usize] >= opts.min_bytes
+                a.doms.is_reachable(h) && a.retained.get(h) >= opts.min_bytes
             })
             .collect();
         let headers: Vec<u32> = shown.iter().map(|&mi| a.maps.maps[mi].header.0).collect();
@@ -355,9 +355,13 @@ fn map_line(
     let v = input.view;
     let a = v.a;
     let entries = a.maps.entries_of(m);
-    let first_node = a.graph.entry_node(m.first_entry as usize) as usize;
-    let entry_retained = &a.retained[first_node..first_node + entries.len()];
-    let entries_retained: u64 = entry_retained.iter().sum();
+    let entry_retained = EntrySizes {
+        retained: &a.retained,
+        first_node: a.graph.entry_node(m.first_entry as usize),
+    };
+    let entries_retained: u64 = (0..entries.len() as u32)
+        .map(|i| entry_retained.get(i))
+        .sum();
     let table_bytes: u64 = m.storage.iter().map(|o| a.shallow(o.0)).sum();
     // Group the entries by prefix or shape of their keys.
     let groups = if keys::is_string(input.dwarf, m.key.ty) {
@@ -405,9 +409,29 @@ fn map_line(
             (entries.len() as f64 / m.slots as f64 * 1000.0).round() / 1000.0
         },
         tombstones: m.tombstones,
-        retained_bytes: a.retained[m.header.0 as usize],
+        retained_bytes: a.retained.get(m.header.0),
         entries_retained_bytes: entries_retained,
         groups,
+    }
+}
+
+/// Retained bytes of one map's entries, by entry index within the map.
+#[derive(Clone, Copy)]
+struct EntrySizes<'a> {
+    retained: &'a crate::graph::Retained,
+    /// Graph node of the map's first entry (its entries' nodes follow it).
+    first_node: u32,
+}
+
+impl EntrySizes<'_> {
+    /// Retained bytes of entry `i`.
+    fn get(&self, i: u32) -> u64 {
+        self.retained.get(self.first_node + i)
+    }
+
+    /// Asks for entry `i`'s size ahead of its use.
+    fn prefetch(&self, i: u32) {
+        self.retained.prefetch(self.first_node + i);
     }
 }
 
@@ -432,7 +456,7 @@ fn group_string_keys(
     redactor: &Redactor,
     m: &DecodedMap,
     entries: &[crate::maps::Entry],
-    retained_of: &[u64],
+    retained_of: EntrySizes,
 ) -> Groups {
     use rayon::prelude::*;
     // (string data address, length, entry index), sorted by address.
@@ -458,9 +482,9 @@ fn group_string_keys(
         for (j, &(p, n, i)) in chunk.iter().enumerate() {
             // Entries come in key order, their retained sizes at random: fetch ahead.
             if let Some(&(_, _, ahead)) = chunk.get(j + PREFETCH_AHEAD) {
-                crate::heap::prefetch(&retained_of[ahead as usize]);
+                retained_of.prefetch(ahead);
             }
-            let r = retained_of[i as usize];
+            let r = retained_of.get(i);
             let bytes = match n {
                 0 => Cow::Borrowed(&[][..]),
                 _ => mem.read(Addr(p), n as usize).unwrap_or_default(),
@@ -521,10 +545,11 @@ fn group_other_keys(
     redactor: &Redactor,
     m: &DecodedMap,
     entries: &[crate::maps::Entry],
-    retained_of: &[u64],
+    retained_of: EntrySizes,
 ) -> Groups {
     let mut groups = Groups::new();
-    for (e, &r) in entries.iter().zip(retained_of) {
+    for (i, e) in entries.iter().enumerate() {
+        let r = retained_of.get(i as u32);
         let key_addr = keys::deref(input.mem, e.key, m.key.indirect);
         let text = keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0);
         let group = match (&text, opts.group_by) {

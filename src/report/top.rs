@@ -47,7 +47,7 @@ impl TopReport {
         let heap = a.reachability();
         let min = (heap.reachable_bytes as f64 * threshold / 100.0).ceil() as u64;
         let top: Vec<u32> = (0..a.graph.objects)
-            .filter(|&o| a.doms.is_reachable(o) && a.retained[o as usize] >= min.max(1))
+            .filter(|&o| a.doms.is_reachable(o) && a.retained.get(o) >= min.max(1))
             .filter(|&o| {
                 a.doms
                     .idom(o)
@@ -63,9 +63,9 @@ impl TopReport {
                 address: a.objects.addr(ObjId(o)).to_string(),
                 type_name: v.type_name(ObjId(o)),
                 shallow_bytes: a.shallow(o),
-                retained_bytes: a.retained[o as usize],
+                retained_bytes: a.retained.get(o),
                 retained_objects: count,
-                percent_of_reachable: percent(a.retained[o as usize], heap.reachable_bytes),
+                percent_of_reachable: percent(a.retained.get(o), heap.reachable_bytes),
                 path: v
                     .path_to(&parents, o)
                     .into_iter()
