@@ -49,9 +49,10 @@ impl EntryRuns {
         let mut last = (0u64, 0u64, 0u32);
         for (i, e) in maps.entries.iter().enumerate() {
             let i = i as u32;
-            if !(last.0..last.1).contains(&e.key.0) {
+            let bucket = e.bucket();
+            if !(last.0..last.1).contains(&bucket.0) {
                 // Decoding kept only entries inside a live object.
-                let Some(o) = objects.find(index, e.key) else {
+                let Some(o) = objects.find(index, bucket) else {
                     continue;
                 };
                 let start = objects.addr(o).0;
@@ -80,11 +81,13 @@ impl EntryRuns {
     fn slots(maps: &Maps, runs: &[Run]) -> Vec<SlotRange> {
         let mut ranges = Vec::new();
         for &(c, from, to) in runs {
+            // A run lies in one container, which belongs to one map.
+            let m = maps.map_of(from as usize);
             for i in from..to {
-                let e = &maps.entries[i as usize];
-                let m = &maps.maps[e.map as usize];
-                ranges.push((c, e.key.0, e.key.0 + m.key.slot_size, i));
-                ranges.push((c, e.value().0, e.value().0 + m.value.slot_size, i));
+                let e = maps.entries[i as usize];
+                let (k, v) = (m.key_of(e).0, m.value_of(e).0);
+                ranges.push((c, k, k + m.key.slot_size, i));
+                ranges.push((c, v, v + m.value.slot_size, i));
             }
         }
         ranges.sort_unstable();

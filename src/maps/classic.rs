@@ -1,6 +1,6 @@
 //! Classic maps: `hmap` → 2^B buckets of 8 slots with overflow chains, growing incrementally.
 
-use super::{Ctx, Decoded, Decoding};
+use super::{Ctx, Decoded, Decoding, SlotLayout};
 use crate::dwarf::TypeRef;
 use crate::memory::Addr;
 
@@ -54,6 +54,10 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
         size: bsize,
     };
     let mut d = Decoding::new();
+    d.layout = SlotLayout {
+        key: (layout.keys, layout.key_size),
+        value: (layout.values, layout.value_size),
+    };
     d.expect(count);
     if let Some(h) = ctx.object(header) {
         d.storage.push(h);
@@ -117,11 +121,7 @@ impl Bucket {
             for (i, &h) in th.iter().enumerate() {
                 let i = i as u64;
                 if h >= MIN_TOP_HASH {
-                    d.entry(
-                        b.offset(self.keys + i * self.key_size),
-                        b.offset(self.values + i * self.value_size),
-                        holder,
-                    );
+                    d.entry(b, i, holder);
                 } else if h == EMPTY_ONE {
                     d.tombstones += 1;
                 }

@@ -28,19 +28,37 @@ pub enum MapImpl {
 /// One key/value pair: where its key and value are stored.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
-    /// Address of the key slot.
-    pub key: Addr,
-    /// Bytes from the key slot to the value slot.
-    value_offset: u32,
-    /// Index of its map in `Maps::maps`.
-    pub map: u32,
+    /// The bucket or group holding the entry (8-aligned), with the slot index in the low bits.
+    slot: u64,
 }
 
+/// Slots per bucket or group: the slot index fits in an entry's low three bits.
+const SLOT_BITS: u64 = 7;
+
 impl Entry {
-    /// Address of the value slot.
-    pub fn value(&self) -> Addr {
-        self.key.offset(u64::from(self.value_offset))
+    /// The entry in slot `i` of the bucket or group at `bucket`, if that is 8-aligned.
+    fn new(bucket: Addr, i: u64) -> Option<Entry> {
+        (bucket.0 & SLOT_BITS == 0 && i <= SLOT_BITS).then_some(Entry { slot: bucket.0 | i })
     }
+
+    /// The bucket or group holding the entry.
+    pub fn bucket(&self) -> Addr {
+        Addr(self.slot & !SLOT_BITS)
+    }
+
+    /// The entry's slot index in its bucket or group.
+    fn index(&self) -> u64 {
+        self.slot & SLOT_BITS
+    }
+}
+
+/// Where slot `i`'s key and value lie in a bucket or group: `(first, stride)` from its start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotLayout {
+    /// First key's offset and the distance between keys.
+    pub key: (u64, u64),
+    /// First value's offset and the distance between values.
+    pub value: (u64, u64),
 }
 
 /// How one side (key or value) of a map's slots is laid out.
@@ -79,6 +97,22 @@ pub struct DecodedMap {
     pub tombstones: u64,
     /// The map was being written when the core was taken.
     pub writing: bool,
+    /// Where keys and values lie in its buckets or groups.
+    pub layout: SlotLayout,
+}
+
+impl DecodedMap {
+    /// Address of an entry's key slot.
+    pub fn key_of(&self, e: Entry) -> Addr {
+        let (first, stride) = self.layout.key;
+        e.bucket().offset(first + e.index() * stride)
+    }
+
+    /// Address of an entry's value slot.
+    pub fn value_of(&self, e: Entry) -> Addr {
+        let (first, stride) = self.layout.value;
+        e.bucket().offset(first + e.index() * stride)
+    }
 }
 
 /// Every map found in the heap, and all their entries.
@@ -92,6 +126,8 @@ pub struct Maps {
     pub warnings: Vec<String>,
     /// Slot areas of the objects that hold buckets or groups, by object.
     pub areas: std::collections::HashMap<u32, SlotArea>,
+    /// (first entry, map) of the maps with entries, by first entry.
+    starts: Vec<(u32, u32)>,
 }
 
 /// What the decoders read from.
@@ -226,6 +262,8 @@ pub(crate) struct Decoding {
     pub slots: u64,
     pub tombstones: u64,
     pub areas: Vec<(ObjId, SlotArea)>,
+    /// Where keys and values lie in the map's buckets or groups.
+    pub layout: SlotLayout,
 }
 
 impl Decoding {
@@ -238,6 +276,7 @@ impl Decoding {
             slots: 0,
             tombstones: 0,
             areas: Vec::new(),
+            layout: SlotLayout::default(),
         }
     }
 
@@ -246,18 +285,12 @@ impl Decoding {
         let _ = self.entries.try_reserve(count.min(1 << 32) as usize);
     }
 
-    /// Records an entry with its key and value slots, held by `holder` (None: outside any live
-    /// object).
-    pub(crate) fn entry(&mut self, key: Addr, value: Addr, holder: Option<ObjId>) {
+    /// Records the entry in slot `i` of the bucket or group at `bucket`, held by `holder`
+    /// (None: outside any live object).
+    pub(crate) fn entry(&mut self, bucket: Addr, i: u64, holder: Option<ObjId>) {
         self.decoded += 1;
-        // The value slot follows the key slot in the same bucket or group.
-        let offset = value.0.checked_sub(key.0).map(u32::try_from);
-        if let (Some(_), Some(Ok(value_offset))) = (holder, offset) {
-            self.entries.push(Entry {
-                key,
-                value_offset,
-                map: 0,
-            });
+        if let (Some(_), Some(e)) = (holder, Entry::new(bucket, i)) {
+            self.entries.push(e);
         }
     }
 
@@ -340,6 +373,7 @@ impl Maps {
         headers.sort_unstable();
         headers.dedup();
         Maps::decode_headers(ctx, types, headers, &mut out);
+        out.index_starts();
         out
     }
 
@@ -386,10 +420,6 @@ impl Maps {
                     d.decoded
                 ));
             }
-            let mi = out.maps.len() as u32;
-            for e in &mut d.entries {
-                e.map = mi;
-            }
             let entries = d.entries.len() as u32;
             let first = out.add_entries(std::mem::take(&mut d.entries));
             // The first slot area found for an object stands.
@@ -412,6 +442,7 @@ impl Maps {
                 slots: d.slots,
                 tombstones: d.tombstones,
                 writing,
+                layout: d.layout,
             });
         }
     }
@@ -432,6 +463,29 @@ impl Maps {
             m.first_entry += moved;
         }
         0
+    }
+
+    /// The map an entry (an index into `entries`) belongs to.
+    pub fn map_of(&self, entry: usize) -> &DecodedMap {
+        &self.maps[self.map_index_of(entry) as usize]
+    }
+
+    /// Index in `maps` of the map an entry belongs to.
+    pub fn map_index_of(&self, entry: usize) -> u32 {
+        let i = self
+            .starts
+            .partition_point(|&(first, _)| first as usize <= entry);
+        // Every entry belongs to a map with entries, whose start is at or before it.
+        self.starts[i.saturating_sub(1)].1
+    }
+
+    /// Indexes the maps' entry ranges for [`Maps::map_of`].
+    fn index_starts(&mut self) {
+        self.starts = (self.maps.iter().enumerate())
+            .filter(|(_, m)| m.entries > 0)
+            .map(|(mi, m)| (m.first_entry, mi as u32))
+            .collect();
+        self.starts.sort_unstable();
     }
 
     /// The entries of a map.

@@ -1,6 +1,6 @@
 //! Swiss maps: `maps.Map` → one group (small maps) or a directory of tables → groups of 8 slots.
 
-use super::{Ctx, Decoded, Decoding};
+use super::{Ctx, Decoded, Decoding, SlotLayout};
 use crate::dwarf::TypeRef;
 use crate::memory::Addr;
 
@@ -37,11 +37,7 @@ impl Group {
         for i in 0..GROUP_SLOTS {
             let c = (ctrl >> (8 * i)) as u8;
             if is_full(c) {
-                d.entry(
-                    g.offset(self.key.0 + i * self.key.1),
-                    g.offset(self.value.0 + i * self.value.1),
-                    holder,
-                );
+                d.entry(g, i, holder);
             } else if c == CTRL_DELETED {
                 d.tombstones += 1;
             }
@@ -105,6 +101,10 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
         value: layout.1,
     };
     let mut d = Decoding::new();
+    d.layout = SlotLayout {
+        key: group.key,
+        value: group.value,
+    };
     d.expect(used);
     if let Some(h) = ctx.object(header) {
         d.storage.push(h);

@@ -63,8 +63,8 @@ impl<'a> HeapView<'a> {
         if g.is_object(v) {
             self.type_name(ObjId(v))
         } else if let Some(e) = g.as_entry(v) {
-            let e = &self.a.maps.entries[e];
-            format!("map entry @ {}", e.key)
+            let m = self.a.maps.map_of(e);
+            format!("map entry @ {}", m.key_of(self.a.maps.entries[e]))
         } else if let Some(r) = g.as_root(v) {
             let r = &self.a.roots[r];
             format!("{} ({})", r.name, kind_name(r.kind))
@@ -275,9 +275,9 @@ impl<'a> Namer<'a> {
             };
         }
         if let Some(e) = a.graph.as_entry(u) {
-            let e = a.maps.entries[e];
-            let m = &a.maps.maps[e.map as usize];
-            let key_addr = crate::maps::keys::deref(self.mem, e.key, m.key.indirect);
+            let m = a.maps.map_of(e);
+            let key_addr =
+                crate::maps::keys::deref(self.mem, m.key_of(a.maps.entries[e]), m.key.indirect);
             let key = crate::maps::keys::render(self.dwarf, self.mem, m.key.ty, key_addr, 0)
                 .unwrap_or_else(|| "?".into());
             return format!("[{}]", crate::maps::keys::cut(&key, 40));

@@ -464,7 +464,7 @@ fn group_string_keys(
         .par_iter()
         .enumerate()
         .map(|(i, e)| {
-            let key_addr = keys::deref(mem, e.key, m.key.indirect);
+            let key_addr = keys::deref(mem, m.key_of(*e), m.key.indirect);
             let (p, n) = keys::string_header(mem, key_addr).unwrap_or((Addr(0), 0));
             (p.0, n as u32, i as u32)
         })
@@ -550,7 +550,7 @@ fn group_other_keys(
     let mut groups = Groups::new();
     for (i, e) in entries.iter().enumerate() {
         let r = retained_of.get(i as u32);
-        let key_addr = keys::deref(input.mem, e.key, m.key.indirect);
+        let key_addr = keys::deref(input.mem, m.key_of(*e), m.key.indirect);
         let text = keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0);
         let group = match (&text, opts.group_by) {
             (Some(t), GroupBy::Shape) => keys::shape(t, &opts.delimiters),
@@ -624,7 +624,8 @@ fn findings(input: &MapsInput, lines: &[(usize, MapLine)], reachable: u64) -> Ve
     // Objects that entries of two different maps point to.
     let mut first_map: HashMap<u32, u32> = HashMap::new();
     let mut pairs: HashMap<(u32, u32), u64> = HashMap::new();
-    for (i, e) in a.maps.entries.iter().enumerate() {
+    for i in 0..a.maps.entries.len() {
+        let map = a.maps.map_index_of(i);
         let node = a.graph.entry_node(i);
         for &t in a.graph.graph.successors(node) {
             // What the entry alone dominates is not shared.
@@ -632,12 +633,10 @@ fn findings(input: &MapsInput, lines: &[(usize, MapLine)], reachable: u64) -> Ve
                 continue;
             }
             match first_map.get(&t) {
-                Some(&m) if m != e.map => {
-                    *pairs.entry((m.min(e.map), m.max(e.map))).or_insert(0) += 1
-                }
+                Some(&m) if m != map => *pairs.entry((m.min(map), m.max(map))).or_insert(0) += 1,
                 Some(_) => {}
                 None => {
-                    first_map.insert(t, e.map);
+                    first_map.insert(t, map);
                 }
             }
         }
