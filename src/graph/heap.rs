@@ -2,7 +2,7 @@
 //! super-root.
 
 use super::RawEdges;
-use super::{Graph, Offsets};
+use super::{Graph, Offsets, NONE};
 use crate::heap::{HeapIndex, ObjId, Objects};
 use crate::maps::{Maps, SlotArea};
 use crate::memory::{Addr, Memory};
@@ -95,13 +95,14 @@ impl EntryRuns {
     }
 }
 
-/// The successors of a bucket or group array, and the (entry, target) edges of the entries it
+/// The successors of a bucket or group array, and which of its edges belong to the entries it
 /// holds: each entry becomes one successor, pointers in its key and value slots become the
 /// entry's edges, and stale words in slot areas are dropped.
 struct Container {
     id: u32,
     successors: Vec<u32>,
-    entry_edges: Vec<(u32, u32)>,
+    /// Per raw edge of the object: the entry it belongs to, or `NONE`.
+    entry_of_edge: Vec<u32>,
 }
 
 impl Container {
@@ -116,7 +117,7 @@ impl Container {
         let mut c = Container {
             id,
             successors: Vec::new(),
-            entry_edges: Vec::new(),
+            entry_of_edge: Vec::new(),
         };
         let obj_start = objects.addr(ObjId(id));
         let mut last_entry = u32::MAX;
@@ -127,15 +128,20 @@ impl Container {
             }
         }
         let (targets, words) = raw.of(id);
+        c.entry_of_edge.reserve_exact(targets.len());
         for (&t, &word) in targets.iter().zip(words) {
             let w = obj_start.0 + word.offset();
             let i = held.partition_point(|r| r.2 <= w);
-            match held.get(i) {
-                Some(r) if r.1 <= w => c.entry_edges.push((r.3, t)),
+            let entry = match held.get(i) {
+                Some(r) if r.1 <= w => r.3,
                 // A word in a bucket's or group's slots that no entry owns is stale.
-                _ if area.is_some_and(|a| a.contains(obj_start, Addr(w))) => {}
-                _ => c.successors.push(t),
-            }
+                _ if area.is_some_and(|a| a.contains(obj_start, Addr(w))) => NONE,
+                _ => {
+                    c.successors.push(t);
+                    NONE
+                }
+            };
+            c.entry_of_edge.push(entry);
         }
         c
     }
@@ -207,7 +213,7 @@ impl HeapGraph {
         let degree = |k: usize| u32::try_from(k).expect("a node with over 2^32 successors");
         for c in &containers {
             counts[c.id as usize] = degree(c.successors.len());
-            for &(e, _) in &c.entry_edges {
+            for &e in c.entry_of_edge.iter().filter(|&&e| e != NONE) {
                 counts[(n + e) as usize] += 1;
             }
         }
@@ -269,7 +275,8 @@ impl HeapGraph {
         // targets are put in id order.
         let mut filled = vec![0u32; n_entries as usize];
         for c in &containers {
-            for &(e, t) in &c.entry_edges {
+            let edges = raw.targets_of(c.id).iter().zip(&c.entry_of_edge);
+            for (&t, &e) in edges.filter(|(_, &e)| e != NONE) {
                 let at = offsets.get((n + e) as usize) as usize + filled[e as usize] as usize;
                 targets[at] = t;
                 filled[e as usize] += 1;

@@ -191,6 +191,12 @@ impl RawEdges {
         (&s.targets[r.clone()], &s.words[r])
     }
 
+    /// Object `o`'s edge targets, in word order.
+    pub fn targets_of(&self, o: u32) -> &[u32] {
+        let (s, k) = self.segment(o);
+        &s.targets[s.offsets.range(k)]
+    }
+
     /// Frees where each pointer sits (half the memory), once only targets are read: after
     /// this, [`RawEdges::of`] must not be called.
     pub fn forget_words(&mut self) {
