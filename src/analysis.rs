@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::graph::{dominators, Dominators, HeapGraph, RawEdges, Retained};
+use crate::graph::{dominators_and_retained, Dominators, HeapGraph, RawEdges, Retained};
 use crate::heap::{Heap, HeapIndex, HeapTotals, ObjId, Objects, PointerBits};
 use crate::maps::{Ctx, Maps};
 use crate::process::Process;
@@ -257,15 +257,13 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("computing dominators", None);
-        let mut doms = dominators(&graph.graph, graph.super_root());
-        let retained = doms.retained_sizes_with(|v| {
+        let (doms, retained) = dominators_and_retained(&graph.graph, graph.super_root(), |v| {
             if graph.is_object(v) {
                 objects.size(ObjId(v))
             } else {
                 0
             }
         });
-        doms.release_order();
         // The tables are built: freed blocks kept for reuse would only hold memory the page
         // cache can use while reports read the core.
         crate::alloc::release_free_blocks();

@@ -9,7 +9,7 @@ mod dominators;
 mod heap;
 mod raw;
 
-pub use dominators::{dominators, Dominators, Retained};
+pub use dominators::{dominators, dominators_and_retained, Dominators, Retained};
 pub use heap::HeapGraph;
 pub use raw::RawEdges;
 
