@@ -459,17 +459,31 @@ fn group_string_keys(
     retained_of: EntrySizes,
 ) -> Groups {
     use rayon::prelude::*;
-    // (string data address, length, entry index), sorted by address.
-    let mut keys_at: Vec<(u64, u32, u32)> = entries
-        .par_iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let key_addr = keys::deref(mem, m.key_of(*e), m.key.indirect);
-            let (p, n) = keys::string_header(mem, key_addr).unwrap_or((Addr(0), 0));
-            (p.0, n as u32, i as u32)
-        })
+    let key_slot = |i: usize| keys::deref(mem, m.key_of(entries[i]), m.key.indirect);
+    let header = |i: usize| keys::string_header(mem, key_slot(i)).unwrap_or((Addr(0), 0));
+    // Entries in the order of their keys' bytes in memory, each as one u64: the key data's
+    // address above the lowest (high bits, cut short if it and the index need over 64 bits)
+    // and the entry index (low bits). Unreadable keys come first.
+    let mut order: Vec<u64> = (0..entries.len())
+        .into_par_iter()
+        .map(|i| header(i).0 .0)
         .collect();
-    keys_at.par_sort_unstable();
+    let lowest = order
+        .par_iter()
+        .copied()
+        .filter(|&p| p != 0)
+        .min()
+        .unwrap_or(0);
+    let highest = order.par_iter().copied().max().unwrap_or(0);
+    let index_bits = u64::BITS - (entries.len() as u64).leading_zeros();
+    let address_bits = u64::BITS - (highest.saturating_sub(lowest) + 1).leading_zeros();
+    let shift = (address_bits + index_bits).saturating_sub(u64::BITS);
+    order.par_iter_mut().enumerate().for_each(|(i, p)| {
+        let above = if *p == 0 { 0 } else { *p - lowest + 1 };
+        *p = (above >> shift).checked_shl(index_bits).unwrap_or(0) | i as u64;
+    });
+    order.par_sort_unstable();
+    let index_mask = (1u64 << index_bits) - 1;
     let shown = |text: &str| {
         if opts.redact {
             redactor.key(text, &opts.delimiters)
@@ -477,17 +491,27 @@ fn group_string_keys(
             keys::cut(&keys::quote(text), opts.key_width)
         }
     };
-    let chunk_groups = |chunk: &[(u64, u32, u32)]| {
+    let chunk_groups = |chunk: &[u64]| {
         let mut groups = Partial::new();
-        for (j, &(p, n, i)) in chunk.iter().enumerate() {
-            // Entries come in key order, their retained sizes at random: fetch ahead.
-            if let Some(&(_, _, ahead)) = chunk.get(j + PREFETCH_AHEAD) {
-                retained_of.prefetch(ahead);
+        for (j, &k) in chunk.iter().enumerate() {
+            // Entries come in key order, their slots and retained sizes at random: fetch ahead,
+            // the entry first, its slot and size once the entry is there.
+            if let Some(&further) = chunk.get(j + 2 * PREFETCH_AHEAD) {
+                crate::heap::prefetch(&entries[(further & index_mask) as usize]);
             }
+            if let Some(&ahead) = chunk.get(j + PREFETCH_AHEAD) {
+                let ahead = (ahead & index_mask) as u32;
+                retained_of.prefetch(ahead);
+                if let Some(slot) = mem.read_core_only(m.key_of(entries[ahead as usize]), 16) {
+                    crate::heap::prefetch(&slot[0]);
+                }
+            }
+            let i = (k & index_mask) as u32;
             let r = retained_of.get(i);
+            let (p, n) = header(i as usize);
             let bytes = match n {
                 0 => Cow::Borrowed(&[][..]),
-                _ => mem.read(Addr(p), n as usize).unwrap_or_default(),
+                _ => mem.read(p, n).unwrap_or_default(),
             };
             let text = String::from_utf8_lossy(&bytes);
             let group: Cow<str> = match opts.group_by {
@@ -514,7 +538,7 @@ fn group_string_keys(
         }
         groups
     };
-    let parts: Vec<Partial> = keys_at.par_chunks(KEY_CHUNK).map(chunk_groups).collect();
+    let parts: Vec<Partial> = order.par_chunks(KEY_CHUNK).map(chunk_groups).collect();
     let mut all = Partial::new();
     for part in parts {
         for (k, (n, bytes, first, shown)) in part {
