@@ -84,14 +84,21 @@ timed() {
 # phase NAME FILE: seconds of one phase from a --timings log.
 phase() { awk -v p="$1" '$1 == p {print $2}' "$2"; }
 
-# peak_anon FILE: the most anonymous memory any phase ended with, in bytes (what coreheap held
-# beyond the mapped core and executable).
+# peak_anon FILE: the most anonymous memory coreheap held (beyond the mapped core and
+# executable), in bytes: the peak sampled every 10 ms over the whole command, or a phase's end
+# if that was higher.
 peak_anon() {
-	awk '/anonymous/ {
-		v = $(NF-1); u = $NF
-		f = (u == "KiB") ? 1024 : (u == "MiB") ? 1048576 : (u == "GiB") ? 1073741824 : 1
-		if (v * f > m) m = v * f
-	} END {printf "%.0f", m}' "$1"
+	awk 'function bytes(v, u) {
+		return v * ((u == "KiB") ? 1024 : (u == "MiB") ? 1048576 : (u == "GiB") ? 1073741824 : 1)
+	}
+	$1 == "peak" && $2 == "anonymous" { b = bytes($3, $4); if (b > m) m = b; next }
+	/anonymous/ { b = bytes($(NF-1), $NF); if (b > m) m = b }
+	END {printf "%.0f", m}' "$1"
+}
+
+# report_s FILE: seconds outside the analysis phases (opening the core and the report itself).
+report_s() {
+	awk '$1 == "total" {t = $2} / s/ && $1 != "total" && $1 != "open" {p += $2} END {printf "%.2f", t - p}' "$1"
 }
 
 report=${BENCH_REPORT:-$BENCH_DIR/report.md}
@@ -99,8 +106,8 @@ mkdir -p "$BENCH_DIR"
 {
 	echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), $(date -u +%Y-%m-%d)."
 	echo
-	echo "| core | Go | core size | objects | edges | command | wall (median) | user+sys | peak RSS | peak anonymous (beyond the core) | per object | spans | roots | pointers | types | maps | graph | dominators | heap MB/s | plain pass | × plain pass |"
-	echo "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| core | Go | core size | objects | edges | command | wall (median) | user+sys | peak RSS | peak anonymous (beyond the core) | per object | spans | roots | pointers | types | maps | graph | dominators | report | heap MB/s | plain pass | × plain pass |"
+	echo "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } >"$report"
 for v in "${VERSIONS[@]}"; do
 	for gib in "${SIZES[@]}"; do
@@ -124,11 +131,11 @@ for v in "${VERSIONS[@]}"; do
 			per_object=$(awk -v a="$anon" -v o="$objects" 'BEGIN {printf "%.1f B", a / o}')
 			mbps=$(awk -v b="$heap_bytes" -v w="$wall" 'BEGIN {printf "%.0f", b / w / 1e6}')
 			ratio=$(awk -v w="$wall" -v s="$scan_s" 'BEGIN {printf "%.1f", w / s}')
-			printf '| %s GiB | %s | %.2f GB | %s | %s | %s | %.2f s | %.2f s | %.2f GB | %.2f GB | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %s |\n' \
+			printf '| %s GiB | %s | %.2f GB | %s | %s | %s | %.2f s | %.2f s | %.2f GB | %.2f GB | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s | %s |\n' \
 				"$gib" "$v" "$(awk -v s="$size" 'BEGIN {print s / 1e9}')" "$objects" "$edges" "$cmd" \
 				"$wall" "$cpu" "$(awk -v r="$rss" 'BEGIN {print r * 1024 / 1e9}')" "$(awk -v a="$anon" 'BEGIN {print a / 1e9}')" "$per_object" \
 				"$(phase spans "$t")" "$(phase roots "$t")" "$(phase pointers "$t")" "$(phase types "$t")" "$(phase maps "$t")" \
-				"$(phase graph "$t")" "$(phase dominators "$t")" "$mbps" "$scan_s" "$ratio" >>"$report"
+				"$(phase graph "$t")" "$(phase dominators "$t")" "$(report_s "$t")" "$mbps" "$scan_s" "$ratio" >>"$report"
 		done
 	done
 done
