@@ -368,8 +368,8 @@ impl Bars {
 }
 
 /// Peak bytes of per-object tables per live object, as measured on the benchmark cores
-/// (52–61, docs/performance.md), rounded up.
-const TABLE_BYTES_PER_OBJECT: u64 = 64;
+/// (31–46, docs/performance.md), rounded up.
+const TABLE_BYTES_PER_OBJECT: u64 = 48;
 
 /// The kernel's estimate of memory available without swapping, bytes
 /// (`COREHEAP_MEM_AVAILABLE` overrides it, for tests of the switch to scratch files).
