@@ -4,7 +4,7 @@
 use super::RawEdges;
 use super::{Graph, Offsets, NONE};
 use crate::heap::{HeapIndex, ObjId, Objects};
-use crate::maps::{Maps, SlotArea};
+use crate::maps::{Entry, Maps, SlotArea};
 use crate::memory::{Addr, Memory};
 use crate::roots::Root;
 
@@ -24,10 +24,6 @@ pub struct HeapGraph {
     /// Pointer words that could not be read (damage in the core).
     pub unreadable_words: u64,
 }
-
-/// An entry's key or value slot inside a container: (container object, slot start, slot end,
-/// entry index).
-type SlotRange = (u32, u64, u64, u32);
 
 /// A run of consecutive entries in one container: (container object, first entry, end entry).
 type Run = (u32, u32, u32);
@@ -76,22 +72,63 @@ impl EntryRuns {
     fn holds(&self, id: u32) -> bool {
         self.runs.binary_search_by_key(&id, |r| r.0).is_ok()
     }
+}
 
-    /// The key and value slot ranges of a container's entries, sorted by address.
-    fn slots(maps: &Maps, runs: &[Run]) -> Vec<SlotRange> {
-        let mut ranges = Vec::new();
-        for &(c, from, to) in runs {
-            // A run lies in one container, which belongs to one map.
-            let m = maps.map_of(from as usize);
-            for i in from..to {
-                let e = maps.entries[i as usize];
-                let (k, v) = (m.key_of(e).0, m.value_of(e).0);
-                ranges.push((c, k, k + m.key.slot_size, i));
-                ranges.push((c, v, v + m.value.slot_size, i));
+/// The entries a container holds, found by their [`Entry::position`].
+enum Held<'a> {
+    /// Runs of entries whose positions increase throughout (the usual case: decoding walks
+    /// buckets and groups in address order).
+    Runs(&'a [Run], &'a [Entry]),
+    /// (position, entry), sorted.
+    Sorted(Vec<(u64, u32)>),
+}
+
+impl<'a> Held<'a> {
+    fn new(entries: &'a [Entry], runs: &'a [Run]) -> Held<'a> {
+        let all = || {
+            runs.iter()
+                .flat_map(|&(_, from, to)| from..to)
+                .map(|i| (entries[i as usize].position(), i))
+        };
+        let mut last = None;
+        let increasing = all().all(|(p, _)| {
+            let up = last.map_or(true, |l| l < p);
+            last = Some(p);
+            up
+        });
+        if increasing {
+            Held::Runs(runs, entries)
+        } else {
+            let mut v: Vec<(u64, u32)> = all().collect();
+            v.sort_unstable();
+            Held::Sorted(v)
+        }
+    }
+
+    /// The entry at a position.
+    fn find(&self, position: u64) -> Option<u32> {
+        match self {
+            Held::Runs(runs, entries) => {
+                let k = runs.partition_point(|r| entries[r.1 as usize].position() <= position);
+                let &(_, from, to) = runs.get(k.checked_sub(1)?)?;
+                let run = &entries[from as usize..to as usize];
+                let j = run.binary_search_by_key(&position, Entry::position).ok()?;
+                Some(from + j as u32)
+            }
+            // Of entries at one position (decoded twice), the first.
+            Held::Sorted(v) => {
+                let j = v.partition_point(|x| x.0 < position);
+                v.get(j).filter(|x| x.0 == position).map(|x| x.1)
             }
         }
-        ranges.sort_unstable();
-        ranges
+    }
+
+    /// The entries in address order.
+    fn in_order(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            Held::Runs(runs, _) => Box::new(runs.iter().flat_map(|&(_, from, to)| from..to)),
+            Held::Sorted(v) => Box::new(v.iter().map(|x| x.1)),
+        }
     }
 }
 
@@ -109,9 +146,10 @@ impl Container {
     fn build(
         objects: &Objects,
         raw: &RawEdges,
+        maps: &Maps,
         n: u32,
         id: u32,
-        held: &[SlotRange],
+        runs: &[Run],
         area: Option<&SlotArea>,
     ) -> Container {
         let mut c = Container {
@@ -119,23 +157,23 @@ impl Container {
             successors: Vec::new(),
             entry_of_edge: Vec::new(),
         };
+        let held = Held::new(&maps.entries, runs);
+        c.successors.extend(held.in_order().map(|e| n + e));
+        // A container's entries belong to one map.
+        let map = runs.first().map(|r| maps.map_of(r.1 as usize));
         let obj_start = objects.addr(ObjId(id));
-        let mut last_entry = u32::MAX;
-        for r in held {
-            if r.3 != last_entry {
-                c.successors.push(n + r.3);
-                last_entry = r.3;
-            }
-        }
         let (targets, words) = raw.of(id);
         c.entry_of_edge.reserve_exact(targets.len());
         for (&t, &word) in targets.iter().zip(words) {
-            let w = obj_start.0 + word.offset();
-            let i = held.partition_point(|r| r.2 <= w);
-            let entry = match held.get(i) {
-                Some(r) if r.1 <= w => r.3,
-                // A word in a bucket's or group's slots that no entry owns is stale.
-                _ if area.is_some_and(|a| a.contains(obj_start, Addr(w))) => NONE,
+            let w = Addr(obj_start.0 + word.offset());
+            let entry = match area {
+                // In the slots: an entry's key or value, or a stale word no entry owns.
+                Some(a) if a.contains(obj_start, w) => {
+                    let rel = a.offset(obj_start, w);
+                    map.and_then(|m| m.position_at(Addr(w.0 - rel), rel))
+                        .and_then(|p| held.find(p))
+                        .unwrap_or(NONE)
+                }
                 _ => {
                     c.successors.push(t);
                     NONE
@@ -177,10 +215,7 @@ impl HeapGraph {
         work.sort_unstable_by_key(|w| w.0);
         let containers: Vec<Container> = work
             .par_iter()
-            .map(|&(id, runs, area)| {
-                let held = EntryRuns::slots(maps, runs);
-                Container::build(objects, &raw, n, id, &held, area)
-            })
+            .map(|&(id, runs, area)| Container::build(objects, &raw, maps, n, id, runs, area))
             .collect();
         drop(work);
         drop(entry_runs);

@@ -46,6 +46,11 @@ impl Entry {
         Addr(self.slot & !SLOT_BITS)
     }
 
+    /// Orders entries by address: the bucket or group, then the slot in it.
+    pub fn position(&self) -> u64 {
+        self.slot
+    }
+
     /// The entry's slot index in its bucket or group.
     fn index(&self) -> u64 {
         self.slot & SLOT_BITS
@@ -112,6 +117,19 @@ impl DecodedMap {
     pub fn value_of(&self, e: Entry) -> Addr {
         let (first, stride) = self.layout.value;
         e.bucket().offset(first + e.index() * stride)
+    }
+
+    /// The [`Entry::position`] an entry in the slot whose key or value holds the byte `rel`
+    /// bytes into the bucket or group at `bucket` would have.
+    pub fn position_at(&self, bucket: Addr, rel: u64) -> Option<u64> {
+        let slot = |(first, stride): (u64, u64), size: u64| {
+            let d = rel.checked_sub(first)?;
+            let i = d.checked_div(stride).unwrap_or(0);
+            (i <= SLOT_BITS && d - i * stride < size).then_some(i)
+        };
+        let i = slot(self.layout.key, self.key.slot_size)
+            .or_else(|| slot(self.layout.value, self.value.slot_size))?;
+        Entry::new(bucket, i).map(|e| e.slot)
     }
 }
 
@@ -242,8 +260,13 @@ pub struct SlotArea {
 impl SlotArea {
     /// Whether the word at `w` of an object starting at `obj` lies in a slot area.
     pub fn contains(&self, obj: Addr, w: Addr) -> bool {
-        let rel = (w.0 - obj.0 + self.size - self.phase % self.size) % self.size;
+        let rel = self.offset(obj, w);
         rel >= self.lo && rel < self.hi
+    }
+
+    /// How far the word at `w` of an object starting at `obj` lies into its bucket or group.
+    pub fn offset(&self, obj: Addr, w: Addr) -> u64 {
+        (w.0 - obj.0 + self.size - self.phase % self.size) % self.size
     }
 }
 
