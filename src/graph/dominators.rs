@@ -67,6 +67,10 @@ struct Settler<'a, F: Fn(u32) -> u64> {
     g: &'a Graph,
     shallow: F,
     retained: Retained,
+    /// The hanging nodes found so far.
+    hanging: Bits,
+    /// How many.
+    count: usize,
     /// Successors of nodes with over [`FEW`] successors whose size went to their parent
     /// already (parallel edges count once).
     summed: Bits,
@@ -74,7 +78,9 @@ struct Settler<'a, F: Fn(u32) -> u64> {
 
 impl<F: Fn(u32) -> u64> Settler<'_, F> {
     /// `v` hangs and its successors are settled: its retained size is its own plus theirs.
-    fn settle(&mut self, v: u32) {
+    fn hang(&mut self, v: u32) {
+        self.hanging.set(v);
+        self.count += 1;
         let mut sum = (self.shallow)(v);
         let succ = self.g.successors(v);
         if succ.len() <= FEW {
@@ -97,42 +103,36 @@ impl<F: Fn(u32) -> u64> Settler<'_, F> {
 }
 
 /// Finds the trees hanging off the rest of the graph (each node has one predecessor and every
-/// successor is such a node too) and sums their retained sizes bottom-up; returns them as a
-/// set, and how many there are.
-fn hanging_trees<F: Fn(u32) -> u64>(pred: &[u32], s: &mut Settler<'_, F>) -> (Bits, usize) {
+/// successor is such a node too) and sums their retained sizes bottom-up, into `s`.
+fn hanging_trees<F: Fn(u32) -> u64>(pred: &[u32], s: &mut Settler<'_, F>) {
     let g = s.g;
     let n = g.node_count();
-    let mut hanging = Bits::new(n);
     // Sweeps: the first takes the leaves, each next one the nodes whose successors all hang
     // (including those found earlier in the same sweep).
     let mut found: Vec<u32> = Vec::new();
-    let mut count = 0;
     for sweep in 0..SWEEPS {
-        let mut any = false;
+        let before = s.count;
         for v in 0..n as u32 {
             let p = pred[v as usize];
-            if p >= SHARED || hanging.get(v) {
+            if p >= SHARED || s.hanging.get(v) {
                 continue;
             }
             let succ = g.successors(v);
             let hangs = if sweep == 0 {
                 succ.is_empty()
             } else {
-                !succ.is_empty() && succ.iter().all(|&w| hanging.get(w))
+                !succ.is_empty() && succ.iter().all(|&w| s.hanging.get(w))
             };
             if hangs {
-                hanging.set(v);
-                s.settle(v);
-                count += 1;
-                any = true;
+                s.hang(v);
                 // Only the last sweep's finds seed the worklist.
                 if sweep == SWEEPS - 1 {
                     found.push(p);
                 }
             }
         }
-        if !any {
-            return (hanging, count);
+        if s.count == before {
+            return;
         }
     }
     // The rest, up from the parents of the nodes the last sweep found. A wide node may be
@@ -141,7 +141,7 @@ fn hanging_trees<F: Fn(u32) -> u64>(pred: &[u32], s: &mut Settler<'_, F>) -> (Bi
     let mut resume: HashMap<u32, usize> = HashMap::new();
     while let Some(c) = candidates.pop() {
         let p = pred[c as usize];
-        if p >= SHARED || hanging.get(c) {
+        if p >= SHARED || s.hanging.get(c) {
             continue;
         }
         let succ = g.successors(c);
@@ -150,20 +150,17 @@ fn hanging_trees<F: Fn(u32) -> u64>(pred: &[u32], s: &mut Settler<'_, F>) -> (Bi
         } else {
             0
         };
-        match succ[from..].iter().position(|&w| !hanging.get(w)) {
+        match succ[from..].iter().position(|&w| !s.hanging.get(w)) {
             Some(i) if succ.len() >= WIDE => {
                 resume.insert(c, from + i);
             }
             Some(_) => {}
             None => {
-                hanging.set(c);
-                s.settle(c);
-                count += 1;
+                s.hang(c);
                 candidates.push(p);
             }
         }
     }
-    (hanging, count)
 }
 
 /// Computes the immediate dominator of every node of `g` reachable from `root`.
@@ -191,11 +188,15 @@ pub fn dominators_and_retained(
         g,
         shallow: &shallow,
         retained: Retained::zeroed(n),
+        hanging: Bits::new(n),
+        count: 0,
         summed: Bits::new(n),
     };
-    let (hanging, hanging_count) = hanging_trees(&pred, &mut settler);
+    hanging_trees(&pred, &mut settler);
     let Settler {
         mut retained,
+        hanging,
+        count: hanging_count,
         summed,
         ..
     } = settler;

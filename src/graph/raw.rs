@@ -184,17 +184,22 @@ impl RawEdges {
         e
     }
 
+    /// The segment holding object `o`'s edges, and their range in it.
+    fn edges(&self, o: u32) -> (&Segment, std::ops::Range<usize>) {
+        let (s, k) = self.segment(o);
+        (s, s.offsets.range(k))
+    }
+
     /// Object `o`'s edges: (targets, words), in word order.
     pub fn of(&self, o: u32) -> (&[u32], &[Word]) {
-        let (s, k) = self.segment(o);
-        let r = s.offsets.range(k);
+        let (s, r) = self.edges(o);
         (&s.targets[r.clone()], &s.words[r])
     }
 
     /// Object `o`'s edge targets, in word order.
     pub fn targets_of(&self, o: u32) -> &[u32] {
-        let (s, k) = self.segment(o);
-        &s.targets[s.offsets.range(k)]
+        let (s, r) = self.edges(o);
+        &s.targets[r]
     }
 
     /// Frees where each pointer sits (half the memory), once only targets are read: after
@@ -207,8 +212,7 @@ impl RawEdges {
 
     /// How many edges object `o` has.
     pub fn degree(&self, o: u32) -> u32 {
-        let (s, k) = self.segment(o);
-        (s.offsets.get(k + 1) - s.offsets.get(k)) as u32
+        self.edges(o).1.len() as u32
     }
 
     /// The targets of objects `from..to`, one after another, as slices.

@@ -190,15 +190,20 @@ impl Objects {
     pub fn slot_in(&self, span: usize, id: ObjId) -> u64 {
         let r = &self.spans[span];
         let k = id.0 - r.first_id;
-        let words = &self.words[r.first_word as usize..][..(r.nelems as usize).div_ceil(64)];
+        let words = self.live_words(r);
         let j = words.partition_point(|w| w.rank <= k) - 1;
         j as u64 * 64 + u64::from(select(words[j].bits, k - words[j].rank))
+    }
+
+    /// The live words of a span's slots.
+    fn live_words(&self, r: &SpanRecord) -> &[LiveWord] {
+        &self.words[r.first_word as usize..][..(r.nelems as usize).div_ceil(64)]
     }
 
     /// The live objects of span `span` in address order: (id, slot index).
     pub fn live_in_span(&self, span: usize) -> impl Iterator<Item = (ObjId, u64)> + '_ {
         let r = self.spans[span];
-        let words = &self.words[r.first_word as usize..][..(r.nelems as usize).div_ceil(64)];
+        let words = self.live_words(&r);
         words.iter().enumerate().flat_map(move |(j, w)| {
             let mut bits = w.bits;
             let mut id = r.first_id + w.rank;

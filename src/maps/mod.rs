@@ -51,9 +51,10 @@ impl Entry {
         self.slot
     }
 
-    /// The entry's slot index in its bucket or group.
-    fn index(&self) -> u64 {
-        self.slot & SLOT_BITS
+    /// The entry's key or value slot, for one side's `(first, stride)` of a [`SlotLayout`].
+    fn slot_in(&self, (first, stride): (u64, u64)) -> Addr {
+        self.bucket()
+            .offset(first + (self.slot & SLOT_BITS) * stride)
     }
 }
 
@@ -109,14 +110,12 @@ pub struct DecodedMap {
 impl DecodedMap {
     /// Address of an entry's key slot.
     pub fn key_of(&self, e: Entry) -> Addr {
-        let (first, stride) = self.layout.key;
-        e.bucket().offset(first + e.index() * stride)
+        e.slot_in(self.layout.key)
     }
 
     /// Address of an entry's value slot.
     pub fn value_of(&self, e: Entry) -> Addr {
-        let (first, stride) = self.layout.value;
-        e.bucket().offset(first + e.index() * stride)
+        e.slot_in(self.layout.value)
     }
 
     /// The [`Entry::position`] an entry in the slot whose key or value holds the byte `rel`
@@ -272,8 +271,7 @@ impl SlotArea {
 
 /// Decoding state for one map.
 pub(crate) struct Decoding {
-    /// Entries whose bucket or group lies in a live object (their `map` is set when the map is
-    /// added to [`Maps`]).
+    /// Entries whose bucket or group lies in a live object.
     pub entries: Vec<Entry>,
     /// Entries decoded, including those outside any live object (damage).
     pub decoded: u64,
