@@ -117,6 +117,12 @@ static ANON_PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// How often [`sample_anon_peak`] looks.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
+/// Takes one sample of the process's anonymous memory into [`ANON_PEAK`].
+fn sample_anon() {
+    let now = proc_status_kb("RssAnon:") * 1024;
+    ANON_PEAK.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Starts sampling the process's anonymous memory every 10 ms until it exits; once is enough.
 pub fn sample_anon_peak() {
     static STARTED: std::sync::Once = std::sync::Once::new();
@@ -124,17 +130,15 @@ pub fn sample_anon_peak() {
         let _ = std::thread::Builder::new()
             .name("anon-peak".into())
             .spawn(|| loop {
-                let now = proc_status_kb("RssAnon:") * 1024;
-                ANON_PEAK.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+                sample_anon();
                 std::thread::sleep(SAMPLE_EVERY);
             });
     });
 }
 
-/// The peak [`sample_anon_peak`] saw so far, bytes (0 when it was not started).
+/// The peak [`sample_anon_peak`] saw so far and now, bytes.
 pub fn anon_peak_bytes() -> u64 {
-    let now = proc_status_kb("RssAnon:") * 1024;
-    ANON_PEAK.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    sample_anon();
     ANON_PEAK.load(std::sync::atomic::Ordering::Relaxed)
 }
 

@@ -242,6 +242,9 @@ pub fn main() -> i32 {
         }
     };
     let timings = cli.command.timings();
+    if timings {
+        coreheap::analysis::sample_anon_peak();
+    }
     let started = std::time::Instant::now();
     let result = run(cli);
     if timings {
@@ -436,9 +439,6 @@ fn analyse(
         }
         None => Some(core.tmpdir.clone().unwrap_or_else(std::env::temp_dir)),
     };
-    if out.timings {
-        coreheap::analysis::sample_anon_peak();
-    }
     let t = std::time::Instant::now();
     let p = Process::open(&core.core, &core.options())?;
     let open = t.elapsed();
