@@ -63,8 +63,8 @@ const UNTYPED: u32 = 0;
 /// The type of each live object, where it could be found.
 #[derive(Debug)]
 pub struct ObjectTypes {
-    /// Per object: index into `types` plus one, 0 for no type (so an untouched page of the
-    /// table is a page of untyped objects and takes no memory).
+    /// Per object: index into `types` plus one, 0 for no type (so a page of untyped objects
+    /// in a table on fresh pages is never touched).
     of: Vec<u32>,
     /// Interned types.
     types: Vec<ObjType>,
