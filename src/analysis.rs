@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::graph::{dominators_and_retained, Dominators, HeapGraph, RawEdges, Retained};
 use crate::heap::{Heap, HeapIndex, HeapTotals, ObjId, Objects, PointerBits};
 use crate::maps::{Ctx, Maps};
+use crate::memory::ReadAhead;
 use crate::process::Process;
 use crate::roots::Root;
 use crate::runtime::{Runtime, RuntimeError};
@@ -195,6 +196,10 @@ impl Analysis {
         };
         let objects = Objects::new(&heap, malloc_header);
         progress.tables_ahead(objects.len() as u64);
+        // From here on the heap is read object by object, each phase asking ahead for the
+        // spans it needs: read-ahead around a miss would fill the page cache with spans no
+        // phase reads, pushing out the ones the next phase (or the next run) needs.
+        p.mem.advise([heap.extent()], ReadAhead::Random);
         phase("spans", t);
 
         let t = Instant::now();

@@ -78,6 +78,27 @@ impl Region {
     }
 }
 
+/// The page size the core's mapping is advised in.
+const PAGE: u64 = 4096;
+
+/// How a part of the core will be read, for the kernel's read-ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAhead {
+    /// At scattered places: read only the pages touched, nothing around them.
+    Random,
+    /// Soon, all of it: start reading it now.
+    WillNeed,
+}
+
+impl ReadAhead {
+    fn flag(self) -> libc::c_int {
+        match self {
+            ReadAhead::Random => libc::MADV_RANDOM,
+            ReadAhead::WillNeed => libc::MADV_WILLNEED,
+        }
+    }
+}
+
 /// Reads of the crashed process's memory.
 pub struct Memory {
     core: Arc<Mapped>,
@@ -262,10 +283,66 @@ impl Memory {
         self.bytes_of(r, addr.0, len as u64).ok()
     }
 
+    /// Tells the kernel how the core's bytes behind these address ranges (in address order)
+    /// will be read; advice the kernel refuses is ignored, as it only changes speed.
+    pub fn advise(&self, ranges: impl IntoIterator<Item = (Addr, u64)>, how: ReadAhead) {
+        let bytes = self.core.bytes();
+        for (start, end) in core_pages(&self.regions, bytes.len() as u64, ranges) {
+            // SAFETY: [start, end) is page aligned and lies inside the core's read-only
+            // mapping; madvise only changes how its pages are cached.
+            unsafe {
+                libc::madvise(
+                    bytes.as_ptr().add(start as usize) as *mut libc::c_void,
+                    (end - start) as usize,
+                    how.flag(),
+                );
+            }
+        }
+    }
+
     /// How many reads landed in the missing part of a truncated core.
     pub fn damaged_reads(&self) -> u64 {
         self.damaged_reads.load(Ordering::Relaxed)
     }
+}
+
+/// The whole pages of the core file (offset ranges, merged where they touch) behind address
+/// ranges given in address order; parts not backed by the core are left out.
+fn core_pages(
+    regions: &[Region],
+    file_len: u64,
+    ranges: impl IntoIterator<Item = (Addr, u64)>,
+) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut i = 0;
+    for (addr, len) in ranges {
+        let (mut at, end) = (addr.0, addr.0.saturating_add(len));
+        // Ranges come in address order: search from the last region only when they go back.
+        if regions.get(i).map_or(true, |r| r.start > at) {
+            i = regions.partition_point(|r| r.end <= at);
+        }
+        while at < end {
+            while regions.get(i).is_some_and(|r| r.end <= at) {
+                i += 1;
+            }
+            let Some(r) = regions.get(i).filter(|r| r.start < end) else {
+                break;
+            };
+            let from = at.max(r.start);
+            let upto = end.min(r.end);
+            if let Backing::Core(o) = r.backing {
+                let a = (o + (from - r.start)) & !(PAGE - 1);
+                let b = (o + (upto - r.start)).next_multiple_of(PAGE).min(file_len);
+                match out.last_mut() {
+                    Some(last) if a <= last.1 && a >= last.0 => last.1 = last.1.max(b),
+                    _ if a < b => out.push((a, b)),
+                    _ => {}
+                }
+            }
+            at = upto;
+        }
+    }
+    out
 }
 
 /// Lays `piece` over `regions`, keeping core-backed bytes where they exist.
@@ -328,6 +405,35 @@ mod tests {
             end,
             backing,
         }
+    }
+
+    #[test]
+    fn core_pages_are_whole_merged_and_core_only() {
+        let regions = vec![
+            reg(0x10000, 0x20000, Backing::Core(0x3000)),
+            reg(0x20000, 0x30000, Backing::NotDumped),
+            reg(0x30000, 0x40000, Backing::Core(0x15000)),
+        ];
+        let got = core_pages(
+            &regions,
+            0x23000,
+            [
+                (Addr(0x10010), 8),       // one page, rounded out
+                (Addr(0x10ff8), 16),      // touches it: merged, spills into the next page
+                (Addr(0x14000), 0x100),   // apart: a new range
+                (Addr(0x1f000), 0x12000), // through the undumped gap into the next segment
+                (Addr(0x50000), 8),       // unmapped: nothing
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (0x3000, 0x5000),
+                (0x7000, 0x8000),
+                (0x12000, 0x13000),
+                (0x15000, 0x16000),
+            ]
+        );
     }
 
     #[test]

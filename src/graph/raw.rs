@@ -2,7 +2,10 @@
 //! and the final graph, with the byte offset of each pointer word inside its object.
 
 use crate::heap::{Heap, HeapIndex, Objects, PointerBits, LOCATE_BATCH};
-use crate::memory::Memory;
+use crate::memory::{Memory, ReadAhead};
+
+/// Spans per read-ahead request while pointers are read.
+const ADVISE_SPANS: usize = 512;
 
 /// Where a pointer word sits in its object (word index from the slot's start) and whether it
 /// points at the start of its target's value (past any malloc header), in one `u32`.
@@ -156,7 +159,24 @@ impl RawEdges {
             }
             batch.clear();
         };
-        for si in spans {
+        for si in spans.clone() {
+            // Ask for the next spans' pages while this one is read.
+            if (si - spans.start) % ADVISE_SPANS == 0 {
+                let ahead =
+                    (si + ADVISE_SPANS).min(spans.end)..(si + 2 * ADVISE_SPANS).min(spans.end);
+                let first = if si == spans.start {
+                    spans.start
+                } else {
+                    ahead.start
+                };
+                mem.advise(
+                    heap.spans[first..ahead.end]
+                        .iter()
+                        .filter(|s| !s.noscan())
+                        .map(|s| s.extent()),
+                    ReadAhead::WillNeed,
+                );
+            }
             let span = &heap.spans[si];
             for (_, slot) in objects.live_in_span(si) {
                 let start = span.slot(slot);

@@ -64,6 +64,11 @@ impl Span {
     pub fn slot(&self, i: u64) -> Addr {
         self.base.offset(i * self.elemsize)
     }
+
+    /// Its bytes: (base, length).
+    pub fn extent(&self) -> (Addr, u64) {
+        (self.base, self.npages * PAGE_SIZE)
+    }
 }
 
 fn bit(bits: &[u8], i: u64) -> bool {
@@ -152,6 +157,14 @@ impl Heap {
         })
     }
 
+    /// The addresses from the first span's start to the last one's end.
+    pub fn extent(&self) -> (Addr, u64) {
+        match (self.spans.first(), self.spans.last()) {
+            (Some(a), Some(b)) => (a.base, b.base.0 + b.extent().1 - a.base.0),
+            _ => (Addr(0), 0),
+        }
+    }
+
     /// Live objects and bytes, and unswept garbage.
     pub fn totals(&self) -> HeapTotals {
         let mut t = HeapTotals {
@@ -177,8 +190,8 @@ impl Heap {
     pub fn scan_bytes(&self, mem: &crate::memory::Memory) -> (u64, u64) {
         let (mut bytes, mut sum) = (0u64, 0u64);
         for s in &self.spans {
-            let len = s.npages * PAGE_SIZE;
-            if let Ok(b) = mem.read(s.base, len as usize) {
+            let (base, len) = s.extent();
+            if let Ok(b) = mem.read(base, len as usize) {
                 bytes += len;
                 sum = b.chunks_exact(8).fold(sum, |acc, w| {
                     acc.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))

@@ -13,7 +13,7 @@ use crate::dwarf::Dwarf;
 use crate::heap::ObjId;
 use crate::maps::keys::{self, Redactor};
 use crate::maps::{DecodedMap, MapImpl};
-use crate::memory::{Addr, Memory};
+use crate::memory::{Addr, Memory, ReadAhead};
 
 /// How to group a map's keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -463,11 +463,15 @@ fn group_string_keys(
     let header = |i: usize| keys::string_header(mem, key_slot(i)).unwrap_or((Addr(0), 0));
     // Entries in the order of their keys' bytes in memory, each as one u64: the key data's
     // address above the lowest (high bits, cut short if it and the index need over 64 bits)
-    // and the entry index (low bits). Unreadable keys come first.
-    let mut order: Vec<u64> = (0..entries.len())
+    // and the entry index (low bits). Unreadable keys come first. Key lengths (at most
+    // MAX_KEY_BYTES) are kept per entry so that the pass in address order reads no slots.
+    let (mut order, lens): (Vec<u64>, Vec<u16>) = (0..entries.len())
         .into_par_iter()
-        .map(|i| header(i).0 .0)
-        .collect();
+        .map(|i| {
+            let (p, n) = header(i);
+            (p.0, n as u16)
+        })
+        .unzip();
     let lowest = order
         .par_iter()
         .copied()
@@ -484,6 +488,16 @@ fn group_string_keys(
     });
     order.par_sort_unstable();
     let index_mask = (1u64 << index_bits) - 1;
+    // A sorted item's key: its bytes' address and length.
+    let key_at = |k: u64| -> (Addr, usize) {
+        let i = (k & index_mask) as usize;
+        let above = k.checked_shr(index_bits).unwrap_or(0);
+        match (shift, above) {
+            (_, 0) => (Addr(0), 0),
+            (0, a) => (Addr(lowest + a - 1), usize::from(lens[i])),
+            _ => header(i),
+        }
+    };
     let shown = |text: &str| {
         if opts.redact {
             redactor.key(text, &opts.delimiters)
@@ -492,23 +506,24 @@ fn group_string_keys(
         }
     };
     let chunk_groups = |chunk: &[u64]| {
+        mem.advise(
+            chunk.iter().map(|&k| {
+                let (p, n) = key_at(k);
+                (p, n as u64)
+            }),
+            ReadAhead::WillNeed,
+        );
         let mut groups = Partial::new();
         for (j, &k) in chunk.iter().enumerate() {
-            // Entries come in key order, their slots and retained sizes at random: fetch ahead,
-            // the entry first, its slot and size once the entry is there.
-            if let Some(&further) = chunk.get(j + 2 * PREFETCH_AHEAD) {
-                crate::heap::prefetch(&entries[(further & index_mask) as usize]);
-            }
+            // Entries come in key order, their retained sizes at random: fetch ahead.
             if let Some(&ahead) = chunk.get(j + PREFETCH_AHEAD) {
                 let ahead = (ahead & index_mask) as u32;
                 retained_of.prefetch(ahead);
-                if let Some(slot) = mem.read_core_only(m.key_of(entries[ahead as usize]), 16) {
-                    crate::heap::prefetch(&slot[0]);
-                }
+                crate::heap::prefetch(&lens[ahead as usize]);
             }
             let i = (k & index_mask) as u32;
             let r = retained_of.get(i);
-            let (p, n) = header(i as usize);
+            let (p, n) = key_at(k);
             let bytes = match n {
                 0 => Cow::Borrowed(&[][..]),
                 _ => mem.read(p, n).unwrap_or_default(),
