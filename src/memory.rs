@@ -88,6 +88,8 @@ pub enum ReadAhead {
     Random,
     /// Soon, all of it: start reading it now.
     WillNeed,
+    /// Not again soon: the first pages to give back when memory is short.
+    Cold,
 }
 
 impl ReadAhead {
@@ -95,7 +97,31 @@ impl ReadAhead {
         match self {
             ReadAhead::Random => libc::MADV_RANDOM,
             ReadAhead::WillNeed => libc::MADV_WILLNEED,
+            ReadAhead::Cold => libc::MADV_COLD,
         }
+    }
+}
+
+/// The most bytes one request to read ahead asks for (the kernel caps each at its read-ahead
+/// window).
+const WILLNEED_MAX: u64 = 2 << 20;
+
+/// Gaps up to this many bytes between pages a pass needs are read along with them when the
+/// pages are not cached: a disk reads one run faster than scattered pages.
+const BRIDGE: u64 = 256 << 10;
+
+/// Pages of the core asked for ahead of a pass; pages read only to bridge gaps are marked
+/// cold when it drops, so that they are the first the kernel reclaims.
+#[derive(Debug)]
+pub struct Fetch<'a> {
+    mem: &'a Memory,
+    /// Core file ranges read only to bridge gaps.
+    bridged: Vec<(u64, u64)>,
+}
+
+impl Drop for Fetch<'_> {
+    fn drop(&mut self) {
+        self.mem.advise_pages(&self.bridged, ReadAhead::Cold);
     }
 }
 
@@ -286,13 +312,68 @@ impl Memory {
     /// Tells the kernel how the core's bytes behind these address ranges (in address order)
     /// will be read; advice the kernel refuses is ignored, as it only changes speed.
     pub fn advise(&self, ranges: impl IntoIterator<Item = (Addr, u64)>, how: ReadAhead) {
-        let bytes = self.core.bytes();
-        for (start, end) in core_pages(&self.regions, bytes.len() as u64, ranges) {
+        let pages = core_pages(&self.regions, self.core.bytes().len() as u64, ranges);
+        self.advise_pages(&pages, how);
+    }
+
+    /// Asks for the core's pages behind these address ranges (in address order) ahead of a
+    /// pass over them: nothing when they are all cached, else read in runs bridging gaps of
+    /// up to [`BRIDGE`] bytes.
+    pub fn fetch(&self, ranges: impl IntoIterator<Item = (Addr, u64)>) -> Fetch<'_> {
+        let pages = core_pages(&self.regions, self.core.bytes().len() as u64, ranges);
+        let mut fetch = Fetch {
+            mem: self,
+            bridged: Vec::new(),
+        };
+        if self.cached(&pages) {
+            return fetch;
+        }
+        let runs;
+        (runs, fetch.bridged) = bridge(&pages, BRIDGE);
+        self.advise_pages(&runs, ReadAhead::WillNeed);
+        fetch
+    }
+
+    /// Whether every page of these core file ranges (ascending) is in the page cache; false
+    /// when the kernel cannot tell.
+    fn cached(&self, pages: &[(u64, u64)]) -> bool {
+        let (Some(first), Some(last)) = (pages.first(), pages.last()) else {
+            return true;
+        };
+        let (from, to) = (first.0, last.1.max(first.1));
+        let mut resident = vec![0u8; ((to - from) / PAGE) as usize];
+        let base = self.core.bytes().as_ptr();
+        // SAFETY: [from, to) is page aligned and inside the core's mapping; `resident` holds
+        // one byte per page of it.
+        let rc = unsafe {
+            libc::mincore(
+                base.add(from as usize) as *mut libc::c_void,
+                (to - from) as usize,
+                resident.as_mut_ptr(),
+            )
+        };
+        rc == 0
+            && pages.iter().all(|&(a, b)| {
+                resident[((a - from) / PAGE) as usize..((b - from) / PAGE) as usize]
+                    .iter()
+                    .all(|r| r & 1 == 1)
+            })
+    }
+
+    /// Gives the kernel advice on whole pages of the core file.
+    fn advise_pages(&self, pages: &[(u64, u64)], how: ReadAhead) {
+        let base = self.core.bytes().as_ptr();
+        // The kernel reads at most its read-ahead window per request to read ahead.
+        let most = match how {
+            ReadAhead::WillNeed => WILLNEED_MAX,
+            _ => u64::MAX,
+        };
+        for (start, end) in pieces(pages, most) {
             // SAFETY: [start, end) is page aligned and lies inside the core's read-only
             // mapping; madvise only changes how its pages are cached.
             unsafe {
                 libc::madvise(
-                    bytes.as_ptr().add(start as usize) as *mut libc::c_void,
+                    base.add(start as usize) as *mut libc::c_void,
                     (end - start) as usize,
                     how.flag(),
                 );
@@ -343,6 +424,37 @@ fn core_pages(
         }
     }
     out
+}
+
+/// Whole pages of the core file: [start, end) offsets.
+type PageRange = (u64, u64);
+
+/// Ascending page ranges joined into runs where the gap between them is at most `gap` bytes:
+/// (the runs, the gaps they bridge).
+fn bridge(pages: &[(u64, u64)], gap: u64) -> (Vec<PageRange>, Vec<PageRange>) {
+    let (mut runs, mut bridged): (Vec<PageRange>, Vec<PageRange>) = (Vec::new(), Vec::new());
+    for &(a, b) in pages {
+        match runs.last_mut() {
+            Some(last) if a >= last.1 && a - last.1 <= gap => {
+                if a > last.1 {
+                    bridged.push((last.1, a));
+                }
+                last.1 = b;
+            }
+            _ => runs.push((a, b)),
+        }
+    }
+    (runs, bridged)
+}
+
+/// Ranges cut into pieces of at most `most` bytes.
+fn pieces(ranges: &[(u64, u64)], most: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let most = most.max(1);
+    ranges.iter().flat_map(move |&(a, b)| {
+        (a..b)
+            .step_by(most.min(u64::from(u32::MAX)) as usize)
+            .map(move |x| (x, b.min(x.saturating_add(most))))
+    })
 }
 
 /// Lays `piece` over `regions`, keeping core-backed bytes where they exist.
@@ -432,6 +544,33 @@ mod tests {
                 (0x7000, 0x8000),
                 (0x12000, 0x13000),
                 (0x15000, 0x16000),
+            ]
+        );
+    }
+
+    #[test]
+    fn gaps_up_to_the_bridge_join_runs() {
+        let pages = [
+            (0, 4096),
+            (8192, 12288),
+            (12288, 16384),
+            (1 << 20, (1 << 20) + 4096),
+        ];
+        let (runs, bridged) = bridge(&pages, 4096);
+        assert_eq!(runs, vec![(0, 16384), (1 << 20, (1 << 20) + 4096)]);
+        assert_eq!(bridged, vec![(4096, 8192)]);
+    }
+
+    #[test]
+    fn requests_are_cut_to_the_most_asked_at_once() {
+        let got: Vec<_> = pieces(&[(0, 5 << 20), (8 << 20, 9 << 20)], 2 << 20).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 2 << 20),
+                (2 << 20, 4 << 20),
+                (4 << 20, 5 << 20),
+                (8 << 20, 9 << 20)
             ]
         );
     }

@@ -532,3 +532,38 @@ fn long_chain_does_not_recurse() {
         "peak {peak_total} B over the budget {budget} B"
     );
 }
+
+/// A forest of three million nodes under one root, ids scrambled so parents come before and
+/// after their children across the blocks the sweeps check in parallel, with long chains for
+/// the worklist: each node is dominated by its parent and retains its subtree.
+#[test]
+fn large_hanging_forest_spans_sweep_blocks() {
+    const N: u32 = 3_000_000;
+    let mut rng = Rng::new(11);
+    // In generation order, node k's parent is an earlier node, often the one just before.
+    let parent: Vec<u32> = (0..N)
+        .map(|k| match k {
+            0 => 0,
+            _ if rng.chance(40) => k - 1,
+            _ => rng.below(k),
+        })
+        .collect();
+    let id = rng.permutation(N);
+    let edges: Vec<(u32, u32)> = (1..N)
+        .map(|k| (id[parent[k as usize] as usize], id[k as usize]))
+        .collect();
+    let g = Graph::from_edges(N as usize, &edges);
+    let shallow = |v: u32| u64::from(v % 5) + 1;
+    let (d, retained) = dominators_and_retained(&g, id[0], shallow);
+    let mut subtree: Vec<u64> = id.iter().map(|&v| shallow(v)).collect();
+    for k in (1..N as usize).rev() {
+        subtree[parent[k] as usize] += subtree[k];
+    }
+    assert_eq!(d.idom(id[0]), None);
+    for k in 1..N as usize {
+        assert_eq!(d.idom(id[k]), Some(id[parent[k] as usize]), "node {k}");
+    }
+    for k in 0..N as usize {
+        assert_eq!(retained.get(id[k]), subtree[k], "retained of node {k}");
+    }
+}

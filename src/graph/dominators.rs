@@ -3,8 +3,10 @@
 //! Most of a heap hangs off the rest in trees: a string's bytes, a `big.Int`'s words, a map
 //! entry and what only it points to. A node with a single predecessor is immediately
 //! dominated by it, so trees of such nodes that lead nowhere else are settled first, in
-//! linear passes with independent memory accesses: each node's only predecessor, then the
-//! hanging trees bottom-up, their retained sizes summed as they are found. The semi-NCA
+//! linear passes with independent memory accesses, on every core: each node's only
+//! predecessor, then the hanging trees bottom-up in sweeps over blocks of ids (checked in
+//! parallel against what hung before the block, then settled), their retained sizes summed as
+//! they are found, and a worklist for what the sweeps leave. The semi-NCA
 //! algorithm (Georgiadis, "Linear-Time Algorithms for Dominators and Related Problems", 2005;
 //! the variant LLVM uses) then runs on what is left, in three iterative passes over preorder
 //! numbers: a depth-first search, semidominators by link-eval with path compression
@@ -35,18 +37,37 @@ pub struct Dominators {
 }
 
 /// Each node's only predecessor: `NONE` for none, `SHARED` for several (and for the root).
-/// Parallel edges from one predecessor count once.
+/// Parallel edges from one predecessor count once. Runs on every core.
 fn only_predecessors(g: &Graph, root: u32) -> Vec<u32> {
-    let mut pred = vec![NONE; g.node_count()];
-    for v in 0..g.node_count() as u32 {
-        for &w in g.successors(v) {
-            let p = &mut pred[w as usize];
-            if *p == NONE {
-                *p = v;
-            } else if *p != v {
-                *p = SHARED;
-            }
-        }
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    let n = g.node_count();
+    let mut pred = vec![NONE; n];
+    {
+        // SAFETY: AtomicU32 has the size, alignment and bit validity of u32, and `pred` is
+        // borrowed exclusively for as long as this view lives.
+        let view: &[AtomicU32] =
+            unsafe { std::slice::from_raw_parts(pred.as_mut_ptr().cast::<AtomicU32>(), n) };
+        (0..n as u32)
+            .into_par_iter()
+            .with_min_len(1 << 14)
+            .for_each(|v| {
+                for &w in g.successors(v) {
+                    let p = &view[w as usize];
+                    match p.load(Relaxed) {
+                        NONE => {
+                            if let Err(other) = p.compare_exchange(NONE, v, Relaxed, Relaxed) {
+                                if other != v {
+                                    p.store(SHARED, Relaxed);
+                                }
+                            }
+                        }
+                        SHARED => {}
+                        u if u != v => p.store(SHARED, Relaxed),
+                        _ => {}
+                    }
+                }
+            });
     }
     pred[root as usize] = SHARED;
     pred
@@ -58,6 +79,18 @@ const WIDE: usize = 64;
 /// Sweeps over all nodes in id order before the remaining hanging nodes are found from a
 /// worklist: sweeps read the graph sequentially, the worklist chases predecessors.
 const SWEEPS: usize = 3;
+
+/// How many nodes ahead a sweep asks for the marks and sizes of successors.
+const SWEEP_AHEAD: u32 = 12;
+
+/// Nodes per block of a sweep: checked in parallel, then settled in order.
+const SWEEP_BLOCK: usize = 1 << 20;
+
+/// Fewest nodes one core checks at a time in a sweep.
+const SWEEP_PIECE: usize = 1 << 14;
+
+/// Stands for the sum of a hanging node with over [`FEW`] successors, summed when settled.
+const WIDE_SUM: u64 = u64::MAX;
 
 /// Out-degree up to which a hanging node's repeated successors are found by looking back.
 const FEW: usize = 16;
@@ -77,57 +110,106 @@ struct Settler<'a, F: Fn(u32) -> u64> {
 }
 
 impl<F: Fn(u32) -> u64> Settler<'_, F> {
-    /// `v` hangs and its successors are settled: its retained size is its own plus theirs.
-    fn hang(&mut self, v: u32) {
-        self.hanging.set(v);
-        self.count += 1;
-        let mut sum = (self.shallow)(v);
+    /// `v`'s retained size if it hangs, when it has at most [`FEW`] successors (repeats are
+    /// found by looking back); `None` for wider nodes, which [`Settler::hang`] sums.
+    fn sum_of_few(&self, v: u32) -> Option<u64> {
         let succ = self.g.successors(v);
-        if succ.len() <= FEW {
-            // Few successors: repeats are found by looking back, without touching `summed`.
-            for (k, &w) in succ.iter().enumerate() {
-                if !succ[..k].contains(&w) {
-                    sum = sum.saturating_add(self.retained.get(w));
-                }
-            }
-        } else {
-            for &w in succ {
-                if !self.summed.get(w) {
-                    self.summed.set(w);
-                    sum = sum.saturating_add(self.retained.get(w));
-                }
+        if succ.len() > FEW {
+            return None;
+        }
+        let mut sum = (self.shallow)(v);
+        for (k, &w) in succ.iter().enumerate() {
+            if !succ[..k].contains(&w) {
+                sum = sum.saturating_add(self.retained.get(w));
             }
         }
+        Some(sum)
+    }
+
+    /// `v` hangs, retaining `sum` bytes.
+    fn settle(&mut self, v: u32, sum: u64) {
+        self.hanging.set(v);
+        self.count += 1;
         self.retained.set(v as usize, sum);
+    }
+
+    /// `v` hangs and its successors are settled: its retained size is its own plus theirs.
+    fn hang(&mut self, v: u32) {
+        if let Some(sum) = self.sum_of_few(v) {
+            return self.settle(v, sum);
+        }
+        let mut sum = (self.shallow)(v);
+        for &w in self.g.successors(v) {
+            if !self.summed.get(w) {
+                self.summed.set(w);
+                sum = sum.saturating_add(self.retained.get(w));
+            }
+        }
+        self.settle(v, sum);
+    }
+
+    /// Whether `v`, with only predecessor `p`, may hang and is not settled yet.
+    fn open(&self, v: u32, p: u32) -> bool {
+        p < SHARED && !self.hanging.get(v)
+    }
+
+    /// Whether `v`, not settled yet, hangs: its only predecessor is `p` and, in sweep
+    /// `sweep`, it is a leaf (first sweep) or all its successors hang (later ones).
+    fn hangs(&self, v: u32, p: u32, sweep: usize) -> bool {
+        if !self.open(v, p) {
+            return false;
+        }
+        let succ = self.g.successors(v);
+        if sweep == 0 {
+            succ.is_empty()
+        } else {
+            !succ.is_empty() && succ.iter().all(|&w| self.hanging.get(w))
+        }
     }
 }
 
 /// Finds the trees hanging off the rest of the graph (each node has one predecessor and every
 /// successor is such a node too) and sums their retained sizes bottom-up, into `s`.
-fn hanging_trees<F: Fn(u32) -> u64>(pred: &[u32], s: &mut Settler<'_, F>) {
+fn hanging_trees<F: Fn(u32) -> u64 + Sync>(pred: &[u32], s: &mut Settler<'_, F>) {
     let g = s.g;
     let n = g.node_count();
     // Sweeps: the first takes the leaves, each next one the nodes whose successors all hang
-    // (including those found earlier in the same sweep).
+    // (including those found in earlier blocks of the same sweep). Within a block, nodes are
+    // checked and summed on every core against what hung before the block, then settled.
+    use rayon::prelude::*;
     let mut found: Vec<u32> = Vec::new();
     for sweep in 0..SWEEPS {
         let before = s.count;
-        for v in 0..n as u32 {
-            let p = pred[v as usize];
-            if p >= SHARED || s.hanging.get(v) {
-                continue;
-            }
-            let succ = g.successors(v);
-            let hangs = if sweep == 0 {
-                succ.is_empty()
-            } else {
-                !succ.is_empty() && succ.iter().all(|&w| s.hanging.get(w))
-            };
-            if hangs {
-                s.hang(v);
+        for block in (0..n).step_by(SWEEP_BLOCK) {
+            let end = (block + SWEEP_BLOCK).min(n);
+            let view = &*s;
+            let sums: Vec<Vec<(u32, u64)>> = (block..end)
+                .into_par_iter()
+                .with_min_len(SWEEP_PIECE)
+                .fold(Vec::new, |mut out, v| {
+                    let v = v as u32;
+                    // Later sweeps read successors' marks and sizes at random: ask ahead.
+                    let a = v.wrapping_add(SWEEP_AHEAD);
+                    if sweep > 0 && (a as usize) < end && view.open(a, pred[a as usize]) {
+                        for &w in g.successors(a) {
+                            view.hanging.prefetch(w);
+                            view.retained.prefetch(w);
+                        }
+                    }
+                    if view.hangs(v, pred[v as usize], sweep) {
+                        out.push((v, view.sum_of_few(v).unwrap_or(WIDE_SUM)));
+                    }
+                    out
+                })
+                .collect();
+            for &(v, sum) in sums.iter().flatten() {
+                match sum {
+                    WIDE_SUM => s.hang(v),
+                    _ => s.settle(v, sum),
+                }
                 // Only the last sweep's finds seed the worklist.
                 if sweep == SWEEPS - 1 {
-                    found.push(p);
+                    found.push(pred[v as usize]);
                 }
             }
         }
@@ -141,7 +223,7 @@ fn hanging_trees<F: Fn(u32) -> u64>(pred: &[u32], s: &mut Settler<'_, F>) {
     let mut resume: HashMap<u32, usize> = HashMap::new();
     while let Some(c) = candidates.pop() {
         let p = pred[c as usize];
-        if p >= SHARED || s.hanging.get(c) {
+        if !s.open(c, p) {
             continue;
         }
         let succ = g.successors(c);
@@ -173,7 +255,7 @@ pub fn dominators(g: &Graph, root: u32) -> Dominators {
 pub fn dominators_and_retained(
     g: &Graph,
     root: u32,
-    shallow: impl Fn(u32) -> u64,
+    shallow: impl Fn(u32) -> u64 + Sync,
 ) -> (Dominators, Retained) {
     let n = g.node_count();
     assert!(
@@ -414,6 +496,13 @@ impl Dominators {
             None
         } else {
             Some(d)
+        }
+    }
+
+    /// Asks for `v`'s immediate dominator ahead of its use.
+    pub fn prefetch(&self, v: u32) {
+        if let Some(d) = self.idom.get(v as usize) {
+            crate::heap::prefetch(d);
         }
     }
 

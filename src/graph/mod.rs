@@ -47,6 +47,14 @@ impl Bits {
         self.0[(v >> 6) as usize] >> (v & 63) & 1 != 0
     }
 
+    /// Asks for `v`'s word ahead of its use.
+    #[inline]
+    pub(crate) fn prefetch(&self, v: u32) {
+        if let Some(w) = self.0.get((v >> 6) as usize) {
+            crate::heap::prefetch(w);
+        }
+    }
+
     /// Adds `v`.
     #[inline]
     pub(crate) fn set(&mut self, v: u32) {

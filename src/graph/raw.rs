@@ -2,10 +2,10 @@
 //! and the final graph, with the byte offset of each pointer word inside its object.
 
 use crate::heap::{Heap, HeapIndex, Objects, PointerBits, LOCATE_BATCH};
-use crate::memory::{Memory, ReadAhead};
+use crate::memory::Memory;
 
-/// Spans per read-ahead request while pointers are read.
-const ADVISE_SPANS: usize = 512;
+/// Spans per block asked for ahead while pointers are read.
+const FETCH_SPANS: usize = 512;
 
 /// Where a pointer word sits in its object (word index from the slot's start) and whether it
 /// points at the start of its target's value (past any malloc header), in one `u32`.
@@ -159,23 +159,22 @@ impl RawEdges {
             }
             batch.clear();
         };
+        // The scan spans of the next block are asked for while this block is read; a block's
+        // fetch is dropped once it is read.
+        let fetch = |from: usize| {
+            let to = (from + FETCH_SPANS).min(spans.end);
+            mem.fetch(
+                heap.spans[from.min(to)..to]
+                    .iter()
+                    .filter(|s| !s.noscan())
+                    .map(|s| s.extent()),
+            )
+        };
+        let mut ahead = fetch(spans.start);
+        let mut _current;
         for si in spans.clone() {
-            // Ask for the next spans' pages while this one is read.
-            if (si - spans.start) % ADVISE_SPANS == 0 {
-                let ahead =
-                    (si + ADVISE_SPANS).min(spans.end)..(si + 2 * ADVISE_SPANS).min(spans.end);
-                let first = if si == spans.start {
-                    spans.start
-                } else {
-                    ahead.start
-                };
-                mem.advise(
-                    heap.spans[first..ahead.end]
-                        .iter()
-                        .filter(|s| !s.noscan())
-                        .map(|s| s.extent()),
-                    ReadAhead::WillNeed,
-                );
+            if (si - spans.start) % FETCH_SPANS == 0 {
+                _current = std::mem::replace(&mut ahead, fetch(si + FETCH_SPANS));
             }
             let span = &heap.spans[si];
             for (_, slot) in objects.live_in_span(si) {

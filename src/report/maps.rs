@@ -13,7 +13,7 @@ use crate::dwarf::Dwarf;
 use crate::heap::ObjId;
 use crate::maps::keys::{self, Redactor};
 use crate::maps::{DecodedMap, MapImpl};
-use crate::memory::{Addr, Memory, ReadAhead};
+use crate::memory::{Addr, Memory};
 
 /// How to group a map's keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,13 +506,10 @@ fn group_string_keys(
         }
     };
     let chunk_groups = |chunk: &[u64]| {
-        mem.advise(
-            chunk.iter().map(|&k| {
-                let (p, n) = key_at(k);
-                (p, n as u64)
-            }),
-            ReadAhead::WillNeed,
-        );
+        let _fetch = mem.fetch(chunk.iter().map(|&k| {
+            let (p, n) = key_at(k);
+            (p, n as u64)
+        }));
         let mut groups = Partial::new();
         for (j, &k) in chunk.iter().enumerate() {
             // Entries come in key order, their retained sizes at random: fetch ahead.
@@ -660,23 +657,39 @@ fn findings(input: &MapsInput, lines: &[(usize, MapLine)], reachable: u64) -> Ve
             ));
         }
     }
-    // Objects that entries of two different maps point to.
+    // Objects that entries of two different maps point to. Entries are read on every core,
+    // keeping what an entry points to but does not dominate, in entry order.
+    use rayon::prelude::*;
+    let entries = a.maps.entries.len();
+    let not_dominated: Vec<Vec<(u32, u32)>> = (0..entries)
+        .into_par_iter()
+        .with_min_len(KEY_CHUNK)
+        .fold(Vec::new, |mut out, i| {
+            // Successors' dominators are read at random: ask ahead.
+            if i + PREFETCH_AHEAD < entries {
+                let ahead = a.graph.entry_node(i + PREFETCH_AHEAD);
+                for &t in a.graph.graph.successors(ahead) {
+                    a.doms.prefetch(t);
+                }
+            }
+            let node = a.graph.entry_node(i);
+            for &t in a.graph.graph.successors(node) {
+                // What the entry alone dominates is not shared.
+                if a.doms.idom(t) != Some(node) {
+                    out.push((t, a.maps.map_index_of(i)));
+                }
+            }
+            out
+        })
+        .collect();
     let mut first_map: HashMap<u32, u32> = HashMap::new();
     let mut pairs: HashMap<(u32, u32), u64> = HashMap::new();
-    for i in 0..a.maps.entries.len() {
-        let map = a.maps.map_index_of(i);
-        let node = a.graph.entry_node(i);
-        for &t in a.graph.graph.successors(node) {
-            // What the entry alone dominates is not shared.
-            if a.doms.idom(t) == Some(node) {
-                continue;
-            }
-            match first_map.get(&t) {
-                Some(&m) if m != map => *pairs.entry((m.min(map), m.max(map))).or_insert(0) += 1,
-                Some(_) => {}
-                None => {
-                    first_map.insert(t, map);
-                }
+    for &(t, map) in not_dominated.iter().flatten() {
+        match first_map.get(&t) {
+            Some(&m) if m != map => *pairs.entry((m.min(map), m.max(map))).or_insert(0) += 1,
+            Some(_) => {}
+            None => {
+                first_map.insert(t, map);
             }
         }
     }
