@@ -99,6 +99,22 @@ pub fn proc_status_kb(field: &str) -> u64 {
     proc_kb("/proc/self/status", field).unwrap_or(0)
 }
 
+/// Peak bytes of per-object tables per live object, as measured on the benchmark cores
+/// (31–46, docs/performance.md), rounded up.
+pub const TABLE_BYTES_PER_OBJECT: u64 = 48;
+
+/// The kernel's estimate of memory available without swapping, bytes
+/// (`COREHEAP_MEM_AVAILABLE` overrides it, for tests of the switch to scratch files).
+pub fn mem_available() -> Option<u64> {
+    if let Some(v) = std::env::var("COREHEAP_MEM_AVAILABLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Some(v);
+    }
+    Some(proc_kb("/proc/meminfo", "MemAvailable:")? * 1024)
+}
+
 /// A kB field (`MemAvailable:`, `VmHWM:`) of a /proc file of `Field: value kB` lines.
 pub fn proc_kb(path: &str, field: &str) -> Option<u64> {
     std::fs::read_to_string(path)
@@ -200,6 +216,13 @@ impl Analysis {
         // spans it needs: read-ahead around a miss would fill the page cache with spans no
         // phase reads, pushing out the ones the next phase (or the next run) needs.
         p.mem.advise([heap.extent()], ReadAhead::Random);
+        // When the spans would not all stay cached beside the tables, pages read only to
+        // bridge gaps would push out pages a later pass (or the next run) needs.
+        let span_bytes: u64 = heap.spans.iter().map(|s| s.extent().1).sum();
+        let tables = (objects.len() as u64).saturating_mul(TABLE_BYTES_PER_OBJECT);
+        if mem_available().is_some_and(|a| span_bytes.saturating_add(tables) > a) {
+            p.mem.fetch_only_needed();
+        }
         phase("spans", t);
 
         let t = Instant::now();

@@ -370,22 +370,6 @@ impl Bars {
     }
 }
 
-/// Peak bytes of per-object tables per live object, as measured on the benchmark cores
-/// (31–46, docs/performance.md), rounded up.
-const TABLE_BYTES_PER_OBJECT: u64 = 48;
-
-/// The kernel's estimate of memory available without swapping, bytes
-/// (`COREHEAP_MEM_AVAILABLE` overrides it, for tests of the switch to scratch files).
-fn mem_available() -> Option<u64> {
-    if let Some(v) = std::env::var("COREHEAP_MEM_AVAILABLE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return Some(v);
-    }
-    Some(coreheap::analysis::proc_kb("/proc/meminfo", "MemAvailable:")? * 1024)
-}
-
 impl Progress for Bars {
     fn start(&self, phase: &'static str, _total: Option<u64>) {
         if !self.enabled {
@@ -403,10 +387,10 @@ impl Progress for Bars {
     }
 
     fn tables_ahead(&self, objects: u64) {
-        let (Some(dir), Some(avail)) = (&self.scratch, mem_available()) else {
+        let (Some(dir), Some(avail)) = (&self.scratch, coreheap::analysis::mem_available()) else {
             return;
         };
-        let need = objects.saturating_mul(TABLE_BYTES_PER_OBJECT);
+        let need = objects.saturating_mul(coreheap::analysis::TABLE_BYTES_PER_OBJECT);
         if need <= avail {
             return;
         }

@@ -133,6 +133,8 @@ pub struct Memory {
     damaged_reads: AtomicU64,
     /// Index of the region the last read hit.
     last_region: std::sync::atomic::AtomicUsize,
+    /// Largest gap [`Memory::fetch`] reads to join pages into one run (0: none).
+    bridge: AtomicU64,
 }
 
 impl std::fmt::Debug for Memory {
@@ -185,6 +187,7 @@ impl Memory {
             regions,
             damaged_reads: AtomicU64::new(0),
             last_region: std::sync::atomic::AtomicUsize::new(0),
+            bridge: AtomicU64::new(BRIDGE),
         }
     }
 
@@ -316,9 +319,15 @@ impl Memory {
         self.advise_pages(&pages, how);
     }
 
+    /// From now on [`Memory::fetch`] reads only the pages asked for: for heaps whose pages
+    /// will not all stay cached, where pages read to bridge gaps would push out needed ones.
+    pub fn fetch_only_needed(&self) {
+        self.bridge.store(0, Ordering::Relaxed);
+    }
+
     /// Asks for the core's pages behind these address ranges (in address order) ahead of a
     /// pass over them: nothing when they are all cached, else read in runs bridging gaps of
-    /// up to [`BRIDGE`] bytes.
+    /// up to [`BRIDGE`] bytes (unless [`Memory::fetch_only_needed`] was called).
     pub fn fetch(&self, ranges: impl IntoIterator<Item = (Addr, u64)>) -> Fetch<'_> {
         let pages = core_pages(&self.regions, self.core.bytes().len() as u64, ranges);
         let mut fetch = Fetch {
@@ -329,7 +338,7 @@ impl Memory {
             return fetch;
         }
         let runs;
-        (runs, fetch.bridged) = bridge(&pages, BRIDGE);
+        (runs, fetch.bridged) = bridge(&pages, self.bridge.load(Ordering::Relaxed));
         self.advise_pages(&runs, ReadAhead::WillNeed);
         fetch
     }
