@@ -249,6 +249,10 @@ impl Analysis {
         let t = Instant::now();
         progress.start("reading pointers", Some(objects.len() as u64));
         let raw = RawEdges::build(&p.mem, &heap, &index, &objects, &bits);
+        // Reading pointers on every core grew and freed lists (a run holding a large map's
+        // bucket array makes long ones): give back the blocks kept for reuse and what the
+        // system allocator's per-thread arenas hold, before the graph's peak.
+        crate::alloc::release_free_blocks();
         phase("pointers", t);
 
         let t = Instant::now();
