@@ -293,9 +293,13 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("computing dominators", None);
+        // Sweeps ask for sizes in increasing id order on each thread: remember the last span.
+        thread_local! {
+            static LAST_SPAN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        }
         let (doms, retained) = dominators_and_retained(&graph.graph, graph.super_root(), |v| {
             if graph.is_object(v) {
-                objects.size(ObjId(v))
+                LAST_SPAN.with(|last| objects.size_after(ObjId(v), last))
             } else {
                 0
             }

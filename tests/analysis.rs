@@ -218,3 +218,23 @@ fn every_live_object_is_reachable_but_the_last_tiny_blocks() {
         assert!(a.warnings.is_empty(), "{}: {:?}", s.name, a.warnings);
     }
 }
+
+#[test]
+fn sizes_asked_in_id_order_with_a_remembered_span_match_a_plain_lookup() {
+    let s = &samples()[0];
+    let (_, a) = analyse(s);
+    let last = std::cell::Cell::new(0);
+    let n = a.objects.len() as u32;
+    // In order (the sweeps' pattern), then jumping back and forth.
+    let order = (0..n)
+        .chain((0..n).rev().step_by(7))
+        .chain((0..n).step_by(13));
+    for id in order {
+        assert_eq!(
+            a.objects.size_after(ObjId(id), &last),
+            a.objects.size(ObjId(id)),
+            "{} object {id}",
+            s.name
+        );
+    }
+}

@@ -186,6 +186,25 @@ impl Objects {
         lo + self.spans[lo..hi].partition_point(|r| r.first_id <= id.0) - 1
     }
 
+    /// Size of an object's slot, for callers going through ids in increasing order: `last`
+    /// holds the span of the previous call and is checked first.
+    pub fn size_after(&self, id: ObjId, last: &std::cell::Cell<usize>) -> u64 {
+        let k = last.get();
+        let within = |k: usize| {
+            self.spans.get(k).is_some_and(|r| r.first_id <= id.0)
+                && self.spans.get(k + 1).map_or(true, |r| id.0 < r.first_id)
+        };
+        let span = if within(k) {
+            k
+        } else if within(k + 1) {
+            k + 1
+        } else {
+            self.span(id)
+        };
+        last.set(span);
+        self.spans[span].elemsize
+    }
+
     /// Slot index of an object within its span `span`: the live bit of that rank.
     pub fn slot_in(&self, span: usize, id: ObjId) -> u64 {
         let r = &self.spans[span];

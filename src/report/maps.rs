@@ -465,13 +465,16 @@ fn group_string_keys(
     // address above the lowest (high bits, cut short if it and the index need over 64 bits)
     // and the entry index (low bits). Unreadable keys come first. Key lengths (at most
     // MAX_KEY_BYTES) are kept per entry so that the pass in address order reads no slots.
-    let (mut order, lens): (Vec<u64>, Vec<u16>) = (0..entries.len())
-        .into_par_iter()
-        .map(|i| {
+    let mut order = vec![0u64; entries.len()];
+    let mut lens = vec![0u16; entries.len()];
+    order
+        .par_iter_mut()
+        .zip(lens.par_iter_mut())
+        .enumerate()
+        .for_each(|(i, (o, l))| {
             let (p, n) = header(i);
-            (p.0, n as u16)
-        })
-        .unzip();
+            (*o, *l) = (p.0, n as u16);
+        });
     let lowest = order
         .par_iter()
         .copied()
@@ -506,9 +509,15 @@ fn group_string_keys(
         }
     };
     let chunk_groups = |chunk: &[u64]| {
-        let _fetch = mem.fetch(chunk.iter().map(|&k| {
+        // Keys come in address order, many to a page: each page is asked for once.
+        let mut asked = 0u64;
+        let _fetch = mem.fetch(chunk.iter().filter_map(|&k| {
             let (p, n) = key_at(k);
-            (p, n as u64)
+            let end = p.0.saturating_add(n as u64);
+            (end > asked).then(|| {
+                asked = end.next_multiple_of(4096);
+                (p, n as u64)
+            })
         }));
         let mut groups = Partial::new();
         for (j, &k) in chunk.iter().enumerate() {
