@@ -117,11 +117,16 @@ pub struct RuntimeTypes {
     pub tflag_off: u64,
 }
 
+/// Whether a span's objects start with a malloc header naming their type (small objects of
+/// pointerful types over 512 bytes).
+fn has_malloc_headers(s: &crate::heap::Span) -> bool {
+    !(s.noscan() || s.size_class() == 0 || s.elemsize <= 512)
+}
+
 /// The runtime's name for the type in an object's malloc header (Go 1.22+).
 fn header_type_name(ctx: &Ctx, rt: Option<&RuntimeTypes>, o: ObjId) -> Option<String> {
     let rt = rt?;
-    let s = &ctx.heap.spans[ctx.objects.span(o)];
-    if s.noscan() || s.size_class() == 0 || s.elemsize <= 512 {
+    if !has_malloc_headers(&ctx.heap.spans[ctx.objects.span(o)]) {
         return None;
     }
     let typ = ctx.mem.ptr(ctx.objects.addr(o)).ok()?;
@@ -201,19 +206,25 @@ pub(super) fn orphan_headers(
     rtypes: Option<&RuntimeTypes>,
 ) -> Vec<(ObjId, TypeRef)> {
     let climbs = climbs(ctx);
-    let orphans: HashMap<u32, Climb> = (0..ctx.objects.len() as u32)
-        .filter(|id| !known.contains(id))
-        .filter_map(|id| match types.get(ObjId(id)) {
-            // The same type can have several DIEs: match by name.
-            Some(ObjType::Dwarf(_)) => types
-                .name(ObjId(id))
-                .and_then(|n| climbs.get(n))
-                .map(|c| (id, *c)),
-            Some(_) => None,
-            // Untyped: the allocator's own name for the type, when it wrote a malloc header.
-            None => header_type_name(ctx, rtypes, ObjId(id))
-                .and_then(|n| climbs.get(&n))
-                .map(|c| (id, *c)),
+    // Span by span: only spans whose objects carry malloc headers can name an untyped
+    // object's type; `known` is asked only about candidates.
+    let orphans: HashMap<u32, Climb> = (0..ctx.heap.spans.len())
+        .flat_map(|si| {
+            let headers = has_malloc_headers(&ctx.heap.spans[si]);
+            let climbs = &climbs;
+            ctx.objects.span_ids(si).filter_map(move |id| {
+                let climb = match types.get(ObjId(id)) {
+                    // The same type can have several DIEs: match by name.
+                    Some(ObjType::Dwarf(_)) => types.name(ObjId(id)).and_then(|n| climbs.get(n)),
+                    Some(_) => None,
+                    // Untyped: the allocator's own name for the type, from its malloc header.
+                    None if headers => {
+                        header_type_name(ctx, rtypes, ObjId(id)).and_then(|n| climbs.get(&n))
+                    }
+                    None => None,
+                }?;
+                (!known.contains(&id)).then_some((id, *climb))
+            })
         })
         .collect();
     if orphans.is_empty() {
