@@ -48,23 +48,24 @@ fn only_predecessors(g: &Graph, root: u32) -> Vec<u32> {
         // borrowed exclusively for as long as this view lives.
         let view: &[AtomicU32] =
             unsafe { std::slice::from_raw_parts(pred.as_mut_ptr().cast::<AtomicU32>(), n) };
-        (0..n as u32)
+        super::pieces(0..n, 1 << 14)
             .into_par_iter()
-            .with_min_len(1 << 14)
-            .for_each(|v| {
-                for &w in g.successors(v) {
-                    let p = &view[w as usize];
-                    match p.load(Relaxed) {
-                        NONE => {
-                            if let Err(other) = p.compare_exchange(NONE, v, Relaxed, Relaxed) {
-                                if other != v {
-                                    p.store(SHARED, Relaxed);
+            .for_each(|piece| {
+                for v in piece.start as u32..piece.end as u32 {
+                    for &w in g.successors(v) {
+                        let p = &view[w as usize];
+                        match p.load(Relaxed) {
+                            NONE => {
+                                if let Err(other) = p.compare_exchange(NONE, v, Relaxed, Relaxed) {
+                                    if other != v {
+                                        p.store(SHARED, Relaxed);
+                                    }
                                 }
                             }
+                            SHARED => {}
+                            u if u != v => p.store(SHARED, Relaxed),
+                            _ => {}
                         }
-                        SHARED => {}
-                        u if u != v => p.store(SHARED, Relaxed),
-                        _ => {}
                     }
                 }
             });
@@ -183,29 +184,54 @@ fn hanging_trees<F: Fn(u32) -> u64 + Sync>(pred: &[u32], s: &mut Settler<'_, F>)
         for block in (0..n).step_by(SWEEP_BLOCK) {
             let end = (block + SWEEP_BLOCK).min(n);
             let view = &*s;
-            let sums: Vec<Vec<(u32, u64)>> = (block..end)
+            let sums: Vec<Vec<(u32, u64)>> = super::pieces(block..end, SWEEP_PIECE)
                 .into_par_iter()
-                .with_min_len(SWEEP_PIECE)
-                .fold(Vec::new, |mut out, v| {
-                    let v = v as u32;
-                    // Later sweeps read successors' marks and sizes at random: ask ahead.
-                    let a = v.wrapping_add(SWEEP_AHEAD);
-                    if sweep > 0 && (a as usize) < end && view.open(a, pred[a as usize]) {
-                        for &w in g.successors(a) {
-                            view.hanging.prefetch(w);
-                            view.retained.prefetch(w);
+                .map(|piece| {
+                    let mut out = Vec::new();
+                    for v in piece.start as u32..piece.end as u32 {
+                        // Later sweeps read successors' marks and sizes at random: ask ahead.
+                        let a = v.wrapping_add(SWEEP_AHEAD);
+                        if sweep > 0 && (a as usize) < end && view.open(a, pred[a as usize]) {
+                            for &w in g.successors(a) {
+                                view.hanging.prefetch(w);
+                                view.retained.prefetch(w);
+                            }
                         }
-                    }
-                    if view.hangs(v, pred[v as usize], sweep) {
-                        out.push((v, view.sum_of_few(v).unwrap_or(WIDE_SUM)));
+                        if view.hangs(v, pred[v as usize], sweep) {
+                            out.push((v, view.sum_of_few(v).unwrap_or(WIDE_SUM)));
+                        }
                     }
                     out
                 })
                 .collect();
+            // Each piece settles its own nodes (64-aligned, so their marks share no word)
+            // on every core; wide nodes, which mark successors, after it, one by one.
+            let words = &mut s.hanging.0[block / 64..end.div_ceil(64)];
+            let low = &mut s.retained.low[block..end];
+            let high = &mut s.retained.high[block..end];
+            let settled: usize = sums
+                .par_iter()
+                .zip(words.par_chunks_mut(SWEEP_PIECE / 64))
+                .zip(low.par_chunks_mut(SWEEP_PIECE))
+                .zip(high.par_chunks_mut(SWEEP_PIECE))
+                .enumerate()
+                .map(|(k, (((out, words), low), high))| {
+                    let first = block + k * SWEEP_PIECE;
+                    let mut settled = 0;
+                    for &(v, sum) in out.iter().filter(|x| x.1 != WIDE_SUM) {
+                        let i = v as usize - first;
+                        words[i / 64] |= 1 << (i % 64);
+                        let b = sum.min(Retained::MAX);
+                        (low[i], high[i]) = (b as u32, (b >> 32) as u8);
+                        settled += 1;
+                    }
+                    settled
+                })
+                .sum();
+            s.count += settled;
             for &(v, sum) in sums.iter().flatten() {
-                match sum {
-                    WIDE_SUM => s.hang(v),
-                    _ => s.settle(v, sum),
+                if sum == WIDE_SUM {
+                    s.hang(v);
                 }
                 // Only the last sweep's finds seed the worklist.
                 if sweep == SWEEPS - 1 {

@@ -32,6 +32,17 @@ impl From<NodeId> for u32 {
     }
 }
 
+/// `range` cut into consecutive pieces of `size` (the last one shorter), for work on every
+/// core with a tight loop inside each piece.
+pub(crate) fn pieces(range: std::ops::Range<usize>, size: usize) -> Vec<std::ops::Range<usize>> {
+    let size = size.max(1);
+    range
+        .clone()
+        .step_by(size)
+        .map(|a| a..(a + size).min(range.end))
+        .collect()
+}
+
 /// A set of node (or object) ids, one bit each.
 pub(crate) struct Bits(Vec<u64>);
 

@@ -670,22 +670,24 @@ fn findings(input: &MapsInput, lines: &[(usize, MapLine)], reachable: u64) -> Ve
     // keeping what an entry points to but does not dominate, in entry order.
     use rayon::prelude::*;
     let entries = a.maps.entries.len();
-    let not_dominated: Vec<Vec<(u32, u32)>> = (0..entries)
+    let not_dominated: Vec<Vec<(u32, u32)>> = crate::graph::pieces(0..entries, KEY_CHUNK)
         .into_par_iter()
-        .with_min_len(KEY_CHUNK)
-        .fold(Vec::new, |mut out, i| {
-            // Successors' dominators are read at random: ask ahead.
-            if i + PREFETCH_AHEAD < entries {
-                let ahead = a.graph.entry_node(i + PREFETCH_AHEAD);
-                for &t in a.graph.graph.successors(ahead) {
-                    a.doms.prefetch(t);
+        .map(|piece| {
+            let mut out = Vec::new();
+            for i in piece {
+                // Successors' dominators are read at random: ask ahead.
+                if i + PREFETCH_AHEAD < entries {
+                    let ahead = a.graph.entry_node(i + PREFETCH_AHEAD);
+                    for &t in a.graph.graph.successors(ahead) {
+                        a.doms.prefetch(t);
+                    }
                 }
-            }
-            let node = a.graph.entry_node(i);
-            for &t in a.graph.graph.successors(node) {
-                // What the entry alone dominates is not shared.
-                if a.doms.idom(t) != Some(node) {
-                    out.push((t, a.maps.map_index_of(i)));
+                let node = a.graph.entry_node(i);
+                for &t in a.graph.graph.successors(node) {
+                    // What the entry alone dominates is not shared.
+                    if a.doms.idom(t) != Some(node) {
+                        out.push((t, a.maps.map_index_of(i)));
+                    }
                 }
             }
             out
