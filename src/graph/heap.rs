@@ -142,6 +142,9 @@ struct Container {
     entry_of_edge: Vec<u32>,
 }
 
+/// Edges of one container looked at together on one core.
+const EDGE_PIECE: usize = 1 << 16;
+
 impl Container {
     fn build(
         objects: &Objects,
@@ -152,6 +155,7 @@ impl Container {
         runs: &[Run],
         area: Option<&SlotArea>,
     ) -> Container {
+        use rayon::prelude::*;
         let mut c = Container {
             id,
             successors: Vec::new(),
@@ -163,24 +167,36 @@ impl Container {
         let map = runs.first().map(|r| maps.map_of(r.1 as usize));
         let obj_start = objects.addr(ObjId(id));
         let (targets, words) = raw.of(id);
-        c.entry_of_edge.reserve_exact(targets.len());
-        for (&t, &word) in targets.iter().zip(words) {
-            let w = Addr(obj_start.0 + word.offset());
-            let entry = match area {
-                // In the slots: an entry's key or value, or a stale word no entry owns.
-                Some(a) if a.contains(obj_start, w) => {
-                    let rel = a.offset(obj_start, w);
-                    map.and_then(|m| m.position_at(Addr(w.0 - rel), rel))
-                        .and_then(|p| held.find(p))
-                        .unwrap_or(NONE)
+        // A Go 1.23 map's bucket array is one object holding most of the heap's edges: its
+        // edges are looked at in pieces on every core, in place.
+        c.entry_of_edge = vec![NONE; targets.len()];
+        let outside: Vec<Vec<u32>> = c
+            .entry_of_edge
+            .par_chunks_mut(EDGE_PIECE)
+            .zip(targets.par_chunks(EDGE_PIECE))
+            .zip(words.par_chunks(EDGE_PIECE))
+            .map(|((entries, targets), words)| {
+                let mut outside = Vec::new();
+                for ((entry, &t), &word) in entries.iter_mut().zip(targets).zip(words) {
+                    let w = Addr(obj_start.0 + word.offset());
+                    match area {
+                        // In the slots: an entry's key or value, or a stale word no entry owns.
+                        Some(a) if a.contains(obj_start, w) => {
+                            let rel = a.offset(obj_start, w);
+                            if let Some(e) = map
+                                .and_then(|m| m.position_at(Addr(w.0 - rel), rel))
+                                .and_then(|p| held.find(p))
+                            {
+                                *entry = e;
+                            }
+                        }
+                        _ => outside.push(t),
+                    }
                 }
-                _ => {
-                    c.successors.push(t);
-                    NONE
-                }
-            };
-            c.entry_of_edge.push(entry);
-        }
+                outside
+            })
+            .collect();
+        c.successors.extend(outside.into_iter().flatten());
         c
     }
 }
@@ -242,9 +258,7 @@ impl HeapGraph {
         let total_nodes = n as usize + n_entries as usize + roots.len() + 1;
         let mut counts = Vec::with_capacity(total_nodes + 1);
         counts.resize(total_nodes, 0u32);
-        for o in 0..n {
-            counts[o as usize] = raw.degree(o);
-        }
+        raw.degrees(&mut counts[..n as usize]);
         let degree = |k: usize| u32::try_from(k).expect("a node with over 2^32 successors");
         for c in &containers {
             counts[c.id as usize] = degree(c.successors.len());
@@ -319,9 +333,24 @@ impl HeapGraph {
         }
         drop(filled);
         drop(containers);
-        for e in 0..n_entries {
-            targets[offsets.range((n + e) as usize)].sort_unstable();
+        // Each entry's targets in id order, pieces of entries on every core.
+        let first_edge = offsets.get(n as usize);
+        let mut rest =
+            &mut targets[first_edge as usize..offsets.get((n + n_entries) as usize) as usize];
+        let mut pieces = Vec::new();
+        for p in super::pieces(0..n_entries as usize, 1 << 16) {
+            let (a, b) = (n as usize + p.start, n as usize + p.end);
+            let (head, tail) = rest.split_at_mut((offsets.get(b) - offsets.get(a)) as usize);
+            pieces.push((a..b, head));
+            rest = tail;
         }
+        pieces.into_par_iter().for_each(|(nodes, part)| {
+            let base = offsets.get(nodes.start) as usize;
+            for v in nodes {
+                let r = offsets.range(v);
+                part[r.start - base..r.end - base].sort_unstable();
+            }
+        });
 
         // Roots and the super-root.
         let mut at = offsets.get(first_root) as usize;

@@ -229,9 +229,24 @@ impl RawEdges {
         }
     }
 
-    /// How many edges object `o` has.
-    pub fn degree(&self, o: u32) -> u32 {
-        self.edges(o).1.len() as u32
+    /// Every object's number of edges into `out` (one slot per object), on every core.
+    pub fn degrees(&self, out: &mut [u32]) {
+        use rayon::prelude::*;
+        // Segments hold consecutive objects from 0 on: cut `out` the same way.
+        let mut parts = Vec::with_capacity(self.segments.len());
+        let mut rest = out;
+        for (i, s) in self.segments.iter().enumerate() {
+            let end = self.segments.get(i + 1).map_or(self.objects, |n| n.first);
+            let len = ((end - s.first) as usize).min(rest.len());
+            let (head, tail) = rest.split_at_mut(len);
+            parts.push((s, head));
+            rest = tail;
+        }
+        parts.into_par_iter().for_each(|(s, out)| {
+            for (k, d) in out.iter_mut().enumerate() {
+                *d = s.offsets.range(k).len() as u32;
+            }
+        });
     }
 
     /// The targets of objects `from..to`, one after another, as slices.
