@@ -79,7 +79,10 @@ impl Region {
 }
 
 /// The page size the core's mapping is advised in.
-const PAGE: u64 = 4096;
+pub const PAGE: u64 = 4096;
+
+/// Whole pages of the core file: [start, end) offsets.
+type PageRange = (u64, u64);
 
 /// How a part of the core will be read, for the kernel's read-ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +119,7 @@ const BRIDGE: u64 = 256 << 10;
 pub struct Fetch<'a> {
     mem: &'a Memory,
     /// Core file ranges read only to bridge gaps.
-    bridged: Vec<(u64, u64)>,
+    bridged: Vec<PageRange>,
 }
 
 impl Drop for Fetch<'_> {
@@ -345,7 +348,7 @@ impl Memory {
 
     /// Whether every page of these core file ranges (ascending) is in the page cache; false
     /// when the kernel cannot tell.
-    fn cached(&self, pages: &[(u64, u64)]) -> bool {
+    fn cached(&self, pages: &[PageRange]) -> bool {
         let (Some(first), Some(last)) = (pages.first(), pages.last()) else {
             return true;
         };
@@ -370,7 +373,7 @@ impl Memory {
     }
 
     /// Gives the kernel advice on whole pages of the core file.
-    fn advise_pages(&self, pages: &[(u64, u64)], how: ReadAhead) {
+    fn advise_pages(&self, pages: &[PageRange], how: ReadAhead) {
         let base = self.core.bytes().as_ptr();
         // The kernel reads at most its read-ahead window per request to read ahead.
         let most = match how {
@@ -402,8 +405,8 @@ fn core_pages(
     regions: &[Region],
     file_len: u64,
     ranges: impl IntoIterator<Item = (Addr, u64)>,
-) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
+) -> Vec<PageRange> {
+    let mut out: Vec<PageRange> = Vec::new();
     let mut i = 0;
     for (addr, len) in ranges {
         let (mut at, end) = (addr.0, addr.0.saturating_add(len));
@@ -435,12 +438,9 @@ fn core_pages(
     out
 }
 
-/// Whole pages of the core file: [start, end) offsets.
-type PageRange = (u64, u64);
-
 /// Ascending page ranges joined into runs where the gap between them is at most `gap` bytes:
 /// (the runs, the gaps they bridge).
-fn bridge(pages: &[(u64, u64)], gap: u64) -> (Vec<PageRange>, Vec<PageRange>) {
+fn bridge(pages: &[PageRange], gap: u64) -> (Vec<PageRange>, Vec<PageRange>) {
     let (mut runs, mut bridged): (Vec<PageRange>, Vec<PageRange>) = (Vec::new(), Vec::new());
     for &(a, b) in pages {
         match runs.last_mut() {
@@ -457,7 +457,7 @@ fn bridge(pages: &[(u64, u64)], gap: u64) -> (Vec<PageRange>, Vec<PageRange>) {
 }
 
 /// Ranges cut into pieces of at most `most` bytes.
-fn pieces(ranges: &[(u64, u64)], most: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+fn pieces(ranges: &[PageRange], most: u64) -> impl Iterator<Item = PageRange> + '_ {
     let most = most.max(1);
     ranges.iter().flat_map(move |&(a, b)| {
         (a..b)

@@ -221,8 +221,7 @@ fn hanging_trees<F: Fn(u32) -> u64 + Sync>(pred: &[u32], s: &mut Settler<'_, F>)
                     for &(v, sum) in out.iter().filter(|x| x.1 != WIDE_SUM) {
                         let i = v as usize - first;
                         words[i / 64] |= 1 << (i % 64);
-                        let b = sum.min(Retained::MAX);
-                        (low[i], high[i]) = (b as u32, (b >> 32) as u8);
+                        (low[i], high[i]) = Retained::split(sum);
                         settled += 1;
                     }
                     settled
@@ -605,9 +604,13 @@ impl Retained {
 
     /// Sets node `v`'s retained bytes (at most [`Retained::MAX`]).
     fn set(&mut self, v: usize, bytes: u64) {
+        (self.low[v], self.high[v]) = Retained::split(bytes);
+    }
+
+    /// Bytes (at most [`Retained::MAX`]) as the low 32 bits and the high byte stored.
+    fn split(bytes: u64) -> (u32, u8) {
         let b = bytes.min(Retained::MAX);
-        self.low[v] = b as u32;
-        self.high[v] = (b >> 32) as u8;
+        (b as u32, (b >> 32) as u8)
     }
 
     /// Asks the CPU to fetch node `v`'s size ahead of its use (a hint).

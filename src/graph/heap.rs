@@ -286,15 +286,12 @@ impl HeapGraph {
             }
         }
         cuts.push(n);
-        let mut parts = Vec::new();
-        let mut rest: &mut [u32] = &mut targets[..object_edges as usize];
-        for w in cuts.windows(2) {
-            let len = (offsets.get(w[1] as usize) - offsets.get(w[0] as usize)) as usize;
-            let (part, tail) = rest.split_at_mut(len);
-            parts.push((w[0]..w[1], part));
-            rest = tail;
-        }
-        parts.into_par_iter().for_each(|(ids, part)| {
+        let ids: Vec<std::ops::Range<u32>> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
+        let lengths = ids
+            .iter()
+            .map(|r| (offsets.get(r.end as usize) - offsets.get(r.start as usize)) as usize);
+        let parts = super::cut_mut(&mut targets[..object_edges as usize], lengths);
+        ids.into_par_iter().zip(parts).for_each(|(ids, part)| {
             let base = offsets.get(ids.start as usize) as usize;
             let first = containers.partition_point(|c| c.id < ids.start);
             let mut next = containers[first..]
@@ -334,23 +331,23 @@ impl HeapGraph {
         drop(filled);
         drop(containers);
         // Each entry's targets in id order, pieces of entries on every core.
-        let first_edge = offsets.get(n as usize);
-        let mut rest =
-            &mut targets[first_edge as usize..offsets.get((n + n_entries) as usize) as usize];
-        let mut pieces = Vec::new();
-        for p in super::pieces(0..n_entries as usize, 1 << 16) {
-            let (a, b) = (n as usize + p.start, n as usize + p.end);
-            let (head, tail) = rest.split_at_mut((offsets.get(b) - offsets.get(a)) as usize);
-            pieces.push((a..b, head));
-            rest = tail;
-        }
-        pieces.into_par_iter().for_each(|(nodes, part)| {
-            let base = offsets.get(nodes.start) as usize;
-            for v in nodes {
-                let r = offsets.range(v);
-                part[r.start - base..r.end - base].sort_unstable();
-            }
-        });
+        let entry_nodes = super::pieces(n as usize..(n + n_entries) as usize, 1 << 16);
+        let lengths = entry_nodes
+            .iter()
+            .map(|r| (offsets.get(r.end) - offsets.get(r.start)) as usize);
+        let edges =
+            offsets.get(n as usize) as usize..offsets.get((n + n_entries) as usize) as usize;
+        let parts = super::cut_mut(&mut targets[edges], lengths);
+        entry_nodes
+            .into_par_iter()
+            .zip(parts)
+            .for_each(|(nodes, part)| {
+                let base = offsets.get(nodes.start) as usize;
+                for v in nodes {
+                    let r = offsets.range(v);
+                    part[r.start - base..r.end - base].sort_unstable();
+                }
+            });
 
         // Roots and the super-root.
         let mut at = offsets.get(first_root) as usize;

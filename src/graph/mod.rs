@@ -43,6 +43,23 @@ pub(crate) fn pieces(range: std::ops::Range<usize>, size: usize) -> Vec<std::ops
         .collect()
 }
 
+/// `slice` cut into consecutive parts of the given lengths (a part is cut short at the end of
+/// the slice; what is left over is dropped).
+pub(crate) fn cut_mut<T>(
+    slice: &mut [T],
+    lengths: impl IntoIterator<Item = usize>,
+) -> Vec<&mut [T]> {
+    let mut parts = Vec::new();
+    let mut rest = slice;
+    for len in lengths {
+        let len = len.min(rest.len());
+        let (head, tail) = rest.split_at_mut(len);
+        parts.push(head);
+        rest = tail;
+    }
+    parts
+}
+
 /// A set of node (or object) ids, one bit each.
 pub(crate) struct Bits(Vec<u64>);
 

@@ -233,16 +233,12 @@ impl RawEdges {
     pub fn degrees(&self, out: &mut [u32]) {
         use rayon::prelude::*;
         // Segments hold consecutive objects from 0 on: cut `out` the same way.
-        let mut parts = Vec::with_capacity(self.segments.len());
-        let mut rest = out;
-        for (i, s) in self.segments.iter().enumerate() {
+        let lengths = self.segments.iter().enumerate().map(|(i, s)| {
             let end = self.segments.get(i + 1).map_or(self.objects, |n| n.first);
-            let len = ((end - s.first) as usize).min(rest.len());
-            let (head, tail) = rest.split_at_mut(len);
-            parts.push((s, head));
-            rest = tail;
-        }
-        parts.into_par_iter().for_each(|(s, out)| {
+            (end - s.first) as usize
+        });
+        let parts = super::cut_mut(out, lengths);
+        self.segments.par_iter().zip(parts).for_each(|(s, out)| {
             for (k, d) in out.iter_mut().enumerate() {
                 *d = s.offsets.range(k).len() as u32;
             }

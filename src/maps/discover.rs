@@ -123,13 +123,13 @@ fn has_malloc_headers(s: &crate::heap::Span) -> bool {
     !(s.noscan() || s.size_class() == 0 || s.elemsize <= 512)
 }
 
-/// The runtime's name for the type in an object's malloc header (Go 1.22+).
-fn header_type_name(ctx: &Ctx, rt: Option<&RuntimeTypes>, o: ObjId) -> Option<String> {
+/// The runtime's name for the type in the malloc header of object `o` of span `si` (Go 1.22+).
+fn header_type_name(ctx: &Ctx, rt: Option<&RuntimeTypes>, si: usize, o: ObjId) -> Option<String> {
     let rt = rt?;
-    if !has_malloc_headers(&ctx.heap.spans[ctx.objects.span(o)]) {
+    if !has_malloc_headers(&ctx.heap.spans[si]) {
         return None;
     }
-    let typ = ctx.mem.ptr(ctx.objects.addr(o)).ok()?;
+    let typ = ctx.mem.ptr(ctx.objects.addr_in(si, o)).ok()?;
     let off = ctx.mem.u32(typ.offset(rt.str_off)).ok()? as i32;
     let tflag = ctx.mem.u8(typ.offset(rt.tflag_off)).ok()?;
     let name = Addr(rt.base.wrapping_add_signed(i64::from(off)));
@@ -206,11 +206,10 @@ pub(super) fn orphan_headers(
     rtypes: Option<&RuntimeTypes>,
 ) -> Vec<(ObjId, TypeRef)> {
     let climbs = climbs(ctx);
-    // Span by span: only spans whose objects carry malloc headers can name an untyped
-    // object's type; `known` is asked only about candidates.
+    // Span by span, so that each object's span is known without a search; `known` is asked
+    // only about candidates.
     let orphans: HashMap<u32, Climb> = (0..ctx.heap.spans.len())
         .flat_map(|si| {
-            let headers = has_malloc_headers(&ctx.heap.spans[si]);
             let climbs = &climbs;
             ctx.objects.span_ids(si).filter_map(move |id| {
                 let climb = match types.get(ObjId(id)) {
@@ -218,10 +217,9 @@ pub(super) fn orphan_headers(
                     Some(ObjType::Dwarf(_)) => types.name(ObjId(id)).and_then(|n| climbs.get(n)),
                     Some(_) => None,
                     // Untyped: the allocator's own name for the type, from its malloc header.
-                    None if headers => {
-                        header_type_name(ctx, rtypes, ObjId(id)).and_then(|n| climbs.get(&n))
+                    None => {
+                        header_type_name(ctx, rtypes, si, ObjId(id)).and_then(|n| climbs.get(&n))
                     }
-                    None => None,
                 }?;
                 (!known.contains(&id)).then_some((id, *climb))
             })

@@ -515,7 +515,7 @@ fn group_string_keys(
             let (p, n) = key_at(k);
             let end = p.0.saturating_add(n as u64);
             (end > asked).then(|| {
-                asked = end.next_multiple_of(4096);
+                asked = end.next_multiple_of(crate::memory::PAGE);
                 (p, n as u64)
             })
         }));
