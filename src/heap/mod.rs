@@ -9,6 +9,8 @@ pub use pointers::{HeapIndex, PointerBits, Slot};
 
 use serde::Serialize;
 
+use rayon::prelude::*;
+
 use crate::memory::Addr;
 use crate::runtime::{Runtime, RuntimeError};
 
@@ -18,6 +20,9 @@ const SPAN_IN_USE: u64 = 1;
 const PAGE_SIZE: u64 = 8192;
 /// Largest span believed (1 TiB); anything larger is damage.
 const MAX_SPAN_PAGES: u64 = 1 << 27;
+
+/// Entries of `mheap_.allspans` one core reads at a time.
+const SPAN_PIECE: usize = 4096;
 
 /// One in-use heap span.
 #[derive(Debug, Clone)]
@@ -134,23 +139,34 @@ impl Heap {
             .min(1 << 32);
         let gc_running = rt.gc_in_progress()?;
         let layout = SpanLayout::new(rt)?;
-        let mut spans = Vec::new();
-        let mut skipped = 0;
-        for i in 0..len {
-            let Ok(sp) = mem.ptr(arr.offset(8 * i)) else {
-                skipped += 1;
-                continue;
-            };
-            if sp.0 == 0 {
-                continue;
-            }
-            match layout.read(rt, sp, sweepgen, gc_running) {
-                Ok(Some(s)) => spans.push(s),
-                Ok(None) => {}
-                Err(_) => skipped += 1,
-            }
+        // Span records lie all over the runtime's memory: read them on every core.
+        let read: Vec<(Vec<Span>, u64)> = crate::graph::pieces(0..len as usize, SPAN_PIECE)
+            .into_par_iter()
+            .map(|piece| {
+                let (mut spans, mut skipped) = (Vec::new(), 0u64);
+                for i in piece {
+                    let Ok(sp) = mem.ptr(arr.offset(8 * i as u64)) else {
+                        skipped += 1;
+                        continue;
+                    };
+                    if sp.0 == 0 {
+                        continue;
+                    }
+                    match layout.read(mem, sp, sweepgen, gc_running) {
+                        Ok(Some(s)) => spans.push(s),
+                        Ok(None) => {}
+                        Err(_) => skipped += 1,
+                    }
+                }
+                (spans, skipped)
+            })
+            .collect();
+        let skipped = read.iter().map(|(_, n)| n).sum();
+        let mut spans = Vec::with_capacity(read.iter().map(|(s, _)| s.len()).sum());
+        for (mut s, _) in read {
+            spans.append(&mut s);
         }
-        spans.sort_by_key(|s| s.base);
+        spans.par_sort_by_key(|s| s.base);
         Ok(Heap {
             spans,
             skipped_spans: skipped,
@@ -290,12 +306,11 @@ impl SpanLayout {
     /// Reads one span; `None` when it is not an in-use heap span.
     fn read(
         &self,
-        rt: &Runtime,
+        mem: &crate::memory::Memory,
         sp: Addr,
         heap_sweepgen: u32,
         gc_running: bool,
     ) -> Result<Option<Span>, crate::memory::MemError> {
-        let mem = rt.mem();
         if u64::from(mem.u8(sp.offset(self.state))?) != SPAN_IN_USE {
             return Ok(None);
         }

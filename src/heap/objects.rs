@@ -1,5 +1,7 @@
 //! Dense integer ids for the heap's live objects, and the way back from an id to its address.
 
+use rayon::prelude::*;
+
 use super::{Heap, HeapIndex};
 use crate::memory::Addr;
 
@@ -120,28 +122,43 @@ impl Objects {
     /// large ones) start with (Go 1.22+), 0 when the runtime writes none.
     pub fn new(heap: &Heap, malloc_header: u8) -> Objects {
         let mut o = Objects::default();
+        // Live words are filled span by span on every core; ids then follow from the counts.
+        let lengths: Vec<usize> = (heap.spans.iter())
+            .map(|s| s.nelems.div_ceil(64) as usize)
+            .collect();
+        o.words = vec![LiveWord::default(); lengths.iter().sum()];
+        let live: Vec<u32> = crate::graph::cut_mut(&mut o.words, lengths)
+            .into_par_iter()
+            .zip(heap.spans.par_iter())
+            .map(|(words, s)| {
+                let mut seen = 0u32;
+                for (block, w) in words.iter_mut().enumerate() {
+                    let block = block as u64;
+                    let mut bits = 0u64;
+                    for i in block * 64..((block + 1) * 64).min(s.nelems) {
+                        if s.is_live(i) {
+                            bits |= 1 << (i - block * 64);
+                        }
+                    }
+                    *w = LiveWord { bits, rank: seen };
+                    seen += bits.count_ones();
+                }
+                seen
+            })
+            .collect();
         let _ = o.spans.try_reserve_exact(heap.spans.len());
-        for s in heap.spans.iter() {
+        let mut first_word = 0u32;
+        for (s, seen) in heap.spans.iter().zip(live) {
             let has_header = !s.noscan() && s.size_class() != 0 && s.elemsize > 512;
             o.spans.push(SpanRecord {
                 base: s.base.0,
                 elemsize: s.elemsize,
                 first_id: o.count,
-                first_word: o.words.len() as u32,
+                first_word,
                 nelems: s.nelems as u32,
                 header: if has_header { malloc_header } else { 0 },
             });
-            let mut seen = 0u32;
-            for block in 0..s.nelems.div_ceil(64) {
-                let mut bits = 0u64;
-                for i in block * 64..((block + 1) * 64).min(s.nelems) {
-                    if s.is_live(i) {
-                        bits |= 1 << (i - block * 64);
-                    }
-                }
-                o.words.push(LiveWord { bits, rank: seen });
-                seen += bits.count_ones();
-            }
+            first_word += s.nelems.div_ceil(64) as u32;
             o.count += seen;
         }
         let blocks = (o.count as usize >> HINT_SHIFT) + 1;

@@ -1,6 +1,6 @@
 //! Classic maps: `hmap` → 2^B buckets of 8 slots with overflow chains, growing incrementally.
 
-use super::{Ctx, Decoded, Decoding, SlotLayout};
+use super::{Ctx, Decoded, Decoding, Reader, SlotLayout};
 use crate::dwarf::TypeRef;
 use crate::memory::Addr;
 
@@ -16,6 +16,8 @@ const HASH_WRITING: u64 = 4;
 const SAME_SIZE_GROW: u64 = 8;
 /// Longest overflow chain followed (damage guard).
 const MAX_CHAIN: u32 = 1 << 16;
+/// Buckets (with their overflow chains) decoded per piece on one core.
+const BUCKET_PIECE: u64 = 4096;
 
 /// Decodes a classic map whose `hash<K,V>` header (DWARF type `t`) is at `header`.
 pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
@@ -63,6 +65,7 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
         d.storage.push(h);
     }
     let nb = 1u64 << b;
+    let reader = ctx.reader();
     if oldbuckets.0 != 0 {
         // Mid-growth: old buckets not yet evacuated still hold their entries; evacuated
         // ones were copied to the new buckets, which are read below.
@@ -77,17 +80,17 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
                 continue;
             };
             if !EVACUATED.contains(&th0) {
-                layout.walk(ctx, ob, &mut d);
+                layout.walk(&reader, ob, &mut d);
             } else {
-                d.container(ctx, ob, bsize, layout.keys, layout.overflow);
+                d.container(&reader, ob, bsize, layout.keys, layout.overflow);
                 d.slots += 8;
             }
         }
     }
     if buckets.0 != 0 {
-        for i in 0..nb {
-            layout.walk(ctx, buckets.offset(i * bsize), &mut d);
-        }
+        d.read_parallel(0..nb, BUCKET_PIECE, |i, d| {
+            layout.walk(&reader, buckets.offset(i * bsize), d)
+        });
     }
     if let Some(e) = extra.filter(|e| e.0 != 0) {
         add_extra(ctx, e, &mut d);
@@ -108,7 +111,7 @@ struct Bucket {
 
 impl Bucket {
     /// Reads a bucket and its overflow chain.
-    fn walk(&self, ctx: &Ctx, first: Addr, d: &mut Decoding) {
+    fn walk(&self, ctx: &Reader, first: Addr, d: &mut Decoding) {
         let mut b = first;
         let mut n = 0;
         while b.0 != 0 && n < MAX_CHAIN {

@@ -3,8 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rayon::prelude::*;
+
 use super::keys::short_type_name;
-use super::Ctx;
+use super::{Ctx, Reader};
 use crate::dwarf::{TypeKind, TypeRef};
 use crate::graph::RawEdges;
 use crate::heap::ObjId;
@@ -124,7 +126,12 @@ fn has_malloc_headers(s: &crate::heap::Span) -> bool {
 }
 
 /// The runtime's name for the type in the malloc header of object `o` of span `si` (Go 1.22+).
-fn header_type_name(ctx: &Ctx, rt: Option<&RuntimeTypes>, si: usize, o: ObjId) -> Option<String> {
+fn header_type_name(
+    ctx: &Reader,
+    rt: Option<&RuntimeTypes>,
+    si: usize,
+    o: ObjId,
+) -> Option<String> {
     let rt = rt?;
     if !has_malloc_headers(&ctx.heap.spans[si]) {
         return None;
@@ -179,20 +186,35 @@ fn type_name(ctx: &Ctx, t: TypeRef) -> Option<String> {
         .filter(|n| !n.is_empty())
 }
 
-/// For each target object, the objects that point at it and the offset of the pointer word.
+/// Objects whose pointers one core checks at a time when looking for referrers.
+const REFERRER_PIECE: usize = 1 << 16;
+
+/// For each target object, the objects that point at it (in id order) and the offset of the
+/// pointer word.
 fn referrers(ctx: &Ctx, raw: &RawEdges, targets: &HashSet<u32>) -> HashMap<u32, Vec<(ObjId, u64)>> {
     let mut wanted = crate::graph::Bits::new(ctx.objects.len());
     for &t in targets {
         wanted.set(t);
     }
+    let found: Vec<Vec<(u32, ObjId, u64)>> =
+        crate::graph::pieces(0..ctx.objects.len(), REFERRER_PIECE)
+            .into_par_iter()
+            .map(|ids| {
+                let mut found = Vec::new();
+                for id in ids {
+                    let (ts, words) = raw.of(id as u32);
+                    for (&t, w) in ts.iter().zip(words) {
+                        if wanted.get(t) {
+                            found.push((t, ObjId(id as u32), w.offset()));
+                        }
+                    }
+                }
+                found
+            })
+            .collect();
     let mut out: HashMap<u32, Vec<(ObjId, u64)>> = HashMap::new();
-    for id in 0..ctx.objects.len() as u32 {
-        let (ts, words) = raw.of(id);
-        for (&t, w) in ts.iter().zip(words) {
-            if wanted.get(t) {
-                out.entry(t).or_default().push((ObjId(id), w.offset()));
-            }
-        }
+    for (t, r, off) in found.into_iter().flatten() {
+        out.entry(t).or_default().push((r, off));
     }
     out
 }
@@ -202,26 +224,27 @@ pub(super) fn orphan_headers(
     ctx: &Ctx,
     types: &ObjectTypes,
     raw: &RawEdges,
-    known: &HashSet<u32>,
+    known: &crate::graph::Bits,
     rtypes: Option<&RuntimeTypes>,
 ) -> Vec<(ObjId, TypeRef)> {
     let climbs = climbs(ctx);
+    let reader = ctx.reader();
     // Span by span, so that each object's span is known without a search; `known` is asked
     // only about candidates.
     let orphans: HashMap<u32, Climb> = (0..ctx.heap.spans.len())
-        .flat_map(|si| {
+        .into_par_iter()
+        .flat_map_iter(|si| {
             let climbs = &climbs;
-            ctx.objects.span_ids(si).filter_map(move |id| {
+            reader.objects.span_ids(si).filter_map(move |id| {
                 let climb = match types.get(ObjId(id)) {
                     // The same type can have several DIEs: match by name.
                     Some(ObjType::Dwarf(_)) => types.name(ObjId(id)).and_then(|n| climbs.get(n)),
                     Some(_) => None,
                     // Untyped: the allocator's own name for the type, from its malloc header.
-                    None => {
-                        header_type_name(ctx, rtypes, si, ObjId(id)).and_then(|n| climbs.get(&n))
-                    }
+                    None => header_type_name(&reader, rtypes, si, ObjId(id))
+                        .and_then(|n| climbs.get(&n)),
                 }?;
-                (!known.contains(&id)).then_some((id, *climb))
+                (!known.get(id)).then_some((id, *climb))
             })
         })
         .collect();

@@ -15,6 +15,10 @@ use crate::types::ObjectTypes;
 /// Largest key or value stored inline; bigger ones are stored behind a pointer.
 const MAX_INLINE: u64 = 128;
 
+/// Pieces of a map's buckets or tables decoded at once on every core; each holds its own
+/// findings until they are added in order.
+const DECODE_WAVE: u64 = 256;
+
 /// Which implementation a map uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,10 +165,39 @@ pub struct Ctx<'a> {
     pub objects: &'a Objects,
 }
 
-impl Ctx<'_> {
+/// The part of [`Ctx`] without DWARF: the core's memory and the heap's objects, shareable
+/// across threads.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'a> {
+    mem: &'a Memory,
+    heap: &'a Heap,
+    index: &'a HeapIndex,
+    objects: &'a Objects,
+}
+
+impl Reader<'_> {
     /// The live object at `a`.
     fn object(&self, a: Addr) -> Option<ObjId> {
         self.objects.find(self.index, a)
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// The memory and objects, to read on every core.
+    fn reader(&self) -> Reader<'a> {
+        Reader {
+            mem: self.mem,
+            heap: self.heap,
+            index: self.index,
+            objects: self.objects,
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// The live object at `a`.
+    fn object(&self, a: Addr) -> Option<ObjId> {
+        self.reader().object(a)
     }
 
     /// The struct fields of a type, through typedefs.
@@ -319,7 +352,7 @@ impl Decoding {
     /// Returns the object holding the bucket or group.
     pub(crate) fn container(
         &mut self,
-        ctx: &Ctx,
+        ctx: &Reader,
         b: Addr,
         size: u64,
         lo: u64,
@@ -353,6 +386,48 @@ impl Decoding {
         Some(o)
     }
 
+    /// Decodes `units` (bucket or table indices) on every core in pieces of `piece`, `read`
+    /// filling a state of its own per piece, and adds the pieces' findings in unit order.
+    pub(crate) fn read_parallel(
+        &mut self,
+        units: std::ops::Range<u64>,
+        piece: u64,
+        read: impl Fn(u64, &mut Decoding) + Sync,
+    ) {
+        use rayon::prelude::*;
+        let piece = piece.max(1);
+        let mut start = units.start;
+        // A wave at a time: a damaged count cannot make pieces without end.
+        while start < units.end {
+            let end = units.end.min(start.saturating_add(piece * DECODE_WAVE));
+            let starts: Vec<u64> = (start..end).step_by(piece as usize).collect();
+            let found: Vec<Decoding> = starts
+                .into_par_iter()
+                .map(|a| {
+                    let mut d = Decoding::new();
+                    for u in a..end.min(a + piece) {
+                        read(u, &mut d);
+                    }
+                    d
+                })
+                .collect();
+            for d in found {
+                self.add(d);
+            }
+            start = end;
+        }
+    }
+
+    /// Adds what a piece decoded after what this state holds.
+    fn add(&mut self, mut d: Decoding) {
+        self.entries.append(&mut d.entries);
+        self.decoded += d.decoded;
+        self.storage.append(&mut d.storage);
+        self.slots += d.slots;
+        self.tombstones += d.tombstones;
+        self.areas.append(&mut d.areas);
+    }
+
     /// The map's own objects, each once, in address order.
     pub(crate) fn storage_set(&mut self) -> Vec<ObjId> {
         let mut s = std::mem::take(&mut self.storage);
@@ -373,11 +448,10 @@ impl Maps {
     ) -> Maps {
         let mut out = Maps::default();
         Maps::decode_headers(ctx, types, 0..ctx.objects.len() as u32, &mut out);
-        let known: std::collections::HashSet<u32> = out
-            .maps
-            .iter()
-            .flat_map(|m| m.storage.iter().map(|o| o.0))
-            .collect();
+        let mut known = crate::graph::Bits::new(ctx.objects.len());
+        for o in out.maps.iter().flat_map(|m| &m.storage) {
+            known.set(o.0);
+        }
         let found = discover::orphan_headers(ctx, types, raw, &known, rtypes);
         let mut headers: Vec<u32> = Vec::with_capacity(found.len());
         for (header, t) in found {
@@ -518,3 +592,53 @@ impl Maps {
 
 /// Result of decoding one header: key and value layout, recorded count, writing flag, contents.
 pub(crate) type Decoded = (SlotType, SlotType, u64, bool, Decoding);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What decoding unit `u` finds in these tests: two entries, a tombstone, a holder object.
+    fn read_unit(u: u64, d: &mut Decoding) {
+        d.entry(Addr(0x1000 + 64 * u), u % 8, Some(ObjId(u as u32)));
+        d.entry(Addr(0x1000 + 64 * u), (u + 1) % 8, None);
+        d.tombstones += 1;
+        d.slots += 8;
+        d.storage.push(ObjId((u / 3) as u32));
+        let area = SlotArea {
+            phase: u,
+            size: 64,
+            lo: 8,
+            hi: 64,
+        };
+        d.areas.push((ObjId((u / 2) as u32), area));
+    }
+
+    #[test]
+    fn parallel_pieces_add_up_in_unit_order() {
+        let units = 3..20_000u64;
+        let mut one = Decoding::new();
+        for u in units.clone() {
+            read_unit(u, &mut one);
+        }
+        // Pieces of 7 units, so several waves of pieces, the last one short.
+        let mut pieces = Decoding::new();
+        pieces.read_parallel(units.clone(), 7, read_unit);
+        assert_eq!(pieces.decoded, one.decoded);
+        assert_eq!(pieces.decoded, 2 * units.clone().count() as u64);
+        assert_eq!(
+            (pieces.slots, pieces.tombstones),
+            (one.slots, one.tombstones)
+        );
+        let slots = |d: &Decoding| d.entries.iter().map(|e| e.slot).collect::<Vec<_>>();
+        assert_eq!(slots(&pieces), slots(&one));
+        assert_eq!(pieces.entries.len(), units.count());
+        assert_eq!(pieces.storage, one.storage);
+        let areas = |d: &Decoding| {
+            d.areas
+                .iter()
+                .map(|(o, a)| (o.0, a.phase))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(areas(&pieces), areas(&one));
+    }
+}

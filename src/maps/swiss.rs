@@ -1,6 +1,6 @@
 //! Swiss maps: `maps.Map` → one group (small maps) or a directory of tables → groups of 8 slots.
 
-use super::{Ctx, Decoded, Decoding, SlotLayout};
+use super::{Ctx, Decoded, Decoding, Reader, SlotLayout};
 use crate::dwarf::TypeRef;
 use crate::memory::Addr;
 
@@ -12,6 +12,8 @@ const CTRL_DELETED: u8 = 0xfe;
 const GROUP_SLOTS: u64 = 8;
 /// Most directory entries or groups read (damage guard).
 const MAX_GROUPS: u64 = 1 << 28;
+/// Tables (of up to 128 groups) decoded per piece on one core.
+const TABLE_PIECE: u64 = 64;
 
 /// Whether a control byte marks a full slot.
 pub fn is_full(ctrl: u8) -> bool {
@@ -28,7 +30,7 @@ struct Group {
 }
 
 impl Group {
-    fn read(&self, ctx: &Ctx, g: Addr, d: &mut Decoding) {
+    fn read(&self, ctx: &Reader, g: Addr, d: &mut Decoding) {
         let Ok(ctrl) = ctx.mem.u64(g.offset(self.ctrl)) else {
             return;
         };
@@ -112,9 +114,10 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
     if dir_ptr.0 == 0 {
         return Some((key, value, used, writing, d));
     }
+    let reader = ctx.reader();
     if dir_len == 0 {
         // Small map: dirPtr is the one group.
-        group.read(ctx, dir_ptr, &mut d);
+        group.read(&reader, dir_ptr, &mut d);
         return Some((key, value, used, writing, d));
     }
     if let Some(o) = ctx.object(dir_ptr) {
@@ -127,23 +130,24 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
     // Several directory entries can share one table.
     tables.sort();
     tables.dedup();
-    for tbl in tables {
-        if let Some(o) = ctx.object(tbl) {
+    d.read_parallel(0..tables.len() as u64, TABLE_PIECE, |i, d| {
+        let tbl = tables[i as usize];
+        if let Some(o) = reader.object(tbl) {
             d.storage.push(o);
         }
         let (Ok(groups_ptr), Ok(mask)) = (
             m.ptr(tbl.offset(groups.offset + data.offset)),
             m.u64(tbl.offset(groups.offset + length_mask.offset)),
         ) else {
-            continue;
+            return;
         };
         if groups_ptr.0 == 0 || mask >= MAX_GROUPS {
-            continue;
+            return;
         }
         for g in 0..=mask {
-            group.read(ctx, groups_ptr.offset(g * group.size), &mut d);
+            group.read(&reader, groups_ptr.offset(g * group.size), d);
         }
-    }
+    });
     Some((key, value, used, writing, d))
 }
 
