@@ -40,14 +40,11 @@ pub struct Dominators {
 /// Parallel edges from one predecessor count once. Runs on every core.
 fn only_predecessors(g: &Graph, root: u32) -> Vec<u32> {
     use rayon::prelude::*;
-    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    use std::sync::atomic::Ordering::Relaxed;
     let n = g.node_count();
     let mut pred = vec![NONE; n];
     {
-        // SAFETY: AtomicU32 has the size, alignment and bit validity of u32, and `pred` is
-        // borrowed exclusively for as long as this view lives.
-        let view: &[AtomicU32] =
-            unsafe { std::slice::from_raw_parts(pred.as_mut_ptr().cast::<AtomicU32>(), n) };
+        let view = super::atomic(&mut pred);
         super::pieces(0..n, 1 << 14)
             .into_par_iter()
             .for_each(|piece| {

@@ -1,10 +1,11 @@
 //! The object graph of a heap: one node per live object, one per map entry, one per root, and a
 //! super-root.
 
+use super::raw::Word;
 use super::RawEdges;
 use super::{Graph, Offsets, NONE};
 use crate::heap::{HeapIndex, ObjId, Objects};
-use crate::maps::{Entry, Maps, SlotArea};
+use crate::maps::{Entry, Maps, SlotArea, SLOT_BITS};
 use crate::memory::{Addr, Memory};
 use crate::roots::Root;
 
@@ -74,6 +75,17 @@ impl EntryRuns {
     }
 }
 
+/// Entries stepped over before a lookup searches instead.
+const FIND_STEPS: usize = 16;
+
+/// A place among a container's entries in position order: a run and an entry in it, or an
+/// index into the sorted list (`run`).
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    run: usize,
+    entry: u32,
+}
+
 /// The entries a container holds, found by their [`Entry::position`].
 enum Held<'a> {
     /// Runs of entries whose positions increase throughout (the usual case: decoding walks
@@ -81,10 +93,32 @@ enum Held<'a> {
     Runs(&'a [Run], &'a [Entry]),
     /// (position, entry), sorted.
     Sorted(Vec<(u64, u32)>),
+    /// Per slot of the container's buckets or groups, its entry or `NONE`: for a container
+    /// whose entries do not come in address order (a classic bucket array holds its first
+    /// overflow buckets after its buckets, so chains jump ahead and back).
+    Slots {
+        /// Address of the first bucket or group.
+        first: u64,
+        /// Bytes per bucket or group.
+        size: u64,
+        entries: Vec<u32>,
+    },
+}
+
+/// Where the buckets or groups of a container lie: (first one's address, size, object end).
+type Grid = (u64, u64, u64);
+
+/// The index of the slot at `position` in a grid of buckets starting at `first`, if it is the
+/// start of one of them plus a slot.
+fn slot_index(position: u64, first: u64, size: u64) -> Option<usize> {
+    let d = (position & !SLOT_BITS).checked_sub(first)?;
+    (d % size == 0)
+        .then(|| usize::try_from(d / size * (SLOT_BITS + 1) + (position & SLOT_BITS)).ok())
+        .flatten()
 }
 
 impl<'a> Held<'a> {
-    fn new(entries: &'a [Entry], runs: &'a [Run]) -> Held<'a> {
+    fn new(entries: &'a [Entry], runs: &'a [Run], grid: Option<Grid>) -> Held<'a> {
         let all = || {
             runs.iter()
                 .flat_map(|&(_, from, to)| from..to)
@@ -97,30 +131,137 @@ impl<'a> Held<'a> {
             up
         });
         if increasing {
-            Held::Runs(runs, entries)
-        } else {
-            let mut v: Vec<(u64, u32)> = all().collect();
-            v.sort_unstable();
-            Held::Sorted(v)
+            return Held::Runs(runs, entries);
+        }
+        if let Some(h) = grid.and_then(|g| Held::by_slot(all(), g)) {
+            return h;
+        }
+        let mut v: Vec<(u64, u32)> = all().collect();
+        v.sort_unstable();
+        Held::Sorted(v)
+    }
+
+    /// The entries by slot; None if one lies off the grid or two share a slot (damage: the
+    /// sorted list keeps both).
+    fn by_slot(
+        all: impl Iterator<Item = (u64, u32)>,
+        (first, size, end): Grid,
+    ) -> Option<Held<'a>> {
+        if size == 0 {
+            return None;
+        }
+        let buckets = end.checked_sub(first)?.div_ceil(size);
+        let len = usize::try_from(buckets.checked_mul(SLOT_BITS + 1)?).ok()?;
+        let mut entries = vec![NONE; len];
+        for (p, i) in all {
+            let slot = entries.get_mut(slot_index(p, first, size)?)?;
+            if *slot != NONE {
+                return None;
+            }
+            *slot = i;
+        }
+        Some(Held::Slots {
+            first,
+            size,
+            entries,
+        })
+    }
+
+    /// The first place whose position is at least `position`.
+    fn seek(&self, position: u64) -> Place {
+        match self {
+            Held::Runs(runs, entries) => {
+                let pos = |e: u32| entries[e as usize].position();
+                let k = runs.partition_point(|r| pos(r.2 - 1) < position);
+                let entry = runs.get(k).map_or(0, |&(_, from, to)| {
+                    let run = &entries[from as usize..to as usize];
+                    from + run.partition_point(|e| e.position() < position) as u32
+                });
+                Place { run: k, entry }
+            }
+            Held::Sorted(v) => Place {
+                run: v.partition_point(|x| x.0 < position),
+                entry: 0,
+            },
+            // Looked up directly.
+            Held::Slots { .. } => Place {
+                run: usize::MAX,
+                entry: 0,
+            },
         }
     }
 
-    /// The entry at a position.
-    fn find(&self, position: u64) -> Option<u32> {
+    /// The position and entry at a place; None past the last entry.
+    fn at(&self, p: Place) -> Option<(u64, u32)> {
         match self {
             Held::Runs(runs, entries) => {
-                let k = runs.partition_point(|r| entries[r.1 as usize].position() <= position);
-                let &(_, from, to) = runs.get(k.checked_sub(1)?)?;
-                let run = &entries[from as usize..to as usize];
-                let j = run.binary_search_by_key(&position, Entry::position).ok()?;
-                Some(from + j as u32)
+                runs.get(p.run)?;
+                Some((entries[p.entry as usize].position(), p.entry))
             }
-            // Of entries at one position (decoded twice), the first.
-            Held::Sorted(v) => {
-                let j = v.partition_point(|x| x.0 < position);
-                v.get(j).filter(|x| x.0 == position).map(|x| x.1)
-            }
+            Held::Sorted(v) => v.get(p.run).copied(),
+            Held::Slots { .. } => None,
         }
+    }
+
+    /// The place after `p`.
+    fn step(&self, p: Place) -> Place {
+        match self {
+            Held::Runs(runs, _) => match runs.get(p.run) {
+                Some(&(_, _, to)) if p.entry + 1 < to => Place {
+                    run: p.run,
+                    entry: p.entry + 1,
+                },
+                _ => Place {
+                    run: p.run + 1,
+                    entry: runs.get(p.run + 1).map_or(0, |r| r.1),
+                },
+            },
+            Held::Sorted(_) | Held::Slots { .. } => Place {
+                run: p.run.saturating_add(1),
+                entry: 0,
+            },
+        }
+    }
+
+    /// The entry at a position (of entries decoded twice at one, the first). `near` remembers
+    /// where the last lookup's bucket or group began, so that lookups in address order, as a
+    /// container's pointer words come, step forward instead of searching.
+    fn find(&self, near: &mut Option<(u64, Place)>, position: u64) -> Option<u32> {
+        if let Held::Slots {
+            first,
+            size,
+            entries,
+        } = self
+        {
+            let e = *entries.get(slot_index(position, *first, *size)?)?;
+            return (e != NONE).then_some(e);
+        }
+        let bucket = position & !SLOT_BITS;
+        let mut p = match *near {
+            Some((b, p)) if b <= bucket => p,
+            _ => self.seek(bucket),
+        };
+        let mut steps = 0;
+        while let Some((q, _)) = self.at(p) {
+            if q >= bucket {
+                break;
+            }
+            if steps == FIND_STEPS {
+                p = self.seek(bucket);
+                break;
+            }
+            p = self.step(p);
+            steps += 1;
+        }
+        *near = Some((bucket, p));
+        // The bucket's entries follow.
+        while let Some((q, e)) = self.at(p) {
+            if q >= position {
+                return (q == position).then_some(e);
+            }
+            p = self.step(p);
+        }
+        None
     }
 
     /// The entries in address order.
@@ -128,6 +269,7 @@ impl<'a> Held<'a> {
         match self {
             Held::Runs(runs, _) => Box::new(runs.iter().flat_map(|&(_, from, to)| from..to)),
             Held::Sorted(v) => Box::new(v.iter().map(|x| x.1)),
+            Held::Slots { entries, .. } => Box::new(entries.iter().copied().filter(|&e| e != NONE)),
         }
     }
 }
@@ -161,41 +303,50 @@ impl Container {
             successors: Vec::new(),
             entry_of_edge: Vec::new(),
         };
-        let held = Held::new(&maps.entries, runs);
+        let obj_start = objects.addr(ObjId(id));
+        let grid = area.map(|a| {
+            let first = obj_start.0 + a.phase % a.size.max(1);
+            (first, a.size, obj_start.0 + objects.size(ObjId(id)))
+        });
+        let held = Held::new(&maps.entries, runs, grid);
         c.successors.extend(held.in_order().map(|e| n + e));
         // A container's entries belong to one map.
         let map = runs.first().map(|r| maps.map_of(r.1 as usize));
-        let obj_start = objects.addr(ObjId(id));
         let (targets, words) = raw.of(id);
         // A Go 1.23 map's bucket array is one object holding most of the heap's edges: its
         // edges are looked at in pieces on every core, in place.
         c.entry_of_edge = vec![NONE; targets.len()];
-        let outside: Vec<Vec<u32>> = c
-            .entry_of_edge
-            .par_chunks_mut(EDGE_PIECE)
-            .zip(targets.par_chunks(EDGE_PIECE))
-            .zip(words.par_chunks(EDGE_PIECE))
-            .map(|((entries, targets), words)| {
-                let mut outside = Vec::new();
-                for ((entry, &t), &word) in entries.iter_mut().zip(targets).zip(words) {
-                    let w = Addr(obj_start.0 + word.offset());
-                    match area {
-                        // In the slots: an entry's key or value, or a stale word no entry owns.
-                        Some(a) if a.contains(obj_start, w) => {
-                            let rel = a.offset(obj_start, w);
-                            if let Some(e) = map
-                                .and_then(|m| m.position_at(Addr(w.0 - rel), rel))
-                                .and_then(|p| held.find(p))
-                            {
-                                *entry = e;
-                            }
+        let piece = |(entries, targets, words): (&mut [u32], &[u32], &[Word])| {
+            let mut outside = Vec::new();
+            let mut near = None;
+            for ((entry, &t), &word) in entries.iter_mut().zip(targets).zip(words) {
+                let w = Addr(obj_start.0 + word.offset());
+                match area {
+                    // In the slots: an entry's key or value, or a stale word no entry owns.
+                    Some(a) if a.contains(obj_start, w) => {
+                        let rel = a.offset(obj_start, w);
+                        if let Some(e) = map
+                            .and_then(|m| m.position_at(Addr(w.0 - rel), rel))
+                            .and_then(|p| held.find(&mut near, p))
+                        {
+                            *entry = e;
                         }
-                        _ => outside.push(t),
                     }
+                    _ => outside.push(t),
                 }
-                outside
-            })
-            .collect();
+            }
+            outside
+        };
+        let outside: Vec<Vec<u32>> = if targets.len() <= EDGE_PIECE {
+            // Most containers are one bucket or group array of a few edges.
+            vec![piece((&mut c.entry_of_edge, targets, words))]
+        } else {
+            (c.entry_of_edge.par_chunks_mut(EDGE_PIECE))
+                .zip(targets.par_chunks(EDGE_PIECE))
+                .zip(words.par_chunks(EDGE_PIECE))
+                .map(|((e, t), w)| piece((e, t, w)))
+                .collect()
+        };
         c.successors.extend(outside.into_iter().flatten());
         c
     }
@@ -317,16 +468,31 @@ impl HeapGraph {
             }
         });
 
-        // Entries: each container's edges go to their entries' places, then each entry's
-        // targets are put in id order.
+        // Entries: each container's edges go to their entries' places (an entry's edges all
+        // come from its container; their order is settled below), pieces of edges on every
+        // core, then each entry's targets are put in id order.
         let mut filled = vec![0u32; n_entries as usize];
-        for c in &containers {
-            let edges = raw.targets_of(c.id).iter().zip(&c.entry_of_edge);
-            for (&t, &e) in edges.filter(|(_, &e)| e != NONE) {
-                let at = offsets.get((n + e) as usize) as usize + filled[e as usize] as usize;
-                targets[at] = t;
-                filled[e as usize] += 1;
-            }
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            let (filled, slots) = (super::atomic(&mut filled), super::atomic(&mut targets));
+            let pieces: Vec<(&Container, std::ops::Range<usize>)> = (containers.iter())
+                .flat_map(|c| {
+                    let edges = 0..c.entry_of_edge.len();
+                    super::pieces(edges, EDGE_PIECE)
+                        .into_iter()
+                        .map(move |r| (c, r))
+                })
+                .collect();
+            pieces.into_par_iter().for_each(|(c, r)| {
+                let targets = &raw.targets_of(c.id)[r.clone()];
+                for (&t, &e) in targets.iter().zip(&c.entry_of_edge[r]) {
+                    if e != NONE {
+                        let k = filled[e as usize].fetch_add(1, Relaxed);
+                        let at = offsets.get((n + e) as usize) as usize + k as usize;
+                        slots[at].store(t, Relaxed);
+                    }
+                }
+            });
         }
         drop(filled);
         drop(containers);
@@ -393,5 +559,109 @@ impl HeapGraph {
     pub fn as_root(&self, v: u32) -> Option<usize> {
         let first = self.objects + self.entries;
         (v >= first && v < first + self.roots).then(|| (v - first) as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bucket array at 0x10000 of 110 buckets of 208 bytes: entries as a classic map decodes
+    /// them, each bucket followed by its overflow bucket from the array's tail when it has one.
+    fn bucket_array() -> (Vec<Entry>, Vec<Run>, Grid) {
+        let (first, size, buckets) = (0x10000u64, 208u64, 110u64);
+        let bucket = |b: u64| Addr(first + b * size);
+        let mut entries = Vec::new();
+        let mut next_overflow = 90;
+        for b in 0..90 {
+            for i in (0..8).filter(|i| (b + i) % 3 != 0) {
+                entries.extend(Entry::new(bucket(b), i));
+            }
+            if b % 7 == 0 {
+                entries.extend(Entry::new(bucket(next_overflow), b % 8));
+                next_overflow += 1;
+            }
+        }
+        let runs = vec![(1, 0, entries.len() as u32)];
+        (entries, runs, (first, size, first + buckets * size))
+    }
+
+    /// The entry at a position, by looking at every one.
+    fn naive(entries: &[Entry], position: u64) -> Option<u32> {
+        entries
+            .iter()
+            .position(|e| e.position() == position)
+            .map(|i| i as u32)
+    }
+
+    #[test]
+    fn lookups_in_address_order_match_a_plain_search() {
+        let (entries, runs, grid) = bucket_array();
+        let positions: Vec<u64> = (grid.0..grid.2)
+            .step_by(grid.1 as usize)
+            .flat_map(|b| (0..8).map(move |i| b | i))
+            .collect();
+        let slots = Held::new(&entries, &runs, Some(grid));
+        let sorted = Held::new(&entries, &runs, None);
+        assert!(matches!(slots, Held::Slots { .. }));
+        assert!(matches!(sorted, Held::Sorted(_)));
+        // Entries in address order only: one run per bucket.
+        let ordered: Vec<Entry> = {
+            let mut v = entries.clone();
+            v.sort_by_key(Entry::position);
+            v
+        };
+        let mut ordered_runs = Vec::new();
+        for (i, e) in ordered.iter().enumerate() {
+            let fresh = i == 0 || ordered[i - 1].bucket() != e.bucket();
+            if fresh {
+                ordered_runs.push((1, i as u32, i as u32 + 1));
+            } else if let Some(r) = ordered_runs.last_mut() {
+                r.2 += 1;
+            }
+        }
+        let runs_held = Held::new(&ordered, &ordered_runs, Some(grid));
+        assert!(matches!(runs_held, Held::Runs(..)));
+        for held in [&slots, &sorted] {
+            let mut near = None;
+            for &p in &positions {
+                assert_eq!(held.find(&mut near, p), naive(&entries, p), "{p:#x}");
+            }
+            let in_order: Vec<u64> = (held.in_order())
+                .map(|e| entries[e as usize].position())
+                .collect();
+            assert_eq!(
+                in_order,
+                ordered.iter().map(Entry::position).collect::<Vec<_>>()
+            );
+        }
+        // Keys before values: slot indices go 0..8 twice per bucket, and some lookups jump
+        // back to an earlier bucket.
+        let mut near = None;
+        for (k, &p) in positions.iter().enumerate() {
+            for q in [p, p ^ 3, positions[k / 2]] {
+                assert_eq!(runs_held.find(&mut near, q), naive(&ordered, q), "{q:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn off_grid_or_repeated_entries_fall_back_to_the_sorted_list() {
+        let (mut entries, _, grid) = bucket_array();
+        // An entry decoded twice.
+        entries.push(entries[5]);
+        let runs = vec![(1, 0, entries.len() as u32)];
+        assert!(matches!(
+            Held::new(&entries, &runs, Some(grid)),
+            Held::Sorted(_)
+        ));
+        // A bucket off the grid.
+        entries.pop();
+        entries.extend(Entry::new(Addr(grid.0 + 8), 0));
+        let runs = vec![(1, 0, entries.len() as u32)];
+        assert!(matches!(
+            Held::new(&entries, &runs, Some(grid)),
+            Held::Sorted(_)
+        ));
     }
 }

@@ -43,6 +43,18 @@ pub(crate) fn pieces(range: std::ops::Range<usize>, size: usize) -> Vec<std::ops
         .collect()
 }
 
+/// A `u32` slice seen as atomics, to be written from every core.
+pub(crate) fn atomic(slice: &mut [u32]) -> &[std::sync::atomic::AtomicU32] {
+    // SAFETY: AtomicU32 has the size, alignment and bit validity of u32, and `slice` stays
+    // borrowed exclusively for as long as the view lives.
+    unsafe {
+        std::slice::from_raw_parts(
+            slice.as_mut_ptr().cast::<std::sync::atomic::AtomicU32>(),
+            slice.len(),
+        )
+    }
+}
+
 /// `slice` cut into consecutive parts of the given lengths (a part is cut short at the end of
 /// the slice; what is left over is dropped).
 pub(crate) fn cut_mut<T>(

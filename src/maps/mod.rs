@@ -37,11 +37,11 @@ pub struct Entry {
 }
 
 /// Slots per bucket or group: the slot index fits in an entry's low three bits.
-const SLOT_BITS: u64 = 7;
+pub(crate) const SLOT_BITS: u64 = 7;
 
 impl Entry {
     /// The entry in slot `i` of the bucket or group at `bucket`, if that is 8-aligned.
-    fn new(bucket: Addr, i: u64) -> Option<Entry> {
+    pub(crate) fn new(bucket: Addr, i: u64) -> Option<Entry> {
         (bucket.0 & SLOT_BITS == 0 && i <= SLOT_BITS).then_some(Entry { slot: bucket.0 | i })
     }
 
