@@ -133,18 +133,40 @@ pub fn cut(s: &str, width: usize) -> String {
 /// The key up to (not including) its `depth`-th delimiter; keys with fewer delimiters give
 /// their longest delimited prefix (everything before the last delimiter, or "" with none).
 pub fn prefix<'k>(key: &'k str, depth: usize, delimiters: &str) -> &'k str {
-    let mut last = None;
-    for (seen, (i, _)) in key
-        .char_indices()
-        .filter(|(_, c)| delimiters.contains(*c))
-        .enumerate()
-    {
-        last = Some(i);
-        if seen + 1 >= depth.max(1) {
-            break;
+    let at = key.char_indices().filter(|(_, c)| delimiters.contains(*c));
+    &key[..cut_before(at.map(|(i, _)| i), depth)]
+}
+
+/// A set of ASCII delimiters, to cut keys' raw bytes.
+#[derive(Debug, Clone)]
+pub struct AsciiDelimiters([bool; 128]);
+
+impl AsciiDelimiters {
+    /// The set, if every delimiter is ASCII.
+    pub fn new(delimiters: &str) -> Option<AsciiDelimiters> {
+        let mut set = [false; 128];
+        for c in delimiters.chars() {
+            *set.get_mut(usize::try_from(u32::from(c)).ok()?)? = true;
         }
+        Some(AsciiDelimiters(set))
     }
-    last.map_or("", |i| &key[..i])
+
+    fn contains(&self, b: u8) -> bool {
+        self.0.get(usize::from(b)).copied().unwrap_or(false)
+    }
+}
+
+/// [`prefix`] of a key's raw bytes: the same cut, since an ASCII byte is never part of a
+/// UTF-8 sequence, valid or not (so the lossy text of the prefix is the prefix of the text).
+pub fn prefix_bytes<'k>(key: &'k [u8], depth: usize, delimiters: &AsciiDelimiters) -> &'k [u8] {
+    let at = (key.iter().enumerate()).filter(|(_, &b)| delimiters.contains(b));
+    &key[..cut_before(at.map(|(i, _)| i), depth)]
+}
+
+/// Where a prefix ends, given the delimiters' positions in order: at the `depth`-th one, else
+/// the last one, else 0.
+fn cut_before(delimiters: impl Iterator<Item = usize>, depth: usize) -> usize {
+    delimiters.take(depth.max(1)).last().unwrap_or(0)
 }
 
 /// The key as a pattern: numbers become `{n}`, hex runs `{hex}`, UUIDs `{uuid}`, other
@@ -258,6 +280,29 @@ mod tests {
         assert_eq!(prefix("eu", 2, ":"), "");
         assert_eq!(prefix("acct:eu-west:00104729", 1, D), "acct");
         assert_eq!(prefix("acct:eu-west:00104729", 2, D), "acct:eu");
+    }
+
+    #[test]
+    fn prefix_of_raw_bytes_is_the_prefix_of_the_text() {
+        let keys: [&[u8]; 7] = [
+            b"acct:eu-west:00104729",
+            b"a:b:c:d",
+            b"eu",
+            b"",
+            "caf\u{e9}:cr\u{e8}me/br\u{fb}l\u{e9}e".as_bytes(),
+            // Invalid UTF-8 next to delimiters: a cut-short sequence, a stray continuation.
+            b"ab\xe2:\x80x.\xffz/q",
+            b"\xe2\x82:\xe2\x82\xac.",
+        ];
+        let set = AsciiDelimiters::new(D).expect("the default delimiters are ASCII");
+        for key in keys {
+            let text = String::from_utf8_lossy(key);
+            for depth in 0..5 {
+                let cut = String::from_utf8_lossy(prefix_bytes(key, depth, &set));
+                assert_eq!(cut, prefix(&text, depth, D), "{key:?} at depth {depth}");
+            }
+        }
+        assert!(AsciiDelimiters::new(":\u{b7}").is_none());
     }
 
     #[test]

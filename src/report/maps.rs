@@ -439,8 +439,9 @@ impl EntrySizes<'_> {
 type Groups = HashMap<String, (u64, u64, String)>;
 
 /// A group while string keys are being grouped: entries, bytes, and the first entry's index
-/// with its key as shown.
-type Partial = HashMap<String, (u64, u64, u32, String)>;
+/// with its key as shown. Looked up once per entry: a fast hash (the groups are sorted before
+/// they are shown, so their order in the table does not matter).
+type Partial = HashMap<String, (u64, u64, u32, String), foldhash::fast::RandomState>;
 
 /// How many keys ahead grouping asks for an entry's retained size.
 const PREFETCH_AHEAD: usize = 16;
@@ -508,6 +509,7 @@ fn group_string_keys(
             keys::cut(&keys::quote(text), opts.key_width)
         }
     };
+    let ascii = keys::AsciiDelimiters::new(&opts.delimiters);
     let chunk_groups = |chunk: &[u64]| {
         // Keys come in address order, many to a page: each page is asked for once.
         let mut asked = 0u64;
@@ -519,7 +521,7 @@ fn group_string_keys(
                 (p, n as u64)
             })
         }));
-        let mut groups = Partial::new();
+        let mut groups = Partial::default();
         for (j, &k) in chunk.iter().enumerate() {
             // Entries come in key order, their retained sizes at random: fetch ahead.
             if let Some(&ahead) = chunk.get(j + PREFETCH_AHEAD) {
@@ -534,10 +536,16 @@ fn group_string_keys(
                 0 => Cow::Borrowed(&[][..]),
                 _ => mem.read(p, n).unwrap_or_default(),
             };
-            let text = String::from_utf8_lossy(&bytes);
-            let group: Cow<str> = match opts.group_by {
-                GroupBy::Prefix => Cow::Borrowed(keys::prefix(&text, opts.depth, &opts.delimiters)),
-                GroupBy::Shape => Cow::Owned(keys::shape(&text, &opts.delimiters)),
+            let text = || String::from_utf8_lossy(&bytes);
+            let group: Cow<str> = match (opts.group_by, &ascii) {
+                // Only the prefix is decoded; the whole key only when it is shown.
+                (GroupBy::Prefix, Some(set)) => {
+                    String::from_utf8_lossy(keys::prefix_bytes(&bytes, opts.depth, set))
+                }
+                (GroupBy::Prefix, None) => {
+                    Cow::Owned(keys::prefix(&text(), opts.depth, &opts.delimiters).to_string())
+                }
+                (GroupBy::Shape, _) => Cow::Owned(keys::shape(&text(), &opts.delimiters)),
             };
             let group = if opts.redact {
                 Cow::Owned(keys::shape(&group, &opts.delimiters))
@@ -549,18 +557,18 @@ fn group_string_keys(
                     g.0 += 1;
                     g.1 += r;
                     if i < g.2 {
-                        (g.2, g.3) = (i, shown(&text));
+                        (g.2, g.3) = (i, shown(&text()));
                     }
                 }
                 None => {
-                    groups.insert(group.into_owned(), (1, r, i, shown(&text)));
+                    groups.insert(group.into_owned(), (1, r, i, shown(&text())));
                 }
             }
         }
         groups
     };
     let parts: Vec<Partial> = order.par_chunks(KEY_CHUNK).map(chunk_groups).collect();
-    let mut all = Partial::new();
+    let mut all = Partial::default();
     for part in parts {
         for (k, (n, bytes, first, shown)) in part {
             match all.entry(k) {
