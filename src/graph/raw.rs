@@ -2,7 +2,7 @@
 //! and the final graph, with the byte offset of each pointer word inside its object.
 
 use crate::heap::{Heap, HeapIndex, Objects, PointerBits, LOCATE_BATCH};
-use crate::memory::Memory;
+use crate::memory::{Addr, Memory};
 
 /// Spans per block asked for ahead while pointers are read.
 const FETCH_SPANS: usize = 512;
@@ -31,6 +31,69 @@ impl Word {
     /// Whether the pointer holds the exact start of the target's value.
     pub fn at_start(self) -> bool {
         self.0 & Word::AT_START != 0
+    }
+}
+
+/// Pointer words of one object from which its words are read in pieces on every core (the
+/// Go 1.23 ledger sample's bucket array, about 70 K, takes this path).
+const SPLIT_WORDS: usize = 1 << 15;
+
+/// Pointers read but not yet resolved: they are looked up in batches, so that the memory
+/// misses of a batch overlap.
+struct Pending {
+    /// (value, object within the part, offset of the word in its object).
+    batch: Vec<(u64, u32, u64)>,
+    values: Vec<u64>,
+    found: Vec<Option<crate::heap::Located>>,
+}
+
+impl Pending {
+    fn new() -> Pending {
+        Pending {
+            batch: Vec::with_capacity(LOCATE_BATCH),
+            values: Vec::with_capacity(LOCATE_BATCH),
+            found: Vec::with_capacity(LOCATE_BATCH),
+        }
+    }
+
+    /// Reads the pointer word at `w`, `offset` bytes into object `k` of the part.
+    #[allow(clippy::too_many_arguments)]
+    fn word(
+        &mut self,
+        mem: &Memory,
+        objects: &Objects,
+        index: &HeapIndex,
+        w: Addr,
+        k: u32,
+        offset: u64,
+        e: &mut Part,
+    ) {
+        match mem.u64(w) {
+            Ok(0) => {}
+            Ok(v) => {
+                self.batch.push((v, k, offset));
+                if self.batch.len() == LOCATE_BATCH {
+                    self.flush(objects, index, e);
+                }
+            }
+            Err(_) => e.unreadable += 1,
+        }
+    }
+
+    /// Resolves the pointers waiting and adds those to live objects as edges of the part.
+    fn flush(&mut self, objects: &Objects, index: &HeapIndex, e: &mut Part) {
+        self.values.clear();
+        self.values.extend(self.batch.iter().map(|b| b.0));
+        objects.locate_batch(index, &self.values, &mut self.found);
+        for (&(_, k, off), t) in self.batch.iter().zip(self.found.iter()) {
+            let Some(t) = t else { continue };
+            if let Some(word) = Word::new(off, t.at_start) {
+                e.targets.push(t.id.0);
+                e.words.push(word);
+                e.counts[k as usize] += 1;
+            }
+        }
+        self.batch.clear();
     }
 }
 
@@ -135,30 +198,10 @@ impl RawEdges {
         bits: &PointerBits,
         spans: std::ops::Range<usize>,
     ) -> Part {
+        use rayon::prelude::*;
         let mut e = Part::default();
         let mut words = Vec::new();
-        // Pointers waiting to be resolved in one batch: (value, object within the run, offset
-        // of the word in its object).
-        let mut batch: Vec<(u64, u32, u64)> = Vec::with_capacity(LOCATE_BATCH);
-        let mut values: Vec<u64> = Vec::with_capacity(LOCATE_BATCH);
-        let mut found = Vec::with_capacity(LOCATE_BATCH);
-        let flush = |batch: &mut Vec<(u64, u32, u64)>,
-                     values: &mut Vec<u64>,
-                     found: &mut Vec<Option<crate::heap::Located>>,
-                     e: &mut Part| {
-            values.clear();
-            values.extend(batch.iter().map(|b| b.0));
-            objects.locate_batch(index, values, found);
-            for (&(_, k, off), t) in batch.iter().zip(found.iter()) {
-                let Some(t) = t else { continue };
-                if let Some(word) = Word::new(off, t.at_start) {
-                    e.targets.push(t.id.0);
-                    e.words.push(word);
-                    e.counts[k as usize] += 1;
-                }
-            }
-            batch.clear();
-        };
+        let mut pending = Pending::new();
         // The scan spans of the next block are asked for while this block is read; a block's
         // fetch is dropped once it is read.
         let fetch = |from: usize| {
@@ -185,21 +228,39 @@ impl RawEdges {
                 if bits.pointer_words(mem, heap, si, slot, &mut words).is_err() {
                     e.unreadable += 1;
                 }
-                for w in &words {
-                    match mem.u64(*w) {
-                        Ok(0) => {}
-                        Ok(v) => {
-                            batch.push((v, k, w.0 - start.0));
-                            if batch.len() == LOCATE_BATCH {
-                                flush(&mut batch, &mut values, &mut found, &mut e);
-                            }
-                        }
-                        Err(_) => e.unreadable += 1,
+                if words.len() < SPLIT_WORDS {
+                    for w in &words {
+                        pending.word(mem, objects, index, *w, k, w.0 - start.0, &mut e);
                     }
+                    continue;
+                }
+                // One object with a large share of the heap's pointers (a Go 1.23 map's bucket
+                // array): its words are read in pieces on every core, then added in order.
+                pending.flush(objects, index, &mut e);
+                let pieces: Vec<Part> = words
+                    .par_chunks(SPLIT_WORDS)
+                    .map(|ws| {
+                        let mut part = Part {
+                            counts: vec![0],
+                            ..Part::default()
+                        };
+                        let mut pending = Pending::new();
+                        for w in ws {
+                            pending.word(mem, objects, index, *w, 0, w.0 - start.0, &mut part);
+                        }
+                        pending.flush(objects, index, &mut part);
+                        part
+                    })
+                    .collect();
+                for p in pieces {
+                    e.counts[k as usize] += p.counts[0];
+                    e.targets.extend_from_slice(&p.targets);
+                    e.words.extend_from_slice(&p.words);
+                    e.unreadable += p.unreadable;
                 }
             }
         }
-        flush(&mut batch, &mut values, &mut found, &mut e);
+        pending.flush(objects, index, &mut e);
         e
     }
 
