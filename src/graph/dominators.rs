@@ -151,18 +151,14 @@ impl<F: Fn(u32) -> u64> Settler<'_, F> {
         p < SHARED && !self.hanging.get(v)
     }
 
-    /// Whether `v`, not settled yet, hangs: its only predecessor is `p` and, in sweep
-    /// `sweep`, it is a leaf (first sweep) or all its successors hang (later ones).
-    fn hangs(&self, v: u32, p: u32, sweep: usize) -> bool {
+    /// Whether `v`, not settled yet and not a leaf, hangs: its only predecessor is `p` and
+    /// all its successors hang.
+    fn hangs(&self, v: u32, p: u32) -> bool {
         if !self.open(v, p) {
             return false;
         }
         let succ = self.g.successors(v);
-        if sweep == 0 {
-            succ.is_empty()
-        } else {
-            !succ.is_empty() && succ.iter().all(|&w| self.hanging.get(w))
-        }
+        !succ.is_empty() && succ.iter().all(|&w| self.hanging.get(w))
     }
 }
 
@@ -175,8 +171,33 @@ fn hanging_trees<F: Fn(u32) -> u64 + Sync>(pred: &[u32], s: &mut Settler<'_, F>)
     // (including those found in earlier blocks of the same sweep). Within a block, nodes are
     // checked and summed on every core against what hung before the block, then settled.
     use rayon::prelude::*;
+    // The first sweep's nodes, leaves, depend on no other node: all are settled at once, in
+    // 64-aligned pieces on every core.
+    let shallow = &s.shallow;
+    let leaves: usize = (s.hanging.0.par_chunks_mut(SWEEP_PIECE / 64))
+        .zip(s.retained.low.par_chunks_mut(SWEEP_PIECE))
+        .zip(s.retained.high.par_chunks_mut(SWEEP_PIECE))
+        .enumerate()
+        .map(|(k, ((words, low), high))| {
+            let first = k * SWEEP_PIECE;
+            let mut settled = 0;
+            for i in 0..low.len() {
+                let v = (first + i) as u32;
+                if pred[v as usize] < SHARED && g.offsets.range(v as usize).is_empty() {
+                    words[i / 64] |= 1 << (i % 64);
+                    (low[i], high[i]) = Retained::split(shallow(v));
+                    settled += 1;
+                }
+            }
+            settled
+        })
+        .sum();
+    s.count += leaves;
+    if leaves == 0 {
+        return;
+    }
     let mut found: Vec<u32> = Vec::new();
-    for sweep in 0..SWEEPS {
+    for sweep in 1..SWEEPS {
         let before = s.count;
         for block in (0..n).step_by(SWEEP_BLOCK) {
             let end = (block + SWEEP_BLOCK).min(n);
@@ -186,15 +207,15 @@ fn hanging_trees<F: Fn(u32) -> u64 + Sync>(pred: &[u32], s: &mut Settler<'_, F>)
                 .map(|piece| {
                     let mut out = Vec::new();
                     for v in piece.start as u32..piece.end as u32 {
-                        // Later sweeps read successors' marks and sizes at random: ask ahead.
+                        // Successors' marks and sizes are read at random: ask ahead.
                         let a = v.wrapping_add(SWEEP_AHEAD);
-                        if sweep > 0 && (a as usize) < end && view.open(a, pred[a as usize]) {
+                        if (a as usize) < end && view.open(a, pred[a as usize]) {
                             for &w in g.successors(a) {
                                 view.hanging.prefetch(w);
                                 view.retained.prefetch(w);
                             }
                         }
-                        if view.hangs(v, pred[v as usize], sweep) {
+                        if view.hangs(v, pred[v as usize]) {
                             out.push((v, view.sum_of_few(v).unwrap_or(WIDE_SUM)));
                         }
                     }
