@@ -94,3 +94,40 @@ fn pointer_words_of_live_objects_point_to_live_objects() {
         assert!(to_live >= entries, "{}: {to_live} < {entries}", s.name);
     }
 }
+
+/// A large object read in pieces of its words (as the pointer scan reads a big bucket array on
+/// every core) gives the same pointer words, in the same order, as read whole.
+#[test]
+fn pointer_words_read_in_pieces_equal_the_whole() {
+    use coreheap::heap::PointerBits;
+    let mut large = 0;
+    for s in samples() {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let rt = Runtime::new(&p);
+        let heap = Heap::read(&rt).unwrap();
+        let bits = PointerBits::new(&rt, &heap).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let (mut whole, mut pieces) = (Vec::new(), Vec::new());
+        for (si, span) in heap.spans.iter().enumerate() {
+            if span.elemsize < 4096 || span.noscan() {
+                continue;
+            }
+            for i in span.live_slots() {
+                large += 1;
+                whole.clear();
+                pieces.clear();
+                bits.pointer_words(&p.mem, &heap, si, i, &mut whole)
+                    .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+                // Pieces of an odd size, so that they cut elements and bitmap words.
+                for from in (0..span.elemsize / 8).step_by(77) {
+                    bits.pointer_words_in(&p.mem, &heap, si, i, from..from + 77, &mut pieces)
+                        .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+                }
+                assert_eq!(pieces, whole, "{}: span {si} slot {i}", s.name);
+            }
+        }
+    }
+    assert!(
+        large > 100,
+        "only {large} large pointerful objects in the samples"
+    );
+}

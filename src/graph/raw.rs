@@ -34,9 +34,12 @@ impl Word {
     }
 }
 
-/// Pointer words of one object from which its words are read in pieces on every core (the
-/// Go 1.23 ledger sample's bucket array, about 70 K, takes this path).
-const SPLIT_WORDS: usize = 1 << 15;
+/// Words of one object from which it is read in pieces of this many words on every core (the
+/// Go 1.23 ledger sample's bucket array, about 110 K words, takes this path).
+const SPLIT_WORDS: u64 = 1 << 15;
+
+/// Pieces of a large object read at once, before their edges are added.
+const SPLIT_WAVE: usize = 64;
 
 /// Pointers read but not yet resolved: they are looked up in batches, so that the memory
 /// misses of a batch overlap.
@@ -224,40 +227,53 @@ impl RawEdges {
                 let start = span.slot(slot);
                 let k = e.counts.len() as u32;
                 e.counts.push(0);
-                words.clear();
-                if bits.pointer_words(mem, heap, si, slot, &mut words).is_err() {
-                    e.unreadable += 1;
-                }
-                if words.len() < SPLIT_WORDS {
+                let object_words = span.elemsize / 8;
+                if object_words < SPLIT_WORDS {
+                    words.clear();
+                    if bits.pointer_words(mem, heap, si, slot, &mut words).is_err() {
+                        e.unreadable += 1;
+                    }
                     for w in &words {
                         pending.word(mem, objects, index, *w, k, w.0 - start.0, &mut e);
                     }
                     continue;
                 }
-                // One object with a large share of the heap's pointers (a Go 1.23 map's bucket
-                // array): its words are read in pieces on every core, then added in order.
+                // One large object (a Go 1.23 map's bucket array can hold half the heap's
+                // pointers): pieces of its words are read on every core, a wave at a time, and
+                // their edges added in order.
                 pending.flush(objects, index, &mut e);
-                let pieces: Vec<Part> = words
-                    .par_chunks(SPLIT_WORDS)
-                    .map(|ws| {
-                        let mut part = Part {
-                            counts: vec![0],
-                            ..Part::default()
-                        };
-                        let mut pending = Pending::new();
-                        for w in ws {
-                            pending.word(mem, objects, index, *w, 0, w.0 - start.0, &mut part);
-                        }
-                        pending.flush(objects, index, &mut part);
-                        part
-                    })
-                    .collect();
-                for p in pieces {
-                    e.counts[k as usize] += p.counts[0];
-                    e.targets.extend_from_slice(&p.targets);
-                    e.words.extend_from_slice(&p.words);
-                    e.unreadable += p.unreadable;
+                let starts: Vec<u64> = (0..object_words).step_by(SPLIT_WORDS as usize).collect();
+                let mut damaged = false;
+                for wave in starts.chunks(SPLIT_WAVE) {
+                    let pieces: Vec<(Part, bool)> = wave
+                        .par_iter()
+                        .map(|&from| {
+                            let mut part = Part {
+                                counts: vec![0],
+                                ..Part::default()
+                            };
+                            let mut words = Vec::new();
+                            let range = from..from + SPLIT_WORDS;
+                            let damaged = (bits
+                                .pointer_words_in(mem, heap, si, slot, range, &mut words))
+                            .is_err();
+                            let mut pending = Pending::new();
+                            for w in &words {
+                                pending.word(mem, objects, index, *w, 0, w.0 - start.0, &mut part);
+                            }
+                            pending.flush(objects, index, &mut part);
+                            (part, damaged)
+                        })
+                        .collect();
+                    for (p, d) in pieces {
+                        e.counts[k as usize] += p.counts[0];
+                        e.targets.extend_from_slice(&p.targets);
+                        e.words.extend_from_slice(&p.words);
+                        e.unreadable += p.unreadable;
+                        damaged |= d;
+                    }
                 }
+                e.unreadable += u64::from(damaged);
             }
         }
         pending.flush(objects, index, &mut e);

@@ -266,12 +266,28 @@ impl PointerBits {
         i: u64,
         out: &mut Vec<Addr>,
     ) -> Result<(), MemError> {
+        self.pointer_words_in(mem, heap, si, i, 0..u64::MAX, out)
+    }
+
+    /// Appends the addresses of the pointer words of slot `i` of span `si` whose word index
+    /// in the slot lies in `range` to `out` (a large object read in pieces).
+    pub fn pointer_words_in(
+        &self,
+        mem: &Memory,
+        heap: &Heap,
+        si: usize,
+        i: u64,
+        range: std::ops::Range<u64>,
+        out: &mut Vec<Addr>,
+    ) -> Result<(), MemError> {
         let s = &heap.spans[si];
         if s.noscan() {
             return Ok(());
         }
         let obj = s.slot(i);
-        let words = s.elemsize / 8;
+        let words = (s.elemsize / 8).min(range.end);
+        let (lo, hi) = (range.start.saturating_mul(8), range.end.saturating_mul(8));
+        let in_range = |a: Addr| (lo..hi).contains(&(a.0 - obj.0));
         match self {
             PointerBits::ArenaBitmap {
                 l2,
@@ -280,7 +296,7 @@ impl PointerBits {
                 bitmap_off,
                 no_more_ptrs_off,
             } => {
-                let mut w = 0;
+                let mut w = range.start;
                 while w < words {
                     let a = obj.offset(8 * w);
                     let ai = a.0.wrapping_sub(*base_offset) / arena_bytes;
@@ -325,7 +341,7 @@ impl PointerBits {
                         hb.offset(first / 8),
                         ((first % 8 + words).div_ceil(8)) as usize,
                     )?;
-                    for w in 0..words {
+                    for w in range.start..words {
                         let bit = first % 8 + w;
                         if bytes[(bit / 8) as usize] >> (bit % 8) & 1 == 1 {
                             out.push(obj.offset(8 * w));
@@ -344,11 +360,18 @@ impl PointerBits {
                 if typ.0 == 0 {
                     return Ok(());
                 }
+                // The type tiles the object (arrays and slices' backing stores): the elements
+                // that overlap the range.
+                let elems = |size: u64| {
+                    let first = lo.saturating_sub(start.0 - obj.0) / size * size;
+                    (first..len.saturating_sub(size - 1))
+                        .step_by(size as usize)
+                        .take_while(move |&e| start.0 - obj.0 + e < hi)
+                };
                 if let Some((size, offsets)) = dwarf_masks.get(&si).filter(|m| m.0 > 0) {
-                    let mut elem = 0;
-                    while elem + size <= len {
-                        out.extend(offsets.iter().map(|o| start.offset(elem + o)));
-                        elem += size;
+                    for elem in elems(*size) {
+                        let at = offsets.iter().map(|o| start.offset(elem + o));
+                        out.extend(at.filter(|&a| in_range(a)));
                     }
                     return Ok(());
                 }
@@ -363,15 +386,13 @@ impl PointerBits {
                     return Ok(());
                 }
                 let mask_bytes = mem.read(mask, (ptr_bytes / 8).div_ceil(8) as usize)?;
-                // The type tiles the object (arrays and slices' backing stores).
-                let mut elem = 0;
-                while elem + size <= len {
+                for elem in elems(size) {
                     for w in 0..ptr_bytes / 8 {
-                        if mask_bytes[(w / 8) as usize] >> (w % 8) & 1 == 1 {
-                            out.push(start.offset(elem + 8 * w));
+                        let a = start.offset(elem + 8 * w);
+                        if mask_bytes[(w / 8) as usize] >> (w % 8) & 1 == 1 && in_range(a) {
+                            out.push(a);
                         }
                     }
-                    elem += size;
                 }
             }
         }
