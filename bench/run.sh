@@ -10,7 +10,7 @@
 # $BENCH_DIR/report.md.
 #
 # Environment: BENCH_DIR, BENCH_LARGE=1, BENCH_SIZES="1 4" (GiB), BENCH_VERSIONS, BENCH_RUNS,
-# BENCH_WARMUP (untimed runs before them, default 1),
+# BENCH_WARMUP (untimed runs before them, default 1, and 2 for cores of 16 GiB and more),
 # BENCH_COMMANDS="maps top", BENCH_REPORT (default $BENCH_DIR/report.md).
 set -euo pipefail
 
@@ -19,7 +19,7 @@ SAMPLES=$ROOT/samples
 GO_TOOLCHAINS=${GO_TOOLCHAINS:-$ROOT/target/go-toolchains}
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench-cores}
 RUNS=${BENCH_RUNS:-3}
-WARMUP=${BENCH_WARMUP:-1}
+WARMUP=${BENCH_WARMUP:-}
 VERSIONS=(${BENCH_VERSIONS:-1.26.6 1.23.9})
 COMMANDS=(${BENCH_COMMANDS:-maps top})
 if [[ ${BENCH_LARGE:-0} == 1 ]]; then SIZES=(${BENCH_SIZES:-1 4 16}); else SIZES=(${BENCH_SIZES:-1 4}); fi
@@ -69,13 +69,15 @@ make_core() {
 # median of the arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# timed DIR CMD: runs coreheap CMD RUNS times; prints "wall user+sys maxrss_kb" medians and
-# leaves the last run's --timings in $DIR/CMD.timings.
+# timed DIR CMD GIB: runs coreheap CMD RUNS times; prints "wall user+sys maxrss_kb" medians
+# and leaves the last run's --timings in $DIR/CMD.timings.
 timed() {
-	local dir=$1 cmd=$2 walls=() cpus=() rss=()
+	local dir=$1 cmd=$2 gib=$3 walls=() cpus=() rss=()
 	# Warm-up runs, not timed: the targets are for a warm page cache, and the first run after
-	# another core was read finds this one evicted.
-	for ((i = 0; i < WARMUP; i++)); do
+	# another core was read finds this one evicted. A core that does not fit in memory beside
+	# the tables (16 GiB here) can still miss pages on the run after a cold one.
+	local warmup=${WARMUP:-$((gib >= 16 ? 2 : 1))}
+	for ((i = 0; i < warmup; i++)); do
 		"$COREHEAP" "$cmd" "$dir/core" --exe "$dir/bigledger" --format json >/dev/null 2>&1 || true
 	done
 	for ((i = 0; i < RUNS; i++)); do
@@ -130,7 +132,7 @@ for v in "${VERSIONS[@]}"; do
 		done
 		heap_bytes=${scan%% bytes*}
 		for cmd in "${COMMANDS[@]}"; do
-			read -r wall cpu rss < <(timed "$dir" "$cmd")
+			read -r wall cpu rss < <(timed "$dir" "$cmd" "$gib")
 			t=$dir/$cmd.timings
 			objects=$(awk '$1 == "tables" {print $5}' "$t")
 			edges=$(awk '$1 == "tables" {print $8}' "$t")
