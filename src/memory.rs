@@ -380,7 +380,7 @@ impl Memory {
             ReadAhead::WillNeed => WILLNEED_MAX,
             _ => u64::MAX,
         };
-        for (start, end) in pieces(pages, most) {
+        for (start, end) in requests(pages, most) {
             // SAFETY: [start, end) is page aligned and lies inside the core's read-only
             // mapping; madvise only changes how its pages are cached.
             unsafe {
@@ -456,8 +456,8 @@ fn bridge(pages: &[PageRange], gap: u64) -> (Vec<PageRange>, Vec<PageRange>) {
     (runs, bridged)
 }
 
-/// Ranges cut into pieces of at most `most` bytes.
-fn pieces(ranges: &[PageRange], most: u64) -> impl Iterator<Item = PageRange> + '_ {
+/// Ranges cut into read-ahead requests of at most `most` bytes.
+fn requests(ranges: &[PageRange], most: u64) -> impl Iterator<Item = PageRange> + '_ {
     let most = most.max(1);
     ranges.iter().flat_map(move |&(a, b)| {
         (a..b)
@@ -572,7 +572,7 @@ mod tests {
 
     #[test]
     fn requests_are_cut_to_the_most_asked_at_once() {
-        let got: Vec<_> = pieces(&[(0, 5 << 20), (8 << 20, 9 << 20)], 2 << 20).collect();
+        let got: Vec<_> = requests(&[(0, 5 << 20), (8 << 20, 9 << 20)], 2 << 20).collect();
         assert_eq!(
             got,
             vec![
