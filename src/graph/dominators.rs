@@ -162,6 +162,38 @@ impl<F: Fn(u32) -> u64> Settler<'_, F> {
     }
 }
 
+/// Marks nodes of `nodes` (which starts on a multiple of 64) as hanging with their retained
+/// sizes, on every core: the piece of [`SWEEP_PIECE`] nodes from `first` settles the (node,
+/// size) pairs `sums(first)` gives, all inside it (pieces are 64-aligned, so their marks share
+/// no word). Returns how many were settled.
+fn settle_pieces<I: Iterator<Item = (u32, u64)>>(
+    hanging: &mut Bits,
+    retained: &mut Retained,
+    nodes: std::ops::Range<usize>,
+    sums: impl Fn(usize) -> I + Sync,
+) -> usize {
+    use rayon::prelude::*;
+    let words = &mut hanging.0[nodes.start / 64..nodes.end.div_ceil(64)];
+    let low = &mut retained.low[nodes.clone()];
+    let high = &mut retained.high[nodes.clone()];
+    (words.par_chunks_mut(SWEEP_PIECE / 64))
+        .zip(low.par_chunks_mut(SWEEP_PIECE))
+        .zip(high.par_chunks_mut(SWEEP_PIECE))
+        .enumerate()
+        .map(|(k, ((words, low), high))| {
+            let first = nodes.start + k * SWEEP_PIECE;
+            let mut settled = 0;
+            for (v, sum) in sums(first) {
+                let i = v as usize - first;
+                words[i / 64] |= 1 << (i % 64);
+                (low[i], high[i]) = Retained::split(sum);
+                settled += 1;
+            }
+            settled
+        })
+        .sum()
+}
+
 /// Finds the trees hanging off the rest of the graph (each node has one predecessor and every
 /// successor is such a node too) and sums their retained sizes bottom-up, into `s`.
 fn hanging_trees<F: Fn(u32) -> u64 + Sync>(pred: &[u32], s: &mut Settler<'_, F>) {
@@ -174,24 +206,12 @@ fn hanging_trees<F: Fn(u32) -> u64 + Sync>(pred: &[u32], s: &mut Settler<'_, F>)
     // The first sweep's nodes, leaves, depend on no other node: all are settled at once, in
     // 64-aligned pieces on every core.
     let shallow = &s.shallow;
-    let leaves: usize = (s.hanging.0.par_chunks_mut(SWEEP_PIECE / 64))
-        .zip(s.retained.low.par_chunks_mut(SWEEP_PIECE))
-        .zip(s.retained.high.par_chunks_mut(SWEEP_PIECE))
-        .enumerate()
-        .map(|(k, ((words, low), high))| {
-            let first = k * SWEEP_PIECE;
-            let mut settled = 0;
-            for i in 0..low.len() {
-                let v = (first + i) as u32;
-                if pred[v as usize] < SHARED && g.offsets.range(v as usize).is_empty() {
-                    words[i / 64] |= 1 << (i % 64);
-                    (low[i], high[i]) = Retained::split(shallow(v));
-                    settled += 1;
-                }
-            }
-            settled
-        })
-        .sum();
+    let leaves = settle_pieces(&mut s.hanging, &mut s.retained, 0..n, |first| {
+        let piece = first as u32..(first + SWEEP_PIECE).min(n) as u32;
+        piece
+            .filter(|&v| pred[v as usize] < SHARED && g.offsets.range(v as usize).is_empty())
+            .map(|v| (v, shallow(v)))
+    });
     s.count += leaves;
     if leaves == 0 {
         return;
@@ -222,30 +242,12 @@ fn hanging_trees<F: Fn(u32) -> u64 + Sync>(pred: &[u32], s: &mut Settler<'_, F>)
                     out
                 })
                 .collect();
-            // Each piece settles its own nodes (64-aligned, so their marks share no word)
-            // on every core; wide nodes, which mark successors, after it, one by one.
-            let words = &mut s.hanging.0[block / 64..end.div_ceil(64)];
-            let low = &mut s.retained.low[block..end];
-            let high = &mut s.retained.high[block..end];
-            let settled: usize = sums
-                .par_iter()
-                .zip(words.par_chunks_mut(SWEEP_PIECE / 64))
-                .zip(low.par_chunks_mut(SWEEP_PIECE))
-                .zip(high.par_chunks_mut(SWEEP_PIECE))
-                .enumerate()
-                .map(|(k, (((out, words), low), high))| {
-                    let first = block + k * SWEEP_PIECE;
-                    let mut settled = 0;
-                    for &(v, sum) in out.iter().filter(|x| x.1 != WIDE_SUM) {
-                        let i = v as usize - first;
-                        words[i / 64] |= 1 << (i % 64);
-                        (low[i], high[i]) = Retained::split(sum);
-                        settled += 1;
-                    }
-                    settled
-                })
-                .sum();
-            s.count += settled;
+            // Each piece settles its own nodes on every core; wide nodes, which mark
+            // successors, after it, one by one.
+            s.count += settle_pieces(&mut s.hanging, &mut s.retained, block..end, |first| {
+                let out = &sums[(first - block) / SWEEP_PIECE];
+                out.iter().copied().filter(|x| x.1 != WIDE_SUM)
+            });
             for &(v, sum) in sums.iter().flatten() {
                 if sum == WIDE_SUM {
                     s.hang(v);

@@ -41,6 +41,16 @@ const SPLIT_WORDS: u64 = 1 << 15;
 /// Pieces of a large object read at once, before their edges are added.
 const SPLIT_WAVE: usize = 64;
 
+/// What the pointer scan reads from: the core, the spans and objects, and the pointer bits.
+#[derive(Clone, Copy)]
+struct Scan<'a> {
+    mem: &'a Memory,
+    heap: &'a Heap,
+    index: &'a HeapIndex,
+    objects: &'a Objects,
+    bits: &'a PointerBits,
+}
+
 /// Pointers read but not yet resolved: they are looked up in batches, so that the memory
 /// misses of a batch overlap.
 struct Pending {
@@ -48,6 +58,8 @@ struct Pending {
     batch: Vec<(u64, u32, u64)>,
     values: Vec<u64>,
     found: Vec<Option<crate::heap::Located>>,
+    /// The pointer words of the object being read.
+    words: Vec<Addr>,
 }
 
 impl Pending {
@@ -56,27 +68,42 @@ impl Pending {
             batch: Vec::with_capacity(LOCATE_BATCH),
             values: Vec::with_capacity(LOCATE_BATCH),
             found: Vec::with_capacity(LOCATE_BATCH),
+            words: Vec::new(),
         }
     }
 
-    /// Reads the pointer word at `w`, `offset` bytes into object `k` of the part.
-    #[allow(clippy::too_many_arguments)]
-    fn word(
+    /// Reads the pointer words of slot `slot` of span `si` whose word index lies in `range`,
+    /// as object `k` of the part; false if its pointer bits could not all be read.
+    fn object(
         &mut self,
-        mem: &Memory,
-        objects: &Objects,
-        index: &HeapIndex,
-        w: Addr,
+        scan: &Scan,
+        si: usize,
+        slot: u64,
+        range: std::ops::Range<u64>,
         k: u32,
-        offset: u64,
         e: &mut Part,
-    ) {
-        match mem.u64(w) {
+    ) -> bool {
+        let start = scan.heap.spans[si].slot(slot);
+        let mut words = std::mem::take(&mut self.words);
+        words.clear();
+        let read = (scan.bits)
+            .pointer_words_in(scan.mem, scan.heap, si, slot, range, &mut words)
+            .is_ok();
+        for &w in &words {
+            self.word(scan, w, k, w.0 - start.0, e);
+        }
+        self.words = words;
+        read
+    }
+
+    /// Reads the pointer word at `w`, `offset` bytes into object `k` of the part.
+    fn word(&mut self, scan: &Scan, w: Addr, k: u32, offset: u64, e: &mut Part) {
+        match scan.mem.u64(w) {
             Ok(0) => {}
             Ok(v) => {
                 self.batch.push((v, k, offset));
                 if self.batch.len() == LOCATE_BATCH {
-                    self.flush(objects, index, e);
+                    self.flush(scan, e);
                 }
             }
             Err(_) => e.unreadable += 1,
@@ -84,10 +111,10 @@ impl Pending {
     }
 
     /// Resolves the pointers waiting and adds those to live objects as edges of the part.
-    fn flush(&mut self, objects: &Objects, index: &HeapIndex, e: &mut Part) {
+    fn flush(&mut self, scan: &Scan, e: &mut Part) {
         self.values.clear();
         self.values.extend(self.batch.iter().map(|b| b.0));
-        objects.locate_batch(index, &self.values, &mut self.found);
+        (scan.objects).locate_batch(scan.index, &self.values, &mut self.found);
         for (&(_, k, off), t) in self.batch.iter().zip(self.found.iter()) {
             let Some(t) = t else { continue };
             if let Some(word) = Word::new(off, t.at_start) {
@@ -159,7 +186,16 @@ impl RawEdges {
         runs.push(start..heap.spans.len());
         let parts: Vec<Part> = runs
             .into_par_iter()
-            .map(|r| RawEdges::build_spans(mem, heap, index, objects, bits, r))
+            .map(|r| {
+                let scan = Scan {
+                    mem,
+                    heap,
+                    index,
+                    objects,
+                    bits,
+                };
+                RawEdges::build_spans(scan, r)
+            })
             .collect();
         let mut e = RawEdges {
             objects: objects.len() as u32,
@@ -193,17 +229,12 @@ impl RawEdges {
     }
 
     /// The edges of the objects of a run of spans (offsets start at 0).
-    fn build_spans(
-        mem: &Memory,
-        heap: &Heap,
-        index: &HeapIndex,
-        objects: &Objects,
-        bits: &PointerBits,
-        spans: std::ops::Range<usize>,
-    ) -> Part {
+    fn build_spans(scan: Scan, spans: std::ops::Range<usize>) -> Part {
         use rayon::prelude::*;
+        let Scan {
+            mem, heap, objects, ..
+        } = scan;
         let mut e = Part::default();
-        let mut words = Vec::new();
         let mut pending = Pending::new();
         // The scan spans of the next block are asked for while this block is read; a block's
         // fetch is dropped once it is read.
@@ -224,24 +255,19 @@ impl RawEdges {
             }
             let span = &heap.spans[si];
             for (_, slot) in objects.live_in_span(si) {
-                let start = span.slot(slot);
                 let k = e.counts.len() as u32;
                 e.counts.push(0);
                 let object_words = span.elemsize / 8;
                 if object_words < SPLIT_WORDS {
-                    words.clear();
-                    if bits.pointer_words(mem, heap, si, slot, &mut words).is_err() {
+                    if !pending.object(&scan, si, slot, 0..u64::MAX, k, &mut e) {
                         e.unreadable += 1;
-                    }
-                    for w in &words {
-                        pending.word(mem, objects, index, *w, k, w.0 - start.0, &mut e);
                     }
                     continue;
                 }
                 // One large object (a Go 1.23 map's bucket array can hold half the heap's
                 // pointers): pieces of its words are read on every core, a wave at a time, and
                 // their edges added in order.
-                pending.flush(objects, index, &mut e);
+                pending.flush(&scan, &mut e);
                 let starts: Vec<u64> = (0..object_words).step_by(SPLIT_WORDS as usize).collect();
                 let mut damaged = false;
                 for wave in starts.chunks(SPLIT_WAVE) {
@@ -252,17 +278,11 @@ impl RawEdges {
                                 counts: vec![0],
                                 ..Part::default()
                             };
-                            let mut words = Vec::new();
-                            let range = from..from + SPLIT_WORDS;
-                            let damaged = (bits
-                                .pointer_words_in(mem, heap, si, slot, range, &mut words))
-                            .is_err();
                             let mut pending = Pending::new();
-                            for w in &words {
-                                pending.word(mem, objects, index, *w, 0, w.0 - start.0, &mut part);
-                            }
-                            pending.flush(objects, index, &mut part);
-                            (part, damaged)
+                            let range = from..from + SPLIT_WORDS;
+                            let read = pending.object(&scan, si, slot, range, 0, &mut part);
+                            pending.flush(&scan, &mut part);
+                            (part, !read)
                         })
                         .collect();
                     for (p, d) in pieces {
@@ -276,7 +296,7 @@ impl RawEdges {
                 e.unreadable += u64::from(damaged);
             }
         }
-        pending.flush(objects, index, &mut e);
+        pending.flush(&scan, &mut e);
         e
     }
 

@@ -60,6 +60,12 @@ impl Span {
         self.spanclass & 1 == 1
     }
 
+    /// Whether its objects start with a malloc header naming their type (Go 1.22+: small
+    /// objects of pointerful types over 512 bytes).
+    pub fn has_malloc_headers(&self) -> bool {
+        !self.noscan() && self.size_class() != 0 && self.elemsize > 512
+    }
+
     /// Whether slot `i` holds a live object.
     pub fn is_live(&self, i: u64) -> bool {
         bit(&self.live, i)

@@ -149,14 +149,17 @@ impl Objects {
         let _ = o.spans.try_reserve_exact(heap.spans.len());
         let mut first_word = 0u32;
         for (s, seen) in heap.spans.iter().zip(live) {
-            let has_header = !s.noscan() && s.size_class() != 0 && s.elemsize > 512;
             o.spans.push(SpanRecord {
                 base: s.base.0,
                 elemsize: s.elemsize,
                 first_id: o.count,
                 first_word,
                 nelems: s.nelems as u32,
-                header: if has_header { malloc_header } else { 0 },
+                header: if s.has_malloc_headers() {
+                    malloc_header
+                } else {
+                    0
+                },
             });
             first_word += s.nelems.div_ceil(64) as u32;
             o.count += seen;

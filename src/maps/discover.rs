@@ -119,12 +119,6 @@ pub struct RuntimeTypes {
     pub tflag_off: u64,
 }
 
-/// Whether a span's objects start with a malloc header naming their type (small objects of
-/// pointerful types over 512 bytes).
-fn has_malloc_headers(s: &crate::heap::Span) -> bool {
-    !(s.noscan() || s.size_class() == 0 || s.elemsize <= 512)
-}
-
 /// The runtime's name for the type in the malloc header of object `o` of span `si` (Go 1.22+).
 fn header_type_name(
     ctx: &Reader,
@@ -133,7 +127,7 @@ fn header_type_name(
     o: ObjId,
 ) -> Option<String> {
     let rt = rt?;
-    if !has_malloc_headers(&ctx.heap.spans[si]) {
+    if !ctx.heap.spans[si].has_malloc_headers() {
         return None;
     }
     let typ = ctx.mem.ptr(ctx.objects.addr_in(si, o)).ok()?;
