@@ -4,10 +4,14 @@
 //!
 //! coreheap's per-object tables are a few large arrays read in random order, allocated and freed
 //! phase after phase. With 4 KiB pages nearly every random access also misses the TLB, and
-//! every fresh page costs a fault and the kernel's zeroing; transparent huge pages (`madvise`
-//! mode) and reusing freed blocks cut both. When the tables would not fit in memory, large
-//! blocks can instead be mappings of unnamed files in a scratch directory, which the kernel
-//! writes out under memory pressure instead of failing.
+//! every fresh page costs a fault and the kernel's zeroing (in a VM that hands freed memory
+//! back to its host, a host fault too); transparent huge pages (`madvise` mode) and reusing
+//! freed blocks cut both. A new block is made of freed ones by moving their pages (`mremap`),
+//! several if need be, so a table takes the pages of the ones freed before it whatever their
+//! sizes; blocks start on huge page boundaries so moved pages stay huge. Freed blocks are kept
+//! only below the memory peak so far ([`keep_under_peak`]). When the tables would not fit in
+//! memory, large blocks can instead be mappings of unnamed files in a scratch directory, which
+//! the kernel writes out under memory pressure instead of failing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::CString;
@@ -51,8 +55,22 @@ fn threshold() -> usize {
 /// The kernel's page size assumed for rounding (huge pages are multiples of it).
 const PAGE: usize = 4096;
 
-/// Freed large blocks kept for reuse.
-const CACHED: usize = 8;
+/// A transparent huge page: large blocks start on a multiple of it and span whole ones, so a
+/// freed block moved into a new one keeps its huge pages.
+const HUGE: usize = 2 << 20;
+
+/// Bytes mapped for a large block of `size` bytes: whole huge pages from one up (smaller blocks,
+/// large only when tests lower the threshold, whole pages).
+fn block_len(size: usize) -> usize {
+    if size >= HUGE {
+        size.next_multiple_of(HUGE)
+    } else {
+        size.next_multiple_of(PAGE)
+    }
+}
+
+/// Freed large blocks (or pieces of them) kept for reuse.
+const CACHED: usize = 64;
 
 /// The system allocator for small blocks; kernel pages, reused and maybe file-backed, for
 /// large ones.
@@ -154,6 +172,20 @@ fn open_unnamed(dir: &CString) -> std::io::Result<i32> {
     }
 }
 
+thread_local! {
+    /// Whether zeroed large blocks allocated on this thread now must be fresh pages.
+    static SPARSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, in which zeroed large blocks allocated on this thread are fresh pages, not freed
+/// blocks cleared: for tables most of whose entries stay zero, so their pages are never touched.
+pub fn sparse<T>(f: impl FnOnce() -> T) -> T {
+    let before = SPARSE.with(|s| s.replace(true));
+    let out = f();
+    SPARSE.with(|s| s.set(before));
+    out
+}
+
 /// Whether a block of this layout is handled here rather than by the system allocator.
 fn is_large(size: usize, align: usize) -> bool {
     size >= threshold() && align <= PAGE
@@ -193,8 +225,8 @@ fn map_scratch(len: usize) -> *mut u8 {
     }
 }
 
-/// `len` bytes of fresh zeroed pages: a scratch file when in use and the block is big enough,
-/// anonymous memory (huge pages advised) otherwise; null if the kernel refuses.
+/// `len` bytes of fresh zeroed pages: a scratch file when in use, else anonymous memory (huge
+/// pages advised) starting on a huge page boundary if it spans one; null if the kernel refuses.
 fn map_fresh(len: usize) -> *mut u8 {
     FRESH.fetch_add(len as u64, Ordering::Relaxed);
     if SCRATCH_ON.load(Ordering::Relaxed) {
@@ -203,11 +235,13 @@ fn map_fresh(len: usize) -> *mut u8 {
             return p;
         }
     }
-    // SAFETY: an anonymous private mapping; no existing memory is touched.
+    // SAFETY: an anonymous private mapping, trimmed to a huge page boundary; no existing
+    // memory is touched.
     unsafe {
+        let pad = if len >= HUGE { HUGE } else { 0 };
         let p = libc::mmap(
             std::ptr::null_mut(),
-            len,
+            len + pad,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
@@ -216,26 +250,143 @@ fn map_fresh(len: usize) -> *mut u8 {
         if p == libc::MAP_FAILED {
             return std::ptr::null_mut();
         }
-        libc::madvise(p, len, libc::MADV_HUGEPAGE);
-        p.cast()
+        let start = if pad > 0 {
+            (p as usize).next_multiple_of(HUGE)
+        } else {
+            p as usize
+        };
+        let head = start - p as usize;
+        if head > 0 {
+            unmap(p as usize, head);
+        }
+        if pad > head {
+            unmap(start + len, pad - head);
+        }
+        libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+        start as *mut u8
     }
 }
 
 /// Unmaps a block (the bytes of a scratch file are freed with its last mapping).
 fn unmap(ptr: usize, len: usize) {
-    // SAFETY: `ptr..ptr + len` is a whole mapping (or the tail of one) this module made and
+    // SAFETY: `ptr..ptr + len` is a whole mapping (or part of one) this module made and
     // nothing refers to any more.
     unsafe { libc::munmap(ptr as *mut libc::c_void, len) };
 }
 
-/// Gives every freed large block kept for reuse back to the kernel (the memory then serves the
-/// page cache, e.g. the core's pages that reports read).
-pub fn release_free_blocks() {
-    release_cache();
-    // The system allocator keeps freed small blocks (per-thread arenas of a parallel phase)
-    // resident; hand back what it can.
+/// Moves the pages of `from..from + len` to `to..to + len`, replacing what was mapped there,
+/// and returns how many bytes from the start moved. Past those, `to` holds fresh zeroed pages
+/// and `from` its old ones.
+fn move_pages(from: usize, len: usize, to: usize) -> usize {
+    let moved = |f: usize, l: usize, t: usize| {
+        // SAFETY: both ranges are whole pages of mappings this module made; `to` lies in a
+        // block being assembled that no one else sees yet.
+        let q = unsafe {
+            libc::mremap(
+                f as *mut libc::c_void,
+                l,
+                l,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                t as *mut libc::c_void,
+            )
+        };
+        q != libc::MAP_FAILED
+    };
+    let done = if moved(from, len, to) {
+        len
+    } else {
+        // A block assembled from pieces is several mappings, which older kernels do not move
+        // at once; every piece starts on a huge page boundary, so huge pages move one by one.
+        (0..len)
+            .step_by(HUGE)
+            .take_while(|&o| moved(from + o, HUGE.min(len - o), to + o))
+            .map(|o| HUGE.min(len - o))
+            .sum()
+    };
+    if done < len {
+        // A failed move may have unmapped the target: map fresh pages over the rest of it.
+        // SAFETY: the range lies in the block being assembled.
+        unsafe {
+            libc::mmap(
+                (to + done) as *mut libc::c_void,
+                len - done,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            );
+        }
+    }
+    done
+}
+
+/// Gives back the free memory the system allocator holds for small blocks (its per-thread
+/// arenas after a parallel phase).
+pub fn trim_system_heap() {
     // SAFETY: malloc_trim only returns free memory of the system allocator to the kernel.
     unsafe { libc::malloc_trim(0) };
+}
+
+/// The most anonymous memory the process held less the blocks kept for reuse (all counted as
+/// resident): at most what the blocks and objects in use have needed so far.
+static IN_USE_PEAK: AtomicU64 = AtomicU64::new(0);
+
+/// The most anonymous memory the process held, as [`keep_under_peak`] saw it.
+static ANON_PEAK: AtomicU64 = AtomicU64::new(0);
+
+/// How often [`keep_under_peak`] looks.
+const GUARD_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Starts a thread that, every 10 ms, notes the process's anonymous memory and gives back
+/// blocks kept for reuse whenever, with them, the process would hold more than what it uses has
+/// ever needed (blocks in use can leave part of a reused block's pages unwritten, and small
+/// blocks grow outside the cache). Once is enough.
+pub fn keep_under_peak() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("block-guard".into())
+            .spawn(|| loop {
+                if let Some(anon) = anonymous_bytes() {
+                    ANON_PEAK.fetch_max(anon, Ordering::Relaxed);
+                    trim_to_peak(anon);
+                }
+                std::thread::sleep(GUARD_EVERY);
+            });
+    });
+}
+
+/// The most anonymous memory (`RssAnon`) the process held: now, and every 10 ms since
+/// [`keep_under_peak`] started, the peaks inside phases included.
+pub fn anonymous_peak_bytes() -> u64 {
+    let now = anonymous_bytes().unwrap_or(0);
+    ANON_PEAK.fetch_max(now, Ordering::Relaxed).max(now)
+}
+
+/// Bytes of anonymous memory the process holds (`RssAnon`), if the OS tells.
+fn anonymous_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Gives back kept blocks, smallest first, as far as they lift the process's anonymous memory,
+/// `anon` bytes, above the most its blocks in use have needed.
+fn trim_to_peak(anon: u64) {
+    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let cached: u64 = c.iter().map(|&(_, l)| l as u64).sum();
+    let in_use = anon.saturating_sub(cached);
+    let peak = IN_USE_PEAK.fetch_max(in_use, Ordering::Relaxed).max(in_use);
+    let mut over = anon.saturating_sub(peak);
+    while over > 0 {
+        let Some(i) = kept(&c, false) else {
+            break;
+        };
+        let (p, l) = std::mem::take(&mut c[i]);
+        unmap(p, l);
+        over = over.saturating_sub(l as u64);
+    }
 }
 
 /// Unmaps every cached block.
@@ -251,71 +402,138 @@ fn release_cache() {
     }
 }
 
-/// A large block of at least `size` bytes: the smallest cached block that fits (trimmed to
-/// size); else the largest cached block grown in place or moved (only the growth is fresh
-/// pages), the others given back; else fresh pages.
-fn large_alloc(size: usize, zeroed: bool) -> *mut u8 {
-    let len = size.next_multiple_of(PAGE);
-    if SCRATCH_ON.load(Ordering::Relaxed) {
-        release_cache();
-        return map_fresh(len);
+/// The slot of the smallest kept block, or the largest, if any.
+fn kept(c: &[(usize, usize); CACHED], largest: bool) -> Option<usize> {
+    let held = c.iter().enumerate().filter(|(_, &(_, l))| l > 0);
+    let pick = if largest {
+        held.max_by_key(|(_, &(_, l))| l)
+    } else {
+        held.min_by_key(|(_, &(_, l))| l)
+    };
+    pick.map(|(i, _)| i)
+}
+
+/// Keeps a freed block (or piece) for reuse; when every slot is taken, the smallest of the
+/// kept blocks and this one is unmapped.
+fn cache_block(ptr: usize, len: usize) {
+    if len == 0 {
+        return;
     }
-    let (fit, grow) = {
+    let unmapped = {
         let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        let fit = c
-            .iter()
-            .enumerate()
+        let i = match c.iter().position(|&(_, l)| l == 0) {
+            Some(i) => i,
+            None => (c.iter().enumerate())
+                .min_by_key(|(_, &(_, l))| l)
+                .map_or(0, |(i, _)| i),
+        };
+        if c[i].1 <= len {
+            std::mem::replace(&mut c[i], (ptr, len))
+        } else {
+            (ptr, len)
+        }
+    };
+    if unmapped.1 > 0 {
+        unmap(unmapped.0, unmapped.1);
+    }
+}
+
+/// A large block of `len` bytes whose first pages are `first`'s
+/// (moved, contents kept), then pages of freed blocks, then fresh ones; zeroed past `first` if
+/// asked. The smallest freed block that holds `len` is used as is when there is no `first`.
+/// Fresh pages are mapped only once every freed block is used, so memory held, blocks kept for
+/// reuse included, never exceeds the most the blocks in use have needed.
+fn assemble(first: Option<(usize, usize)>, len: usize, zeroed: bool) -> *mut u8 {
+    let have = first.map_or(0, |f| f.1);
+    let mut pieces = [(0usize, 0usize); CACHED];
+    let mut n = 0;
+    let mut got = have;
+    {
+        let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let fit = (c.iter().enumerate())
             .filter(|(_, &(_, l))| l >= len)
             .min_by_key(|(_, &(_, l))| l)
             .map(|(i, _)| i);
-        match fit {
-            Some(i) => (Some(std::mem::take(&mut c[i])), None),
-            None => {
-                let largest = c
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &(_, l))| l > 0)
-                    .max_by_key(|(_, &(_, l))| l)
-                    .map(|(i, _)| i);
-                (None, largest.map(|i| std::mem::take(&mut c[i])))
+        if let (None, Some(i)) = (first, fit) {
+            let (p, l) = std::mem::take(&mut c[i]);
+            if l > len {
+                c[i] = (p + len, l - len);
             }
+            drop(c);
+            REUSED.fetch_add(len as u64, Ordering::Relaxed);
+            if zeroed {
+                // SAFETY: the block is `len` writable bytes owned by the caller from now on.
+                unsafe { std::ptr::write_bytes(p as *mut u8, 0, len) };
+            }
+            return p as *mut u8;
         }
-    };
-    if let Some((p, l)) = fit {
-        REUSED.fetch_add(len as u64, Ordering::Relaxed);
-        if l > len {
-            unmap(p + len, l - len);
+        // Largest first, so that a few moves make the block.
+        while got < len {
+            let Some(i) = kept(&c, true) else {
+                break;
+            };
+            let (p, l) = std::mem::take(&mut c[i]);
+            let used = l.min(len - got);
+            if l > used {
+                c[i] = (p + used, l - used);
+            }
+            pieces[n] = (p, used);
+            n += 1;
+            got += used;
         }
-        if zeroed {
-            // SAFETY: the block is `len` writable bytes owned by the caller from now on.
-            unsafe { std::ptr::write_bytes(p as *mut u8, 0, len) };
-        }
-        return p as *mut u8;
     }
-    release_cache();
-    if let Some((p, l)) = grow {
-        // SAFETY: `p..p + l` is a whole anonymous mapping made here and owned by no one.
-        let q = unsafe { libc::mremap(p as *mut libc::c_void, l, len, libc::MREMAP_MAYMOVE) };
-        if q != libc::MAP_FAILED {
-            REUSED.fetch_add(l as u64, Ordering::Relaxed);
-            FRESH.fetch_add((len - l) as u64, Ordering::Relaxed);
-            // SAFETY: the grown mapping is `len` bytes; its first `l` were used before.
+    let dest = map_fresh(len) as usize;
+    if dest == 0 {
+        for &(p, l) in &pieces[..n] {
+            cache_block(p, l);
+        }
+        return std::ptr::null_mut();
+    }
+    FRESH.fetch_sub(got as u64, Ordering::Relaxed);
+    REUSED.fetch_add((got - have) as u64, Ordering::Relaxed);
+    let mut at = dest;
+    if let Some((p, l)) = first {
+        let moved = move_pages(p, l, at);
+        if moved < l {
+            // SAFETY: the rest of the caller's block is copied onto fresh pages of `dest`.
             unsafe {
-                libc::madvise(q, len, libc::MADV_HUGEPAGE);
-                if zeroed {
-                    std::ptr::write_bytes(q.cast::<u8>(), 0, l);
-                }
-            }
-            return q.cast();
+                std::ptr::copy_nonoverlapping(
+                    (p + moved) as *const u8,
+                    (at + moved) as *mut u8,
+                    l - moved,
+                )
+            };
+            unmap(p + moved, l - moved);
         }
-        unmap(p, l);
+        at += l;
     }
-    map_fresh(len)
+    for &(p, l) in &pieces[..n] {
+        let moved = move_pages(p, l, at);
+        if zeroed {
+            // SAFETY: `at..at + moved` lies in `dest`, which the caller will own.
+            unsafe { std::ptr::write_bytes(at as *mut u8, 0, moved) };
+        }
+        if moved < l {
+            unmap(p + moved, l - moved);
+        }
+        at += l;
+    }
+    dest as *mut u8
 }
 
-/// Frees a large block: into the cache (the smallest cached block makes room), or unmapped.
+/// A large block of at least `size` bytes, from freed blocks as far as they go.
+fn large_alloc(size: usize, zeroed: bool) -> *mut u8 {
+    let len = block_len(size);
+    if SCRATCH_ON.load(Ordering::Relaxed) || zeroed && SPARSE.try_with(|s| s.get()).unwrap_or(false)
+    {
+        return map_fresh(len);
+    }
+    assemble(None, len, zeroed)
+}
+
+/// Frees a large block: kept for reuse, or unmapped with its scratch file.
 fn large_free(ptr: *mut u8, size: usize) {
-    let len = size.next_multiple_of(PAGE);
+    let len = block_len(size);
     if SCRATCH_ON.load(Ordering::Relaxed) {
         unmap(ptr as usize, len);
         let _ = SCRATCH_NOW.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -323,26 +541,7 @@ fn large_free(ptr: *mut u8, size: usize) {
         });
         return;
     }
-    let evicted = {
-        let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        match c.iter().position(|&(_, l)| l == 0) {
-            Some(i) => {
-                c[i] = (ptr as usize, len);
-                None
-            }
-            None => {
-                let (i, _) = c
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, &(_, l))| l)
-                    .unwrap_or((0, &(0, 0)));
-                Some(std::mem::replace(&mut c[i], (ptr as usize, len)))
-            }
-        }
-    };
-    if let Some((p, l)) = evicted {
-        unmap(p, l);
-    }
+    cache_block(ptr as usize, len);
 }
 
 // SAFETY: small blocks are the system allocator's. Large blocks are whole page mappings made
@@ -381,18 +580,14 @@ unsafe impl GlobalAlloc for HugePages {
             return System.realloc(ptr, layout, new_size);
         }
         if old_large && new_large && !SCRATCH_ON.load(Ordering::Relaxed) {
-            // Anonymous pages move without copying.
-            let (old_len, new_len) = (
-                layout.size().next_multiple_of(PAGE),
-                new_size.next_multiple_of(PAGE),
-            );
-            FRESH.fetch_add(new_len.saturating_sub(old_len) as u64, Ordering::Relaxed);
-            let p = libc::mremap(ptr.cast(), old_len, new_len, libc::MREMAP_MAYMOVE);
-            if p == libc::MAP_FAILED {
-                return std::ptr::null_mut();
+            // Pages move without copying: a smaller block gives its tail for reuse, a larger
+            // one is this block's pages followed by freed or fresh ones.
+            let (old_len, new_len) = (block_len(layout.size()), block_len(new_size));
+            if new_len <= old_len {
+                cache_block(ptr as usize + new_len, old_len - new_len);
+                return ptr;
             }
-            libc::madvise(p, new_size, libc::MADV_HUGEPAGE);
-            return p.cast();
+            return assemble(Some((ptr as usize, old_len)), new_len, false);
         }
         let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
         let p = self.alloc(new_layout);
@@ -401,5 +596,84 @@ unsafe impl GlobalAlloc for HugePages {
             self.dealloc(ptr, layout);
         }
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    /// `len` bytes at `p`.
+    unsafe fn bytes<'a>(p: *mut u8, len: usize) -> &'a mut [u8] {
+        std::slice::from_raw_parts_mut(p, len)
+    }
+
+    /// Writes each byte's offset (mod 251) into `len` bytes at `p`.
+    unsafe fn fill(p: *mut u8, len: usize) {
+        for (i, b) in bytes(p, len).iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+    }
+
+    /// Whether `len` bytes at `p` hold what [`fill`] wrote.
+    unsafe fn filled(p: *mut u8, len: usize) -> bool {
+        bytes(p, len)
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 251) as u8)
+    }
+
+    // One test drives the shared cache of freed blocks, so no other test's blocks are in it
+    // (the unit tests do not run with this allocator as the global one).
+    #[test]
+    fn freed_blocks_are_moved_into_new_ones_cleared_and_kept_across_resizes() {
+        let a = HugePages;
+        let layout = |size| Layout::from_size_align(size, 8).unwrap();
+        unsafe {
+            let (p1, p2) = (a.alloc(layout(5 * MIB)), a.alloc(layout(9 * MIB)));
+            assert!(!p1.is_null() && !p2.is_null());
+            assert_eq!((p1 as usize % HUGE, p2 as usize % HUGE), (0, 0));
+            bytes(p1, 5 * MIB).fill(0xaa);
+            bytes(p2, 9 * MIB).fill(0xbb);
+            a.dealloc(p1, layout(5 * MIB));
+            a.dealloc(p2, layout(9 * MIB));
+
+            // 16 MiB takes both freed blocks (6 and 10 MiB once rounded to huge pages), cleared,
+            // and no fresh pages.
+            let (fresh, reused) = large_block_bytes();
+            let p3 = a.alloc_zeroed(layout(16 * MIB));
+            assert!(!p3.is_null());
+            assert_eq!(large_block_bytes(), (fresh, reused + 16 * MIB as u64));
+            assert!(bytes(p3, 16 * MIB).iter().all(|&b| b == 0));
+
+            // Growing keeps the contents (the block is two mappings now, moved as one or huge
+            // page by huge page) and adds fresh pages, zeroed by the kernel.
+            fill(p3, 16 * MIB);
+            let p4 = a.realloc(p3, layout(16 * MIB), 40 * MIB);
+            assert!(!p4.is_null());
+            assert!(filled(p4, 16 * MIB));
+            assert!(bytes(p4.add(16 * MIB), 24 * MIB).iter().all(|&b| b == 0));
+            assert_eq!(large_block_bytes().0, fresh + 24 * MIB as u64);
+
+            // Shrinking keeps the block where it is and its front; the tail is kept for reuse
+            // and serves the next block that fits, as is.
+            let p5 = a.realloc(p4, layout(40 * MIB), 12 * MIB);
+            assert_eq!(p5, p4);
+            assert!(filled(p5, 12 * MIB));
+            let p6 = a.alloc(layout(20 * MIB));
+            assert_eq!(p6, p5.add(12 * MIB));
+            a.dealloc(p6, layout(20 * MIB));
+
+            // Zeroed blocks of sparse tables are fresh pages even when freed ones would fit.
+            let (fresh, reused) = large_block_bytes();
+            let p7 = sparse(|| a.alloc_zeroed(layout(8 * MIB)));
+            assert_eq!(large_block_bytes(), (fresh + 8 * MIB as u64, reused));
+            assert!(bytes(p7, 8 * MIB).iter().all(|&b| b == 0));
+            a.dealloc(p7, layout(8 * MIB));
+            a.dealloc(p5, layout(12 * MIB));
+            release_cache();
+        }
     }
 }

@@ -127,38 +127,6 @@ pub fn proc_kb(path: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// The most anonymous memory (`RssAnon`) the process held, sampled by a background thread from
-/// [`sample_anon_peak`] on: the peak inside phases, not only at their ends.
-static ANON_PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How often [`sample_anon_peak`] looks.
-const SAMPLE_EVERY: Duration = Duration::from_millis(10);
-
-/// Takes one sample of the process's anonymous memory into [`ANON_PEAK`].
-fn sample_anon() {
-    let now = proc_status_kb("RssAnon:") * 1024;
-    ANON_PEAK.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Starts sampling the process's anonymous memory every 10 ms until it exits; once is enough.
-pub fn sample_anon_peak() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let _ = std::thread::Builder::new()
-            .name("anon-peak".into())
-            .spawn(|| loop {
-                sample_anon();
-                std::thread::sleep(SAMPLE_EVERY);
-            });
-    });
-}
-
-/// The peak [`sample_anon_peak`] saw so far and now, bytes.
-pub fn anon_peak_bytes() -> u64 {
-    sample_anon();
-    ANON_PEAK.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// Byte totals of the heap as the analysis sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Reachability {
@@ -250,9 +218,9 @@ impl Analysis {
         progress.start("reading pointers", Some(objects.len() as u64));
         let raw = RawEdges::build(&p.mem, &heap, &index, &objects, &bits);
         // Reading pointers on every core grew and freed lists (a run holding a large map's
-        // bucket array makes long ones): give back the blocks kept for reuse and what the
-        // system allocator's per-thread arenas hold, before the graph's peak.
-        crate::alloc::release_free_blocks();
+        // bucket array makes long ones): give back what the system allocator's per-thread
+        // arenas hold, before the graph's peak.
+        crate::alloc::trim_system_heap();
         phase("pointers", t);
 
         let t = Instant::now();
@@ -288,7 +256,7 @@ impl Analysis {
         progress.start("building the object graph", Some(objects.len() as u64));
         let graph = HeapGraph::build(&p.mem, &index, &objects, raw, &maps, &roots);
         // Building the graph allocated and freed many small blocks on every core.
-        crate::alloc::release_free_blocks();
+        crate::alloc::trim_system_heap();
         phase("graph", t);
 
         let t = Instant::now();
@@ -304,9 +272,9 @@ impl Analysis {
                 0
             }
         });
-        // The tables are built: freed blocks kept for reuse would only hold memory the page
-        // cache can use while reports read the core.
-        crate::alloc::release_free_blocks();
+        // The tables are built: free small blocks would only hold memory the page cache can
+        // use while reports read the core.
+        crate::alloc::trim_system_heap();
         phase("dominators", t);
 
         Ok(Analysis {

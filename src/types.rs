@@ -760,7 +760,7 @@ impl ObjectTypes {
             layouts: Layouts::new(dwarf),
             by_rtype,
             itab_type_off,
-            of: vec![UNTYPED; a.objects.len()],
+            of: crate::alloc::sparse(|| vec![UNTYPED; a.objects.len()]),
             interned: HashMap::new(),
             types: Vec::new(),
             pending: vec![0; a.objects.len().div_ceil(64)],
