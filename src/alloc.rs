@@ -278,30 +278,10 @@ fn unmap(ptr: usize, len: usize) {
 /// and returns how many bytes from the start moved. Past those, `to` holds fresh zeroed pages
 /// and `from` its old ones.
 fn move_pages(from: usize, len: usize, to: usize) -> usize {
-    let moved = |f: usize, l: usize, t: usize| {
-        // SAFETY: both ranges are whole pages of mappings this module made; `to` lies in a
-        // block being assembled that no one else sees yet.
-        let q = unsafe {
-            libc::mremap(
-                f as *mut libc::c_void,
-                l,
-                l,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                t as *mut libc::c_void,
-            )
-        };
-        q != libc::MAP_FAILED
-    };
-    let done = if moved(from, len, to) {
+    let done = if move_range(from, len, to) {
         len
     } else {
-        // A block assembled from pieces is several mappings, which older kernels do not move
-        // at once; every piece starts on a huge page boundary, so huge pages move one by one.
-        (0..len)
-            .step_by(HUGE)
-            .take_while(|&o| moved(from + o, HUGE.min(len - o), to + o))
-            .map(|o| HUGE.min(len - o))
-            .sum()
+        move_huge_pages(from, len, to)
     };
     if done < len {
         // A failed move may have unmapped the target: map fresh pages over the rest of it.
@@ -318,6 +298,34 @@ fn move_pages(from: usize, len: usize, to: usize) -> usize {
         }
     }
     done
+}
+
+/// Moves the pages of `from..from + len` to `to..to + len` in one call; false if the kernel
+/// refuses (then `from` is unchanged, but `to` may have been unmapped).
+fn move_range(from: usize, len: usize, to: usize) -> bool {
+    // SAFETY: both ranges are whole pages of mappings this module made; `to` lies in a block
+    // being assembled that no one else sees yet.
+    let q = unsafe {
+        libc::mremap(
+            from as *mut libc::c_void,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to as *mut libc::c_void,
+        )
+    };
+    q != libc::MAP_FAILED
+}
+
+/// [`move_range`] one huge page at a time, for a block assembled from pieces: it is several
+/// mappings, which kernels before 6.17 do not move at once, and every piece starts on a huge
+/// page boundary. Returns how many bytes from the start moved.
+fn move_huge_pages(from: usize, len: usize, to: usize) -> usize {
+    (0..len)
+        .step_by(HUGE)
+        .take_while(|&o| move_range(from + o, HUGE.min(len - o), to + o))
+        .map(|o| HUGE.min(len - o))
+        .sum()
 }
 
 /// Gives back the free memory the system allocator holds for small blocks (its per-thread
@@ -673,6 +681,21 @@ mod tests {
             assert!(bytes(p7, 8 * MIB).iter().all(|&b| b == 0));
             a.dealloc(p7, layout(8 * MIB));
             a.dealloc(p5, layout(12 * MIB));
+
+            // A block made of two freed ones is two mappings: moved a huge page at a time (as
+            // on kernels that do not move several mappings at once), its bytes follow.
+            let (p8, p9) = (a.alloc(layout(2 * MIB)), a.alloc(layout(4 * MIB)));
+            bytes(p8, 2 * MIB).fill(1);
+            bytes(p9, 4 * MIB).fill(2);
+            release_cache();
+            a.dealloc(p8, layout(2 * MIB));
+            a.dealloc(p9, layout(4 * MIB));
+            let p10 = a.alloc(layout(6 * MIB));
+            fill(p10, 6 * MIB);
+            let to = map_fresh(6 * MIB);
+            assert_eq!(move_huge_pages(p10 as usize, 6 * MIB, to as usize), 6 * MIB);
+            assert!(filled(to, 6 * MIB));
+            a.dealloc(to, layout(6 * MIB));
             release_cache();
         }
     }
