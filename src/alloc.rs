@@ -373,10 +373,7 @@ pub fn anonymous_peak_bytes() -> u64 {
 
 /// Bytes of anonymous memory the process holds (`RssAnon`), if the OS tells.
 fn anonymous_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    Some(crate::analysis::proc_kb("/proc/self/status", "RssAnon:")? * 1024)
 }
 
 /// Gives back kept blocks, smallest first, as far as they lift the process's anonymous memory,
@@ -429,12 +426,8 @@ fn cache_block(ptr: usize, len: usize) {
     }
     let unmapped = {
         let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        let i = match c.iter().position(|&(_, l)| l == 0) {
-            Some(i) => i,
-            None => (c.iter().enumerate())
-                .min_by_key(|(_, &(_, l))| l)
-                .map_or(0, |(i, _)| i),
-        };
+        let empty = c.iter().position(|&(_, l)| l == 0);
+        let i = empty.or_else(|| kept(&c, false)).unwrap_or(0);
         if c[i].1 <= len {
             std::mem::replace(&mut c[i], (ptr, len))
         } else {
@@ -446,9 +439,8 @@ fn cache_block(ptr: usize, len: usize) {
     }
 }
 
-/// A large block of `len` bytes whose first pages are `first`'s
-/// (moved, contents kept), then pages of freed blocks, then fresh ones; zeroed past `first` if
-/// asked. The smallest freed block that holds `len` is used as is when there is no `first`.
+/// A large block of `len` bytes whose first pages are `first`'s (moved, contents kept), then
+/// pages of freed blocks, then fresh ones; zeroed past `first` if asked. The smallest freed block that holds `len` is used as is when there is no `first`.
 /// Fresh pages are mapped only once every freed block is used, so memory held, blocks kept for
 /// reuse included, never exceeds the most the blocks in use have needed.
 fn assemble(first: Option<(usize, usize)>, len: usize, zeroed: bool) -> *mut u8 {
