@@ -37,6 +37,14 @@ func Finish() {
 	// the final snapshot.
 	runtime.GOMAXPROCS(procs)
 	settle()
+	// Goroutine-local maps (extra.go): their headers live in stack frames,
+	// which GC may shrink (and so move) until the stack is small enough; ask
+	// their goroutines for the address now, collect, and ask again: it must
+	// not have moved. Nothing happens here for programs without such maps.
+	if probeStacks(false) {
+		settle()
+		probeStacks(true)
+	}
 	goroutinesN = runtime.NumGoroutine()
 	doc.Goroutines = goroutinesN
 	data := doc.appendJSON(nil)
@@ -65,7 +73,8 @@ func Finish() {
 		if attempts > 20 {
 			Fail("the runtime keeps allocating after the final collection")
 		}
-		runtime.GC() // completes marking and sweeping; GC stays disabled afterwards
+		runFinalHooks() // extra.go: none except in services (it fills its sync.Pool here)
+		runtime.GC()    // completes marking and sweeping; GC stays disabled afterwards
 		runtime.ReadMemStats(&ms1)
 		if _, err := syscall.Seek(fd, 0, 0); err != nil {
 			Fail("seek memstats")

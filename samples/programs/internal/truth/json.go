@@ -105,6 +105,9 @@ func (t *Truth) appendJSON(b []byte) []byte {
 			w.u64("key_bytes", p.KeyBytes)
 			w.u64("value_bytes", p.ValueBytes)
 			w.u64("objects", p.Objects)
+			if m.HasStore {
+				w.u64("store_bytes", p.StoreBytes)
+			}
 			w.close('}')
 		}
 		w.close(']')
@@ -123,9 +126,11 @@ func (t *Truth) appendJSON(b []byte) []byte {
 			w.u64("nevacuate", c.NEvacuate)
 			w.close('}')
 		}
+		m.appendExtraJSON(w) // extra.go: fields of the services program, only when set
 		w.close('}')
 	}
 	w.close(']')
+	t.appendExtraJSON(w) // extra.go: pools, shared (only when non-empty)
 	if len(t.Notes) > 0 {
 		w.open("notes", '[')
 		for _, n := range t.Notes {

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -49,6 +50,7 @@ type PrefixTruth struct {
 	KeyBytes   uint64
 	ValueBytes uint64
 	Objects    uint64
+	StoreBytes uint64 // sync.Map only (written when the map's HasStore)
 }
 
 // Prefix returns the prefix (a fresh string).
@@ -73,11 +75,26 @@ type Map struct {
 	Holder       string
 	Classic      *ClassicInfo
 
+	// Written only when set (the services program; see extra.go).
+	HeaderOnStack bool        // goroutine-local map whose header is in a goroutine's stack frame
+	HasStore      bool        // sync.Map: write store_bytes (map and prefixes)
+	StoreBytes    uint64      // sync.Map: live entries' key+value+Store windows
+	HasShared     bool        // write shared_bytes / shared_objects
+	SharedBytes   uint64      // part of entries_bytes also reachable from another owner
+	SharedObjects uint64      // objects behind SharedBytes
+	Inner         *InnerTruth // map whose values are maps: totals over the inner maps
+	Sync          *SyncInfo   // sync.Map internals read with unsafe
+	States        []StateTruth
+
 	m       any // the map itself until seal
 	live0   uint64
 	header  uint64
 	started bool
 	stopped bool
+
+	probe       func() (uintptr, int) // stack map: its header address and len, asked of its goroutine
+	syncMap     *sync.Map             // sync.Map (impl "sync.Map") instead of m
+	preexisting uint64                // entry bytes that were already live before Start (shared values)
 }
 
 // ClassicInfo is the hmap header of a classic (pre-Swiss) map, read with unsafe.
@@ -100,6 +117,8 @@ type Truth struct {
 	Maps       []*Map
 	Notes      []string
 	Memstats   string
+	Pools      []PoolTruth   // written only when non-empty (extra.go)
+	Shared     []SharedTruth // written only when non-empty (extra.go)
 }
 
 // doc is the truth document being built. It is a plain global (in .bss):
@@ -192,10 +211,12 @@ func (mt *Map) Stop() {
 		Fail(mt.Name + ": Stop without Start")
 	}
 	live1 := stableLive()
-	if live1+mt.header < mt.live0+mt.EntriesBytes {
+	// preexisting is 0 except for maps whose values another owner allocated
+	// before Start (AddSharedEntry).
+	if live1+mt.header+mt.preexisting < mt.live0+mt.EntriesBytes {
 		Fail(mt.Name + ": live heap grew by less than entries_bytes")
 	}
-	mt.TableBytes = live1 + mt.header - mt.live0 - mt.EntriesBytes
+	mt.TableBytes = live1 + mt.header + mt.preexisting - mt.live0 - mt.EntriesBytes
 	mt.stopped = true
 }
 
@@ -236,6 +257,10 @@ func (mt *Map) Add(key string, kc, vc Cost) {
 // seal checks len(m) against the accounted entries, records the header and
 // forgets the map.
 func (mt *Map) seal() {
+	if mt.probe != nil || mt.syncMap != nil {
+		mt.sealExtra() // extra.go
+		return
+	}
 	v := reflect.ValueOf(mt.m)
 	if v.IsNil() {
 		Fail(mt.Name + ": nil map")

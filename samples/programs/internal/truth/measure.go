@@ -1,5 +1,5 @@
 // Package truth is shared by the sample programs (samples/programs/{tiny,
-// ledger,zoo}). With the garbage collector switched off it measures exactly
+// ledger,zoo,services}). With the garbage collector switched off it measures exactly
 // how many heap bytes each map entry's key and value cost and how much live
 // memory each map's own table holds, writes truth.json and memstats.json,
 // and then makes the process dump core (SIGABRT, without allocating).
