@@ -91,6 +91,7 @@ fn runtime_types(rt: &Runtime) -> Option<crate::maps::RuntimeTypes> {
         base: rt.field_uint(md, "runtime.moduledata", "types").ok()?,
         str_off: d.offset("internal/abi.Type", "Str").ok()?,
         tflag_off: d.offset("internal/abi.Type", "TFlag").ok()?,
+        large_type_off: d.offset("runtime.mspan", "largeType").ok(),
     })
 }
 
@@ -199,13 +200,16 @@ impl Analysis {
         let mut warnings = Vec::new();
         let mut roots = rt.global_roots()?;
         let mut stack_vars = Vec::new();
+        let mut stack_maps = crate::roots::StackMaps::default();
         match rt.frame_roots() {
-            Ok((frames, vars, skipped)) => {
-                roots.extend(frames);
-                stack_vars = vars;
-                if skipped > 0 {
+            Ok(frames) => {
+                roots.extend(frames.roots);
+                stack_vars = frames.vars;
+                stack_maps = frames.stack_maps;
+                if frames.skipped > 0 {
                     warnings.push(format!(
-                        "{skipped} goroutines or stack frames could not be unwound; what only they hold shows as unreachable"
+                        "{} goroutines or stack frames could not be unwound; what only they hold shows as unreachable",
+                        frames.skipped
                     ));
                 }
             }
@@ -248,7 +252,8 @@ impl Analysis {
             objects: &objects,
         };
         let rtypes = runtime_types(&rt);
-        let maps = Maps::decode(&ctx, &mut types, &raw, rtypes.as_ref());
+        let mut maps = Maps::decode(&ctx, &mut types, &raw, rtypes.as_ref(), &stack_maps);
+        crate::roots::add_stack_map_roots(&mut roots, &mut maps);
         warnings.extend(maps.warnings.iter().cloned());
         phase("maps", t);
 
@@ -292,6 +297,15 @@ impl Analysis {
             warnings,
             stack_vars,
         })
+    }
+
+    /// The graph node standing for a map: its header object, or the root of a header that
+    /// lives on a stack.
+    pub fn map_node(&self, m: &crate::maps::DecodedMap) -> u32 {
+        match m.home {
+            crate::maps::MapHome::Heap(o) => o.0,
+            crate::maps::MapHome::Stack(r) => self.graph.root_node(r as usize),
+        }
     }
 
     /// A node's own bytes: an object's slot size, 0 for entries and roots.

@@ -29,6 +29,58 @@ pub struct Root {
     pub slots: Vec<(Addr, Option<String>)>,
     /// For a global: where its value starts and its DWARF type (to name fields by offset).
     pub var: Option<(Addr, TypeRef)>,
+    /// For a map whose header lives on a stack: its index in the decoded maps (the root is the
+    /// map: its words are the header's and its stack-held buckets' or group's).
+    pub map: Option<u32>,
+}
+
+/// A map whose header lives in a goroutine's stack frame: the map never escaped.
+#[derive(Debug, Clone)]
+pub struct StackHeader {
+    /// The frame: `goroutine 7 main.worker`.
+    pub frame: String,
+    /// The variable holding the map, when DWARF names one.
+    pub var: Option<String>,
+    /// Where the header is.
+    pub header: Addr,
+    /// The header's DWARF struct type (`hash<K,V>` or `map<K,V>`), when the variable gives it.
+    pub ty: Option<TypeRef>,
+    /// The goroutine's stack extent, [lo, hi): buckets or groups there belong to the frame.
+    pub stack: (u64, u64),
+}
+
+/// Goroutine stacks as map discovery needs them: headers that map variables point at, and
+/// every frame's pointer words, to find headers from the heap storage they point to.
+#[derive(Debug, Default)]
+pub struct StackMaps {
+    /// Headers that named map variables point at.
+    pub headers: Vec<StackHeader>,
+    /// Frames: `goroutine 7 main.worker` and the goroutine's stack extent.
+    pub frames: Vec<(String, (u64, u64))>,
+    /// Pointer words of the frames: (value, word address, frame), sorted.
+    pub words: Vec<(u64, Addr, u32)>,
+}
+
+impl StackMaps {
+    /// A header at `header` in frame `frame`, found without a variable, if it lies in the
+    /// frame's goroutine stack.
+    pub fn unnamed(&self, frame: u32, header: Addr) -> Option<StackHeader> {
+        let (name, (lo, hi)) = self.frames.get(frame as usize)?;
+        (header.0 >= *lo && header.0 < *hi).then(|| StackHeader {
+            frame: name.clone(),
+            var: None,
+            header,
+            ty: None,
+            stack: (*lo, *hi),
+        })
+    }
+
+    /// The frame words holding exactly `value`.
+    pub fn words_to(&self, value: u64) -> &[(u64, Addr, u32)] {
+        let lo = self.words.partition_point(|w| w.0 < value);
+        let hi = self.words.partition_point(|w| w.0 <= value);
+        &self.words[lo..hi]
+    }
 }
 
 /// A data/bss word's variable name, its field, and the variable's start and type.
@@ -40,6 +92,19 @@ struct GlobalVar {
     end: u64,
     name: String,
     ty: Option<TypeRef>,
+}
+
+/// The roots of goroutine stacks, and what was found on the way.
+#[derive(Debug, Default)]
+pub struct FrameRoots {
+    /// One root per frame with pointer words.
+    pub roots: Vec<Root>,
+    /// Typed local variables (type seeds).
+    pub vars: Vec<crate::runtime::StackVar>,
+    /// What map discovery needs of the stacks.
+    pub stack_maps: StackMaps,
+    /// Goroutines and frames that could not be unwound.
+    pub skipped: u64,
 }
 
 impl Runtime<'_> {
@@ -117,6 +182,7 @@ impl Runtime<'_> {
                             name,
                             slots: vec![(slot, field)],
                             var,
+                            map: None,
                         }),
                     }
                 }
@@ -154,10 +220,9 @@ impl Runtime<'_> {
 }
 
 impl Runtime<'_> {
-    /// Live pointer slots of every goroutine's stack frames, one root per frame.
-    pub fn frame_roots(
-        &self,
-    ) -> Result<(Vec<Root>, Vec<crate::runtime::StackVar>, u64), RuntimeError> {
+    /// Live pointer slots of every goroutine's stack frames, one root per frame, and the map
+    /// headers that live in those frames.
+    pub fn frame_roots(&self) -> Result<FrameRoots, RuntimeError> {
         let sr = self.stack_roots()?;
         let mut roots: Vec<Root> = sr
             .frames
@@ -167,15 +232,69 @@ impl Runtime<'_> {
                 name: format!("goroutine {} {}", f.goid, f.func),
                 slots: Vec::new(),
                 var: None,
+                map: None,
             })
             .collect();
-        for s in sr.slots {
+        for s in &sr.slots {
             if let Some(r) = roots.get_mut(s.frame as usize) {
-                r.slots.push((s.addr, s.name));
+                r.slots.push((s.addr, s.name.clone()));
             }
         }
+        let stack_maps = self.stack_maps(&sr);
         roots.retain(|r| !r.slots.is_empty());
-        Ok((roots, sr.vars, sr.skipped_goroutines + sr.skipped_frames))
+        Ok(FrameRoots {
+            roots,
+            vars: sr.vars,
+            stack_maps,
+            skipped: sr.skipped_goroutines + sr.skipped_frames,
+        })
+    }
+
+    /// Map headers in their own goroutine's stack (the compiler keeps a map that never escapes
+    /// in its frame; only grown buckets or groups go to the heap) that map variables point at,
+    /// and the frames' words, for headers no variable names.
+    fn stack_maps(&self, sr: &crate::runtime::StackRoots) -> StackMaps {
+        // Each goroutine's stack extent, from its frames.
+        let mut extent: std::collections::HashMap<u64, (u64, u64)> = Default::default();
+        for f in &sr.frames {
+            let e = extent.entry(f.goid).or_insert((f.sp, f.fp));
+            e.0 = e.0.min(f.sp);
+            e.1 = e.1.max(f.fp);
+        }
+        let mut out = StackMaps {
+            frames: (sr.frames.iter())
+                .map(|f| {
+                    let e = extent.get(&f.goid).copied().unwrap_or((f.sp, f.fp));
+                    (format!("goroutine {} {}", f.goid, f.func), e)
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let mem = self.mem();
+        out.words = (sr.slots.iter())
+            .filter(|s| !s.is_conservative())
+            .filter_map(|s| Some((mem.u64(s.addr).ok()?, s.addr, s.frame)))
+            .filter(|w| w.0 != 0)
+            .collect();
+        out.words.sort_unstable();
+        let d = self.dwarf();
+        for v in &sr.vars {
+            let Some(ty) = d.map_header_type(v.ty) else {
+                continue;
+            };
+            let Ok(header) = mem.u64(v.addr) else {
+                continue;
+            };
+            if out.headers.iter().any(|h| h.header.0 == header) {
+                continue;
+            }
+            if let Some(mut h) = out.unnamed(v.frame, Addr(header)) {
+                h.var = Some(v.name.clone());
+                h.ty = Some(ty);
+                out.headers.push(h);
+            }
+        }
+        out
     }
 }
 
@@ -293,6 +412,7 @@ impl Runtime<'_> {
                         name: format!("{label} on {obj}"),
                         slots,
                         var: None,
+                        map: None,
                     });
                 }
                 sp = mem.ptr(sp.offset(next_off)).unwrap_or(Addr(0));
@@ -339,6 +459,7 @@ impl Runtime<'_> {
                 name: "tiny allocator blocks".to_string(),
                 slots,
                 var: None,
+                map: None,
             }]
         })
     }
@@ -380,7 +501,69 @@ impl Runtime<'_> {
                 name: "queued finalizers".to_string(),
                 slots,
                 var: None,
+                map: None,
             }]
         })
+    }
+}
+
+/// Gives each map whose header lives on a stack a root of its own, named for its variable,
+/// holding the words of its header and of its stack-held buckets or group (moved out of the
+/// frames' roots), so that the map is one node of the graph.
+pub fn add_stack_map_roots(roots: &mut Vec<Root>, maps: &mut crate::maps::Maps) {
+    use crate::maps::MapHome;
+    let headers = std::mem::take(&mut maps.stack_headers);
+    // (start, end, map) of every stack range a map owns, sorted.
+    let mut ranges: Vec<(u64, u64, u32)> = Vec::new();
+    for (mi, m) in maps.maps.iter().enumerate() {
+        if m.home != MapHome::Stack(u32::MAX) {
+            continue;
+        }
+        let Some(h) = headers.iter().find(|h| h.header == m.addr) else {
+            continue;
+        };
+        let header_size = m.header_size.max(8);
+        ranges.push((h.header.0, h.header.0 + header_size, mi as u32));
+        for &(b, size) in &m.stack_containers {
+            ranges.push((b.0, b.0 + size, mi as u32));
+        }
+    }
+    if ranges.is_empty() {
+        return;
+    }
+    ranges.sort_unstable();
+    let mut moved: std::collections::BTreeMap<u32, Vec<(Addr, Option<String>)>> =
+        Default::default();
+    for r in roots.iter_mut().filter(|r| r.kind == RootKind::Stack) {
+        r.slots.retain(|&(a, _)| {
+            let i = ranges.partition_point(|x| x.0 <= a.0);
+            match i.checked_sub(1).map(|i| ranges[i]) {
+                Some((_, end, mi)) if a.0 < end => {
+                    moved.entry(mi).or_default().push((a, None));
+                    false
+                }
+                _ => true,
+            }
+        });
+    }
+    roots.retain(|r| !r.slots.is_empty());
+    for (mi, m) in maps.maps.iter_mut().enumerate() {
+        if m.home != MapHome::Stack(u32::MAX) {
+            continue;
+        }
+        let Some(h) = headers.iter().find(|h| h.header == m.addr) else {
+            continue;
+        };
+        let slots = moved.remove(&(mi as u32)).unwrap_or_default();
+        m.home = MapHome::Stack(roots.len() as u32);
+        // Without a variable's name, the map's type names it in its frame.
+        let var = h.var.clone().unwrap_or_else(|| m.type_name.clone());
+        roots.push(Root {
+            kind: RootKind::Stack,
+            name: format!("{}: {var}", h.frame),
+            slots,
+            var: None,
+            map: Some(mi as u32),
+        });
     }
 }

@@ -350,17 +350,7 @@ impl<'a> Layouts<'a> {
         if t.size > 0 {
             return t.size;
         }
-        let mut cur = r;
-        for _ in 0..16 {
-            let Some(i) = self.info(cur) else { return 0 };
-            match i.kind {
-                _ if i.size > 0 => return i.size,
-                TypeKind::Pointer(_) => return 8,
-                TypeKind::Typedef(Some(next)) => cur = next,
-                _ => return 0,
-            }
-        }
-        0
+        self.dwarf.byte_size(r)
     }
 }
 

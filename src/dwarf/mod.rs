@@ -51,6 +51,9 @@ pub enum DwarfError {
     NoVariable(String),
 }
 
+/// `reflect.Map`: the DW_AT_go_kind of map types.
+pub const GO_KIND_MAP: u8 = 21;
+
 /// A type in the DWARF, by its global .debug_info offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TypeRef(pub usize);
@@ -539,7 +542,7 @@ impl Dwarf {
                     elem: Some(e),
                     count,
                 } => {
-                    let es = self.resolve(*e).map(|(_, i)| i.size).unwrap_or(0).max(1);
+                    let es = self.byte_size(*e).max(1);
                     let i = (off / es).min(count.saturating_sub(1));
                     out.push_str(&format!("[{i}]"));
                     off -= i * es;
@@ -549,6 +552,36 @@ impl Dwarf {
             }
         }
         out
+    }
+
+    /// Byte size of a type, through typedefs of every kind (maps and channels are pointers).
+    pub fn byte_size(&self, r: TypeRef) -> u64 {
+        let mut cur = r;
+        for _ in 0..32 {
+            let Ok(i) = self.info(cur) else { return 0 };
+            match i.kind {
+                _ if i.size > 0 => return i.size,
+                TypeKind::Pointer(_) => return 8,
+                TypeKind::Typedef(Some(next)) => cur = next,
+                _ => return 0,
+            }
+        }
+        0
+    }
+
+    /// The header struct (`hash<K,V>` or `map<K,V>`) behind a Go map type.
+    pub fn map_header_type(&self, map: TypeRef) -> Option<TypeRef> {
+        let info = self.info(map).ok()?;
+        let TypeKind::Typedef(Some(ptr)) = info.kind else {
+            return None;
+        };
+        if info.go_kind != Some(GO_KIND_MAP) {
+            return None;
+        }
+        match self.info(ptr).ok()?.kind {
+            TypeKind::Pointer(Some(h)) => Some(h),
+            _ => None,
+        }
     }
 
     /// Byte size of the named type.

@@ -352,6 +352,21 @@ impl Container {
     }
 }
 
+/// For a word of a map root: `None` when it is outside the map's stack-held buckets or group
+/// (a header word), else the entry whose key or value holds it, `Err` for a stale slot.
+fn stack_entry(maps: &Maps, m: &crate::maps::DecodedMap, slot: Addr) -> Option<Result<u32, ()>> {
+    let &(b, _) = m
+        .stack_containers
+        .iter()
+        .find(|(b, size)| slot.0 >= b.0 && slot.0 < b.0 + size)?;
+    let found = m.position_at(b, slot.0 - b.0).and_then(|pos| {
+        let entries = maps.entries_of(m);
+        let i = entries.iter().position(|e| e.position() == pos)?;
+        Some(m.first_entry + i as u32)
+    });
+    Some(found.ok_or(()))
+}
+
 impl HeapGraph {
     /// Builds the graph from the objects' edges (consumed, their word positions freed before
     /// the edge array is made), map entries and roots' slots, on every core: out-degrees
@@ -392,15 +407,33 @@ impl HeapGraph {
         // Out-degrees of the objects, then of entries, roots and the super-root.
         let mut unreadable = raw.unreadable;
         let target = |v: u64| objects.find(index, Addr(v)).map(|o| o.0);
+        // A map root's words in its stack-held buckets or group are its entries' edges:
+        // (entry, target), and the root points at the entry.
+        let mut root_entry_edges: Vec<(u32, u32)> = Vec::new();
         let root_succ: Vec<Vec<u32>> = roots
             .iter()
             .map(|r| {
                 let mut succ = Vec::new();
+                let map = r.map.and_then(|mi| maps.maps.get(mi as usize));
                 for (slot, _) in &r.slots {
-                    match mem.u64(*slot) {
-                        Ok(v) if v != 0 => succ.extend(target(v)),
-                        Ok(_) => {}
-                        Err(_) => unreadable += 1,
+                    let t = match mem.u64(*slot) {
+                        Ok(v) if v != 0 => target(v),
+                        Ok(_) => None,
+                        Err(_) => {
+                            unreadable += 1;
+                            None
+                        }
+                    };
+                    match map.and_then(|m| stack_entry(maps, m, *slot)) {
+                        // A word of a stack-held bucket or group outside every entry: stale.
+                        Some(Err(())) => {}
+                        Some(Ok(e)) => {
+                            if !succ.contains(&(n + e)) {
+                                succ.push(n + e);
+                            }
+                            root_entry_edges.extend(t.map(|t| (e, t)));
+                        }
+                        None => succ.extend(t),
                     }
                 }
                 succ
@@ -416,6 +449,9 @@ impl HeapGraph {
             for &e in c.entry_of_edge.iter().filter(|&&e| e != NONE) {
                 counts[(n + e) as usize] += 1;
             }
+        }
+        for &(e, _) in &root_entry_edges {
+            counts[(n + e) as usize] += 1;
         }
         let first_root = n as usize + n_entries as usize;
         for (i, succ) in root_succ.iter().enumerate() {
@@ -493,6 +529,11 @@ impl HeapGraph {
                     }
                 }
             });
+            for &(e, t) in &root_entry_edges {
+                let k = filled[e as usize].fetch_add(1, Relaxed);
+                let at = offsets.get((n + e) as usize) as usize + k as usize;
+                slots[at].store(t, Relaxed);
+            }
         }
         drop(filled);
         drop(containers);
@@ -553,6 +594,11 @@ impl HeapGraph {
     /// The map entry a node stands for, if it is one.
     pub fn as_entry(&self, v: u32) -> Option<usize> {
         (v >= self.objects && v < self.objects + self.entries).then(|| (v - self.objects) as usize)
+    }
+
+    /// Node id of root `r`.
+    pub fn root_node(&self, r: usize) -> u32 {
+        self.objects + self.entries + r as u32
     }
 
     /// The root a node stands for, if it is one.

@@ -20,7 +20,13 @@ const MAX_CHAIN: u32 = 1 << 16;
 const BUCKET_PIECE: u64 = 4096;
 
 /// Decodes a classic map whose `hash<K,V>` header (DWARF type `t`) is at `header`.
-pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
+/// `stack`: the extent of the stack the header lives on, if it does.
+pub(super) fn decode(
+    ctx: &Ctx,
+    t: TypeRef,
+    header: Addr,
+    stack: Option<(u64, u64)>,
+) -> Option<Decoded> {
     let (_, hf) = ctx.fields(t)?;
     let f = |n: &str| Ctx::field(&hf, n);
     let m = ctx.mem;
@@ -56,6 +62,7 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
         size: bsize,
     };
     let mut d = Decoding::new();
+    d.stack = stack;
     d.layout = SlotLayout {
         key: (layout.keys, layout.key_size),
         value: (layout.values, layout.value_size),
@@ -120,11 +127,12 @@ impl Bucket {
                 return;
             };
             let holder = d.container(ctx, b, self.size, self.keys, self.overflow);
+            let held = d.held(holder, b, self.size);
             d.slots += 8;
             for (i, &h) in th.iter().enumerate() {
                 let i = i as u64;
                 if h >= MIN_TOP_HASH {
-                    d.entry(b, i, holder);
+                    d.entry(b, i, held);
                 } else if h == EMPTY_ONE {
                     d.tombstones += 1;
                 }

@@ -61,11 +61,13 @@ fn climbs(ctx: &Ctx) -> HashMap<String, Climb> {
                 out.insert(bucket, climb);
             }
             // The runtime names the bucket type `map.bucket[K]V` with short package names.
+            // and its DWARF describes it again as `noalg.map.bucket[K]V` with full names.
             if let Some((k, v)) = split_key_value(&name["hash<".len()..name.len() - 1]) {
                 out.insert(
                     format!("map.bucket[{}]{}", short_type_name(k), short_type_name(v)),
                     climb,
                 );
+                out.insert(format!("noalg.map.bucket[{k}]{v}"), climb);
             }
         } else {
             let Some(dir) = f("dirPtr") else { continue };
@@ -117,9 +119,12 @@ pub struct RuntimeTypes {
     pub str_off: u64,
     /// Offset of `TFlag`.
     pub tflag_off: u64,
+    /// Offset of `mspan.largeType`: a large object's type.
+    pub large_type_off: Option<u64>,
 }
 
-/// The runtime's name for the type in the malloc header of object `o` of span `si` (Go 1.22+).
+/// The runtime's name for the type of object `o` of span `si`, from its malloc header or its
+/// span's `largeType` (Go 1.22+).
 fn header_type_name(
     ctx: &Reader,
     rt: Option<&RuntimeTypes>,
@@ -127,10 +132,18 @@ fn header_type_name(
     o: ObjId,
 ) -> Option<String> {
     let rt = rt?;
-    if !ctx.heap.spans[si].has_malloc_headers() {
+    let span = &ctx.heap.spans[si];
+    // Small objects name their type in a malloc header, large ones in their span.
+    let typ = if span.has_malloc_headers() {
+        ctx.mem.ptr(ctx.objects.addr_in(si, o)).ok()?
+    } else if span.size_class() == 0 && !span.noscan() {
+        ctx.mem.ptr(span.mspan.offset(rt.large_type_off?)).ok()?
+    } else {
+        return None;
+    };
+    if typ.0 == 0 {
         return None;
     }
-    let typ = ctx.mem.ptr(ctx.objects.addr_in(si, o)).ok()?;
     let off = ctx.mem.u32(typ.offset(rt.str_off)).ok()? as i32;
     let tflag = ctx.mem.u8(typ.offset(rt.tflag_off)).ok()?;
     let name = Addr(rt.base.wrapping_add_signed(i64::from(off)));
@@ -185,12 +198,16 @@ const REFERRER_PIECE: usize = 1 << 16;
 
 /// For each target object, the objects that point at it (in id order) and the offset of the
 /// pointer word.
-fn referrers(ctx: &Ctx, raw: &RawEdges, targets: &HashSet<u32>) -> HashMap<u32, Vec<(ObjId, u64)>> {
+fn referrers(
+    ctx: &Ctx,
+    raw: &RawEdges,
+    targets: &HashSet<u32>,
+) -> HashMap<u32, Vec<(ObjId, u64, bool)>> {
     let mut wanted = crate::graph::Bits::new(ctx.objects.len());
     for &t in targets {
         wanted.set(t);
     }
-    let found: Vec<Vec<(u32, ObjId, u64)>> =
+    let found: Vec<Vec<(u32, ObjId, u64, bool)>> =
         crate::graph::pieces(0..ctx.objects.len(), REFERRER_PIECE)
             .into_par_iter()
             .map(|ids| {
@@ -199,18 +216,27 @@ fn referrers(ctx: &Ctx, raw: &RawEdges, targets: &HashSet<u32>) -> HashMap<u32, 
                     let (ts, words) = raw.of(id as u32);
                     for (&t, w) in ts.iter().zip(words) {
                         if wanted.get(t) {
-                            found.push((t, ObjId(id as u32), w.offset()));
+                            found.push((t, ObjId(id as u32), w.offset(), w.at_start()));
                         }
                     }
                 }
                 found
             })
             .collect();
-    let mut out: HashMap<u32, Vec<(ObjId, u64)>> = HashMap::new();
-    for (t, r, off) in found.into_iter().flatten() {
-        out.entry(t).or_default().push((r, off));
+    let mut out: HashMap<u32, Vec<(ObjId, u64, bool)>> = HashMap::new();
+    for (t, r, off, start) in found.into_iter().flatten() {
+        out.entry(t).or_default().push((r, off, start));
     }
     out
+}
+
+/// Headers found from storage no decoded map owns: on the heap, and on goroutine stacks.
+#[derive(Debug, Default)]
+pub(super) struct Orphans {
+    /// Heap objects that are map headers, with their type.
+    pub heap: Vec<(ObjId, TypeRef)>,
+    /// Headers in stack frames, typed.
+    pub stack: Vec<crate::roots::StackHeader>,
 }
 
 /// Headers of maps whose storage the allocator typed but that no decoded map owns.
@@ -220,7 +246,8 @@ pub(super) fn orphan_headers(
     raw: &RawEdges,
     known: &crate::graph::Bits,
     rtypes: Option<&RuntimeTypes>,
-) -> Vec<(ObjId, TypeRef)> {
+    stacks: &crate::roots::StackMaps,
+) -> Orphans {
     let climbs = climbs(ctx);
     let reader = ctx.reader();
     // Span by span, so that each object's span is known without a search; `known` is asked
@@ -243,21 +270,61 @@ pub(super) fn orphan_headers(
         })
         .collect();
     if orphans.is_empty() {
-        return Vec::new();
+        return Orphans::default();
     }
     let untyped = |o: ObjId| types.get(o).is_none();
+    // Headers in frames: a frame word holding the start of `o`, `off` bytes into a header.
+    let mut on_stack: Vec<crate::roots::StackHeader> = Vec::new();
+    let mut from_stack = |o: ObjId, off: u64, header: TypeRef| {
+        let start = ctx.objects.value_in(ctx.objects.span(o), o).0;
+        for &(_, slot, frame) in stacks.words_to(start.0) {
+            let Some(h) = slot.0.checked_sub(off).map(Addr) else {
+                continue;
+            };
+            if let Some(mut h) = stacks.unnamed(frame, h) {
+                h.ty = Some(header);
+                if !on_stack.iter().any(|x| x.header == h.header) {
+                    on_stack.push(h);
+                }
+            }
+        }
+    };
+    // A header is at least as large as its type: `mapextra.nextOverflow`, which points into a
+    // bucket array at the header's `buckets` offset, lives in a smaller object.
+    let holds = |o: ObjId, t: TypeRef| ctx.objects.size(o) >= ctx.dwarf.byte_size(t);
     let mut found = Vec::new();
     let refs = referrers(ctx, raw, &orphans.keys().copied().collect());
     // Swiss: orphan groups array ← table ← directory ← header.
     let mut tables: HashMap<u32, Climb> = HashMap::new();
     for (o, climb) in &orphans {
-        for &(r, off) in refs.get(o).into_iter().flatten() {
+        match *climb {
+            Climb::Classic {
+                header,
+                buckets,
+                oldbuckets,
+            } => {
+                from_stack(ObjId(*o), buckets, header);
+                from_stack(ObjId(*o), oldbuckets, header);
+            }
+            // A small map's one group, which its header points at.
+            Climb::Swiss {
+                header, dir_ptr, ..
+            } => from_stack(ObjId(*o), dir_ptr, header),
+        }
+        for &(r, off, start) in refs.get(o).into_iter().flatten() {
             match *climb {
+                // `buckets` and `oldbuckets` point at the array's first bucket.
                 Climb::Classic {
                     header,
                     buckets,
                     oldbuckets,
-                } if (off == buckets || off == oldbuckets) && untyped(r) => found.push((r, header)),
+                } if (off == buckets || off == oldbuckets)
+                    && start
+                    && untyped(r)
+                    && holds(r, header) =>
+                {
+                    found.push((r, header))
+                }
                 Climb::Swiss { groups_data, .. } if off == groups_data => {
                     tables.insert(r.0, *climb);
                 }
@@ -269,7 +336,7 @@ pub(super) fn orphan_headers(
         let refs = referrers(ctx, raw, &tables.keys().copied().collect());
         let mut dirs: HashMap<u32, Climb> = HashMap::new();
         for (t, climb) in &tables {
-            for &(r, _) in refs.get(t).into_iter().flatten() {
+            for &(r, _, _) in refs.get(t).into_iter().flatten() {
                 if untyped(r) {
                     dirs.insert(r.0, *climb);
                 }
@@ -283,8 +350,9 @@ pub(super) fn orphan_headers(
             else {
                 continue;
             };
-            for &(r, off) in refs.get(dir).into_iter().flatten() {
-                if off == dir_ptr && untyped(r) {
+            from_stack(ObjId(*dir), dir_ptr, header);
+            for &(r, off, _) in refs.get(dir).into_iter().flatten() {
+                if off == dir_ptr && untyped(r) && holds(r, header) {
                     found.push((r, header));
                 }
             }
@@ -293,13 +361,19 @@ pub(super) fn orphan_headers(
     found.sort();
     found.dedup();
     // Keep only candidates whose type really is a map header struct.
-    found.retain(|(_, t)| {
+    let is_struct = |t: TypeRef| {
         matches!(
             ctx.dwarf
-                .resolve(*t)
+                .resolve(t)
                 .map(|(_, i)| matches!(i.kind, TypeKind::Struct(_))),
             Ok(true)
         )
-    });
-    found
+    };
+    found.retain(|(_, t)| is_struct(*t));
+    on_stack.retain(|h| h.ty.is_some_and(is_struct));
+    on_stack.sort_by_key(|h| h.header);
+    Orphans {
+        heap: found,
+        stack: on_stack,
+    }
 }

@@ -29,6 +29,20 @@ pub enum MapImpl {
     Swiss,
 }
 
+impl MapImpl {
+    /// The implementation whose header struct the linker names `name` (`hash<K,V>` for
+    /// classic maps, `map<K,V>` for Swiss ones).
+    pub fn of_header(name: &str) -> Option<MapImpl> {
+        if name.starts_with("hash<") {
+            Some(MapImpl::Classic)
+        } else if name.starts_with("map<") {
+            Some(MapImpl::Swiss)
+        } else {
+            None
+        }
+    }
+}
+
 /// One key/value pair: where its key and value are stored.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
@@ -82,11 +96,28 @@ pub struct SlotType {
     pub indirect: bool,
 }
 
+/// Where a map's header lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapHome {
+    /// A heap object.
+    Heap(ObjId),
+    /// A goroutine's stack frame: the root (index into the analysis' roots) standing for it.
+    Stack(u32),
+}
+
 /// A decoded map.
 #[derive(Debug, Clone)]
 pub struct DecodedMap {
-    /// The map header object.
-    pub header: ObjId,
+    /// Address of the map header.
+    pub addr: Addr,
+    /// Bytes of the header.
+    pub header_size: u64,
+    /// The map's Go type, as `%T` prints it: `map[string]*big.Int`.
+    pub type_name: String,
+    /// Where the header lives.
+    pub home: MapHome,
+    /// Buckets or groups held in a stack frame with the header: (address, bytes).
+    pub stack_containers: Vec<(Addr, u64)>,
     /// Implementation.
     pub imp: MapImpl,
     /// Key layout.
@@ -112,6 +143,14 @@ pub struct DecodedMap {
 }
 
 impl DecodedMap {
+    /// The header object, for a map whose header is on the heap.
+    pub fn header_object(&self) -> Option<ObjId> {
+        match self.home {
+            MapHome::Heap(o) => Some(o),
+            MapHome::Stack(_) => None,
+        }
+    }
+
     /// Address of an entry's key slot.
     pub fn key_of(&self, e: Entry) -> Addr {
         e.slot_in(self.layout.key)
@@ -149,6 +188,8 @@ pub struct Maps {
     pub areas: std::collections::HashMap<u32, SlotArea>,
     /// (first entry, map) of the maps with entries, by first entry.
     starts: Vec<(u32, u32)>,
+    /// The stack frames holding the headers of maps that live on a stack.
+    pub stack_headers: Vec<crate::roots::StackHeader>,
 }
 
 /// What the decoders read from.
@@ -223,19 +264,7 @@ impl Ctx<'_> {
 
     /// Byte size of a type through typedefs (pointers are 8).
     fn size(&self, t: TypeRef) -> u64 {
-        let mut cur = t;
-        for _ in 0..16 {
-            let Ok(i) = self.dwarf.info(cur) else {
-                return 0;
-            };
-            match i.kind {
-                _ if i.size > 0 => return i.size,
-                TypeKind::Pointer(_) => return 8,
-                TypeKind::Typedef(Some(n)) => cur = n,
-                _ => return 0,
-            }
-        }
-        0
+        self.dwarf.byte_size(t)
     }
 
     /// The element type and count of an array field.
@@ -318,6 +347,11 @@ pub(crate) struct Decoding {
     pub areas: Vec<(ObjId, SlotArea)>,
     /// Where keys and values lie in the map's buckets or groups.
     pub layout: SlotLayout,
+    /// For a map whose header is on a stack: that stack's extent, where buckets or groups
+    /// may lie too.
+    pub stack: Option<(u64, u64)>,
+    /// Buckets or groups found in `stack`: (address, bytes).
+    pub stack_containers: Vec<(Addr, u64)>,
 }
 
 impl Decoding {
@@ -331,6 +365,8 @@ impl Decoding {
             tombstones: 0,
             areas: Vec::new(),
             layout: SlotLayout::default(),
+            stack: None,
+            stack_containers: Vec::new(),
         }
     }
 
@@ -339,13 +375,28 @@ impl Decoding {
         let _ = self.entries.try_reserve(count.min(1 << 32) as usize);
     }
 
-    /// Records the entry in slot `i` of the bucket or group at `bucket`, held by `holder`
-    /// (None: outside any live object).
-    pub(crate) fn entry(&mut self, bucket: Addr, i: u64, holder: Option<ObjId>) {
+    /// Records the entry in slot `i` of the bucket or group at `bucket`, if it is held (by a
+    /// live object or the map's stack frame; not held: damage).
+    pub(crate) fn entry(&mut self, bucket: Addr, i: u64, held: bool) {
         self.decoded += 1;
-        if let (Some(_), Some(e)) = (holder, Entry::new(bucket, i)) {
+        if let (true, Some(e)) = (held, Entry::new(bucket, i)) {
             self.entries.push(e);
         }
+    }
+
+    /// Whether the bucket or group at `b` is held: by a live object (`holder`), or by the
+    /// stack frame the map's header lives in (noted once as a stack container of `size`).
+    pub(crate) fn held(&mut self, holder: Option<ObjId>, b: Addr, size: u64) -> bool {
+        if holder.is_some() {
+            return true;
+        }
+        let on_stack = self
+            .stack
+            .is_some_and(|(lo, hi)| b.0 >= lo && b.0.saturating_add(size) <= hi);
+        if on_stack && !self.stack_containers.iter().any(|(a, _)| *a == b) {
+            self.stack_containers.push((b, size));
+        }
+        on_stack
     }
 
     /// Notes that the bucket or group at `b` belongs to the map, with its slot area.
@@ -405,6 +456,7 @@ impl Decoding {
                 .into_par_iter()
                 .map(|a| {
                     let mut d = Decoding::new();
+                    d.stack = self.stack;
                     for u in a..end.min(a + piece) {
                         read(u, &mut d);
                     }
@@ -426,6 +478,7 @@ impl Decoding {
         self.slots += d.slots;
         self.tombstones += d.tombstones;
         self.areas.append(&mut d.areas);
+        self.stack_containers.append(&mut d.stack_containers);
     }
 
     /// The map's own objects, each once, in address order.
@@ -445,16 +498,20 @@ impl Maps {
         types: &mut ObjectTypes,
         raw: &crate::graph::RawEdges,
         rtypes: Option<&RuntimeTypes>,
+        stacks: &crate::roots::StackMaps,
     ) -> Maps {
         let mut out = Maps::default();
         Maps::decode_headers(ctx, types, 0..ctx.objects.len() as u32, &mut out);
+        for h in &stacks.headers {
+            out.decode_stack_header(ctx, h);
+        }
         let mut known = crate::graph::Bits::new(ctx.objects.len());
         for o in out.maps.iter().flat_map(|m| &m.storage) {
             known.set(o.0);
         }
-        let found = discover::orphan_headers(ctx, types, raw, &known, rtypes);
-        let mut headers: Vec<u32> = Vec::with_capacity(found.len());
-        for (header, t) in found {
+        let found = discover::orphan_headers(ctx, types, raw, &known, rtypes, stacks);
+        let mut headers: Vec<u32> = Vec::with_capacity(found.heap.len());
+        for (header, t) in found.heap {
             let name = ctx
                 .dwarf
                 .info(t)
@@ -468,6 +525,9 @@ impl Maps {
         headers.sort_unstable();
         headers.dedup();
         Maps::decode_headers(ctx, types, headers, &mut out);
+        for h in &found.stack {
+            out.decode_stack_header(ctx, h);
+        }
         out.index_starts();
         out
     }
@@ -487,59 +547,116 @@ impl Maps {
             let Some(name) = types.name(oid) else {
                 continue;
             };
-            let imp = if name.starts_with("hash<") {
-                MapImpl::Classic
-            } else if name.starts_with("map<") {
-                MapImpl::Swiss
-            } else {
+            let Some(imp) = MapImpl::of_header(name) else {
                 continue;
             };
             let header = ctx.objects.addr(oid);
-            let decoded = match imp {
-                MapImpl::Classic => classic::decode(ctx, t, header),
-                MapImpl::Swiss => swiss::decode(ctx, t, header),
-            };
-            let Some((key, value, count, writing, mut d)) = decoded else {
-                out.warnings
-                    .push(format!("map {name} at {header}: layout not understood"));
-                continue;
-            };
-            if writing {
-                out.warnings.push(format!(
-                    "map {name} at {header} was being written when the core was taken: decoded best-effort"
-                ));
-            }
-            if !writing && d.decoded != count {
-                out.warnings.push(format!(
-                    "map {name} at {header}: its header counts {count} entries but {} were decoded; the core may be damaged there",
-                    d.decoded
-                ));
-            }
-            let entries = d.entries.len() as u32;
-            let first = out.add_entries(std::mem::take(&mut d.entries));
-            // The first slot area found for an object stands.
-            for (o, a) in &d.areas {
-                out.areas.entry(o.0).or_insert(*a);
-            }
-            let mut storage = d.storage_set();
+            let decoded = decode_at(ctx, imp, t, header, None);
+            out.add_decoded(ctx, imp, t, header, MapHome::Heap(oid), decoded);
+        }
+    }
+
+    /// Decodes a map whose header lives on a goroutine's stack; its root is set when the
+    /// analysis adds one for it. A header found from its storage, not named by a variable, is
+    /// kept only when its count and its entries agree (a frame word that only looked like one
+    /// decodes to nonsense).
+    fn decode_stack_header(&mut self, ctx: &Ctx, h: &crate::roots::StackHeader) {
+        let Some(t) = h.ty else { return };
+        let Some(imp) = ctx
+            .dwarf
+            .info(t)
+            .ok()
+            .and_then(|i| MapImpl::of_header(&i.name))
+        else {
+            return;
+        };
+        if self.stack_headers.iter().any(|x| x.header == h.header) {
+            return;
+        }
+        let Some(decoded) = decode_at(ctx, imp, t, h.header, Some(h.stack)) else {
+            return;
+        };
+        let (_, _, count, writing, d) = &decoded;
+        if h.var.is_none() && (*count != d.entries.len() as u64 || *writing) {
+            return;
+        }
+        self.stack_headers.push(h.clone());
+        self.add_decoded(
+            ctx,
+            imp,
+            t,
+            h.header,
+            MapHome::Stack(u32::MAX),
+            Some(decoded),
+        );
+    }
+
+    /// Adds a map decoded from its header at `header` (DWARF type `t`), or a warning when its
+    /// layout was not understood (`decoded` is None).
+    fn add_decoded(
+        &mut self,
+        ctx: &Ctx,
+        imp: MapImpl,
+        t: TypeRef,
+        header: Addr,
+        home: MapHome,
+        decoded: Option<Decoded>,
+    ) {
+        let name = ctx
+            .dwarf
+            .info(t)
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        let Some((key, value, count, writing, mut d)) = decoded else {
+            self.warnings
+                .push(format!("map {name} at {header}: layout not understood"));
+            return;
+        };
+        if writing {
+            self.warnings.push(format!(
+                "map {name} at {header} was being written when the core was taken: decoded best-effort"
+            ));
+        }
+        if !writing && d.decoded != count {
+            self.warnings.push(format!(
+                "map {name} at {header}: its header counts {count} entries but {} were decoded; the core may be damaged there",
+                d.decoded
+            ));
+        }
+        let entries = d.entries.len() as u32;
+        let first = self.add_entries(std::mem::take(&mut d.entries));
+        // The first slot area found for an object stands.
+        for (o, a) in &d.areas {
+            self.areas.entry(o.0).or_insert(*a);
+        }
+        let mut storage = d.storage_set();
+        if let MapHome::Heap(oid) = home {
             if let Err(at) = storage.binary_search(&oid) {
                 storage.insert(at, oid);
             }
-            out.maps.push(DecodedMap {
-                header: oid,
-                imp,
-                key,
-                value,
-                count,
-                first_entry: first as u32,
-                entries,
-                storage,
-                slots: d.slots,
-                tombstones: d.tombstones,
-                writing,
-                layout: d.layout,
-            });
         }
+        self.maps.push(DecodedMap {
+            addr: header,
+            header_size: ctx.size(t),
+            type_name: format!(
+                "map[{}]{}",
+                type_name(ctx, key.ty),
+                type_name(ctx, value.ty)
+            ),
+            home,
+            stack_containers: std::mem::take(&mut d.stack_containers),
+            imp,
+            key,
+            value,
+            count,
+            first_entry: first as u32,
+            entries,
+            storage,
+            slots: d.slots,
+            tombstones: d.tombstones,
+            writing,
+            layout: d.layout,
+        });
     }
 
     /// Adds one map's entries, which stay together, and returns where they start. The larger
@@ -590,6 +707,29 @@ impl Maps {
     }
 }
 
+/// Decodes the map header at `header` (DWARF type `t`) of implementation `imp`; `stack` is the
+/// extent of the stack it lives on, if it does.
+fn decode_at(
+    ctx: &Ctx,
+    imp: MapImpl,
+    t: TypeRef,
+    header: Addr,
+    stack: Option<(u64, u64)>,
+) -> Option<Decoded> {
+    match imp {
+        MapImpl::Classic => classic::decode(ctx, t, header, stack),
+        MapImpl::Swiss => swiss::decode(ctx, t, header, stack),
+    }
+}
+
+/// A type's name as `%T` prints it (short package names).
+fn type_name(ctx: &Ctx, t: TypeRef) -> String {
+    ctx.dwarf
+        .info(t)
+        .map(|i| keys::short_type_name(&i.name))
+        .unwrap_or_default()
+}
+
 /// Result of decoding one header: key and value layout, recorded count, writing flag, contents.
 pub(crate) type Decoded = (SlotType, SlotType, u64, bool, Decoding);
 
@@ -599,8 +739,8 @@ mod tests {
 
     /// What decoding unit `u` finds in these tests: two entries, a tombstone, a holder object.
     fn read_unit(u: u64, d: &mut Decoding) {
-        d.entry(Addr(0x1000 + 64 * u), u % 8, Some(ObjId(u as u32)));
-        d.entry(Addr(0x1000 + 64 * u), (u + 1) % 8, None);
+        d.entry(Addr(0x1000 + 64 * u), u % 8, true);
+        d.entry(Addr(0x1000 + 64 * u), (u + 1) % 8, false);
         d.tombstones += 1;
         d.slots += 8;
         d.storage.push(ObjId((u / 3) as u32));

@@ -35,11 +35,12 @@ impl Group {
             return;
         };
         let holder = d.container(ctx, g, self.size, self.ctrl + 8, self.size);
+        let held = d.held(holder, g, self.size);
         d.slots += GROUP_SLOTS;
         for i in 0..GROUP_SLOTS {
             let c = (ctrl >> (8 * i)) as u8;
             if is_full(c) {
-                d.entry(g, i, holder);
+                d.entry(g, i, held);
             } else if c == CTRL_DELETED {
                 d.tombstones += 1;
             }
@@ -48,7 +49,13 @@ impl Group {
 }
 
 /// Decodes a Swiss map whose `map<K,V>` header (DWARF type `t`) is at `header`.
-pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
+/// `stack`: the extent of the stack the header lives on, if it does.
+pub(super) fn decode(
+    ctx: &Ctx,
+    t: TypeRef,
+    header: Addr,
+    stack: Option<(u64, u64)>,
+) -> Option<Decoded> {
     let (_, hf) = ctx.fields(t)?;
     let f = |n: &str| Ctx::field(&hf, n);
     let m = ctx.mem;
@@ -103,6 +110,7 @@ pub(super) fn decode(ctx: &Ctx, t: TypeRef, header: Addr) -> Option<Decoded> {
         value: layout.1,
     };
     let mut d = Decoding::new();
+    d.stack = stack;
     d.layout = SlotLayout {
         key: group.key,
         value: group.value,

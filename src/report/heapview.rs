@@ -255,6 +255,10 @@ impl<'a> Namer<'a> {
         let a = self.view.a;
         if let Some(r) = a.graph.as_root(u) {
             let root = &a.roots[r];
+            if root.map.is_some() {
+                // A map whose header is on a stack: the root is the map.
+                return root.name.clone();
+            }
             let slot = root.slots.iter().find(|(s, _)| self.points_into(*s, w));
             return match root.kind {
                 crate::roots::RootKind::Stack => format!(

@@ -10,7 +10,6 @@ use super::heapview::{HeapView, Namer, Parents};
 use super::top::percent;
 use super::{human_bytes, Envelope};
 use crate::dwarf::Dwarf;
-use crate::heap::ObjId;
 use crate::maps::keys::{self, Redactor};
 use crate::maps::{DecodedMap, MapImpl};
 use crate::memory::{Addr, Memory};
@@ -162,18 +161,19 @@ impl MapsReport {
         let reach = a.reachability();
         let redactor = Redactor::default();
         let namer = Namer::new(v, input.dwarf, input.mem);
+        let node = |mi: usize| a.map_node(&a.maps.maps[mi]);
         let shown: Vec<usize> = (0..a.maps.maps.len())
             .filter(|&mi| {
-                let h = a.maps.maps[mi].header.0;
+                let h = node(mi);
                 a.doms.is_reachable(h) && a.retained.get(h) >= opts.min_bytes
             })
             .collect();
-        let headers: Vec<u32> = shown.iter().map(|&mi| a.maps.maps[mi].header.0).collect();
+        let headers: Vec<u32> = shown.iter().map(|&mi| node(mi)).collect();
         // Owners first: the search's table is freed before keys are grouped.
         let parents = v.bfs_parents(&headers);
         let owners: Vec<(String, bool)> = shown
             .iter()
-            .map(|&mi| owner(&namer, &parents, a.maps.maps[mi].header))
+            .map(|&mi| owner(&namer, &parents, &a.maps.maps[mi]))
             .collect();
         drop(parents);
         let mut lines: Vec<(usize, MapLine)> = shown
@@ -185,14 +185,12 @@ impl MapsReport {
             })
             .collect();
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
-        let headers: std::collections::HashSet<u32> = lines
-            .iter()
-            .map(|(mi, _)| a.maps.maps[*mi].header.0)
-            .collect();
+        let headers: std::collections::HashSet<u32> =
+            lines.iter().map(|(mi, _)| node(*mi)).collect();
         let maps_retained_bytes = lines
             .iter()
             .filter(|(mi, _)| {
-                let h = a.maps.maps[*mi].header.0;
+                let h = node(*mi);
                 !v.dominator_chain(h)
                     .iter()
                     .any(|n| *n != h && headers.contains(n))
@@ -395,7 +393,7 @@ fn map_line(
     MapLine {
         owner,
         owner_shared,
-        address: a.objects.addr(m.header).to_string(),
+        address: m.addr.to_string(),
         implementation: m.imp,
         key_type: type_name(m.key.ty),
         value_type: type_name(m.value.ty),
@@ -409,7 +407,7 @@ fn map_line(
             (entries.len() as f64 / m.slots as f64 * 1000.0).round() / 1000.0
         },
         tombstones: m.tombstones,
-        retained_bytes: a.retained.get(m.header.0),
+        retained_bytes: a.retained.get(a.map_node(m)),
         entries_retained_bytes: entries_retained,
         groups,
     }
@@ -629,16 +627,21 @@ fn group_other_keys(
 
 /// Names the map as Go code would reach it from a root, along the shortest path; and whether
 /// several roots hold it.
-fn owner(namer: &Namer, parents: &Parents, header: ObjId) -> (String, bool) {
+fn owner(namer: &Namer, parents: &Parents, m: &DecodedMap) -> (String, bool) {
     let v = namer.view;
-    let path = v.path_to(parents, header.0);
+    if let crate::maps::MapHome::Stack(r) = m.home {
+        // The map is its own root, named for its variable.
+        return (v.a.roots[r as usize].name.clone(), false);
+    }
+    let node = v.a.map_node(m);
+    let path = v.path_to(parents, node);
     let mut name = namer.expression(&path);
     let shared = v
-        .dominator_chain(header.0)
+        .dominator_chain(node)
         .first()
         .is_some_and(|&first| v.a.graph.as_root(first).is_none());
     if name.is_empty() {
-        name = format!("map @ {}", v.a.objects.addr(header));
+        name = format!("map @ {}", m.addr);
     }
     (name, shared)
 }
@@ -717,7 +720,7 @@ fn findings(input: &MapsInput, lines: &[(usize, MapLine)], reachable: u64) -> Ve
             .iter()
             .find(|(i, _)| *i == mi as usize)
             .map(|(_, l)| l.owner.clone())
-            .unwrap_or_else(|| format!("map @ {}", a.objects.addr(a.maps.maps[mi as usize].header)))
+            .unwrap_or_else(|| format!("map @ {}", a.maps.maps[mi as usize].addr))
     };
     let mut shared: Vec<_> = pairs.into_iter().collect();
     shared.sort();

@@ -51,6 +51,17 @@ impl Features {
     }
 }
 
+impl Features {
+    /// The runtime's own name for the map header struct of this release.
+    pub fn map_header_type(&self) -> &'static str {
+        if self.swiss_maps {
+            "internal/runtime/maps.Map"
+        } else {
+            "runtime.hmap"
+        }
+    }
+}
+
 /// The `heapArena` field path of the 1.21-style pointer bitmap, when this runtime has one.
 pub fn arena_bitmap_field(dwarf: &Dwarf) -> Option<&'static str> {
     ["bitmap", "heapArenaPtrScalar.bitmap"]
