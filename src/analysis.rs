@@ -69,6 +69,8 @@ pub struct Analysis {
     pub warnings: Vec<String>,
     /// Typed local variables on goroutine stacks (type seeds).
     pub stack_vars: Vec<crate::runtime::StackVar>,
+    /// `runtime.types`: an interface's type word less this is its DWARF runtime-type offset.
+    pub types_base: Option<u64>,
 }
 
 impl std::fmt::Debug for Analysis {
@@ -252,7 +254,24 @@ impl Analysis {
             objects: &objects,
         };
         let rtypes = runtime_types(&rt);
-        let mut maps = Maps::decode(&ctx, &mut types, &raw, rtypes.as_ref(), &stack_maps);
+        // Where typed values lie outside the heap: globals and stack variables.
+        let places: Vec<(crate::memory::Addr, crate::dwarf::TypeRef)> = (roots.iter())
+            .filter_map(|r| r.var)
+            .chain(stack_vars.iter().map(|v| (v.addr, v.ty)))
+            .collect();
+        let expunged = rt
+            .global("sync.expunged")
+            .ok()
+            .and_then(|a| p.mem.u64(a).ok());
+        let sync = crate::maps::syncmap::SyncLayout::detect(&p.dwarf, expunged);
+        let mut maps = Maps::decode(
+            &ctx,
+            &mut types,
+            &raw,
+            rtypes.as_ref(),
+            &stack_maps,
+            sync.as_ref().map(|l| (l, &places[..])),
+        );
         crate::roots::add_stack_map_roots(&mut roots, &mut maps);
         warnings.extend(maps.warnings.iter().cloned());
         phase("maps", t);
@@ -296,6 +315,10 @@ impl Analysis {
             timings,
             warnings,
             stack_vars,
+            types_base: rt
+                .global("runtime.firstmoduledata")
+                .and_then(|md| rt.field_uint(md, "runtime.moduledata", "types"))
+                .ok(),
         })
     }
 
@@ -306,6 +329,24 @@ impl Analysis {
             crate::maps::MapHome::Heap(o) => o.0,
             crate::maps::MapHome::Stack(r) => self.graph.root_node(r as usize),
         }
+    }
+
+    /// The DWARF type and value address of the `any` at `eface` (for a pointer-shaped type the
+    /// data word is the value).
+    pub fn eface(
+        &self,
+        dwarf: &crate::dwarf::Dwarf,
+        mem: &crate::memory::Memory,
+        eface: crate::memory::Addr,
+    ) -> Option<(crate::dwarf::TypeRef, crate::memory::Addr)> {
+        let typ = mem.u64(eface).ok().filter(|&t| t != 0)?;
+        let t = dwarf.type_by_runtime_offset(typ.checked_sub(self.types_base?)?)?;
+        let data = eface.offset(8);
+        Some(if dwarf.is_pointer_shaped(t) {
+            (t, data)
+        } else {
+            (t, mem.ptr(data).ok()?)
+        })
     }
 
     /// A node's own bytes: an object's slot size, 0 for entries and roots.

@@ -116,6 +116,21 @@ impl ObjectTypes {
         }
     }
 
+    /// The objects whose type (and its name) `wanted` accepts, in id order.
+    pub fn objects_where(&self, mut wanted: impl FnMut(&ObjType, &str) -> bool) -> Vec<ObjId> {
+        let keep: Vec<bool> = (self.types.iter())
+            .zip(&self.names)
+            .map(|(t, n)| wanted(t, n))
+            .collect();
+        if !keep.contains(&true) {
+            return Vec::new();
+        }
+        (self.of.iter().enumerate())
+            .filter(|(_, &t)| t != UNTYPED && keep[t as usize - 1])
+            .map(|(i, _)| ObjId(i as u32))
+            .collect()
+    }
+
     /// How many objects have a type.
     pub fn typed(&self) -> usize {
         self.of.iter().filter(|&&t| t != UNTYPED).count()

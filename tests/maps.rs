@@ -44,7 +44,7 @@ fn report_scoped(s: &Sample, opts: &MapsOptions, scope: TypeScope) -> MapsReport
 /// `unsafe.Pointer`, so it is found from its buckets' or groups' malloc headers, which Go 1.21
 /// does not write.
 fn findable(s: &Sample, m: &serde_json::Value) -> bool {
-    (m["name"] != "main.opaque" || s.minor() >= 22) && m["impl"] != "sync.Map"
+    m["name"] != "main.opaque" || s.minor() >= 22
 }
 
 /// Bytes of a map's entries that another owner shares, which no single owner retains.
@@ -97,6 +97,10 @@ fn every_map_matches_its_programs_entries_and_bytes() {
             let ctx = format!("{}: {}", s.name, m["name"]);
             assert_eq!(l.entries, m["entries"].as_u64().unwrap(), "{ctx}: entries");
             assert_eq!(l.header_count, l.entries, "{ctx}: header count");
+            if m["impl"] == "sync.Map" {
+                check_sync_map(&ctx, l, m);
+                continue;
+            }
             assert_eq!(
                 l.entries_retained_bytes,
                 m["entries_bytes"].as_u64().unwrap() - shared(m),
@@ -133,6 +137,63 @@ fn every_map_matches_its_programs_entries_and_bytes() {
                 );
             }
         }
+    }
+}
+
+/// A `sync.Map` against its program's count: live entries only, every byte it holds, and
+/// per key prefix between what the keys and values alone cost and what storing them cost.
+fn check_sync_map(ctx: &str, l: &MapLine, m: &serde_json::Value) {
+    assert_eq!(
+        serde_json::to_value(l.implementation).unwrap(),
+        "sync.Map",
+        "{ctx}"
+    );
+    assert_eq!(
+        l.key_type,
+        m["key_type"].as_str().unwrap(),
+        "{ctx}: key type"
+    );
+    assert_eq!(
+        l.value_type,
+        m["value_type"].as_str().unwrap(),
+        "{ctx}: value type"
+    );
+    assert_eq!(
+        l.retained_bytes,
+        m["total_bytes"].as_u64().unwrap(),
+        "{ctx}: total"
+    );
+    let (lo, hi) = (
+        m["entries_bytes"].as_u64().unwrap(),
+        m["store_bytes"].as_u64().unwrap(),
+    );
+    assert!(
+        (lo..=hi).contains(&l.entries_retained_bytes),
+        "{ctx}: entries retain {} outside [{lo}, {hi}]",
+        l.entries_retained_bytes
+    );
+    for p in m["prefixes"].as_array().unwrap() {
+        let g = l
+            .groups
+            .iter()
+            .find(|g| g.prefix == p["prefix"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("{ctx}: no group {}", p["prefix"]));
+        assert_eq!(
+            g.entries,
+            p["entries"].as_u64().unwrap(),
+            "{ctx} {}",
+            p["prefix"]
+        );
+        let (lo, hi) = (
+            p["bytes"].as_u64().unwrap(),
+            p["store_bytes"].as_u64().unwrap(),
+        );
+        assert!(
+            (lo..=hi).contains(&g.retained_bytes),
+            "{ctx} {}: {} outside [{lo}, {hi}]",
+            p["prefix"],
+            g.retained_bytes
+        );
     }
 }
 

@@ -510,10 +510,19 @@ impl Dwarf {
     /// The Go expression suffix (`.field`, `[i]`) naming the word at `offset` inside a value of
     /// type `ty`; runtime internals (slice, string and interface headers) add nothing.
     pub fn field_path_at(&self, ty: TypeRef, offset: u64) -> String {
+        self.field_path_to(ty, offset, "")
+    }
+
+    /// Like [`Dwarf::field_path_at`], stopping at a value of the type named `stop` that starts
+    /// at the offset (`.cache.items` for a `sync.Map`, not the field inside it).
+    pub fn field_path_to(&self, ty: TypeRef, offset: u64, stop: &str) -> String {
         let mut out = String::new();
         let (mut t, mut off) = (ty, offset);
         for _ in 0..32 {
             let Ok(info) = self.info(t) else { break };
+            if off == 0 && !stop.is_empty() && info.name == stop {
+                break;
+            }
             match &info.kind {
                 TypeKind::Typedef(Some(next)) if !matches!(info.go_kind, Some(18 | 19 | 21)) => {
                     t = *next;
@@ -582,6 +591,16 @@ impl Dwarf {
             TypeKind::Pointer(Some(h)) => Some(h),
             _ => None,
         }
+    }
+
+    /// Whether a value of this type is one pointer word (pointers, maps, channels, funcs,
+    /// `unsafe.Pointer`): an interface holds such a value in its data word.
+    pub fn is_pointer_shaped(&self, t: TypeRef) -> bool {
+        let Ok(info) = self.info(t) else {
+            return false;
+        };
+        matches!(info.kind, TypeKind::Pointer(_))
+            || matches!(info.go_kind, Some(18 | 19 | GO_KIND_MAP | 22 | 26))
     }
 
     /// Byte size of the named type.

@@ -6,6 +6,7 @@ mod discover;
 pub use discover::RuntimeTypes;
 pub mod keys;
 mod swiss;
+pub mod syncmap;
 
 use crate::dwarf::{Dwarf, Field, TypeInfo, TypeKind, TypeRef};
 use crate::heap::{Heap, HeapIndex, ObjId, Objects};
@@ -27,6 +28,9 @@ pub enum MapImpl {
     Classic,
     /// Swiss tables (Go ≥ 1.24).
     Swiss,
+    /// A `sync.Map`: its read-only and dirty maps (Go ≤ 1.23) or its hash trie, as one map.
+    #[serde(rename = "sync.Map")]
+    SyncMap,
 }
 
 impl MapImpl {
@@ -188,6 +192,8 @@ pub struct Maps {
     pub areas: std::collections::HashMap<u32, SlotArea>,
     /// (first entry, map) of the maps with entries, by first entry.
     starts: Vec<(u32, u32)>,
+    /// `sync.Map` values, each read as one map.
+    pub sync_maps: Vec<syncmap::SyncMap>,
     /// The stack frames holding the headers of maps that live on a stack.
     pub stack_headers: Vec<crate::roots::StackHeader>,
 }
@@ -499,6 +505,7 @@ impl Maps {
         raw: &crate::graph::RawEdges,
         rtypes: Option<&RuntimeTypes>,
         stacks: &crate::roots::StackMaps,
+        sync: Option<(&syncmap::SyncLayout, &[(Addr, TypeRef)])>,
     ) -> Maps {
         let mut out = Maps::default();
         Maps::decode_headers(ctx, types, 0..ctx.objects.len() as u32, &mut out);
@@ -527,6 +534,11 @@ impl Maps {
         Maps::decode_headers(ctx, types, headers, &mut out);
         for h in &found.stack {
             out.decode_stack_header(ctx, h);
+        }
+        if let Some((layout, places)) = sync {
+            for a in syncmap::values_of(ctx, types, places, "sync.Map") {
+                out.read_sync_map(ctx, types, layout, a);
+            }
         }
         out.index_starts();
         out
@@ -719,6 +731,7 @@ fn decode_at(
     match imp {
         MapImpl::Classic => classic::decode(ctx, t, header, stack),
         MapImpl::Swiss => swiss::decode(ctx, t, header, stack),
+        MapImpl::SyncMap => None,
     }
 }
 

@@ -10,7 +10,9 @@ use super::heapview::{HeapView, Namer, Parents};
 use super::top::percent;
 use super::{human_bytes, Envelope};
 use crate::dwarf::Dwarf;
+use crate::heap::ObjId;
 use crate::maps::keys::{self, Redactor};
+use crate::maps::syncmap::{SyncEntry, SyncImpl, SyncMap};
 use crate::maps::{DecodedMap, MapImpl};
 use crate::memory::{Addr, Memory};
 
@@ -162,18 +164,31 @@ impl MapsReport {
         let redactor = Redactor::default();
         let namer = Namer::new(v, input.dwarf, input.mem);
         let node = |mi: usize| a.map_node(&a.maps.maps[mi]);
+        // A sync.Map's read-only and dirty maps are shown as the sync.Map.
+        let internal: std::collections::HashSet<u32> = (a.maps.sync_maps.iter())
+            .flat_map(|s| s.internal.iter().copied())
+            .collect();
         let shown: Vec<usize> = (0..a.maps.maps.len())
             .filter(|&mi| {
                 let h = node(mi);
-                a.doms.is_reachable(h) && a.retained.get(h) >= opts.min_bytes
+                !internal.contains(&(mi as u32))
+                    && a.doms.is_reachable(h)
+                    && a.retained.get(h) >= opts.min_bytes
             })
             .collect();
-        let headers: Vec<u32> = shown.iter().map(|&mi| node(mi)).collect();
+        let holders: Vec<Option<u32>> = (a.maps.sync_maps.iter())
+            .map(|s| v.object_at(s.addr).map(|o| o.0))
+            .collect();
+        let mut targets: Vec<u32> = shown.iter().map(|&mi| node(mi)).collect();
+        targets.extend(holders.iter().flatten());
         // Owners first: the search's table is freed before keys are grouped.
-        let parents = v.bfs_parents(&headers);
+        let parents = v.bfs_parents(&targets);
         let owners: Vec<(String, bool)> = shown
             .iter()
             .map(|&mi| owner(&namer, &parents, &a.maps.maps[mi]))
+            .collect();
+        let sync_owners: Vec<String> = (a.maps.sync_maps.iter().zip(&holders))
+            .map(|(s, h)| sync_owner(&namer, &parents, input.dwarf, s.addr, *h))
             .collect();
         drop(parents);
         let mut lines: Vec<(usize, MapLine)> = shown
@@ -184,12 +199,25 @@ impl MapsReport {
                 (mi, map_line(input, opts, owner, &redactor, m))
             })
             .collect();
+        // sync.Maps follow, numbered after the Go maps.
+        let first_sync = a.maps.maps.len();
+        for (k, (s, owner)) in a.maps.sync_maps.iter().zip(sync_owners).enumerate() {
+            let line = sync_line(input, opts, owner, &redactor, s);
+            if line.retained_bytes >= opts.min_bytes {
+                lines.push((first_sync + k, line));
+            }
+        }
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
-        let headers: std::collections::HashSet<u32> =
-            lines.iter().map(|(mi, _)| node(*mi)).collect();
+        let headers: std::collections::HashSet<u32> = (lines.iter())
+            .filter(|(mi, _)| *mi < first_sync)
+            .map(|(mi, _)| node(*mi))
+            .collect();
         let maps_retained_bytes = lines
             .iter()
             .filter(|(mi, _)| {
+                if *mi >= first_sync {
+                    return true;
+                }
                 let h = node(*mi);
                 !v.dominator_chain(h)
                     .iter()
@@ -367,22 +395,7 @@ fn map_line(
     } else {
         group_other_keys(input, opts, redactor, m, entries, entry_retained)
     };
-    let mut groups: Vec<KeyGroup> = groups
-        .into_iter()
-        .map(|(prefix, (n, bytes, sample))| KeyGroup {
-            prefix,
-            entries: n,
-            retained_bytes: bytes,
-            percent_of_map: percent(bytes, entries_retained),
-            sample_key: sample,
-        })
-        .collect();
-    groups.sort_by(|x, y| {
-        y.retained_bytes
-            .cmp(&x.retained_bytes)
-            .then(x.prefix.cmp(&y.prefix))
-    });
-    groups.truncate(opts.groups);
+    let groups = key_groups(groups, entries_retained, opts);
     let type_name = |t| {
         input
             .dwarf
@@ -410,6 +423,223 @@ fn map_line(
         retained_bytes: a.retained.get(a.map_node(m)),
         entries_retained_bytes: entries_retained,
         groups,
+    }
+}
+
+/// Key groups as shown: largest first, at most `opts.groups`.
+fn key_groups(groups: Groups, entries_retained: u64, opts: &MapsOptions) -> Vec<KeyGroup> {
+    let mut groups: Vec<KeyGroup> = groups
+        .into_iter()
+        .map(|(prefix, (n, bytes, sample))| KeyGroup {
+            prefix,
+            entries: n,
+            retained_bytes: bytes,
+            percent_of_map: percent(bytes, entries_retained),
+            sample_key: sample,
+        })
+        .collect();
+    groups.sort_by(|x, y| {
+        y.retained_bytes
+            .cmp(&x.retained_bytes)
+            .then(x.prefix.cmp(&y.prefix))
+    });
+    groups.truncate(opts.groups);
+    groups
+}
+
+/// Names a `sync.Map` at `addr`: a field of the heap object `holder` reached from a root, or a
+/// global variable (or one of its fields).
+fn sync_owner(
+    namer: &Namer,
+    parents: &Parents,
+    dwarf: &Dwarf,
+    addr: Addr,
+    holder: Option<u32>,
+) -> String {
+    let v = namer.view;
+    let a = v.a;
+    let within = |ty: crate::dwarf::TypeRef, base: Addr| {
+        dwarf.field_path_to(ty, addr.0 - base.0, "sync.Map")
+    };
+    if let Some(h) = holder {
+        let o = ObjId(h);
+        let path = v.path_to(parents, h);
+        let base = namer.expression(&path);
+        if !base.is_empty() {
+            let field = match a.types.get(o) {
+                Some(crate::types::ObjType::Dwarf(t)) => {
+                    within(t, a.objects.value_in(a.objects.span(o), o).0)
+                }
+                _ => String::new(),
+            };
+            return format!("{base}{field}");
+        }
+    }
+    for r in &a.roots {
+        if let Some((base, ty)) = r.var {
+            if addr >= base && addr.0 < base.0 + dwarf.byte_size(ty).max(1) {
+                return format!("{}{}", r.name, within(ty, base));
+            }
+        }
+    }
+    format!("sync.Map @ {addr}")
+}
+
+/// What each live entry of a `sync.Map` alone keeps alive: its own node (the `*entry` with
+/// the boxed value, or the trie's entry) and its key's and value's objects, where nothing
+/// else holds them.
+fn sync_entry_sizes(
+    a: &crate::analysis::Analysis,
+    mem: &Memory,
+    s: &SyncMap,
+    entries: &[SyncEntry],
+) -> Vec<u64> {
+    let pointee = |w: Addr| {
+        mem.u64(w.offset(8))
+            .ok()
+            .and_then(|p| a.objects.find(&a.index, Addr(p)))
+    };
+    let held = |o: ObjId, by: &dyn Fn(u32) -> bool| {
+        if a.doms.idom(o.0).is_some_and(by) {
+            a.retained.get(o.0)
+        } else {
+            0
+        }
+    };
+    match s.imp {
+        SyncImpl::ReadDirty => {
+            // An entry in both maps is dominated where the two maps' paths meet.
+            let chains: Vec<Vec<u32>> = (s.internal.iter())
+                .map(|&mi| {
+                    let node = a.map_node(&a.maps.maps[mi as usize]);
+                    crate::report::heapview::HeapView::new(a).dominator_chain(node)
+                })
+                .collect();
+            let meet = chains.first().and_then(|first| {
+                (0..first.len())
+                    .take_while(|&i| chains.iter().all(|c| c.get(i) == Some(&first[i])))
+                    .last()
+                    .map(|i| first[i])
+            });
+            let own = |d: u32| {
+                Some(d) == meet
+                    || a.graph
+                        .as_entry(d)
+                        .is_some_and(|i| s.internal.contains(&a.maps.map_index_of(i)))
+            };
+            (entries.iter())
+                .map(|e| {
+                    [e.node, pointee(e.key)]
+                        .into_iter()
+                        .flatten()
+                        .map(|o| held(o, &own))
+                        .sum()
+                })
+                .collect()
+        }
+        SyncImpl::HashTrie => (entries.iter())
+            .map(|e| {
+                let Some(n) = e.node else { return 0 };
+                let own = |d: u32| d == n.0;
+                a.shallow(n.0)
+                    + [pointee(e.key), pointee(e.value)]
+                        .into_iter()
+                        .flatten()
+                        .map(|o| held(o, &own))
+                        .sum::<u64>()
+            })
+            .collect(),
+    }
+}
+
+/// The one dynamic type of a `sync.Map`'s keys (or values), as `%T` prints it, or `interface {}`
+/// when they differ.
+fn common_type<'e>(input: &MapsInput, anys: impl Iterator<Item = &'e Addr>) -> String {
+    let a = input.view.a;
+    let mut names = anys.map(|&x| {
+        a.eface(input.dwarf, input.mem, x)
+            .and_then(|(t, _)| input.dwarf.info(t).ok())
+            .map(|i| keys::short_type_name(&i.name))
+    });
+    let first = names.next().flatten();
+    match first {
+        Some(f) if names.all(|n| n.as_deref() == Some(&f)) => f,
+        _ => "interface {}".to_string(),
+    }
+}
+
+/// A `sync.Map` as one map: its live entries, grouped by key, and its shared structure.
+fn sync_line(
+    input: &MapsInput,
+    opts: &MapsOptions,
+    owner: String,
+    redactor: &Redactor,
+    s: &SyncMap,
+) -> MapLine {
+    let a = input.view.a;
+    let sizes = sync_entry_sizes(a, input.mem, s, &s.entries);
+    let entries_retained: u64 = sizes.iter().sum();
+    let internal = || s.internal.iter().map(|&mi| &a.maps.maps[mi as usize]);
+    // Its structure: the read-only record or the trie's nodes, its Go maps' tables, and what
+    // deleted entries leave in them.
+    let dead: u64 = sync_entry_sizes(a, input.mem, s, &s.dead).iter().sum();
+    let table_bytes: u64 = (s.storage.iter().chain(internal().flat_map(|m| &m.storage)))
+        .map(|o| a.shallow(o.0))
+        .sum::<u64>()
+        + dead;
+    let slots: u64 = internal().map(|m| m.slots).sum();
+    let mut groups = Groups::new();
+    for (e, &r) in s.entries.iter().zip(&sizes) {
+        let text = a
+            .eface(input.dwarf, input.mem, e.key)
+            .and_then(|(t, at)| keys::render(input.dwarf, input.mem, t, at, 0))
+            .unwrap_or_default();
+        // String keys group on their text, as in any map.
+        let raw = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(&text);
+        let group = match opts.group_by {
+            GroupBy::Prefix => keys::prefix(raw, opts.depth, &opts.delimiters).to_string(),
+            GroupBy::Shape => keys::shape(raw, &opts.delimiters),
+        };
+        let group = if opts.redact {
+            keys::shape(&group, &opts.delimiters)
+        } else {
+            group
+        };
+        let g = groups.entry(group).or_insert_with(|| {
+            let shown = if opts.redact {
+                redactor.key(raw, &opts.delimiters)
+            } else {
+                keys::cut(&text, opts.key_width)
+            };
+            (0, 0, shown)
+        });
+        g.0 += 1;
+        g.1 += r;
+    }
+    let n = s.entries.len() as u64;
+    MapLine {
+        owner,
+        owner_shared: false,
+        address: s.addr.to_string(),
+        implementation: MapImpl::SyncMap,
+        key_type: common_type(input, s.entries.iter().map(|e| &e.key)),
+        value_type: common_type(input, s.entries.iter().map(|e| &e.value)),
+        entries: n,
+        header_count: n,
+        table_bytes,
+        slots,
+        load: if slots == 0 {
+            0.0
+        } else {
+            (n as f64 / slots as f64 * 1000.0).round() / 1000.0
+        },
+        tombstones: s.dead.len() as u64,
+        retained_bytes: table_bytes + entries_retained,
+        entries_retained_bytes: entries_retained,
+        groups: key_groups(groups, entries_retained, opts),
     }
 }
 
