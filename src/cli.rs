@@ -166,6 +166,10 @@ struct MapsArgs {
     /// Replace keys by their shape and a short keyed hash, so the report can leave the machine.
     #[arg(long)]
     redact: bool,
+    /// Maps inside other maps' entries are one row per outer map (`main.nested[*]`); with this,
+    /// JSON also lists each of them under that row.
+    #[arg(long)]
+    nested: bool,
 }
 
 #[derive(Args, Debug)]
@@ -327,6 +331,7 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
         delimiters: a.delimiters.clone(),
         key_width: a.key_width,
         redact: a.redact,
+        nested: a.nested,
     };
     let command: String = std::env::args()
         .map(|x| if x.contains(' ') { format!("{x:?}") } else { x })

@@ -6,7 +6,7 @@ mod common;
 use coreheap::analysis::{Analysis, NoProgress};
 use coreheap::process::{OpenOptions, Process};
 use coreheap::report::heapview::HeapView;
-use coreheap::report::maps::{MapLine, MapsInput, MapsOptions, MapsReport};
+use coreheap::report::maps::{KeyGroup, MapLine, MapsInput, MapsOptions, MapsReport};
 use coreheap::types::TypeScope;
 
 use common::{sample, samples, Sample};
@@ -18,6 +18,7 @@ fn truth_grouping() -> MapsOptions {
         groups: usize::MAX,
         depth: 2,
         delimiters: ":".into(),
+        nested: true,
         ..Default::default()
     }
 }
@@ -62,23 +63,34 @@ fn truth_map<'a>(s: &'a Sample, name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("{}: no map {name} in truth.json", s.name))
 }
 
-/// Every map, with the default grouping.
+/// Every map, with the default grouping, maps inside other maps listed under their row.
 fn all_maps(s: &Sample) -> MapsReport {
     report(
         s,
         &MapsOptions {
             top: 0,
+            nested: true,
             ..Default::default()
         },
     )
 }
 
+/// The program's map in the report: a row, or a map listed under a roll-up row.
 fn find<'a>(r: &'a MapsReport, m: &serde_json::Value) -> &'a MapLine {
     let addr = m["addr"].as_str().unwrap();
     r.maps
         .iter()
-        .find(|l| l.address == addr)
+        .chain(r.maps.iter().flat_map(|l| &l.nested))
+        .find(|l| l.address == addr && l.inner_maps == 0)
         .unwrap_or_else(|| panic!("map {} at {addr} not reported", m["name"]))
+}
+
+/// A key group of a map by its prefix.
+fn group<'a>(ctx: &str, l: &'a MapLine, p: &serde_json::Value) -> &'a KeyGroup {
+    l.groups
+        .iter()
+        .find(|g| g.prefix == p["prefix"].as_str().unwrap())
+        .unwrap_or_else(|| panic!("{ctx}: no group {}", p["prefix"]))
 }
 
 #[test]
@@ -118,11 +130,7 @@ fn every_map_matches_its_programs_entries_and_bytes() {
                 .iter()
                 .filter(|_| shared(m) == 0)
             {
-                let g = l
-                    .groups
-                    .iter()
-                    .find(|g| g.prefix == p["prefix"].as_str().unwrap())
-                    .unwrap_or_else(|| panic!("{ctx}: no group {}", p["prefix"]));
+                let g = group(&ctx, l, p);
                 assert_eq!(
                     g.entries,
                     p["entries"].as_u64().unwrap(),
@@ -173,11 +181,7 @@ fn check_sync_map(ctx: &str, l: &MapLine, m: &serde_json::Value) {
         l.entries_retained_bytes
     );
     for p in m["prefixes"].as_array().unwrap() {
-        let g = l
-            .groups
-            .iter()
-            .find(|g| g.prefix == p["prefix"].as_str().unwrap())
-            .unwrap_or_else(|| panic!("{ctx}: no group {}", p["prefix"]));
+        let g = group(ctx, l, p);
         assert_eq!(
             g.entries,
             p["entries"].as_u64().unwrap(),
@@ -416,5 +420,66 @@ fn typing_toward_maps_finds_what_typing_everything_finds() {
             .to_json()
             .unwrap();
         assert_eq!(toward, all, "{}", s.name);
+    }
+}
+
+/// Every map the zoo and services programs made is one row, named as the program names it, or
+/// (maps inside another map's entries) counted in its outer map's roll-up row; nothing else
+/// of theirs is listed: no phantom header, no sync.Map internals, no row per inner map.
+#[test]
+fn every_program_map_is_listed_once() {
+    for s in samples()
+        .into_iter()
+        .filter(|s| matches!(s.program(), "zoo" | "services"))
+    {
+        let r = all_maps(&s);
+        let ours = |o: &str| o.starts_with("main.") || o.starts_with("goroutine ");
+        let mut rows: Vec<String> = (r.maps.iter())
+            .filter(|l| ours(&l.owner))
+            .map(|l| match l.owner.strip_prefix("goroutine ") {
+                // "goroutine 7 main.worker: jobs" → "goroutine main.worker: jobs"
+                Some(rest) => format!("goroutine {}", rest.split_once(' ').unwrap().1),
+                None => l.owner.clone(),
+            })
+            .collect();
+        rows.sort();
+        let maps = s.truth["maps"].as_array().unwrap();
+        let is_inner =
+            |m: &&serde_json::Value| m["name"].as_str().unwrap().starts_with("main.nested[");
+        let mut want: Vec<String> = (maps.iter())
+            .filter(|m| findable(&s, m) && !is_inner(m))
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .chain(std::iter::once("main.nested[*]".to_string()))
+            .collect();
+        want.sort();
+        assert_eq!(rows, want, "{}", s.name);
+        // The roll-up row counts the inner maps and their bytes: services writes their totals,
+        // zoo each inner map.
+        let rollup = r.maps.iter().find(|l| l.owner == "main.nested[*]").unwrap();
+        let inner: Vec<&serde_json::Value> = maps.iter().filter(is_inner).collect();
+        let sum = |f: &str| inner.iter().map(|m| m[f].as_u64().unwrap()).sum::<u64>();
+        let totals = maps
+            .iter()
+            .find(|m| m["name"] == "main.nested")
+            .and_then(|m| m.get("inner_maps"));
+        let (count, entries, table, total) = match totals {
+            Some(i) => (
+                i["count"].as_u64().unwrap(),
+                i["entries"].as_u64().unwrap(),
+                i["table_bytes"].as_u64().unwrap(),
+                i["total_bytes"].as_u64().unwrap(),
+            ),
+            None => (
+                inner.len() as u64,
+                sum("entries"),
+                sum("table_bytes"),
+                sum("total_bytes"),
+            ),
+        };
+        assert_eq!(rollup.inner_maps, count, "{}", s.name);
+        assert_eq!(rollup.entries, entries, "{}", s.name);
+        assert_eq!(rollup.table_bytes, table, "{}", s.name);
+        assert_eq!(rollup.retained_bytes, total, "{}", s.name);
+        assert_eq!(rollup.nested.len() as u64, count, "{}", s.name);
     }
 }

@@ -44,6 +44,8 @@ pub struct MapsOptions {
     pub key_width: usize,
     /// Replace keys by their shape and a keyed hash.
     pub redact: bool,
+    /// List the maps inside other maps' entries one by one under their roll-up row.
+    pub nested: bool,
 }
 
 impl Default for MapsOptions {
@@ -57,6 +59,7 @@ impl Default for MapsOptions {
             delimiters: ":/|.-_ ".to_string(),
             key_width: 40,
             redact: false,
+            nested: false,
         }
     }
 }
@@ -109,6 +112,10 @@ pub struct MapLine {
     pub entries_retained_bytes: u64,
     /// Key groups, largest first.
     pub groups: Vec<KeyGroup>,
+    /// For a row standing for the maps inside another map's entries: how many (0 otherwise).
+    pub inner_maps: u64,
+    /// Those maps one by one, when asked (`--nested`); empty otherwise.
+    pub nested: Vec<MapLine>,
 }
 
 /// The `maps` report.
@@ -190,16 +197,59 @@ impl MapsReport {
         let sync_owners: Vec<String> = (a.maps.sync_maps.iter().zip(&holders))
             .map(|(s, h)| sync_owner(&namer, &parents, input.dwarf, s.addr, *h))
             .collect();
+        // Maps inside another map's entries roll up under the outermost one: one row per
+        // outer map and path from its entries (`main.nested[*]`, `main.byUser[*].tags`).
+        let position: HashMap<usize, usize> =
+            shown.iter().enumerate().map(|(k, &mi)| (mi, k)).collect();
+        let mut rollups: Vec<((usize, String), Vec<usize>)> = Vec::new();
+        let mut nested: HashMap<usize, usize> = HashMap::new();
+        for &mi in &shown {
+            let path = v.path_to(&parents, node(mi));
+            let Some(at) = path.iter().position(|&n| a.graph.as_entry(n).is_some()) else {
+                continue;
+            };
+            let Some(outer) = a
+                .graph
+                .as_entry(path[at])
+                .map(|e| a.maps.map_index_of(e) as usize)
+            else {
+                continue;
+            };
+            let Some(&k) = position.get(&outer) else {
+                continue;
+            };
+            let suffix: String = path[at..]
+                .windows(2)
+                .skip(1)
+                .map(|w| namer.edge(w[0], w[1]))
+                .collect();
+            let key = (outer, format!("{}[*]{suffix}", owners[k].0));
+            match rollups.iter().position(|(k, _)| *k == key) {
+                Some(r) => rollups[r].1.push(mi),
+                None => rollups.push((key, vec![mi])),
+            }
+            nested.insert(mi, rollups.len());
+        }
         drop(parents);
-        let mut lines: Vec<(usize, MapLine)> = shown
-            .into_iter()
-            .zip(owners)
-            .map(|(mi, owner)| {
-                let m = &a.maps.maps[mi];
-                (mi, map_line(input, opts, owner, &redactor, m))
-            })
+        let inner_names: HashMap<usize, String> = (shown.iter().zip(&owners))
+            .filter(|(mi, _)| nested.contains_key(mi))
+            .map(|(&mi, (o, _))| (mi, o.clone()))
             .collect();
-        // sync.Maps follow, numbered after the Go maps.
+        let mut inner_lines: HashMap<usize, MapLine> = HashMap::new();
+        let mut lines: Vec<(usize, MapLine)> = Vec::new();
+        for (mi, owner) in shown.into_iter().zip(owners) {
+            let m = &a.maps.maps[mi];
+            if nested.contains_key(&mi) {
+                let all_groups = MapsOptions {
+                    groups: usize::MAX,
+                    ..opts.clone()
+                };
+                inner_lines.insert(mi, map_line(input, &all_groups, owner, &redactor, m));
+            } else {
+                lines.push((mi, map_line(input, opts, owner, &redactor, m)));
+            }
+        }
+        // sync.Maps follow, numbered after the Go maps, then the roll-ups.
         let first_sync = a.maps.maps.len();
         for (k, (s, owner)) in a.maps.sync_maps.iter().zip(sync_owners).enumerate() {
             let line = sync_line(input, opts, owner, &redactor, s);
@@ -207,14 +257,26 @@ impl MapsReport {
                 lines.push((first_sync + k, line));
             }
         }
+        let first_rollup = first_sync + a.maps.sync_maps.len();
+        for (k, ((_, owner), members)) in rollups.into_iter().enumerate() {
+            let inner: Vec<MapLine> = (members.iter())
+                .filter_map(|mi| inner_lines.remove(mi))
+                .collect();
+            lines.push((first_rollup + k, rollup_line(owner, inner, opts)));
+        }
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
         let headers: std::collections::HashSet<u32> = (lines.iter())
             .filter(|(mi, _)| *mi < first_sync)
             .map(|(mi, _)| node(*mi))
             .collect();
+        // What all maps retain: each row once, less those inside another row's map (roll-ups
+        // are inside theirs).
         let maps_retained_bytes = lines
             .iter()
             .filter(|(mi, _)| {
+                if *mi >= first_rollup {
+                    return false;
+                }
                 if *mi >= first_sync {
                     return true;
                 }
@@ -225,7 +287,7 @@ impl MapsReport {
             })
             .map(|(_, l)| l.retained_bytes)
             .sum();
-        let findings = findings(input, &lines, reach.reachable_bytes);
+        let findings = findings(input, &lines, &inner_names, reach.reachable_bytes);
         let found = lines.len();
         if opts.top > 0 {
             lines.truncate(opts.top);
@@ -423,6 +485,57 @@ fn map_line(
         retained_bytes: a.retained.get(a.map_node(m)),
         entries_retained_bytes: entries_retained,
         groups,
+        inner_maps: 0,
+        nested: Vec::new(),
+    }
+}
+
+/// One row for maps inside another map's entries: their count and totals, their key groups
+/// merged, and (when asked) each of them.
+fn rollup_line(owner: String, inner: Vec<MapLine>, opts: &MapsOptions) -> MapLine {
+    let sum = |f: fn(&MapLine) -> u64| inner.iter().map(f).sum::<u64>();
+    let mut groups = Groups::new();
+    for g in inner.iter().flat_map(|l| &l.groups) {
+        let e = (groups.entry(g.prefix.clone())).or_insert_with(|| (0, 0, g.sample_key.clone()));
+        e.0 += g.entries;
+        e.1 += g.retained_bytes;
+    }
+    let entries_retained = sum(|l| l.entries_retained_bytes);
+    let (entries, slots) = (sum(|l| l.entries), sum(|l| l.slots));
+    let first = inner.first();
+    let text = |f: fn(&MapLine) -> &String| first.map(f).cloned().unwrap_or_default();
+    MapLine {
+        owner,
+        owner_shared: false,
+        address: text(|l| &l.address),
+        implementation: first.map_or(MapImpl::Swiss, |l| l.implementation),
+        key_type: text(|l| &l.key_type),
+        value_type: text(|l| &l.value_type),
+        entries,
+        header_count: sum(|l| l.header_count),
+        table_bytes: sum(|l| l.table_bytes),
+        slots,
+        load: if slots == 0 {
+            0.0
+        } else {
+            (entries as f64 / slots as f64 * 1000.0).round() / 1000.0
+        },
+        tombstones: sum(|l| l.tombstones),
+        retained_bytes: sum(|l| l.retained_bytes),
+        entries_retained_bytes: entries_retained,
+        groups: key_groups(groups, entries_retained, opts),
+        inner_maps: inner.len() as u64,
+        nested: if opts.nested {
+            inner
+                .into_iter()
+                .map(|mut l| {
+                    l.groups.truncate(opts.groups);
+                    l
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -640,6 +753,8 @@ fn sync_line(
         retained_bytes: table_bytes + entries_retained,
         entries_retained_bytes: entries_retained,
         groups: key_groups(groups, entries_retained, opts),
+        inner_maps: 0,
+        nested: Vec::new(),
     }
 }
 
@@ -877,7 +992,12 @@ fn owner(namer: &Namer, parents: &Parents, m: &DecodedMap) -> (String, bool) {
 }
 
 /// One-line findings: dominant maps, oversized tables, tombstones, shared values.
-fn findings(input: &MapsInput, lines: &[(usize, MapLine)], reachable: u64) -> Vec<String> {
+fn findings(
+    input: &MapsInput,
+    lines: &[(usize, MapLine)],
+    inner_names: &HashMap<usize, String>,
+    reachable: u64,
+) -> Vec<String> {
     let a = input.view.a;
     let mut out = Vec::new();
     for (_, m) in lines {
@@ -950,6 +1070,7 @@ fn findings(input: &MapsInput, lines: &[(usize, MapLine)], reachable: u64) -> Ve
             .iter()
             .find(|(i, _)| *i == mi as usize)
             .map(|(_, l)| l.owner.clone())
+            .or_else(|| inner_names.get(&(mi as usize)).cloned())
             .unwrap_or_else(|| format!("map @ {}", a.maps.maps[mi as usize].addr))
     };
     let mut shared: Vec<_> = pairs.into_iter().collect();
