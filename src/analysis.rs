@@ -263,14 +263,18 @@ impl Analysis {
             .global("sync.expunged")
             .ok()
             .and_then(|a| p.mem.u64(a).ok());
-        let sync = crate::maps::syncmap::SyncLayout::detect(&p.dwarf, expunged);
+        let holders = crate::maps::Holders {
+            sync: crate::maps::syncmap::SyncLayout::detect(&p.dwarf, expunged),
+            pool: crate::maps::pool::PoolLayout::detect(&p.dwarf),
+            places: &places,
+        };
         let mut maps = Maps::decode(
             &ctx,
             &mut types,
             &raw,
             rtypes.as_ref(),
             &stack_maps,
-            sync.as_ref().map(|l| (l, &places[..])),
+            &holders,
         );
         crate::roots::add_stack_map_roots(&mut roots, &mut maps);
         warnings.extend(maps.warnings.iter().cloned());

@@ -246,3 +246,25 @@ fn sizes_asked_in_id_order_with_a_remembered_span_match_a_plain_lookup() {
         );
     }
 }
+
+/// `top` names what the standard library's holders keep by their types, held by their owner:
+/// a sync.Pool's per-P cache array (not an unknown 256-byte object), a sync.Map's trie.
+#[test]
+fn top_names_pool_caches_and_sync_map_nodes() {
+    for s in samples().into_iter().filter(|s| s.program() == "services") {
+        let (_p, a) = analyse(&s);
+        let view = HeapView {
+            a: &a,
+            types: &a.types,
+        };
+        let top = TopReport::gather(&view, "", 1.0);
+        let pool = top
+            .retainers
+            .iter()
+            .find(|r| r.path[0].label.starts_with("main.bufPool"))
+            .unwrap_or_else(|| panic!("{}: the pool is not among the top retainers", s.name));
+        assert_eq!(pool.type_name, "[]sync.poolLocal", "{}", s.name);
+        let pooled: u64 = s.truth["pools"][0]["bytes"].as_u64().unwrap();
+        assert!(pool.retained_bytes >= pooled, "{}", s.name);
+    }
+}

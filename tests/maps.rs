@@ -483,3 +483,120 @@ fn every_program_map_is_listed_once() {
         assert_eq!(rollup.nested.len() as u64, count, "{}", s.name);
     }
 }
+
+/// Values shared between two maps, and between a map and a slice, are named with the bytes
+/// no single owner retains, as the services program counted them; its sync.Pool's pooled
+/// buffers are counted after the one GC they survived.
+#[test]
+fn shared_values_and_pooled_objects_match_the_program() {
+    for s in samples().into_iter().filter(|s| s.program() == "services") {
+        let r = all_maps(&s);
+        for want in s.truth["shared"].as_array().unwrap() {
+            let owners: Vec<&str> = want["owners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o.as_str().unwrap())
+                .collect();
+            let got = r
+                .shared
+                .iter()
+                .find(|x| x.owners == owners)
+                .unwrap_or_else(|| panic!("{}: no shared line for {owners:?}", s.name));
+            assert_eq!(got.values, want["entries"].as_u64().unwrap(), "{}", s.name);
+            assert_eq!(got.objects, want["objects"].as_u64().unwrap(), "{}", s.name);
+            assert_eq!(got.bytes, want["bytes"].as_u64().unwrap(), "{}", s.name);
+            assert!(
+                r.findings.iter().any(|f| f.contains(owners[1])),
+                "{}: no finding names {}",
+                s.name,
+                owners[1]
+            );
+        }
+        for want in s.truth["pools"].as_array().unwrap() {
+            let name = want["name"].as_str().unwrap();
+            let p = r
+                .pools
+                .iter()
+                .find(|p| p.owner == name)
+                .unwrap_or_else(|| panic!("{}: pool {name} not reported", s.name));
+            assert_eq!(
+                p.primary_objects + p.victim_objects,
+                want["count"].as_u64().unwrap(),
+                "{}",
+                s.name
+            );
+            assert_eq!(p.held_bytes, want["bytes"].as_u64().unwrap(), "{}", s.name);
+            // One GC moved them all to the victim cache, which the next one drops.
+            assert_eq!(want["where"], "victim", "{}", s.name);
+            assert_eq!(
+                p.victim_objects,
+                want["count"].as_u64().unwrap(),
+                "{}",
+                s.name
+            );
+            assert!(p.retained_bytes >= p.held_bytes, "{}", s.name);
+            assert!(
+                r.findings
+                    .iter()
+                    .any(|f| f.starts_with(&format!("{name} (sync.Pool) holds"))),
+                "{}",
+                s.name
+            );
+        }
+    }
+}
+
+/// The maps document carries every field its schema requires, on a sample with every kind of
+/// row: a stack map, sync.Maps, a roll-up with its inner maps, shared values and a pool.
+#[test]
+fn maps_json_has_every_field_its_schema_requires() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema/maps-v1.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let s = sample("go1.26.6/services");
+    let doc: serde_json::Value = serde_json::from_str(&common::coreheap_stdout([
+        "maps".as_ref(),
+        s.core.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--top".as_ref(),
+        "0".as_ref(),
+        "--nested".as_ref(),
+    ]))
+    .unwrap();
+    let has_all = |v: &serde_json::Value, s: &serde_json::Value, what: &str| {
+        for k in s["required"].as_array().unwrap() {
+            let k = k.as_str().unwrap();
+            assert!(v.get(k).is_some(), "{what}: no {k}");
+        }
+    };
+    has_all(&doc, &schema, "document");
+    let props = &schema["properties"];
+    let maps = doc["maps"].as_array().unwrap();
+    for m in maps
+        .iter()
+        .chain(maps.iter().flat_map(|m| m["nested"].as_array().unwrap()))
+    {
+        has_all(m, &props["maps"]["items"], m["owner"].as_str().unwrap());
+    }
+    for (list, what) in [("shared", "shared"), ("pools", "pools")] {
+        assert!(!doc[list].as_array().unwrap().is_empty(), "{what}");
+        for x in doc[list].as_array().unwrap() {
+            has_all(x, &props[list]["items"], what);
+        }
+    }
+    let kinds: Vec<&str> = maps
+        .iter()
+        .map(|m| m["implementation"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"swiss") && kinds.contains(&"sync.Map"),
+        "{kinds:?}"
+    );
+    assert!(maps.iter().any(|m| m["inner_maps"].as_u64().unwrap() > 0));
+}

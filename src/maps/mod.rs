@@ -5,6 +5,7 @@ mod classic;
 mod discover;
 pub use discover::RuntimeTypes;
 pub mod keys;
+pub mod pool;
 mod swiss;
 pub mod syncmap;
 
@@ -194,8 +195,22 @@ pub struct Maps {
     starts: Vec<(u32, u32)>,
     /// `sync.Map` values, each read as one map.
     pub sync_maps: Vec<syncmap::SyncMap>,
+    /// `sync.Pool` values and what their caches hold.
+    pub pools: Vec<pool::Pool>,
     /// The stack frames holding the headers of maps that live on a stack.
     pub stack_headers: Vec<crate::roots::StackHeader>,
+}
+
+/// The standard library's keyed holders other than maps, and where typed values lie outside
+/// the heap (globals, stack variables) to look for them.
+#[derive(Debug, Default)]
+pub struct Holders<'a> {
+    /// How `sync.Map` is laid out, if the executable has one.
+    pub sync: Option<syncmap::SyncLayout>,
+    /// How `sync.Pool` is laid out, if the executable has one.
+    pub pool: Option<pool::PoolLayout>,
+    /// Typed values outside the heap: (start, type).
+    pub places: &'a [(Addr, TypeRef)],
 }
 
 /// What the decoders read from.
@@ -505,7 +520,7 @@ impl Maps {
         raw: &crate::graph::RawEdges,
         rtypes: Option<&RuntimeTypes>,
         stacks: &crate::roots::StackMaps,
-        sync: Option<(&syncmap::SyncLayout, &[(Addr, TypeRef)])>,
+        holders: &Holders,
     ) -> Maps {
         let mut out = Maps::default();
         Maps::decode_headers(ctx, types, 0..ctx.objects.len() as u32, &mut out);
@@ -535,9 +550,14 @@ impl Maps {
         for h in &found.stack {
             out.decode_stack_header(ctx, h);
         }
-        if let Some((layout, places)) = sync {
-            for a in syncmap::values_of(ctx, types, places, "sync.Map") {
+        if let Some(layout) = &holders.sync {
+            for a in syncmap::values_of(ctx, types, holders.places, "sync.Map") {
                 out.read_sync_map(ctx, types, layout, a);
+            }
+        }
+        if let Some(layout) = &holders.pool {
+            for a in syncmap::values_of(ctx, types, holders.places, "sync.Pool") {
+                out.read_pool(ctx, types, layout, a);
             }
         }
         out.index_starts();
@@ -716,6 +736,16 @@ impl Maps {
     pub fn entries_of(&self, m: &DecodedMap) -> &[Entry] {
         let s = m.first_entry as usize;
         &self.entries[s..s + m.entries as usize]
+    }
+}
+
+/// Gives an untyped object a DWARF type found by reading what holds it.
+fn set_type(ctx: &Ctx, types: &mut ObjectTypes, o: ObjId, t: TypeRef) {
+    if types.get(o).is_some() {
+        return;
+    }
+    if let Ok(info) = ctx.dwarf.info(t) {
+        types.set(o, t, info.name.clone(), ctx.dwarf.byte_size(t));
     }
 }
 

@@ -42,6 +42,8 @@ pub enum SyncLayout {
         entry_p: u64,
         /// The value of `sync.expunged`: the marker of an expunged entry.
         expunged: u64,
+        /// The `readOnly` and `entry` types, given to the objects found.
+        types: (TypeRef, TypeRef),
     },
     /// Go ≥ 1.24: `m.root` points at a trie of `indirect` nodes (16 children each) whose leaves
     /// are `entry` nodes (key, value, and an overflow chain for equal hashes).
@@ -58,6 +60,8 @@ pub enum SyncLayout {
         key: u64,
         /// `entry.value`.
         value: u64,
+        /// The `indirect` and `entry` types, given to the objects found.
+        types: (TypeRef, TypeRef),
     },
 }
 
@@ -75,6 +79,10 @@ impl SyncLayout {
                 readonly_m: dwarf.offset("sync.readOnly", "m").ok()?,
                 entry_p: dwarf.offset("sync.entry", "p.v").ok()?,
                 expunged: expunged?,
+                types: (
+                    dwarf.type_named("sync.readOnly")?,
+                    dwarf.type_named("sync.entry")?,
+                ),
             });
         }
         let indirect = TRIE_INDIRECT.into_iter().find(|t| dwarf.has_type(t))?;
@@ -86,6 +94,7 @@ impl SyncLayout {
             overflow: dwarf.offset(entry, "overflow.v").ok()?,
             key: dwarf.offset(entry, "key").ok()?,
             value: dwarf.offset(entry, "value").ok()?,
+            types: (dwarf.type_named(indirect)?, dwarf.type_named(entry)?),
         })
     }
 
@@ -245,6 +254,7 @@ impl Maps {
                 readonly_m,
                 entry_p,
                 expunged,
+                ..
             } => {
                 let read = m.ptr(addr.offset(read)).unwrap_or(Addr(0));
                 let mut headers = Vec::new();
@@ -292,6 +302,23 @@ impl Maps {
                 if root.0 != 0 {
                     trie(ctx, layout, root, 0, &mut budget, &mut s);
                 }
+            }
+        }
+        // Its objects get their types (for other reports: `top`, `path`).
+        let (SyncLayout::ReadDirty {
+            types: (shared, node),
+            ..
+        }
+        | SyncLayout::HashTrie {
+            types: (shared, node),
+            ..
+        }) = *layout;
+        for &o in &s.storage {
+            super::set_type(ctx, types, o, shared);
+        }
+        for e in s.entries.iter().chain(&s.dead) {
+            if let Some(o) = e.node {
+                super::set_type(ctx, types, o, node);
             }
         }
         self.sync_maps.push(s);

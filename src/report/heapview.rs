@@ -117,6 +117,38 @@ impl<'a> HeapView<'a> {
         Parents(parent)
     }
 
+    /// A shortest path from a root to `v` that passes through no map entry (how something
+    /// other than a map holds it), root first; empty when every path does.
+    pub fn path_avoiding_entries(&self, v: u32) -> Vec<u32> {
+        let g = &self.a.graph.graph;
+        let root = self.a.graph.super_root();
+        let mut seen = crate::graph::Bits::new(g.node_count());
+        let mut parent = HashMap::new();
+        seen.set(root);
+        let mut q = VecDeque::from([root]);
+        while let Some(u) = q.pop_front() {
+            if u == v {
+                let mut path = vec![v];
+                while let Some(&p) = parent.get(path.last().unwrap_or(&root)) {
+                    if p == root {
+                        break;
+                    }
+                    path.push(p);
+                }
+                path.reverse();
+                return path;
+            }
+            for &w in g.successors(u) {
+                if !seen.get(w) && self.a.graph.as_entry(w).is_none() {
+                    seen.set(w);
+                    parent.insert(w, u);
+                    q.push_back(w);
+                }
+            }
+        }
+        Vec::new()
+    }
+
     /// The shortest path from a root to `v`, root first, using precomputed parents.
     pub fn path_to(&self, parents: &Parents, v: u32) -> Vec<u32> {
         let root = self.a.graph.super_root();

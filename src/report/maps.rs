@@ -133,10 +133,47 @@ pub struct MapsReport {
     pub maps: Vec<MapLine>,
     /// One-line findings for a responder.
     pub findings: Vec<String>,
+    /// Values that map entries point to but no single entry retains.
+    pub shared: Vec<SharedLine>,
+    /// `sync.Pool`s that hold objects.
+    pub pools: Vec<PoolLine>,
     /// Problems met.
     pub warnings: Vec<String>,
     /// Keys were redacted.
     pub redacted: bool,
+}
+
+/// Values that map entries hold but none retains alone, and who shares them.
+#[derive(Debug, Serialize)]
+pub struct SharedLine {
+    /// One map (several of its entries share them), two maps, or a map and what else holds
+    /// them (`outside`).
+    pub owners: Vec<String>,
+    /// The second owner is not a map: a path from a root that avoids map entries.
+    pub outside: bool,
+    /// Values shared: objects an entry points to directly.
+    pub values: u64,
+    /// Objects those values retain, themselves included.
+    pub objects: u64,
+    /// Bytes those values retain: what no single owner retains.
+    pub bytes: u64,
+}
+
+/// A `sync.Pool` and what its caches hold.
+#[derive(Debug, Serialize)]
+pub struct PoolLine {
+    /// The path from a root naming the pool.
+    pub owner: String,
+    /// Where the `sync.Pool` value is.
+    pub address: String,
+    /// Objects pooled in the primary cache (kept through the next GC, as the victim cache).
+    pub primary_objects: u64,
+    /// Objects pooled in the victim cache (dropped at the next GC).
+    pub victim_objects: u64,
+    /// Bytes the pooled objects retain.
+    pub held_bytes: u64,
+    /// Bytes the pool's caches retain: the pooled objects and the caches' own arrays.
+    pub retained_bytes: u64,
 }
 
 /// The heap's bytes.
@@ -186,8 +223,14 @@ impl MapsReport {
         let holders: Vec<Option<u32>> = (a.maps.sync_maps.iter())
             .map(|s| v.object_at(s.addr).map(|o| o.0))
             .collect();
+        let pools: Vec<&crate::maps::pool::Pool> = (a.maps.pools.iter())
+            .filter(|p| !p.local.held.is_empty() || !p.victim.held.is_empty())
+            .collect();
+        let pool_holders: Vec<Option<u32>> = (pools.iter())
+            .map(|p| v.object_at(p.addr).map(|o| o.0))
+            .collect();
         let mut targets: Vec<u32> = shown.iter().map(|&mi| node(mi)).collect();
-        targets.extend(holders.iter().flatten());
+        targets.extend(holders.iter().chain(&pool_holders).flatten());
         // Owners first: the search's table is freed before keys are grouped.
         let parents = v.bfs_parents(&targets);
         let owners: Vec<(String, bool)> = shown
@@ -195,7 +238,13 @@ impl MapsReport {
             .map(|&mi| owner(&namer, &parents, &a.maps.maps[mi]))
             .collect();
         let sync_owners: Vec<String> = (a.maps.sync_maps.iter().zip(&holders))
-            .map(|(s, h)| sync_owner(&namer, &parents, input.dwarf, s.addr, *h))
+            .map(|(s, h)| value_owner(&namer, &parents, input.dwarf, (s.addr, "sync.Map"), *h))
+            .collect();
+        let pools: Vec<PoolLine> = (pools.iter().zip(&pool_holders))
+            .map(|(p, h)| {
+                let owner = value_owner(&namer, &parents, input.dwarf, (p.addr, "sync.Pool"), *h);
+                pool_line(a, owner, p)
+            })
             .collect();
         // Maps inside another map's entries roll up under the outermost one: one row per
         // outer map and path from its entries (`main.nested[*]`, `main.byUser[*].tags`).
@@ -287,7 +336,8 @@ impl MapsReport {
             })
             .map(|(_, l)| l.retained_bytes)
             .sum();
-        let findings = findings(input, &lines, &inner_names, reach.reachable_bytes);
+        let (mut findings, shared) = findings(input, &lines, &inner_names, reach.reachable_bytes);
+        findings.extend(pools.iter().map(pool_finding));
         let found = lines.len();
         if opts.top > 0 {
             lines.truncate(opts.top);
@@ -303,6 +353,8 @@ impl MapsReport {
             maps_retained_bytes,
             maps: lines.into_iter().map(|(_, l)| l).collect(),
             findings,
+            shared,
+            pools,
             warnings: a.warnings.clone(),
             redacted: opts.redact,
         }
@@ -490,6 +542,43 @@ fn map_line(
     }
 }
 
+/// What a pool's caches hold.
+fn pool_line(
+    a: &crate::analysis::Analysis,
+    owner: String,
+    p: &crate::maps::pool::Pool,
+) -> PoolLine {
+    let mut held: Vec<u32> = (p.local.held.iter().chain(&p.victim.held))
+        .map(|o| o.0)
+        .collect();
+    held.sort_unstable();
+    held.dedup();
+    let retained = |c: &crate::maps::pool::PoolCache| c.array.map_or(0, |o| a.retained.get(o.0));
+    PoolLine {
+        owner,
+        address: p.addr.to_string(),
+        primary_objects: p.local.held.len() as u64,
+        victim_objects: p.victim.held.len() as u64,
+        held_bytes: held.iter().map(|&o| a.retained.get(o)).sum(),
+        retained_bytes: retained(&p.local) + retained(&p.victim),
+    }
+}
+
+/// A pool's finding: what it holds and when the GC drops it.
+fn pool_finding(p: &PoolLine) -> String {
+    let when = match (p.primary_objects, p.victim_objects) {
+        (0, _) => "all in its victim cache, which the next GC drops".to_string(),
+        (_, 0) => "all in its primary cache: the next GC moves them to the victim cache and the one after drops them".to_string(),
+        (l, v) => format!("{l} in its primary cache (dropped after two GCs) and {v} in its victim cache (dropped at the next GC)"),
+    };
+    format!(
+        "{} (sync.Pool) holds {} in {} pooled objects, {when}.",
+        p.owner,
+        human_bytes(p.held_bytes),
+        p.primary_objects + p.victim_objects
+    )
+}
+
 /// One row for maps inside another map's entries: their count and totals, their key groups
 /// merged, and (when asked) each of them.
 fn rollup_line(owner: String, inner: Vec<MapLine>, opts: &MapsOptions) -> MapLine {
@@ -560,20 +649,19 @@ fn key_groups(groups: Groups, entries_retained: u64, opts: &MapsOptions) -> Vec<
     groups
 }
 
-/// Names a `sync.Map` at `addr`: a field of the heap object `holder` reached from a root, or a
-/// global variable (or one of its fields).
-fn sync_owner(
+/// Names a value of the named type (a `sync.Map`, a `sync.Pool`) at `addr`: a field of the heap
+/// object `holder` reached from a root, or a global variable (or one of its fields).
+fn value_owner(
     namer: &Namer,
     parents: &Parents,
     dwarf: &Dwarf,
-    addr: Addr,
+    (addr, type_name): (Addr, &str),
     holder: Option<u32>,
 ) -> String {
     let v = namer.view;
     let a = v.a;
-    let within = |ty: crate::dwarf::TypeRef, base: Addr| {
-        dwarf.field_path_to(ty, addr.0 - base.0, "sync.Map")
-    };
+    let within =
+        |ty: crate::dwarf::TypeRef, base: Addr| dwarf.field_path_to(ty, addr.0 - base.0, type_name);
     if let Some(h) = holder {
         let o = ObjId(h);
         let path = v.path_to(parents, h);
@@ -595,7 +683,7 @@ fn sync_owner(
             }
         }
     }
-    format!("sync.Map @ {addr}")
+    format!("{type_name} @ {addr}")
 }
 
 /// What each live entry of a `sync.Map` alone keeps alive: its own node (the `*entry` with
@@ -997,8 +1085,7 @@ fn findings(
     lines: &[(usize, MapLine)],
     inner_names: &HashMap<usize, String>,
     reachable: u64,
-) -> Vec<String> {
-    let a = input.view.a;
+) -> (Vec<String>, Vec<SharedLine>) {
     let mut out = Vec::new();
     for (_, m) in lines {
         let share = percent(m.retained_bytes, reachable);
@@ -1027,9 +1114,46 @@ fn findings(
             ));
         }
     }
-    // Objects that entries of two different maps point to. Entries are read on every core,
-    // keeping what an entry points to but does not dominate, in entry order.
+    let shared = shared_values(input, lines, inner_names);
+    for sh in &shared {
+        let what = format!(
+            "{} values ({} objects, {})",
+            sh.values,
+            sh.objects,
+            human_bytes(sh.bytes)
+        );
+        out.push(match &sh.owners[..] {
+            [x] => format!(
+                "{what} are shared by several entries of {x}: no single entry retains them."
+            ),
+            [x, y] if sh.outside => format!(
+                "{what} held by entries of {x} are also held by {y}: {x} does not retain them alone."
+            ),
+            [x, y] => format!(
+                "{what} are shared between entries of {x} and {y}: neither map alone retains them."
+            ),
+            _ => continue,
+        });
+    }
+    (out, shared)
+}
+
+/// Values that map entries point to but no single entry retains, grouped by who shares them:
+/// several entries of one map, entries of two maps, or a map's entries and something outside
+/// every map (named by a path that avoids map entries).
+fn shared_values(
+    input: &MapsInput,
+    lines: &[(usize, MapLine)],
+    inner_names: &HashMap<usize, String>,
+) -> Vec<SharedLine> {
     use rayon::prelude::*;
+    let a = input.view.a;
+    // A sync.Map's two maps share their *entry values by design.
+    let internal: std::collections::HashSet<u32> = (a.maps.sync_maps.iter())
+        .flat_map(|s| s.internal.iter().copied())
+        .collect();
+    // Entries are read on every core, keeping what an entry points to but does not dominate,
+    // in entry order.
     let entries = a.maps.entries.len();
     let not_dominated: Vec<Vec<(u32, u32)>> = crate::graph::pieces(0..entries, KEY_CHUNK)
         .into_par_iter()
@@ -1043,28 +1167,54 @@ fn findings(
                         a.doms.prefetch(t);
                     }
                 }
+                let map = a.maps.map_index_of(i);
+                if internal.contains(&map) {
+                    continue;
+                }
                 let node = a.graph.entry_node(i);
                 for &t in a.graph.graph.successors(node) {
                     // What the entry alone dominates is not shared.
                     if a.doms.idom(t) != Some(node) {
-                        out.push((t, a.maps.map_index_of(i)));
+                        out.push((t, map));
                     }
                 }
             }
             out
         })
         .collect();
-    let mut first_map: HashMap<u32, u32> = HashMap::new();
-    let mut pairs: HashMap<(u32, u32), u64> = HashMap::new();
+    const OUTSIDE: u32 = u32::MAX;
+    // Per value: the first map holding it, another map holding it, how many entries do.
+    let mut holders: HashMap<u32, (u32, u32, u32)> = HashMap::new();
     for &(t, map) in not_dominated.iter().flatten() {
-        match first_map.get(&t) {
-            Some(&m) if m != map => *pairs.entry((m.min(map), m.max(map))).or_insert(0) += 1,
-            Some(_) => {}
-            None => {
-                first_map.insert(t, map);
-            }
+        let h = holders.entry(t).or_insert((map, OUTSIDE, 0));
+        h.2 += 1;
+        if map != h.0 && h.1 == OUTSIDE {
+            h.1 = map;
         }
     }
+    let mut groups: HashMap<(u32, u32), Vec<u32>> = HashMap::new();
+    for (t, (m1, m2, n)) in holders {
+        let key = match (m2, n) {
+            (OUTSIDE, 1) => (m1, OUTSIDE),
+            (OUTSIDE, _) => (m1, m1),
+            _ => (m1.min(m2), m1.max(m2)),
+        };
+        groups.entry(key).or_default().push(t);
+    }
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    // In id order, so that the holder named is the same from run to run.
+    let mut groups: Vec<((u32, u32), Vec<u32>)> = groups.into_iter().collect();
+    for (_, ts) in &mut groups {
+        ts.sort_unstable();
+    }
+    groups.sort();
+    let all: Vec<u32> = groups
+        .iter()
+        .flat_map(|(_, ts)| ts.iter().copied())
+        .collect();
+    let counts = input.view.retained_counts(&all);
     let name_of = |mi: u32| {
         lines
             .iter()
@@ -1073,14 +1223,38 @@ fn findings(
             .or_else(|| inner_names.get(&(mi as usize)).cloned())
             .unwrap_or_else(|| format!("map @ {}", a.maps.maps[mi as usize].addr))
     };
-    let mut shared: Vec<_> = pairs.into_iter().collect();
-    shared.sort();
-    for ((x, y), n) in shared {
-        out.push(format!(
-            "{n} objects are shared between entries of {} and {}: neither map alone retains them.",
-            name_of(x),
-            name_of(y)
-        ));
+    let namer = Namer::new(input.view, input.dwarf, input.mem);
+    let mut at = 0;
+    let mut out = Vec::new();
+    for ((x, y), ts) in groups {
+        let objects: u64 = counts[at..at + ts.len()].iter().sum();
+        at += ts.len();
+        let mut owners = vec![name_of(x)];
+        if y == OUTSIDE {
+            let path = input.view.path_avoiding_entries(ts[0]);
+            // The holder, not the element of it: `main.recent`, not `main.recent[3]`.
+            let e = namer.expression(&path);
+            let e = match e.rfind('[') {
+                Some(i) if e.ends_with(']') && e[i + 1..e.len() - 1].parse::<u64>().is_ok() => {
+                    e[..i].to_string()
+                }
+                _ => e,
+            };
+            owners.push(if e.is_empty() {
+                "another owner".to_string()
+            } else {
+                e
+            });
+        } else if y != x {
+            owners.push(name_of(y));
+        }
+        out.push(SharedLine {
+            owners,
+            outside: y == OUTSIDE,
+            values: ts.len() as u64,
+            objects,
+            bytes: ts.iter().map(|&t| a.retained.get(t)).sum(),
+        });
     }
     out
 }
