@@ -365,6 +365,13 @@ impl Symbols {
         (addr < start + (*size).max(1)).then_some(name.as_str())
     }
 
+    /// The start and size of the symbol covering a link-time address.
+    pub fn extent(&self, addr: u64) -> Option<(u64, u64)> {
+        let i = self.sorted.partition_point(|s| s.0 <= addr);
+        let (start, size, _) = self.sorted.get(i.checked_sub(1)?)?;
+        (addr < start + size).then_some((*start, *size))
+    }
+
     /// The address of a named symbol.
     pub fn address(&self, name: &str) -> Option<u64> {
         self.sorted.iter().find(|s| s.2 == name).map(|s| s.0)

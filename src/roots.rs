@@ -1,5 +1,7 @@
 //! GC roots: the words outside the heap that the runtime treats as pointers, named for people.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::dwarf::TypeRef;
@@ -59,6 +61,21 @@ pub struct StackMaps {
     pub frames: Vec<(String, (u64, u64))>,
     /// Pointer words of the frames: (value, word address, frame), sorted.
     pub words: Vec<(u64, Addr, u32)>,
+    /// Places in frames that may hold a header no variable names and no typed storage leads
+    /// to, with the header types their function's code uses.
+    pub guesses: Vec<HeaderGuess>,
+}
+
+/// A frame word that may be the storage pointer of a map header no variable names: the header
+/// it would belong to, and the map header types the frame's function refers to.
+#[derive(Debug, Clone)]
+pub struct HeaderGuess {
+    /// The frame.
+    pub frame: u32,
+    /// Where the header would start.
+    pub header: Addr,
+    /// Header types (`hash<K,V>` or `map<K,V>`) of the maps the function uses.
+    pub types: Vec<TypeRef>,
 }
 
 impl StackMaps {
@@ -277,6 +294,7 @@ impl Runtime<'_> {
             .filter(|w| w.0 != 0)
             .collect();
         out.words.sort_unstable();
+        out.guesses = self.header_guesses(sr, &out.words);
         let d = self.dwarf();
         for v in &sr.vars {
             let Some(ty) = d.map_header_type(v.ty) else {
@@ -295,6 +313,84 @@ impl Runtime<'_> {
             }
         }
         out
+    }
+}
+
+impl Runtime<'_> {
+    /// Frame words that may be a map header's storage pointer (`buckets`, `dirPtr`), in frames
+    /// of functions whose code uses map types: the header would start that far before them.
+    fn header_guesses(
+        &self,
+        sr: &crate::runtime::StackRoots,
+        words: &[(u64, Addr, u32)],
+    ) -> Vec<HeaderGuess> {
+        let d = self.dwarf();
+        let (header, field) = if self.features.swiss_maps {
+            (self.features.map_header_type(), "dirPtr")
+        } else {
+            (self.features.map_header_type(), "buckets")
+        };
+        let Ok(off) = d.offset(header, field) else {
+            return Vec::new();
+        };
+        // Map type descriptors by link-time address.
+        let Some(base) = self
+            .global("runtime.firstmoduledata")
+            .and_then(|md| self.field_uint(md, "runtime.moduledata", "types"))
+            .ok()
+            .map(|b| b.wrapping_sub(self.p.bias))
+        else {
+            return Vec::new();
+        };
+        let descriptors: HashMap<u64, TypeRef> = (d.named_types())
+            .filter(|(n, _)| n.starts_with("map["))
+            .filter_map(|(_, t)| {
+                let rt = d.info(t).ok()?.runtime_type?;
+                Some((base.wrapping_add(rt), d.map_header_type(t)?))
+            })
+            .collect();
+        if descriptors.is_empty() {
+            return Vec::new();
+        }
+        // The map types each frame's function uses, once per function.
+        let mut by_function: HashMap<u64, Vec<TypeRef>> = HashMap::new();
+        let frame_types: Vec<Vec<TypeRef>> = (sr.frames.iter())
+            .map(|f| {
+                let pc = f.pc.wrapping_sub(self.p.bias).wrapping_sub(1);
+                let Some((start, size)) = self.p.symbols.extent(pc) else {
+                    return Vec::new();
+                };
+                (by_function.entry(start))
+                    .or_insert_with(|| {
+                        let Some(code) = self.p.exe.read_at(start, size as usize) else {
+                            return Vec::new();
+                        };
+                        let mut types: Vec<TypeRef> = crate::runtime::code::pc_relative_targets(
+                            code,
+                            start,
+                            self.p.core.arch,
+                        )
+                        .into_iter()
+                        .filter_map(|a| descriptors.get(&a).copied())
+                        .collect();
+                        types.sort_unstable();
+                        types.dedup();
+                        types
+                    })
+                    .clone()
+            })
+            .collect();
+        (words.iter())
+            .filter_map(|&(_, slot, frame)| {
+                let types = frame_types.get(frame as usize)?;
+                let header = Addr(slot.0.checked_sub(off)?);
+                (!types.is_empty()).then(|| HeaderGuess {
+                    frame,
+                    header,
+                    types: types.clone(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -167,6 +167,9 @@ struct Facts {
     swiss_header: bool,
     /// Whether a value of the type can lead to a map.
     reaches_map: bool,
+    /// A channel (`hchan<T>`): the offset of `buf`, an untyped pointer to its buffered
+    /// values, and their type `T`.
+    chan_buffer: Option<(u64, TypeRef)>,
 }
 
 /// Flattened pointer layouts of DWARF types, cached.
@@ -203,9 +206,33 @@ impl<'a> Layouts<'a> {
             shape: self.shape(t),
             swiss_header,
             reaches_map: self.reaches_map(t),
+            chan_buffer: self.chan_buffer(t),
         });
         self.facts.borrow_mut().insert(t, f.clone());
         f
+    }
+
+    /// For the linker's `hchan<T>`: where `buf` is, and `T` (from `recvq.first.elem`, a `*T`).
+    fn chan_buffer(&self, t: TypeRef) -> Option<(u64, TypeRef)> {
+        let (_, info) = self.dwarf.resolve(t).ok()?;
+        if !info.name.starts_with("hchan<") {
+            return None;
+        }
+        let field = |t: TypeRef, name: &str| -> Option<crate::dwarf::Field> {
+            let (_, i) = self.dwarf.resolve(t).ok()?;
+            match &i.kind {
+                TypeKind::Struct(f) => f.iter().find(|f| f.name == name).cloned(),
+                _ => None,
+            }
+        };
+        let pointee = |t: TypeRef| match self.info(t)?.kind {
+            TypeKind::Pointer(p) => p,
+            _ => None,
+        };
+        let buf = field(t, "buf")?.offset;
+        let first = field(field(t, "recvq")?.ty?, "first")?.ty?;
+        let elem = pointee(field(pointee(first)?, "elem")?.ty?)?;
+        Some((buf, elem))
     }
 
     /// Whether a value of type `t` can lead to a map: it is a map header, or a chain of typed
@@ -703,8 +730,14 @@ impl<'a> Inference<'a> {
                     _ => continue,
                 },
             };
+            // A channel's buffer holds values of its element type.
+            let buffer = facts.chan_buffer.filter(|(off, _)| *off == field_off);
             let ty = match (swiss_small.filter(|(off, _)| *off == field_off), rf) {
                 (Some((_, group)), _) => ObjType::Dwarf(group),
+                (None, Ref::Ptr(None)) if buffer.is_some() => match buffer {
+                    Some((_, elem)) => ObjType::Dwarf(elem),
+                    None => continue,
+                },
                 (None, Ref::Ptr(Some(t)) | Ref::Slice(Some(t))) => ObjType::Dwarf(t),
                 (None, Ref::Str) => ObjType::StringData,
                 (None, Ref::Eface | Ref::Iface) => {

@@ -73,14 +73,20 @@ pub(super) fn decode(
     }
     let nb = 1u64 << b;
     let reader = ctx.reader();
+    // The buckets (and old buckets while growing) must fit where they are.
+    let old_n = if flags & SAME_SIZE_GROW != 0 {
+        nb
+    } else {
+        nb / 2
+    };
+    for (p, n) in [(buckets, nb), (oldbuckets, old_n)] {
+        if p.0 != 0 && reader.room(p, stack) < n.saturating_mul(bsize) {
+            return None;
+        }
+    }
     if oldbuckets.0 != 0 {
         // Mid-growth: old buckets not yet evacuated still hold their entries; evacuated
         // ones were copied to the new buckets, which are read below.
-        let old_n = if flags & SAME_SIZE_GROW != 0 {
-            nb
-        } else {
-            nb / 2
-        };
         for i in 0..old_n {
             let ob = oldbuckets.offset(i * bsize);
             let Ok(th0) = m.u8(ob.offset(tophash)) else {

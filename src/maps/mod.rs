@@ -242,6 +242,20 @@ impl Reader<'_> {
     fn object(&self, a: Addr) -> Option<ObjId> {
         self.objects.find(self.index, a)
     }
+
+    /// Bytes from `a` to the end of the live object holding it, or of `stack` when `a` lies
+    /// there: how much a structure starting at `a` can span. A count read from a header that
+    /// would reach past it is damage (or no header at all).
+    pub(crate) fn room(&self, a: Addr, stack: Option<(u64, u64)>) -> u64 {
+        if let Some((lo, hi)) = stack.filter(|(lo, hi)| a.0 >= *lo && a.0 < *hi) {
+            let _ = lo;
+            return hi - a.0;
+        }
+        self.object(a).map_or(0, |o| {
+            let start = self.objects.addr(o).0;
+            (start + self.objects.size(o)).saturating_sub(a.0)
+        })
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -550,6 +564,23 @@ impl Maps {
         for h in &found.stack {
             out.decode_stack_header(ctx, h);
         }
+        // Last, headers nothing typed: frame words that could be a header's storage pointer,
+        // tried with the map types the frame's function uses.
+        for g in &stacks.guesses {
+            if out.maps.iter().any(|m| m.addr == g.header) {
+                continue;
+            }
+            for &t in &g.types {
+                if let Some(mut h) = stacks.unnamed(g.frame, g.header) {
+                    h.ty = Some(t);
+                    let before = out.maps.len();
+                    out.decode_stack_header(ctx, &h);
+                    if out.maps.len() > before {
+                        break;
+                    }
+                }
+            }
+        }
         if let Some(layout) = &holders.sync {
             for a in syncmap::values_of(ctx, types, holders.places, "sync.Map") {
                 out.read_sync_map(ctx, types, layout, a);
@@ -609,7 +640,9 @@ impl Maps {
             return;
         };
         let (_, _, count, writing, d) = &decoded;
-        if h.var.is_none() && (*count != d.entries.len() as u64 || *writing) {
+        // Without a variable, only a header whose count its entries bear out (and that has
+        // some) is one.
+        if h.var.is_none() && (*count != d.entries.len() as u64 || *count == 0 || *writing) {
             return;
         }
         self.stack_headers.push(h.clone());

@@ -128,6 +128,10 @@ pub(super) fn decode(
         group.read(&reader, dir_ptr, &mut d);
         return Some((key, value, used, writing, d));
     }
+    // The directory must fit where it is.
+    if reader.room(dir_ptr, stack) < dir_len.saturating_mul(8) {
+        return None;
+    }
     if let Some(o) = ctx.object(dir_ptr) {
         d.storage.push(o);
     }
@@ -149,7 +153,10 @@ pub(super) fn decode(
         ) else {
             return;
         };
-        if groups_ptr.0 == 0 || mask >= MAX_GROUPS {
+        if groups_ptr.0 == 0
+            || mask >= MAX_GROUPS
+            || reader.room(groups_ptr, None) < (mask + 1).saturating_mul(group.size)
+        {
             return;
         }
         for g in 0..=mask {

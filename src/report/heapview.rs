@@ -242,6 +242,8 @@ pub struct Namer<'a> {
     mem: &'a crate::memory::Memory,
     /// Objects that are maps' own structures: hops through them add no name.
     storage: std::collections::HashSet<u32>,
+    /// The executable's symbols and load bias, to name the function of a closure.
+    code: Option<(&'a crate::exe::Symbols, u64)>,
 }
 
 impl<'a> Namer<'a> {
@@ -263,21 +265,87 @@ impl<'a> Namer<'a> {
             dwarf,
             mem,
             storage,
+            code: None,
         }
+    }
+
+    /// Names closures by their function, from the executable's symbols (`bias`: the load bias).
+    pub fn with_code(mut self, symbols: &'a crate::exe::Symbols, bias: u64) -> Namer<'a> {
+        self.code = Some((symbols, bias));
+        self
+    }
+
+    /// When object `u` is a closure (its first word the code of a function literal or method
+    /// value): ` (closure main.setup.func1)`.
+    fn closure(&self, u: ObjId) -> Option<String> {
+        let (symbols, bias) = self.code?;
+        let a = self.view.a;
+        if a.types.get(u).is_some() {
+            return None;
+        }
+        let (start, _) = a.objects.value_in(a.objects.span(u), u);
+        let pc = self.mem.u64(start).ok()?.wrapping_sub(bias);
+        let name = symbols.lookup(pc)?;
+        let (entry, _) = symbols.extent(pc)?;
+        let literal = name
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.starts_with("func") && l[4..].chars().all(|c| c.is_ascii_digit()));
+        (entry == pc && (literal || name.ends_with("-fm"))).then(|| format!(" (closure {name})"))
     }
 
     /// The Go expression reaching the last node of a path that starts at a root.
     pub fn expression(&self, path: &[u32]) -> String {
         let mut name = String::new();
-        for pair in path.windows(2) {
+        let mut pairs = path.windows(2).peekable();
+        while let Some(pair) = pairs.next() {
             let part = self.edge(pair[0], pair[1]);
             if self.view.a.graph.as_root(pair[0]).is_some() {
                 name = part;
-            } else {
-                name.push_str(&part);
+                continue;
             }
+            // A value waiting in a channel's buffer: by its place in the queue.
+            if let Some(k) = pairs
+                .peek()
+                .and_then(|next| self.buffered_at(pair[0], &part, next))
+            {
+                let next = pairs
+                    .next()
+                    .map(|n| self.edge(n[0], n[1]))
+                    .unwrap_or_default();
+                name.push_str(&format!(" (buffered {k})"));
+                // What follows the element's index: a field of a buffered struct.
+                name.push_str(next.split_once(']').map_or("", |(_, rest)| rest));
+                continue;
+            }
+            name.push_str(&part);
         }
         name
+    }
+
+    /// When `u` is a channel reached through its `.buf` (`part`) and `next` goes from the
+    /// buffer to a buffered value: that value's place in the queue (0: received next).
+    fn buffered_at(&self, u: u32, part: &str, next: &[u32]) -> Option<u64> {
+        let a = self.view.a;
+        let o = ObjId(u);
+        if part != ".buf" || !a.types.name(o)?.starts_with("hchan<") {
+            return None;
+        }
+        let index: u64 = self
+            .edge(next[0], next[1])
+            .strip_prefix('[')?
+            .split(']')
+            .next()?
+            .parse()
+            .ok()?;
+        let (start, _) = a.objects.value_in(a.objects.span(o), o);
+        let field = |f: &str| {
+            let off = self.dwarf.offset("runtime.hchan", f).ok()?;
+            self.mem.u64(start.offset(off)).ok()
+        };
+        let size = field("dataqsiz")?;
+        let recvx = field("recvx")? & 0xffff_ffff_ffff;
+        (size > 0).then(|| (index + size - recvx % size) % size)
     }
 
     /// How node `u` refers to node `w`: a root's name (with the field holding the pointer),
@@ -319,6 +387,9 @@ impl<'a> Namer<'a> {
             return format!("[{}]", crate::maps::keys::cut(&key, 40));
         }
         if a.graph.is_object(u) && !self.storage.contains(&u) {
+            if let Some(c) = self.closure(ObjId(u)) {
+                return c;
+            }
             return self.object_field(ObjId(u), w);
         }
         String::new()

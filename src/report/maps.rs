@@ -86,6 +86,8 @@ pub struct MapLine {
     pub owner: String,
     /// Several roots hold the map (no single owner dominates it).
     pub owner_shared: bool,
+    /// Other roots that hold the map directly, named (when `owner_shared`).
+    pub also_held_by: Vec<String>,
     /// Header address.
     pub address: String,
     /// `classic` or `swiss`.
@@ -197,6 +199,8 @@ pub struct MapsInput<'a> {
     pub mem: &'a Memory,
     /// Go release.
     pub go_version: &'a str,
+    /// The executable's symbols and load bias (to name closures), when at hand.
+    pub code: Option<(&'a crate::exe::Symbols, u64)>,
 }
 
 impl MapsReport {
@@ -206,7 +210,10 @@ impl MapsReport {
         let a = v.a;
         let reach = a.reachability();
         let redactor = Redactor::default();
-        let namer = Namer::new(v, input.dwarf, input.mem);
+        let mut namer = Namer::new(v, input.dwarf, input.mem);
+        if let Some((symbols, bias)) = input.code {
+            namer = namer.with_code(symbols, bias);
+        }
         let node = |mi: usize| a.map_node(&a.maps.maps[mi]);
         // A sync.Map's read-only and dirty maps are shown as the sync.Map.
         let internal: std::collections::HashSet<u32> = (a.maps.sync_maps.iter())
@@ -233,7 +240,7 @@ impl MapsReport {
         targets.extend(holders.iter().chain(&pool_holders).flatten());
         // Owners first: the search's table is freed before keys are grouped.
         let parents = v.bfs_parents(&targets);
-        let owners: Vec<(String, bool)> = shown
+        let owners: Vec<(String, Vec<String>)> = shown
             .iter()
             .map(|&mi| owner(&namer, &parents, &a.maps.maps[mi]))
             .collect();
@@ -378,7 +385,7 @@ impl MapsReport {
                 format!(
                     "{}{}  map[{}]{}",
                     m.owner,
-                    if m.owner_shared { " (shared)" } else { "" },
+                    shared_note(m),
                     m.key_type,
                     m.value_type
                 ),
@@ -436,7 +443,7 @@ impl MapsReport {
                 m.load * 100.0,
                 m.tombstones,
                 m.owner,
-                if m.owner_shared { " (shared)" } else { "" },
+                shared_note(m),
                 m.key_type,
                 m.value_type
             ));
@@ -477,6 +484,15 @@ impl MapsReport {
     }
 }
 
+/// ` (also held by main.idxB)` after the owner of a map several roots hold.
+fn shared_note(m: &MapLine) -> String {
+    if m.also_held_by.is_empty() {
+        String::new()
+    } else {
+        format!(" (also held by {})", m.also_held_by.join(", "))
+    }
+}
+
 fn display_prefix(p: &str) -> &str {
     if p.is_empty() {
         "(no prefix)"
@@ -488,7 +504,7 @@ fn display_prefix(p: &str) -> &str {
 fn map_line(
     input: &MapsInput,
     opts: &MapsOptions,
-    (owner, owner_shared): (String, bool),
+    (owner, also_held_by): (String, Vec<String>),
     redactor: &Redactor,
     m: &DecodedMap,
 ) -> MapLine {
@@ -519,7 +535,8 @@ fn map_line(
     };
     MapLine {
         owner,
-        owner_shared,
+        owner_shared: !also_held_by.is_empty(),
+        also_held_by,
         address: m.addr.to_string(),
         implementation: m.imp,
         key_type: type_name(m.key.ty),
@@ -596,6 +613,7 @@ fn rollup_line(owner: String, inner: Vec<MapLine>, opts: &MapsOptions) -> MapLin
     MapLine {
         owner,
         owner_shared: false,
+        also_held_by: Vec::new(),
         address: text(|l| &l.address),
         implementation: first.map_or(MapImpl::Swiss, |l| l.implementation),
         key_type: text(|l| &l.key_type),
@@ -824,6 +842,7 @@ fn sync_line(
     MapLine {
         owner,
         owner_shared: false,
+        also_held_by: Vec::new(),
         address: s.addr.to_string(),
         implementation: MapImpl::SyncMap,
         key_type: common_type(input, s.entries.iter().map(|e| &e.key)),
@@ -1060,11 +1079,11 @@ fn group_other_keys(
 
 /// Names the map as Go code would reach it from a root, along the shortest path; and whether
 /// several roots hold it.
-fn owner(namer: &Namer, parents: &Parents, m: &DecodedMap) -> (String, bool) {
+fn owner(namer: &Namer, parents: &Parents, m: &DecodedMap) -> (String, Vec<String>) {
     let v = namer.view;
     if let crate::maps::MapHome::Stack(r) = m.home {
         // The map is its own root, named for its variable.
-        return (v.a.roots[r as usize].name.clone(), false);
+        return (v.a.roots[r as usize].name.clone(), Vec::new());
     }
     let node = v.a.map_node(m);
     let path = v.path_to(parents, node);
@@ -1076,7 +1095,24 @@ fn owner(namer: &Namer, parents: &Parents, m: &DecodedMap) -> (String, bool) {
     if name.is_empty() {
         name = format!("map @ {}", m.addr);
     }
-    (name, shared)
+    // The other roots that point at the map itself.
+    let mut others = Vec::new();
+    if shared {
+        let g = &v.a.graph;
+        for r in 0..g.roots as usize {
+            let rn = g.root_node(r);
+            if g.graph.successors(rn).contains(&node) {
+                let n = namer.edge(rn, node);
+                if n != name && !others.contains(&n) {
+                    others.push(n);
+                }
+            }
+        }
+        if others.is_empty() {
+            others.push("several roots".to_string());
+        }
+    }
+    (name, others)
 }
 
 /// One-line findings: dominant maps, oversized tables, tombstones, shared values.
@@ -1223,7 +1259,10 @@ fn shared_values(
             .or_else(|| inner_names.get(&(mi as usize)).cloned())
             .unwrap_or_else(|| format!("map @ {}", a.maps.maps[mi as usize].addr))
     };
-    let namer = Namer::new(input.view, input.dwarf, input.mem);
+    let mut namer = Namer::new(input.view, input.dwarf, input.mem);
+    if let Some((symbols, bias)) = input.code {
+        namer = namer.with_code(symbols, bias);
+    }
     let mut at = 0;
     let mut out = Vec::new();
     for ((x, y), ts) in groups {

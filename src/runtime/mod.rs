@@ -1,5 +1,6 @@
 //! The Go runtime's state in the core: globals, goroutines and memory statistics.
 
+pub mod code;
 mod features;
 mod goroutines;
 mod pclntab;

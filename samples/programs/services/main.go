@@ -73,6 +73,16 @@ type Buffer struct {
 
 // ---------------------------------------------------------------- globals
 
+// handler is a global func variable; its closure (made by setup) is the
+// only thing that holds the map hits.
+var handler func() int
+
+// queue holds two maps in its buffer: sent, never received.
+var queue = make(chan map[string]int64, 4)
+
+// idxA and idxB are the same map: two roots.
+var idxA, idxB map[string]*Session
+
 var (
 	shards [4]map[string]*Session // array of maps
 	pool   []Shard                // slice of structs holding maps
@@ -91,6 +101,7 @@ var (
 	ready      = make(chan string, 4)
 	jobsProbe  = make(chan struct{})
 	smallProbe = make(chan struct{})
+	anonBlock  = make(chan struct{}) // never sent to: the anonymous workers wait on it forever
 )
 
 var r = truth.Rng(4242)
@@ -761,6 +772,138 @@ func buildShared() {
 	}
 }
 
+// ---------------------------------------------------------------- a map held by a closure
+
+// setup makes hits, a local map that escapes only through the closure it
+// stores in the global handler (the closure captures hits by value: its
+// funcval is {code pointer, map pointer}), and fills it.
+//
+//go:noinline
+func setup() {
+	mt := truth.NewMap("main.handler (closure: hits)", "closure", map[string]*big.Int(nil))
+	truth.Begin()
+	hits := make(map[string]*big.Int)
+	hc := truth.Lap()
+	handler = func() int { return len(hits) }
+	cc := truth.End()
+	truth.Expect("hits header", hc, hc.Bytes, 1)
+	truth.Expect("closure", cc, 16, 1)
+	// Like a package-level map literal: the header is already live, and the
+	// 16-byte closure is the holder's, not the map's.
+	mt.Start(hc.Bytes)
+	mt.Bind(hits)
+	for i := 0; i < 120; i++ {
+		k, kc := key(kb("hit:", uint64(i)*31+7, 12)) // 16 bytes
+		v, vc := newInt(2 + i%3)
+		hits[k] = v
+		mt.Add(k, kc, vc)
+	}
+	mt.Stop()
+	if handler() != 120 {
+		truth.Fail("main.handler: the closure does not see the map")
+	}
+	fv := *(*unsafe.Pointer)(unsafe.Pointer(&handler)) // *funcval
+	if *(*unsafe.Pointer)(unsafe.Add(fv, 8)) != truth.MapPointer(hits) {
+		truth.Fail("main.handler: the closure does not hold the map header in its second word")
+	}
+	mt.ClosureFunc = runtime.FuncForPC(*(*uintptr)(fv)).Name()
+	mt.ClosureAddr = "0x" + strconv.FormatUint(uint64(uintptr(fv)), 16)
+}
+
+// ---------------------------------------------------------------- maps in a channel's buffer
+
+func buildQueue() {
+	for q := 0; q < 2; q++ {
+		qs := strconv.Itoa(q)
+		mt := truth.NewMap("main.queue (buffered "+qs+")", "channel buffer", map[string]int64(nil))
+		mt.Start(0)
+		m := map[string]int64{}
+		mt.Bind(m)
+		for i := 0; i < 30; i++ {
+			b := append(make([]byte, 0, 48), 'q')
+			b = strconv.AppendInt(b, int64(q), 10)
+			b = append(b, ':')
+			b = truth.AppendPad(b, uint64(i*17+q), 13) // 16 bytes
+			k, kc := key(b)
+			m[k] = int64(i)
+			mt.Add(k, kc, truth.Cost{}) // int64 values are inline
+		}
+		queue <- m // the buffer slot is the only reference
+		mt.Stop()
+	}
+	if len(queue) != 2 {
+		truth.Fail("main.queue: expected 2 buffered maps")
+	}
+}
+
+// ---------------------------------------------------------------- one map, two roots
+
+func buildIdx() {
+	mt := truth.NewMap("main.idxA", "global (the same map is main.idxB)", map[string]*Session(nil))
+	mt.AlsoHeldBy = []string{"main.idxB"}
+	mt.Start(0)
+	idxA = map[string]*Session{}
+	mt.Bind(idxA)
+	for i := 0; i < 40; i++ {
+		k, kc := key(kb("idx:", uint64(i)*101+3, 12)) // 16 bytes
+		v, vc := newSession(i)
+		idxA[k] = v
+		mt.Add(k, kc, vc)
+	}
+	idxB = idxA
+	mt.Stop()
+}
+
+// ---------------------------------------------------------------- goroutine-local maps nobody points to
+
+// anonWorker is worker without the probe: its map's header is in this
+// frame (make(...) does not escape) and its address is never taken or
+// sent anywhere, so nothing but the frame itself says where the header is.
+// Truth has no address for it.
+//
+//go:noinline
+func anonWorker(done chan<- string, block <-chan struct{}) {
+	mt := truth.NewAnonStackMap("goroutine main.anonWorker: map[string]*big.Int",
+		"goroutine main.anonWorker's stack frame (header in the frame, its address never taken)",
+		map[string]*big.Int(nil))
+	mt.Start(0)
+	m := make(map[string]*big.Int)
+	for i := 0; i < 3000; i++ {
+		k, kc := key(kb("anon:", uint64(i)*11+5, 11)) // 16 bytes
+		v, vc := newInt(2 + i%3)
+		m[k] = v
+		mt.Add(k, kc, vc)
+	}
+	mt.CheckLen(len(m))
+	mt.Stop()
+	done <- "anonWorker"
+	<-block
+	runtime.KeepAlive(m)
+}
+
+// anonSmall is anonWorker with 4 entries: header and its only bucket or
+// group are in the frame.
+//
+//go:noinline
+func anonSmall(done chan<- string, block <-chan struct{}) {
+	mt := truth.NewAnonStackMap("goroutine main.anonSmall: map[string]*big.Int",
+		"goroutine main.anonSmall's stack frame (header and its one bucket/group in the frame, address never taken)",
+		map[string]*big.Int(nil))
+	mt.Start(0)
+	m := make(map[string]*big.Int)
+	for i := 0; i < 4; i++ {
+		k, kc := key(kb("tiny:", uint64(i)*7+1, 11)) // 16 bytes
+		v, vc := newInt(3)
+		m[k] = v
+		mt.Add(k, kc, vc)
+	}
+	mt.CheckLen(len(m))
+	mt.Stop()
+	done <- "anonSmall"
+	<-block
+	runtime.KeepAlive(m)
+}
+
 func main() {
 	truth.Setup("services")
 
@@ -777,5 +920,13 @@ func main() {
 	buildNested()
 	buildShared()
 	buildBufPool()
+	setup()
+	buildQueue()
+	buildIdx()
+
+	go anonWorker(ready, anonBlock)
+	<-ready
+	go anonSmall(ready, anonBlock)
+	<-ready
 	truth.Finish()
 }

@@ -71,10 +71,40 @@ func probeStacks(verify bool) bool {
 	return found
 }
 
+// NewAnonStackMap is NewStackMap for a map whose goroutine never takes
+// its header's address (no Probe): truth.json then has no address for it
+// ("addr": "") and no classic record. Its goroutine must call CheckLen.
+func NewAnonStackMap(name, holder string, m any) *Map {
+	mt := NewStackMap(name, holder, m)
+	mt.anon = true
+	return mt
+}
+
+// CheckLen is the length check of seal, done by the goroutine that owns an
+// anonymous stack map (len(m) is all it passes: nothing makes m escape).
+func (mt *Map) CheckLen(n int) {
+	if n != mt.Entries {
+		Fail(mt.Name + ": len " + strconv.Itoa(n) + " != accounted " + strconv.Itoa(mt.Entries))
+	}
+	mt.lenChecked = true
+}
+
 // sealExtra is seal for stack maps and sync.Maps.
 func (mt *Map) sealExtra() {
 	if !mt.stopped {
 		Fail(mt.Name + ": table bytes were not measured")
+	}
+	if mt.anon {
+		if !mt.lenChecked {
+			Fail(mt.Name + ": CheckLen was not called")
+		}
+		mt.Addr = ""
+		mt.Impl = "swiss"
+		if !SwissMaps() {
+			mt.Impl = "classic"
+		}
+		mt.m = nil
+		return
 	}
 	if mt.probe != nil {
 		mt.m = nil // Addr, Impl and the length check: probeStacks
@@ -461,6 +491,18 @@ func (m *Map) appendExtraJSON(w *jw) {
 			}
 		}
 		w.close('}')
+	}
+	if m.ClosureFunc != "" {
+		w.str("closure_func", m.ClosureFunc)
+		w.str("closure_addr", m.ClosureAddr)
+	}
+	if len(m.AlsoHeldBy) > 0 {
+		w.open("also_held_by", '[')
+		for _, o := range m.AlsoHeldBy {
+			w.sep()
+			w.b = appendQuoted(w.b, o)
+		}
+		w.close(']')
 	}
 	if len(m.States) > 0 {
 		w.open("states", '[')

@@ -83,6 +83,9 @@ type Map struct {
 	SharedBytes   uint64      // part of entries_bytes also reachable from another owner
 	SharedObjects uint64      // objects behind SharedBytes
 	Inner         *InnerTruth // map whose values are maps: totals over the inner maps
+	ClosureFunc   string      // map captured by a closure: the closure's function (runtime.FuncForPC)
+	ClosureAddr   string      // ... and its funcval (the heap object holding the captured map)
+	AlsoHeldBy    []string    // other roots holding the same map
 	Sync          *SyncInfo   // sync.Map internals read with unsafe
 	States        []StateTruth
 
@@ -93,6 +96,8 @@ type Map struct {
 	stopped bool
 
 	probe       func() (uintptr, int) // stack map: its header address and len, asked of its goroutine
+	anon        bool                  // stack map whose address is never taken (NewAnonStackMap)
+	lenChecked  bool                  // anon: CheckLen was called by its goroutine
 	syncMap     *sync.Map             // sync.Map (impl "sync.Map") instead of m
 	preexisting uint64                // entry bytes that were already live before Start (shared values)
 }
@@ -257,7 +262,7 @@ func (mt *Map) Add(key string, kc, vc Cost) {
 // seal checks len(m) against the accounted entries, records the header and
 // forgets the map.
 func (mt *Map) seal() {
-	if mt.probe != nil || mt.syncMap != nil {
+	if mt.probe != nil || mt.syncMap != nil || mt.anon {
 		mt.sealExtra() // extra.go
 		return
 	}
