@@ -377,3 +377,148 @@ pub(super) fn orphan_headers(
         stack: on_stack,
     }
 }
+
+/// Classic map headers no typed path reaches, on a runtime that writes no malloc headers
+/// (Go 1.21): untyped objects of a header's size whose `buckets` is the start of an untyped
+/// object that holds exactly `2^B` buckets of some map type. A candidate type is kept when the
+/// header's count equals the entries it decodes and every value pointer points at an object
+/// of the value type's size, and the bucket array's pointer words (from the heap's bitmap) lie
+/// where the type's value pointers are and nowhere for scalar values; a header is typed only
+/// when one type (up to names) is left.
+pub(super) fn untyped_classic_headers(
+    ctx: &Ctx,
+    types: &ObjectTypes,
+    raw: &RawEdges,
+    known: &crate::graph::Bits,
+) -> Vec<(ObjId, TypeRef)> {
+    let climbs = climbs(ctx);
+    let mut headers: Vec<TypeRef> = (climbs.values())
+        .filter_map(|c| match c {
+            Climb::Classic { header, .. } => Some(*header),
+            Climb::Swiss { .. } => None,
+        })
+        .collect();
+    headers.sort_unstable();
+    headers.dedup();
+    let Some(&first) = headers.first() else {
+        return Vec::new();
+    };
+    let Some((_, fields)) = ctx.fields(first) else {
+        return Vec::new();
+    };
+    let field = |n: &str| fields.iter().find(|f| f.name == n).map(|f| f.offset);
+    let (Some(count_off), Some(b_off), Some(buckets_off)) =
+        (field("count"), field("B"), field("buckets"))
+    else {
+        return Vec::new();
+    };
+    let header_size = ctx.dwarf.byte_size(first);
+    // Per header type: bucket size, and for pointer values the pointee's size (`Some`), for
+    // scalar values `None` (`Some(None)`), for others no check (`None`).
+    let shapes: Vec<(TypeRef, u64, Option<Option<u64>>)> = (headers.iter())
+        .filter_map(|&h| {
+            let (_, hf) = ctx.fields(h)?;
+            let b = hf.iter().find(|f| f.name == "buckets")?;
+            let bucket = ctx.pointee(b.ty?)?;
+            let (binfo, bf) = ctx.fields(bucket)?;
+            let values = bf
+                .iter()
+                .find(|f| f.name == "values" || f.name == "elems")?;
+            let (vt, _) = ctx.array_elem(values.ty?)?;
+            let check = match (ctx.pointee(vt), ctx.dwarf.resolve(vt).ok()) {
+                (Some(p), _) => Some(Some(ctx.size(p))),
+                (None, Some((_, i))) if matches!(i.kind, TypeKind::Base) => Some(None),
+                _ => None,
+            };
+            Some((h, binfo.size, check))
+        })
+        .collect();
+    let reader = ctx.reader();
+    let m = ctx.mem;
+    let mut out = Vec::new();
+    for si in 0..ctx.heap.spans.len() {
+        let span = &ctx.heap.spans[si];
+        if span.noscan() || span.elemsize < header_size || span.elemsize > 2 * header_size {
+            continue;
+        }
+        for id in ctx.objects.span_ids(si) {
+            let o = ObjId(id);
+            let h = ctx.objects.addr_in(si, o);
+            if types.get(o).is_some() || known.get(id) {
+                continue;
+            }
+            let (Ok(count), Ok(b), Ok(buckets)) = (
+                m.u64(h.offset(count_off)),
+                m.u8(h.offset(b_off)),
+                m.ptr(h.offset(buckets_off)),
+            ) else {
+                continue;
+            };
+            if count == 0 || b > 30 || buckets.0 == 0 {
+                continue;
+            }
+            let Some(arr) = reader.object(buckets) else {
+                continue;
+            };
+            if ctx.objects.addr(arr) != buckets || types.get(arr).is_some() {
+                continue;
+            }
+            let size = ctx.objects.size(arr);
+            let mut fits: Vec<TypeRef> = Vec::new();
+            for &(t, bs, pointee) in &shapes {
+                // The array is the allocator's rounding of 2^B buckets and, from B = 4, the
+                // 2^(B-4) overflow buckets made with them.
+                let need = (1u64 << b) * bs;
+                if need > size || size - need >= need / 4 + 8192 {
+                    continue;
+                }
+                let Some((_, _, n, false, d)) =
+                    super::decode_at(ctx, super::MapImpl::Classic, t, h, None)
+                else {
+                    continue;
+                };
+                if n != count || d.entries.len() as u64 != count {
+                    continue;
+                }
+                // Pointer values point at objects of the value type's size class, and are
+                // pointer words of the array; scalar values are not.
+                let words: std::collections::HashSet<u64> =
+                    raw.of(arr.0).1.iter().map(|w| w.offset()).collect();
+                let plausible = pointee.map_or(true, |want| {
+                    let layout = d.layout;
+                    d.entries.iter().take(64).all(|e| {
+                        let slot = e.slot_in(layout.value);
+                        // Only slots in the array itself (not in an overflow bucket
+                        // elsewhere) are checked against its pointer words.
+                        let within = slot.0.checked_sub(buckets.0).filter(|&r| r < size);
+                        let is_word = within.map_or(true, |r| words.contains(&r));
+                        match (m.u64(slot), want) {
+                            (Ok(0), _) => true,
+                            (Ok(_), None) => within.is_none() || !is_word,
+                            (Ok(p), Some(want)) => {
+                                is_word
+                                    && reader.object(Addr(p)).is_some_and(|x| {
+                                        let have = ctx.objects.size(x);
+                                        have >= want && have < want.max(8) * 2
+                                    })
+                            }
+                            (Err(_), _) => false,
+                        }
+                    })
+                });
+                if plausible {
+                    fits.push(t);
+                }
+            }
+            // Names of the survivors: one, or none is typed.
+            let mut names: Vec<String> = fits.iter().filter_map(|&t| type_name(ctx, t)).collect();
+
+            names.sort();
+            names.dedup();
+            if names.len() == 1 {
+                out.push((o, fits[0]));
+            }
+        }
+    }
+    out
+}

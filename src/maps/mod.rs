@@ -545,7 +545,13 @@ impl Maps {
         for o in out.maps.iter().flat_map(|m| &m.storage) {
             known.set(o.0);
         }
-        let found = discover::orphan_headers(ctx, types, raw, &known, rtypes, stacks);
+        let mut found = discover::orphan_headers(ctx, types, raw, &known, rtypes, stacks);
+        if rtypes.is_none() {
+            // No malloc headers to climb from: look for headers by their shape.
+            found
+                .heap
+                .extend(discover::untyped_classic_headers(ctx, types, raw, &known));
+        }
         let mut headers: Vec<u32> = Vec::with_capacity(found.heap.len());
         for (header, t) in found.heap {
             let name = ctx

@@ -120,6 +120,9 @@ impl<'a> HeapView<'a> {
     /// A shortest path from a root to `v` that passes through no map entry (how something
     /// other than a map holds it), root first; empty when every path does.
     pub fn path_avoiding_entries(&self, v: u32) -> Vec<u32> {
+        /// Nodes visited before the search gives up (a path is a name, not worth a heap's
+        /// worth of memory).
+        const MAX_VISITED: usize = 1 << 22;
         let g = &self.a.graph.graph;
         let root = self.a.graph.super_root();
         let mut seen = crate::graph::Bits::new(g.node_count());
@@ -127,6 +130,9 @@ impl<'a> HeapView<'a> {
         seen.set(root);
         let mut q = VecDeque::from([root]);
         while let Some(u) = q.pop_front() {
+            if parent.len() > MAX_VISITED {
+                break;
+            }
             if u == v {
                 let mut path = vec![v];
                 while let Some(&p) = parent.get(path.last().unwrap_or(&root)) {
