@@ -343,7 +343,7 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
             dwarf: &p.dwarf,
             mem: &p.mem,
             go_version: p.exe.buildinfo.release(),
-            code: Some((&p.symbols, p.bias)),
+            code: Some((&p.symbols, p.bias, p.exe.file.bytes())),
         };
         let report = MapsReport::gather(&input, &opts);
         match a.out.format {
@@ -535,8 +535,11 @@ fn path(a: PathArgs) -> anyhow::Result<()> {
     let digits = a.address.trim_start_matches("0x").trim_start_matches("0X");
     let addr = u64::from_str_radix(digits, 16).map_err(|_| BadAddress(a.address.clone()))?;
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
-        let namer = coreheap::report::heapview::Namer::new(view, &p.dwarf, &p.mem)
-            .with_code(&p.symbols, p.bias);
+        let namer = coreheap::report::heapview::Namer::new(view, &p.dwarf, &p.mem).with_code(
+            &p.symbols,
+            p.bias,
+            p.exe.file.bytes(),
+        );
         let report = PathReport::gather(&namer, Addr(addr))?;
         emit(a.out.format, || report.to_json(), || report.to_table())
     })

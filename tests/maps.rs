@@ -37,7 +37,7 @@ fn report_scoped(s: &Sample, opts: &MapsOptions, scope: TypeScope) -> MapsReport
         dwarf: &p.dwarf,
         mem: &p.mem,
         go_version: p.exe.buildinfo.release(),
-        code: Some((&p.symbols, p.bias)),
+        code: Some((&p.symbols, p.bias, p.exe.file.bytes())),
     };
     MapsReport::gather(&input, opts)
 }
@@ -88,13 +88,12 @@ fn find<'a>(r: &'a MapsReport, m: &serde_json::Value) -> &'a MapLine {
         .unwrap_or_else(|| panic!("map {} at {addr} not reported", m["name"]))
 }
 
-/// The owner coreheap gives a map the program names in truth.json: the same, except that a
-/// closure is named by its function (`main.handler (closure main.setup.func1)`), as DWARF
-/// does not say which captured variable a closure's word is.
+/// The owner coreheap gives a map the program names in truth.json: the same, with a closure's
+/// function named too (`main.handler (closure main.setup.func1: hits)`).
 fn expected_owner(m: &serde_json::Value) -> String {
     let name = m["name"].as_str().unwrap();
-    match (name.split_once(" (closure"), m["closure_func"].as_str()) {
-        (Some((root, _)), Some(f)) => format!("{root} (closure {f})"),
+    match (name.split_once(" (closure: "), m["closure_func"].as_str()) {
+        (Some((root, var)), Some(f)) => format!("{root} (closure {f}: {var}"),
         _ => name.to_string(),
     }
 }

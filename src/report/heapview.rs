@@ -250,6 +250,8 @@ pub struct Namer<'a> {
     storage: std::collections::HashSet<u32>,
     /// The executable's symbols and load bias, to name the function of a closure.
     code: Option<(&'a crate::exe::Symbols, u64)>,
+    /// Functions' variables, to name what a closure captured.
+    vars: Option<crate::runtime::FunctionVars<'a>>,
 }
 
 impl<'a> Namer<'a> {
@@ -272,18 +274,27 @@ impl<'a> Namer<'a> {
             mem,
             storage,
             code: None,
+            vars: None,
         }
     }
 
-    /// Names closures by their function, from the executable's symbols (`bias`: the load bias).
-    pub fn with_code(mut self, symbols: &'a crate::exe::Symbols, bias: u64) -> Namer<'a> {
+    /// Names closures by their function, from the executable's symbols (`bias`: the load bias),
+    /// and what they captured by the function's variables in its DWARF (`exe`: its bytes).
+    pub fn with_code(
+        mut self,
+        symbols: &'a crate::exe::Symbols,
+        bias: u64,
+        exe: &'a [u8],
+    ) -> Namer<'a> {
         self.code = Some((symbols, bias));
+        self.vars = Some(crate::runtime::FunctionVars::new(exe));
         self
     }
 
     /// When object `u` is a closure (its first word the code of a function literal or method
-    /// value): ` (closure main.setup.func1)`.
-    fn closure(&self, u: ObjId) -> Option<String> {
+    /// value) holding the map header `w`: ` (closure main.setup.func1: hits)`, the captured
+    /// variable named when it is the function's one variable of the map's type.
+    fn closure(&self, u: ObjId, w: u32) -> Option<String> {
         let (symbols, bias) = self.code?;
         let a = self.view.a;
         if a.types.get(u).is_some() {
@@ -297,7 +308,23 @@ impl<'a> Namer<'a> {
             .rsplit('.')
             .next()
             .is_some_and(|l| l.starts_with("func") && l[4..].chars().all(|c| c.is_ascii_digit()));
-        (entry == pc && (literal || name.ends_with("-fm"))).then(|| format!(" (closure {name})"))
+        if entry != pc || !(literal || name.ends_with("-fm")) {
+            return None;
+        }
+        let var = match (a.types.get(ObjId(w)), &self.vars) {
+            (Some(crate::types::ObjType::Dwarf(t)), Some(vars)) if a.graph.is_object(w) => {
+                let of_type: Vec<String> = (vars.of(entry).into_iter())
+                    .filter(|(_, ty)| ty.and_then(|ty| self.dwarf.map_header_type(ty)) == Some(t))
+                    .map(|(n, _)| n.trim_start_matches('&').to_string())
+                    .collect();
+                match &of_type[..] {
+                    [one] => format!(": {one}"),
+                    _ => String::new(),
+                }
+            }
+            _ => String::new(),
+        };
+        Some(format!(" (closure {name}{var})"))
     }
 
     /// The Go expression reaching the last node of a path that starts at a root.
@@ -393,7 +420,7 @@ impl<'a> Namer<'a> {
             return format!("[{}]", crate::maps::keys::cut(&key, 40));
         }
         if a.graph.is_object(u) && !self.storage.contains(&u) {
-            if let Some(c) = self.closure(ObjId(u)) {
+            if let Some(c) = self.closure(ObjId(u), w) {
                 return c;
             }
             return self.object_field(ObjId(u), w);

@@ -199,8 +199,8 @@ pub struct MapsInput<'a> {
     pub mem: &'a Memory,
     /// Go release.
     pub go_version: &'a str,
-    /// The executable's symbols and load bias (to name closures), when at hand.
-    pub code: Option<(&'a crate::exe::Symbols, u64)>,
+    /// The executable's symbols, load bias and bytes (to name closures), when at hand.
+    pub code: Option<(&'a crate::exe::Symbols, u64, &'a [u8])>,
 }
 
 impl MapsReport {
@@ -211,8 +211,8 @@ impl MapsReport {
         let reach = a.reachability();
         let redactor = Redactor::default();
         let mut namer = Namer::new(v, input.dwarf, input.mem);
-        if let Some((symbols, bias)) = input.code {
-            namer = namer.with_code(symbols, bias);
+        if let Some((symbols, bias, exe)) = input.code {
+            namer = namer.with_code(symbols, bias, exe);
         }
         let node = |mi: usize| a.map_node(&a.maps.maps[mi]);
         // A sync.Map's read-only and dirty maps are shown as the sync.Map.
@@ -1260,8 +1260,8 @@ fn shared_values(
             .unwrap_or_else(|| format!("map @ {}", a.maps.maps[mi as usize].addr))
     };
     let mut namer = Namer::new(input.view, input.dwarf, input.mem);
-    if let Some((symbols, bias)) = input.code {
-        namer = namer.with_code(symbols, bias);
+    if let Some((symbols, bias, exe)) = input.code {
+        namer = namer.with_code(symbols, bias, exe);
     }
     let mut at = 0;
     let mut out = Vec::new();

@@ -11,7 +11,9 @@ use thiserror::Error;
 
 pub use features::{arena_bitmap_field, Features};
 pub use goroutines::{Goroutine, GoroutineStatus};
-pub use stack::{decode_pcvalue, StackFrame, StackRoots, StackSlot, StackVar, CONSERVATIVE};
+pub use stack::{
+    decode_pcvalue, FunctionVars, StackFrame, StackRoots, StackSlot, StackVar, CONSERVATIVE,
+};
 pub use stats::MemStats;
 
 use crate::dwarf::{Dwarf, DwarfError};

@@ -964,6 +964,35 @@ struct VarDesc {
     ty: Option<TypeRef>,
 }
 
+/// The variables (name and type) DWARF lists for functions, from the executable's bytes,
+/// indexed on first use.
+pub struct FunctionVars<'a> {
+    exe: &'a [u8],
+    index: std::cell::RefCell<Option<Option<VarIndex>>>,
+}
+
+impl<'a> FunctionVars<'a> {
+    /// Variables of the functions of the executable whose bytes these are.
+    pub fn new(exe: &'a [u8]) -> FunctionVars<'a> {
+        FunctionVars {
+            exe,
+            index: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// The variables and parameters of the function entered at `entry` (link-time), with their
+    /// types; empty without DWARF.
+    pub fn of(&self, entry: u64) -> Vec<(String, Option<TypeRef>)> {
+        let mut index = self.index.borrow_mut();
+        let Some(ix) = index.get_or_insert_with(|| VarIndex::load(self.exe)) else {
+            return Vec::new();
+        };
+        ix.function_vars(entry)
+            .map(|v| v.1.iter().map(|d| (d.name.clone(), d.ty)).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// Local variables of the functions on stacks, from the executable's DWARF, built lazily.
 struct VarIndex {
     dwarf: gimli::Dwarf<R>,
