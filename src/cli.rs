@@ -132,7 +132,7 @@ enum Format {
 enum GroupByArg {
     /// Cut string keys before the N-th delimiter (--depth).
     Prefix,
-    /// Turn keys into patterns: acct:{n}, sess:{hex}, {uuid}.
+    /// Turn keys into patterns: numbers, hex runs and UUIDs become placeholders (docs/cli.md).
     Shape,
 }
 
@@ -145,8 +145,8 @@ struct MapsArgs {
     /// Maps to list (0: all).
     #[arg(long, default_value_t = 20)]
     top: usize,
-    /// Leave out maps retaining fewer bytes.
-    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    /// Leave out maps retaining fewer bytes: a number of bytes, or with a unit (512KiB, 1M = 1 MiB, 2GB = 2·10^9).
+    #[arg(long, default_value = "0", value_name = "SIZE", value_parser = parse_size_arg)]
     min_bytes: u64,
     /// Key groups shown under each map.
     #[arg(long, default_value_t = 5, value_name = "N")]
@@ -155,7 +155,7 @@ struct MapsArgs {
     #[arg(long, value_enum, default_value_t = GroupByArg::Prefix)]
     group_by: GroupByArg,
     /// With --group-by prefix: cut before the N-th delimiter (keys with fewer go under their longest delimited prefix).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_depth)]
     depth: usize,
     /// Characters that separate key fields.
     #[arg(long, default_value = ":/|.-_ ", value_name = "CHARS")]
@@ -316,6 +316,21 @@ fn heap_scan(a: InfoArgs) -> anyhow::Result<()> {
         bytes as f64 / secs.max(1e-9) / 1e6
     );
     Ok(())
+}
+
+/// A size flag's value: bytes, or a number with a unit (see [`coreheap::report::parse_size`]).
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    coreheap::report::parse_size(s)
+}
+
+/// `--depth`: at least one delimiter is kept.
+fn parse_depth(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a depth: give a whole number of delimiters, 1 or more"
+        )),
+    }
 }
 
 fn maps(a: MapsArgs) -> anyhow::Result<()> {

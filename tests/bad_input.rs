@@ -232,3 +232,29 @@ fn corrupted_heap_words_never_panic() {
         "no run finished with a warning about the damage"
     );
 }
+
+/// Size flags take units and refuse what is not a size or depth with the accepted forms.
+#[test]
+fn size_and_depth_flags_take_units_and_refuse_nonsense() {
+    let core = sample("go1.26.6/ledger").core;
+    let run = |args: &[&str]| {
+        let mut cmd = Command::cargo_bin("coreheap").unwrap();
+        cmd.arg("maps")
+            .arg(&core)
+            .args(args)
+            .args(["--format", "json"]);
+        cmd.output().unwrap()
+    };
+    let out = run(&["--min-bytes", "1M"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for m in v["maps"].as_array().unwrap() {
+        assert!(m["retained_bytes"].as_u64().unwrap() >= 1 << 20);
+    }
+    for args in [["--min-bytes", "1Q"], ["--depth", "0"]] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("give"), "{args:?}: {err}");
+    }
+}

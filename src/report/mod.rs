@@ -32,6 +32,43 @@ impl<'a, T: Serialize> Envelope<'a, T> {
     }
 }
 
+/// A size as people write it: bytes, or a number with a unit (`1M` and `512KiB` in powers of
+/// 1024, `2GB` in powers of 1000).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => u64::MAX,
+    };
+    let bad = || {
+        format!(
+            "{s:?} is not a size: give bytes (1048576) or a number with a unit: K, M, G, T or KiB, MiB, GiB, TiB (powers of 1024), KB, MB, GB, TB (powers of 1000)"
+        )
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    if scale == u64::MAX || !value.is_finite() || value < 0.0 {
+        return Err(bad());
+    }
+    let bytes = value * scale as f64;
+    if bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes.round() as u64)
+}
+
 /// Bytes in binary units with three significant digits: `512 B`, `1.50 KiB`, `40.0 GiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -66,6 +103,20 @@ pub fn new_table() -> comfy_table::Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("1.5 GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("10b"), Ok(10));
+        for bad in ["", "M", "1Q", "-1", "1..2K", "1e3"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn human_bytes_uses_binary_units() {
