@@ -266,10 +266,27 @@ pub fn main() -> i32 {
         Ok(()) => EXIT_OK,
         Err(e) if is_broken_pipe(&e) => EXIT_OK,
         Err(e) => {
-            eprintln!("coreheap: error: {e:#}");
+            eprintln!("coreheap: error: {}", one_line(&e));
             exit_code(&e)
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: a cause whose text the line already
+/// holds (an error that prints its source, then the source itself) is left out.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Output closed early (`coreheap … | head`): not an error for a Unix tool.

@@ -160,6 +160,10 @@ fn missing_core_file_is_an_input_error() {
         &["/nonexistent/core".as_ref()],
         &["cannot read /nonexistent/core"],
     );
+    // One line, each cause once.
+    let (_, stderr) = info(&["/nonexistent/core".as_ref()]);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
 }
 
 #[test]
