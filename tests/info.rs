@@ -235,3 +235,29 @@ fn force_accepts_another_build_and_says_so() {
     assert_eq!(p.check, BinaryCheck::ForcedMismatch);
     assert!(!p.check.matches());
 }
+
+/// `top`, `histogram` and `path` JSON carry `warnings`, as every document does.
+#[test]
+fn every_heap_report_has_warnings_in_its_json() {
+    let s = sample("go1.26.6/ledger");
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = assert_cmd::Command::cargo_bin("coreheap")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let core = s.core.to_str().unwrap();
+    let maps = run(&["maps", core, "--format", "json"]);
+    let addr = maps["maps"][0]["address"].as_str().unwrap();
+    for args in [
+        vec!["top", core, "--format", "json"],
+        vec!["histogram", core, "--format", "json"],
+        vec!["path", core, addr, "--format", "json"],
+    ] {
+        let v = run(&args);
+        assert!(v["warnings"].is_array(), "{}: no warnings", args[0]);
+    }
+}

@@ -42,6 +42,8 @@ pub struct HistogramReport {
     pub heap: Reachability,
     /// Lines, sorted.
     pub types: Vec<TypeLine>,
+    /// Problems that did not stop the analysis.
+    pub warnings: Vec<String>,
 }
 
 impl HistogramReport {
@@ -109,6 +111,7 @@ impl HistogramReport {
             go_version: go_version.to_string(),
             heap: a.reachability(),
             types: lines,
+            warnings: a.warnings.clone(),
         }
     }
 

@@ -22,6 +22,8 @@ pub struct PathReport {
     pub path: Vec<Hop>,
     /// Dominator chain, outermost first, ending at the object.
     pub dominators: Vec<Hop>,
+    /// Problems that did not stop the analysis.
+    pub warnings: Vec<String>,
 }
 
 /// Why there is no path.
@@ -63,6 +65,7 @@ impl PathReport {
                 .into_iter()
                 .map(|n| v.hop(n))
                 .collect(),
+            warnings: v.a.warnings.clone(),
         })
     }
 

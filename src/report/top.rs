@@ -37,6 +37,8 @@ pub struct TopReport {
     pub threshold_percent: f64,
     /// Retainers at or above the threshold, largest first.
     pub retainers: Vec<Retainer>,
+    /// Problems that did not stop the analysis.
+    pub warnings: Vec<String>,
 }
 
 impl TopReport {
@@ -79,6 +81,7 @@ impl TopReport {
             heap,
             threshold_percent: threshold,
             retainers,
+            warnings: v.a.warnings.clone(),
         }
     }
 
