@@ -325,10 +325,11 @@ impl Runtime<'_> {
         words: &[(u64, Addr, u32)],
     ) -> Vec<HeaderGuess> {
         let d = self.dwarf();
-        let (header, field) = if self.features.swiss_maps {
-            (self.features.map_header_type(), "dirPtr")
+        let header = self.features.map_header_type();
+        let field = if self.features.swiss_maps {
+            "dirPtr"
         } else {
-            (self.features.map_header_type(), "buckets")
+            "buckets"
         };
         let Ok(off) = d.offset(header, field) else {
             return Vec::new();

@@ -148,14 +148,6 @@ pub struct DecodedMap {
 }
 
 impl DecodedMap {
-    /// The header object, for a map whose header is on the heap.
-    pub fn header_object(&self) -> Option<ObjId> {
-        match self.home {
-            MapHome::Heap(o) => Some(o),
-            MapHome::Stack(_) => None,
-        }
-    }
-
     /// Address of an entry's key slot.
     pub fn key_of(&self, e: Entry) -> Addr {
         e.slot_in(self.layout.key)
@@ -247,8 +239,7 @@ impl Reader<'_> {
     /// there: how much a structure starting at `a` can span. A count read from a header that
     /// would reach past it is damage (or no header at all).
     pub(crate) fn room(&self, a: Addr, stack: Option<(u64, u64)>) -> u64 {
-        if let Some((lo, hi)) = stack.filter(|(lo, hi)| a.0 >= *lo && a.0 < *hi) {
-            let _ = lo;
+        if let Some((_, hi)) = stack.filter(|&(lo, hi)| a.0 >= lo && a.0 < hi) {
             return hi - a.0;
         }
         self.object(a).map_or(0, |o| {

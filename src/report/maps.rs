@@ -258,7 +258,7 @@ impl MapsReport {
         let position: HashMap<usize, usize> =
             shown.iter().enumerate().map(|(k, &mi)| (mi, k)).collect();
         let mut rollups: Vec<((usize, String), Vec<usize>)> = Vec::new();
-        let mut nested: HashMap<usize, usize> = HashMap::new();
+        let mut nested: std::collections::HashSet<usize> = Default::default();
         for &mi in &shown {
             let path = v.path_to(&parents, node(mi));
             let Some(at) = path.iter().position(|&n| a.graph.as_entry(n).is_some()) else {
@@ -284,18 +284,18 @@ impl MapsReport {
                 Some(r) => rollups[r].1.push(mi),
                 None => rollups.push((key, vec![mi])),
             }
-            nested.insert(mi, rollups.len());
+            nested.insert(mi);
         }
         drop(parents);
         let inner_names: HashMap<usize, String> = (shown.iter().zip(&owners))
-            .filter(|(mi, _)| nested.contains_key(mi))
+            .filter(|(mi, _)| nested.contains(mi))
             .map(|(&mi, (o, _))| (mi, o.clone()))
             .collect();
         let mut inner_lines: HashMap<usize, MapLine> = HashMap::new();
         let mut lines: Vec<(usize, MapLine)> = Vec::new();
         for (mi, owner) in shown.into_iter().zip(owners) {
             let m = &a.maps.maps[mi];
-            if nested.contains_key(&mi) {
+            if nested.contains(&mi) {
                 let all_groups = MapsOptions {
                     groups: usize::MAX,
                     ..opts.clone()
