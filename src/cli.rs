@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
 use coreheap::analysis::{Analysis, Progress};
+use coreheap::maps::keys::Redactor;
 use coreheap::memory::Addr;
 use coreheap::process::{OpenError, OpenOptions, Process};
 use coreheap::report::heapview::HeapView;
@@ -38,7 +39,7 @@ executable must be the exact binary that crashed, with its DWARF; coreheap finds
 path recorded in the core, or beside the core by build id, or takes it from --exe.",
     after_help = "Exit status: 0 success; 1 coreheap itself failed; 2 the input cannot be used \
 (unreadable, truncated or non-Go core, missing or mismatched executable, bad flags).\n\n\
-Examples:\n  coreheap maps core.zst --exe ./server\n  coreheap maps core.zst --group-by shape --redact --format markdown > report.md\n  coreheap top core.zst\n  coreheap info core.zst --format json"
+Examples:\n  coreheap maps core.zst --exe ./server\n  coreheap maps core.zst --entries 5          (the 5 entries that retain the most, per map)\n  coreheap maps core.zst --redact --format markdown > report.md   (no key text leaves)\n  coreheap path core.zst 0xc000123450         (how an entry's value is held)\n  coreheap top core.zst\n  coreheap info core.zst --format json\n  coreheap completions bash > ~/.local/share/bash-completion/completions/coreheap"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -57,6 +58,14 @@ enum Command {
     Path(PathArgs),
     /// Maps ranked by retained bytes, with their owner and the key groups that hold the bytes.
     Maps(MapsArgs),
+    /// Print a shell completion script (e.g. `coreheap completions bash > /etc/bash_completion.d/coreheap`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff (e.g. `coreheap man > coreheap.1; man ./coreheap.1`).
+    Man,
     /// Read every heap byte once and report the speed (the floor for benchmarks).
     #[command(hide = true)]
     HeapScan(InfoArgs),
@@ -66,6 +75,7 @@ impl Command {
     /// Whether the command was asked for phase timings.
     fn timings(&self) -> bool {
         match self {
+            Command::Completions { .. } | Command::Man => false,
             Command::Info(a) | Command::HeapScan(a) => a.out.timings,
             Command::Top(a) => a.out.timings,
             Command::Histogram(a) => a.out.timings,
@@ -124,7 +134,7 @@ enum Format {
     Table,
     /// JSON for programs (see docs/json.md).
     Json,
-    /// Markdown for a ticket (maps only; other commands print their table).
+    /// Markdown for a ticket.
     Markdown,
 }
 
@@ -154,22 +164,51 @@ struct MapsArgs {
     /// How to group keys.
     #[arg(long, value_enum, default_value_t = GroupByArg::Prefix)]
     group_by: GroupByArg,
-    /// With --group-by prefix: cut before the N-th delimiter (keys with fewer go under their longest delimited prefix).
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_depth)]
-    depth: usize,
-    /// Characters that separate key fields.
-    #[arg(long, default_value = ":/|.-_ ", value_name = "CHARS")]
-    delimiters: String,
+    /// With --group-by prefix: cut every key before its N-th delimiter instead of the tree
+    /// (keys with fewer delimiters go under their longest delimited prefix).
+    #[arg(long, value_name = "N", value_parser = parse_depth)]
+    depth: Option<usize>,
     /// Characters of a key shown.
     #[arg(long, default_value_t = 40, value_name = "N")]
     key_width: usize,
-    /// Replace keys by their shape and a short keyed hash, so the report can leave the machine.
+    /// List the N entries that retain the most under each map and key group, with their key,
+    /// value type and address (for `coreheap path`).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    entries: usize,
+    /// List every map in the table: without it, maps under 0.1% of the reachable heap are
+    /// folded into one line.
     #[arg(long)]
-    redact: bool,
+    all: bool,
     /// Maps inside other maps' entries are one row per outer map (`main.nested[*]`); with this,
     /// JSON also lists each of them under that row.
     #[arg(long)]
     nested: bool,
+}
+
+/// How keys are split into fields, and whether they may leave the machine.
+#[derive(Args, Debug)]
+struct KeyArgs {
+    /// Characters that separate key fields (`-` and `_` are not among them by default, so that
+    /// `eu-west` and `user_42` stay one field).
+    #[arg(long, default_value = coreheap::maps::keys::DEFAULT_DELIMITERS, value_name = "CHARS")]
+    delimiters: String,
+    /// Replace every field of every key, wherever keys appear (groups, entries, owners,
+    /// findings, paths), by its class (letters, word, number, hex, uuid) and a short hash keyed
+    /// for this run, so that the report can leave the machine: `eu-west` becomes `{w}#81d0aa`.
+    #[arg(long)]
+    redact: bool,
+    /// With --redact: keep the first N fields of each key verbatim (for prefixes known not to
+    /// be secret).
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "redact")]
+    redact_keep: usize,
+}
+
+impl KeyArgs {
+    /// The redactor the flags ask for, if any.
+    fn redactor(&self) -> Option<Redactor> {
+        self.redact
+            .then(|| Redactor::new(&self.delimiters, self.redact_keep))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -186,6 +225,11 @@ struct OutArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Width of tables in columns (default: the terminal's, else $COLUMNS, else 100).
+    #[arg(long, value_name = "COLUMNS", value_parser = clap::value_parser!(u16).range(40..))]
+    width: Option<u16>,
+    #[command(flatten)]
+    keys: KeyArgs,
     /// Print each analysis phase's wall time and peak memory on stderr.
     #[arg(long)]
     timings: bool,
@@ -318,6 +362,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Path(a) => path(a),
         Command::Maps(a) => maps(a),
         Command::HeapScan(a) => heap_scan(a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "coreheap", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(())
+        }
     }
 }
 
@@ -351,6 +405,7 @@ fn parse_depth(s: &str) -> Result<usize, String> {
 }
 
 fn maps(a: MapsArgs) -> anyhow::Result<()> {
+    let keys = &a.out.keys;
     let opts = MapsOptions {
         top: a.top,
         min_bytes: a.min_bytes,
@@ -360,15 +415,14 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
             GroupByArg::Shape => GroupBy::Shape,
         },
         depth: a.depth,
-        delimiters: a.delimiters.clone(),
+        delimiters: keys.delimiters.clone(),
         key_width: a.key_width,
-        redact: a.redact,
+        redact: keys.redact,
+        redact_keep: keys.redact_keep,
         nested: a.nested,
+        entries: a.entries,
+        all: a.all,
     };
-    let command: String = std::env::args()
-        .map(|x| if x.contains(' ') { format!("{x:?}") } else { x })
-        .collect::<Vec<_>>()
-        .join(" ");
     with_view(&a.core, &a.out, TypeScope::TowardMaps, |p, view| {
         let input = MapsInput {
             view,
@@ -378,15 +432,35 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
             code: Some((&p.symbols, p.bias, p.exe.file.bytes())),
         };
         let report = MapsReport::gather(&input, &opts);
-        match a.out.format {
-            Format::Markdown => {
-                let mut out = std::io::stdout().lock();
-                write!(out, "{}", report.to_markdown(&command))?;
-                Ok(())
-            }
-            f => emit(f, || report.to_json(), || report.to_table()),
-        }
+        emit(
+            &a.out,
+            || report.to_json(),
+            |w| report.to_table(w),
+            |c| report.to_markdown(c),
+        )
     })
+}
+
+/// The command line as typed, quoted where a word holds a space (for Markdown reports).
+fn command_line() -> String {
+    std::env::args()
+        .map(|x| if x.contains(' ') { format!("{x:?}") } else { x })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Columns a table may take: --width, else the terminal's, else $COLUMNS, else 100.
+fn table_width(asked: Option<u16>) -> u16 {
+    asked
+        .or_else(|| {
+            std::io::stdout()
+                .is_terminal()
+                .then(|| comfy_table::Table::new().width())
+                .flatten()
+        })
+        .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+        .unwrap_or(100)
+        .max(40)
 }
 
 /// Progress spinners on stderr, drawn only when stderr is a terminal; and the switch to
@@ -503,15 +577,18 @@ fn analyse(
     Ok((p, a))
 }
 
+/// Writes a report in the format asked for.
 fn emit(
-    format: Format,
+    out: &OutArgs,
     json: impl FnOnce() -> serde_json::Result<String>,
-    table: impl FnOnce() -> String,
+    table: impl FnOnce(u16) -> String,
+    markdown: impl FnOnce(&str) -> String,
 ) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match format {
-        Format::Json => writeln!(out, "{}", json()?)?,
-        Format::Table | Format::Markdown => writeln!(out, "{}", table())?,
+    let mut stdout = std::io::stdout().lock();
+    match out.format {
+        Format::Json => writeln!(stdout, "{}", json()?)?,
+        Format::Table => writeln!(stdout, "{}", table(table_width(out.width)))?,
+        Format::Markdown => write!(stdout, "{}", markdown(&command_line()))?,
     }
     Ok(())
 }
@@ -536,14 +613,37 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
             eprintln!("coreheap: warning: {w}");
         }
     }
-    emit(a.out.format, || report.to_json(), || report.to_table())
+    emit(
+        &a.out,
+        || report.to_json(),
+        |_| report.to_table(),
+        |_| format!("```\n{}\n```\n", report.to_table()),
+    )
 }
 
 fn top(a: TopArgs) -> anyhow::Result<()> {
+    let redactor = a.out.keys.redactor();
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
-        let report = TopReport::gather(view, p.exe.buildinfo.release(), a.threshold);
-        emit(a.out.format, || report.to_json(), || report.to_table())
+        let namer = namer(p, view, redactor.as_ref());
+        let report = TopReport::gather(&namer, p.exe.buildinfo.release(), a.threshold);
+        emit(
+            &a.out,
+            || report.to_json(),
+            |w| report.to_table(w),
+            |c| report.to_markdown(c),
+        )
     })
+}
+
+/// Names paths in the heap, keys redacted when asked.
+fn namer<'a>(
+    p: &'a Process,
+    view: &'a HeapView<'a>,
+    redactor: Option<&'a Redactor>,
+) -> coreheap::report::heapview::Namer<'a> {
+    coreheap::report::heapview::Namer::new(view, &p.dwarf, &p.mem)
+        .with_code(&p.symbols, p.bias, p.exe.file.bytes())
+        .with_redactor(redactor)
 }
 
 fn histogram(a: HistogramArgs) -> anyhow::Result<()> {
@@ -554,7 +654,12 @@ fn histogram(a: HistogramArgs) -> anyhow::Result<()> {
     };
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let report = HistogramReport::gather(view, p.exe.buildinfo.release(), sort);
-        emit(a.out.format, || report.to_json(), || report.to_table(a.top))
+        emit(
+            &a.out,
+            || report.to_json(),
+            |w| report.to_table(a.top, w),
+            |c| report.to_markdown(a.top, c),
+        )
     })
 }
 
@@ -566,13 +671,15 @@ struct BadAddress(String);
 fn path(a: PathArgs) -> anyhow::Result<()> {
     let digits = a.address.trim_start_matches("0x").trim_start_matches("0X");
     let addr = u64::from_str_radix(digits, 16).map_err(|_| BadAddress(a.address.clone()))?;
+    let redactor = a.out.keys.redactor();
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
-        let namer = coreheap::report::heapview::Namer::new(view, &p.dwarf, &p.mem).with_code(
-            &p.symbols,
-            p.bias,
-            p.exe.file.bytes(),
-        );
+        let namer = namer(p, view, redactor.as_ref());
         let report = PathReport::gather(&namer, Addr(addr))?;
-        emit(a.out.format, || report.to_json(), || report.to_table())
+        emit(
+            &a.out,
+            || report.to_json(),
+            |_| report.to_table(),
+            |c| report.to_markdown(c),
+        )
     })
 }

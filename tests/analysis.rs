@@ -110,10 +110,11 @@ fn ledger_values_are_typed_as_big_ints_and_keys_as_string_data() {
 #[test]
 fn top_ranks_the_ledger_map_first_with_the_programs_own_byte_count() {
     for s in samples().into_iter().filter(|s| s.program() == "ledger") {
-        let (_p, a) = analyse(&s);
+        let (p, a) = analyse(&s);
         let types = &a.types;
         let view = HeapView { a: &a, types };
-        let top = TopReport::gather(&view, "", 5.0);
+        let namer = coreheap::report::heapview::Namer::new(&view, &p.dwarf, &p.mem);
+        let top = TopReport::gather(&namer, "", 5.0);
         let first = &top.retainers[0];
         assert!(
             first.path[0].label.starts_with("main.balances"),
@@ -121,6 +122,9 @@ fn top_ranks_the_ledger_map_first_with_the_programs_own_byte_count() {
             s.name,
             first.path[0]
         );
+        // Named as `maps` names it: the owner and the map's Go type.
+        assert_eq!(first.owner, "main.balances", "{}", s.name);
+        assert_eq!(first.type_name, "map[string]*big.Int", "{}", s.name);
         // The program measured the map's own tables and every key and value it created.
         let m = &s.truth["maps"][0];
         assert_eq!(
@@ -188,8 +192,11 @@ fn path_reaches_a_ledger_value_from_the_global() {
         r.expression
     );
     assert_eq!(r.fields.len(), r.path.len());
-    assert_eq!(r.path.last().unwrap().label, "math/big.Int");
-    assert!(r.dominators.iter().any(|h| h.label.starts_with("map<")));
+    assert_eq!(r.path.last().unwrap().label, "big.Int");
+    assert!(r
+        .dominators
+        .iter()
+        .any(|h| h.label == "map[string]*big.Int"));
 }
 
 /// After the program's final GC every live object was marked, so every one must be reachable
@@ -252,12 +259,13 @@ fn sizes_asked_in_id_order_with_a_remembered_span_match_a_plain_lookup() {
 #[test]
 fn top_names_pool_caches_and_sync_map_nodes() {
     for s in samples().into_iter().filter(|s| s.program() == "services") {
-        let (_p, a) = analyse(&s);
+        let (p, a) = analyse(&s);
         let view = HeapView {
             a: &a,
             types: &a.types,
         };
-        let top = TopReport::gather(&view, "", 1.0);
+        let namer = coreheap::report::heapview::Namer::new(&view, &p.dwarf, &p.mem);
+        let top = TopReport::gather(&namer, "", 1.0);
         let pool = top
             .retainers
             .iter()

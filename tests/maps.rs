@@ -3,10 +3,7 @@
 
 mod common;
 
-use coreheap::analysis::{Analysis, NoProgress};
-use coreheap::process::{OpenOptions, Process};
-use coreheap::report::heapview::HeapView;
-use coreheap::report::maps::{KeyGroup, MapLine, MapsInput, MapsOptions, MapsReport};
+use coreheap::report::maps::{KeyGroup, MapLine, MapsOptions, MapsReport};
 use coreheap::types::TypeScope;
 
 use common::{sample, samples, Sample};
@@ -16,7 +13,7 @@ fn truth_grouping() -> MapsOptions {
     MapsOptions {
         top: 0,
         groups: usize::MAX,
-        depth: 2,
+        depth: Some(2),
         delimiters: ":".into(),
         nested: true,
         ..Default::default()
@@ -25,21 +22,11 @@ fn truth_grouping() -> MapsOptions {
 
 /// The maps report as `coreheap maps` makes it: types inferred only toward maps.
 fn report(s: &Sample, opts: &MapsOptions) -> MapsReport {
-    report_scoped(s, opts, TypeScope::TowardMaps)
+    common::maps_report(s, opts)
 }
 
 fn report_scoped(s: &Sample, opts: &MapsOptions, scope: TypeScope) -> MapsReport {
-    let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
-    let a = Analysis::run_scoped(&p, &NoProgress, scope).unwrap();
-    let view = HeapView::new(&a);
-    let input = MapsInput {
-        view: &view,
-        dwarf: &p.dwarf,
-        mem: &p.mem,
-        go_version: p.exe.buildinfo.release(),
-        code: Some((&p.symbols, p.bias, p.exe.file.bytes())),
-    };
-    MapsReport::gather(&input, opts)
+    common::maps_report_scoped(s, opts, scope)
 }
 
 /// Bytes of a map's entries that another owner shares, which no single owner retains.

@@ -62,7 +62,8 @@ fn climbs(ctx: &Ctx) -> HashMap<String, Climb> {
             }
             // The runtime names the bucket type `map.bucket[K]V` with short package names.
             // and its DWARF describes it again as `noalg.map.bucket[K]V` with full names.
-            if let Some((k, v)) = split_key_value(&name["hash<".len()..name.len() - 1]) {
+            if let Some((k, v)) = super::keys::split_key_value(&name["hash<".len()..name.len() - 1])
+            {
                 out.insert(
                     format!("map.bucket[{}]{}", short_type_name(k), short_type_name(v)),
                     climb,
@@ -168,20 +169,6 @@ fn header_type_name(
     } else {
         text
     })
-}
-
-/// Splits `K,V` at the comma outside brackets.
-fn split_key_value(s: &str) -> Option<(&str, &str)> {
-    let mut depth = 0i32;
-    for (i, c) in s.char_indices() {
-        match c {
-            '[' | '(' | '{' | '<' => depth += 1,
-            ']' | ')' | '}' | '>' => depth -= 1,
-            ',' if depth == 0 => return Some((&s[..i], &s[i + 1..])),
-            _ => {}
-        }
-    }
-    None
 }
 
 /// A type's DWARF name.

@@ -151,6 +151,15 @@ impl AsciiDelimiters {
         Some(AsciiDelimiters(set))
     }
 
+    /// The set of the ASCII characters among `delimiters`.
+    pub fn ascii_of(delimiters: &str) -> AsciiDelimiters {
+        let mut set = [false; 128];
+        for c in delimiters.chars().filter(char::is_ascii) {
+            set[c as usize] = true;
+        }
+        AsciiDelimiters(set)
+    }
+
     fn contains(&self, b: u8) -> bool {
         self.0.get(usize::from(b)).copied().unwrap_or(false)
     }
@@ -220,27 +229,100 @@ fn classify(field: &str) -> String {
     field.to_string()
 }
 
-/// Replaces keys by their shape and a short hash under a key chosen for this run, so that a
-/// report can leave the machine: equal keys stay equal within one report.
+/// Delimiters coreheap splits keys on unless told otherwise: `eu-west`, `tenant-a` and
+/// `user_42` stay one field.
+pub const DEFAULT_DELIMITERS: &str = ":/|.,;= ";
+
+/// What a key rendered from a non-string value (a struct, an array) is punctuated with.
+pub const RENDER_PUNCTUATION: &str = "{}[](), \"";
+
+/// Replaces every field of a key (the text between delimiters) by its class and a short hash
+/// under a key chosen for this run, so that a report can leave the machine: equal fields stay
+/// equal within one report, and nothing of a field but its class is shown.
 #[derive(Debug)]
 pub struct Redactor {
     state: std::hash::RandomState,
-}
-
-impl Default for Redactor {
-    fn default() -> Self {
-        Redactor {
-            state: std::hash::RandomState::new(),
-        }
-    }
+    delimiters: String,
+    keep: usize,
 }
 
 impl Redactor {
-    /// The redacted form of a key.
-    pub fn key(&self, key: &str, delimiters: &str) -> String {
-        let h = self.state.hash_one(key);
-        format!("{}#{:08x}", shape(key, delimiters), h as u32)
+    /// A redactor splitting keys on `delimiters` that keeps the first `keep` fields verbatim.
+    pub fn new(delimiters: &str, keep: usize) -> Redactor {
+        Redactor {
+            state: std::hash::RandomState::new(),
+            delimiters: delimiters.to_string(),
+            keep,
+        }
     }
+
+    /// The redacted form of a key, or of a key group's label.
+    pub fn key(&self, key: &str) -> String {
+        self.text(key, "")
+    }
+
+    /// The redacted form of text that holds keys: fields end at the delimiters and at any of
+    /// `extra` (the punctuation of a rendered struct key), which are kept.
+    pub fn text(&self, text: &str, extra: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut field = String::new();
+        let mut n = 0;
+        for c in text.chars() {
+            if self.delimiters.contains(c) || extra.contains(c) {
+                self.field(&field, n, &mut out);
+                n += usize::from(!field.is_empty());
+                field.clear();
+                out.push(c);
+            } else {
+                field.push(c);
+            }
+        }
+        self.field(&field, n, &mut out);
+        out
+    }
+
+    /// Appends field number `n`: kept, or its class and hash.
+    fn field(&self, field: &str, n: usize, out: &mut String) {
+        if field.is_empty() {
+            return;
+        }
+        if n < self.keep || PLACEHOLDERS.contains(&field) {
+            out.push_str(field);
+            return;
+        }
+        let class = match classify(field).as_str() {
+            "{n}" => "n",
+            "{hex}" => "hex",
+            "{uuid}" => "uuid",
+            _ if field.chars().all(|c| c.is_alphabetic()) => "a",
+            _ if field
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_') =>
+            {
+                "w"
+            }
+            _ => "x",
+        };
+        let h = self.state.hash_one(field) as u32 & 0xff_ffff;
+        out.push_str(&format!("{{{class}}}#{h:06x}"));
+    }
+}
+
+/// The placeholders [`shape`] writes, kept as they are by redaction.
+const PLACEHOLDERS: [&str; 3] = ["{n}", "{hex}", "{uuid}"];
+
+/// Splits `K,V` at the comma outside brackets.
+pub fn split_key_value(s: &str) -> Option<(&str, &str)> {
+    let mut depth = 0i32;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' | '(' | '{' | '<' => depth += 1,
+            ']' | ')' | '}' | '>' => depth -= 1,
+            ',' if depth == 0 => return Some((&s[..i], &s[i + 1..])),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A Go type name as `%T` prints it: package paths shortened to the package name.
@@ -333,11 +415,36 @@ mod tests {
     }
 
     #[test]
-    fn redaction_keeps_the_shape_and_hides_the_value() {
-        let r = Redactor::default();
-        let a = r.key("acct:eu-west:00104729", D);
-        assert!(a.starts_with("acct:eu-west:{n}#"));
-        assert!(!a.contains("00104729"));
-        assert_eq!(a, r.key("acct:eu-west:00104729", D));
+    fn redaction_keeps_delimiters_and_classes_and_hides_every_field() {
+        let r = Redactor::new(DEFAULT_DELIMITERS, 0);
+        let a = r.key("acct:eu-west:00104729");
+        let fields: Vec<&str> = a.split(':').collect();
+        assert_eq!(fields.len(), 3, "{a}");
+        assert!(
+            fields[0].starts_with("{a}#") && fields[0].len() == 10,
+            "{a}"
+        );
+        assert!(fields[1].starts_with("{w}#"), "{a}");
+        assert!(fields[2].starts_with("{n}#"), "{a}");
+        for secret in ["acct", "eu", "west", "00104729"] {
+            assert!(!a.contains(secret), "{a}");
+        }
+        // The same field hashes the same within one report; other fields differ.
+        assert_eq!(a, r.key("acct:eu-west:00104729"));
+        assert_eq!(r.key("acct"), fields[0]);
+        assert_ne!(r.key("acct:eu-east:00104729"), a);
+        // Placeholders of a shape stay; a rendered struct keeps its punctuation.
+        assert!(r.key("acct:{n}").ends_with(":{n}"));
+        let s = r.text("{42, \"eu\"}", RENDER_PUNCTUATION);
+        assert!(
+            s.starts_with("{{n}#") && s.contains(", \"{a}#") && !s.contains("eu"),
+            "{s}"
+        );
+        // Kept fields are shown verbatim.
+        let k = Redactor::new(DEFAULT_DELIMITERS, 2).key("acct:eu-west:00104729");
+        assert!(
+            k.starts_with("acct:eu-west:{n}#") && !k.contains("00104729"),
+            "{k}"
+        );
     }
 }

@@ -41,17 +41,15 @@ pub struct Hop {
 }
 
 impl<'a> HeapView<'a> {
-    /// The type name of an object, `[]T` when it holds several values, or its size class when unknown.
+    /// The type name of an object as Go writes it (see [`super::names::go_type`]), `[]T`
+    /// when it holds several values, or its size class when unknown.
     pub fn type_name(&self, id: ObjId) -> String {
         let size = self.a.objects.size(id);
         match self.types.name(id) {
             Some(n) => {
                 let one = self.types.value_size(id).unwrap_or(size);
-                if one > 0 && one * 2 <= size && !n.starts_with('[') && n != "string data" {
-                    format!("[]{n}")
-                } else {
-                    n.to_string()
-                }
+                let many = one > 0 && one * 2 <= size && !n.starts_with('[') && n != "string data";
+                super::names::go_type(n, many)
             }
             None => format!("<unknown, {size} B>"),
         }
@@ -252,6 +250,8 @@ pub struct Namer<'a> {
     code: Option<(&'a crate::exe::Symbols, u64)>,
     /// Functions' variables, to name what a closure captured.
     vars: Option<crate::runtime::FunctionVars<'a>>,
+    /// Redacts the keys in names (`main.nested["eu"]`), when the report must not hold keys.
+    redactor: Option<&'a crate::maps::keys::Redactor>,
 }
 
 impl<'a> Namer<'a> {
@@ -275,7 +275,14 @@ impl<'a> Namer<'a> {
             storage,
             code: None,
             vars: None,
+            redactor: None,
         }
+    }
+
+    /// Names with the keys in them redacted.
+    pub fn with_redactor(mut self, redactor: Option<&'a crate::maps::keys::Redactor>) -> Namer<'a> {
+        self.redactor = redactor;
+        self
     }
 
     /// Names closures by their function, from the executable's symbols (`bias`: the load bias),
@@ -417,7 +424,10 @@ impl<'a> Namer<'a> {
                 crate::maps::keys::deref(self.mem, m.key_of(a.maps.entries[e]), m.key.indirect);
             let key = crate::maps::keys::render(self.dwarf, self.mem, m.key.ty, key_addr, 0)
                 .unwrap_or_else(|| "?".into());
-            return format!("[{}]", crate::maps::keys::cut(&key, 40));
+            return match self.redactor {
+                Some(r) => format!("[{}]", r.text(&key, crate::maps::keys::RENDER_PUNCTUATION)),
+                None => format!("[{}]", crate::maps::keys::cut(&key, 40)),
+            };
         }
         if a.graph.is_object(u) && !self.storage.contains(&u) {
             if let Some(c) = self.closure(ObjId(u), w) {

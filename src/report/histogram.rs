@@ -120,12 +120,12 @@ impl HistogramReport {
         serde_json::to_string_pretty(&Envelope::new("coreheap/histogram/v1", self))
     }
 
-    /// A table for people, at most `limit` lines (0: all).
-    pub fn to_table(&self, limit: usize) -> String {
-        let mut t = super::new_table();
+    /// A table for people, `width` columns wide, at most `limit` lines (0: all).
+    pub fn to_table(&self, limit: usize, width: u16) -> String {
+        let mut t = super::new_table(width);
         t.set_header(vec!["count", "shallow", "retained", "type"]);
-        let take = if limit == 0 { self.types.len() } else { limit };
-        for l in self.types.iter().take(take) {
+        let take = self.shown(limit);
+        for l in &self.types[..take] {
             t.add_row(vec![
                 l.count.to_string(),
                 human_bytes(l.shallow_bytes),
@@ -137,6 +137,45 @@ impl HistogramReport {
         if take < self.types.len() {
             s.push_str(&format!("\n({} more types)", self.types.len() - take));
         }
+        s.push('\n');
+        s.push_str(&super::warning_lines(&self.warnings));
+        s.trim_end().to_string()
+    }
+
+    /// Lines shown for a limit (0: all).
+    fn shown(&self, limit: usize) -> usize {
+        if limit == 0 {
+            self.types.len()
+        } else {
+            limit.min(self.types.len())
+        }
+    }
+
+    /// Markdown for a ticket, at most `limit` lines (0: all).
+    pub fn to_markdown(&self, limit: usize, command: &str) -> String {
+        use super::md_code;
+        let mut s = String::from(
+            "## Heap by type\n\n| count | shallow | retained | type |\n|---:|---:|---:|---|\n",
+        );
+        let take = self.shown(limit);
+        for l in &self.types[..take] {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                l.count,
+                human_bytes(l.shallow_bytes),
+                human_bytes(l.retained_bytes),
+                md_code(&l.type_name)
+            ));
+        }
+        if take < self.types.len() {
+            s.push_str(&format!("\n{} more types.\n", self.types.len() - take));
+        }
+        s.push_str(&super::maps::markdown_notes(&[], &self.warnings));
+        s.push_str(&super::maps::markdown_footer(
+            command,
+            &self.go_version,
+            false,
+        ));
         s
     }
 }

@@ -331,7 +331,7 @@ impl InfoReport {
         if !self.experiments.is_empty() {
             rows.push(("GOEXPERIMENT".into(), self.experiments.join(",")));
         }
-        let mut t = super::new_table();
+        let mut t = super::new_table(100);
         for (k, v) in rows {
             t.add_row(vec![k, v]);
         }

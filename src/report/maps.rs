@@ -1,12 +1,14 @@
 //! `coreheap maps`: maps ranked by the bytes they retain, who owns them, and which key groups
 //! hold the bytes.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 use super::heapview::{HeapView, Namer, Parents};
+use super::keygroups::{
+    Group, Grouper, Grouping, Keys, Sizes, StringKeys, KEY_CHUNK, PREFETCH_AHEAD,
+};
 use super::top::percent;
 use super::{human_bytes, Envelope};
 use crate::dwarf::Dwarf;
@@ -36,16 +38,22 @@ pub struct MapsOptions {
     pub groups: usize,
     /// Grouping.
     pub group_by: GroupBy,
-    /// Delimiter count for prefixes.
-    pub depth: usize,
+    /// Delimiter count for prefixes; `None`: the prefix tree, opened where the bytes are.
+    pub depth: Option<usize>,
     /// Delimiter characters.
     pub delimiters: String,
     /// Characters of a key shown.
     pub key_width: usize,
-    /// Replace keys by their shape and a keyed hash.
+    /// Replace keys by their fields' classes and keyed hashes.
     pub redact: bool,
+    /// With `redact`: fields at the start of each key kept verbatim.
+    pub redact_keep: usize,
     /// List the maps inside other maps' entries one by one under their roll-up row.
     pub nested: bool,
+    /// Entries that retain the most, listed per map and per key group.
+    pub entries: usize,
+    /// Show every map in the table (else maps under 0.1% of the heap are folded into one line).
+    pub all: bool,
 }
 
 impl Default for MapsOptions {
@@ -55,17 +63,20 @@ impl Default for MapsOptions {
             min_bytes: 0,
             groups: 5,
             group_by: GroupBy::Prefix,
-            depth: 1,
-            delimiters: ":/|.-_ ".to_string(),
+            depth: None,
+            delimiters: keys::DEFAULT_DELIMITERS.to_string(),
             key_width: 40,
             redact: false,
+            redact_keep: 0,
             nested: false,
+            entries: 0,
+            all: false,
         }
     }
 }
 
 /// A group of keys.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct KeyGroup {
     /// The prefix or shape.
     pub prefix: String,
@@ -77,6 +88,23 @@ pub struct KeyGroup {
     pub percent_of_map: f64,
     /// One key of the group.
     pub sample_key: String,
+    /// The group opened: its children, largest first (empty when it was not opened).
+    pub children: Vec<KeyGroup>,
+    /// The group's entries that retain the most (`--entries`), largest first.
+    pub top_entries: Vec<TopEntry>,
+}
+
+/// One entry of a map, among those that retain the most.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopEntry {
+    /// Its key, as Go prints it (redacted when asked).
+    pub key: String,
+    /// Bytes the entry keeps alive: its key's and value's objects that nothing else holds.
+    pub retained_bytes: u64,
+    /// The value's type: the object it points to, or the map's value type.
+    pub value_type: String,
+    /// The object the value points to, or the entry's slot: give it to `coreheap path`.
+    pub address: String,
 }
 
 /// One map.
@@ -110,10 +138,14 @@ pub struct MapLine {
     pub tombstones: u64,
     /// Bytes the map keeps alive: its structures, entries and what they share.
     pub retained_bytes: u64,
+    /// Share of the reachable heap the map retains, percent.
+    pub percent_of_heap: f64,
     /// Sum of what each entry alone keeps alive.
     pub entries_retained_bytes: u64,
     /// Key groups, largest first.
     pub groups: Vec<KeyGroup>,
+    /// The entries that retain the most (`--entries`), largest first.
+    pub top_entries: Vec<TopEntry>,
     /// For a row standing for the maps inside another map's entries: how many (0 otherwise).
     pub inner_maps: u64,
     /// Those maps one by one, when asked (`--nested`); empty otherwise.
@@ -143,6 +175,9 @@ pub struct MapsReport {
     pub warnings: Vec<String>,
     /// Keys were redacted.
     pub redacted: bool,
+    /// The table lists every map (`--all`).
+    #[serde(skip)]
+    pub all: bool,
 }
 
 /// Values that map entries hold but none retains alone, and who shares them.
@@ -203,17 +238,25 @@ pub struct MapsInput<'a> {
     pub code: Option<(&'a crate::exe::Symbols, u64, &'a [u8])>,
 }
 
+impl MapsInput<'_> {
+    /// A namer for paths in this heap, keys redacted when a redactor is given.
+    pub fn namer<'r>(&'r self, redactor: Option<&'r Redactor>) -> Namer<'r> {
+        let mut namer = Namer::new(self.view, self.dwarf, self.mem).with_redactor(redactor);
+        if let Some((symbols, bias, exe)) = self.code {
+            namer = namer.with_code(symbols, bias, exe);
+        }
+        namer
+    }
+}
+
 impl MapsReport {
     /// Ranks every decoded map.
     pub fn gather(input: &MapsInput, opts: &MapsOptions) -> MapsReport {
         let v = input.view;
         let a = v.a;
         let reach = a.reachability();
-        let redactor = Redactor::default();
-        let mut namer = Namer::new(v, input.dwarf, input.mem);
-        if let Some((symbols, bias, exe)) = input.code {
-            namer = namer.with_code(symbols, bias, exe);
-        }
+        let redactor = Redactor::new(&opts.delimiters, opts.redact_keep);
+        let namer = input.namer(opts.redact.then_some(&redactor));
         let node = |mi: usize| a.map_node(&a.maps.maps[mi]);
         // A sync.Map's read-only and dirty maps are shown as the sync.Map.
         let internal: std::collections::HashSet<u32> = (a.maps.sync_maps.iter())
@@ -321,6 +364,12 @@ impl MapsReport {
             lines.push((first_rollup + k, rollup_line(owner, inner, opts)));
         }
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
+        for (_, l) in &mut lines {
+            l.percent_of_heap = percent(l.retained_bytes, reach.reachable_bytes);
+            for n in &mut l.nested {
+                n.percent_of_heap = percent(n.retained_bytes, reach.reachable_bytes);
+            }
+        }
         let headers: std::collections::HashSet<u32> = (lines.iter())
             .filter(|(mi, _)| *mi < first_sync)
             .map(|(mi, _)| node(*mi))
@@ -343,7 +392,13 @@ impl MapsReport {
             })
             .map(|(_, l)| l.retained_bytes)
             .sum();
-        let (mut findings, shared) = findings(input, &lines, &inner_names, reach.reachable_bytes);
+        let (mut findings, shared) = findings(
+            input,
+            &lines,
+            &inner_names,
+            reach.reachable_bytes,
+            opts.redact.then_some(&redactor),
+        );
         findings.extend(pools.iter().map(pool_finding));
         let found = lines.len();
         if opts.top > 0 {
@@ -364,6 +419,7 @@ impl MapsReport {
             pools,
             warnings: a.warnings.clone(),
             redacted: opts.redact,
+            all: opts.all,
         }
     }
 
@@ -372,16 +428,23 @@ impl MapsReport {
         serde_json::to_string_pretty(&Envelope::new("coreheap/maps/v1", self))
     }
 
-    /// A table for people: one row per map, its key groups below it.
-    pub fn to_table(&self) -> String {
-        let mut t = super::new_table();
-        t.set_header(vec!["retained", "entries", "table", "load", "map"]);
-        for m in &self.maps {
+    /// A table for people, `width` columns wide: one row per map, its key groups below it
+    /// (as a tree), then its largest entries; maps under 0.1% of the heap folded into one line
+    /// unless every map was asked for.
+    pub fn to_table(&self, width: u16) -> String {
+        let mut t = super::new_table(width);
+        t.set_header(vec![
+            "retained", "share", "entries", "table", "load", "deleted", "map",
+        ]);
+        let (shown, folded) = self.folded();
+        for m in shown {
             t.add_row(vec![
                 human_bytes(m.retained_bytes),
+                format!("{:.1}%", m.percent_of_heap),
                 m.entries.to_string(),
                 human_bytes(m.table_bytes),
                 format!("{:.0}%", m.load * 100.0),
+                m.tombstones.to_string(),
                 format!(
                     "{}{}  map[{}]{}",
                     m.owner,
@@ -390,23 +453,57 @@ impl MapsReport {
                     m.value_type
                 ),
             ]);
-            for g in &m.groups {
+            let mut rows = Vec::new();
+            group_rows(&m.groups, "", 1, &mut rows);
+            entry_rows(&m.top_entries, 1, &mut rows);
+            for (bytes, share, entries, text) in rows {
                 t.add_row(vec![
-                    format!("  {}", human_bytes(g.retained_bytes)),
-                    g.entries.to_string(),
+                    bytes,
+                    share,
+                    entries,
                     String::new(),
-                    format!("{:.0}%", g.percent_of_map),
-                    format!("  {} e.g. {}", display_prefix(&g.prefix), g.sample_key),
+                    String::new(),
+                    String::new(),
+                    text,
                 ]);
             }
+        }
+        for c in t.column_iter_mut().skip(1) {
+            c.set_padding((0, 1));
         }
         let mut out = self.summary();
         out.push('\n');
         out.push_str(&t.to_string());
+        if let Some((n, bytes)) = folded {
+            out.push_str(&format!(
+                "\n… {n} more maps, each under 0.1% of the reachable heap ({} together; --all lists them)",
+                human_bytes(bytes)
+            ));
+        }
+        out.push_str("\nshare: of the reachable heap for a map, of the map's entries for a key group (· per level); deleted: slots of deleted entries (tombstones).");
         for f in &self.findings {
             out.push_str(&format!("\n• {f}"));
         }
+        for w in &self.warnings {
+            out.push_str(&format!("\n⚠ {w}"));
+        }
         out
+    }
+
+    /// The maps a table shows, and how many it folds with their bytes.
+    fn folded(&self) -> (&[MapLine], Option<(usize, u64)>) {
+        let min = self.heap.reachable_bytes / 1000;
+        let cut = if self.all {
+            self.maps.len()
+        } else {
+            (self.maps.iter())
+                .position(|m| m.retained_bytes < min.max(1))
+                .unwrap_or(self.maps.len())
+        };
+        let rest = &self.maps[cut..];
+        let folded =
+            (!rest.is_empty()).then(|| (rest.len(), rest.iter().map(|m| m.retained_bytes).sum()));
+        (&self.maps[..cut], folded)
     }
 
     /// One sentence saying what holds the memory.
@@ -429,58 +526,150 @@ impl MapsReport {
         }
     }
 
-    /// Markdown for a ticket: summary, table, findings, and how it was made.
+    /// Markdown for a ticket: summary, table, key groups and largest entries of the largest
+    /// maps, findings, warnings, and how it was made.
     pub fn to_markdown(&self, command: &str) -> String {
-        let mut s = format!("## What holds the memory\n\n{}\n\n", self.summary());
-        s.push_str("| retained | entries | table | load | tombstones | map | key → value |\n");
-        s.push_str("|---:|---:|---:|---:|---:|---|---|\n");
-        for m in &self.maps {
+        use super::{md_code, md_text};
+        let mut s = format!(
+            "## What holds the memory\n\n{}\n\n",
+            md_text(&self.summary())
+        );
+        s.push_str("| retained | share of heap | entries | table | load | tombstones | map | key → value |\n");
+        s.push_str("|---:|---:|---:|---:|---:|---:|---|---|\n");
+        let (shown, folded) = self.folded();
+        for m in shown {
             s.push_str(&format!(
-                "| {} | {} | {} | {:.0}% | {} | `{}`{} | `{}` → `{}` |\n",
+                "| {} | {:.1}% | {} | {} | {:.0}% | {} | {}{} | {} → {} |\n",
                 human_bytes(m.retained_bytes),
+                m.percent_of_heap,
                 m.entries,
                 human_bytes(m.table_bytes),
                 m.load * 100.0,
                 m.tombstones,
-                m.owner,
-                shared_note(m),
-                m.key_type,
-                m.value_type
+                md_code(&m.owner),
+                md_text(&shared_note(m)),
+                md_code(&m.key_type),
+                md_code(&m.value_type)
             ));
         }
-        for m in self.maps.iter().filter(|m| !m.groups.is_empty()).take(5) {
-            s.push_str(&format!("\n### Keys of `{}`\n\n", m.owner));
+        if let Some((n, bytes)) = folded {
+            s.push_str(&format!(
+                "\n{n} more maps, each under 0.1% of the reachable heap, hold {} together.\n",
+                human_bytes(bytes)
+            ));
+        }
+        for m in shown.iter().filter(|m| !m.groups.is_empty()).take(5) {
+            s.push_str(&format!("\n### Keys of {}\n\n", md_code(&m.owner)));
             s.push_str(
-                "| group | entries | retained | share | sample key |\n|---|---:|---:|---:|---|\n",
+                "| group | entries | retained | share of map | sample key |\n|---|---:|---:|---:|---|\n",
             );
-            for g in &m.groups {
+            let mut rows = Vec::new();
+            group_rows(&m.groups, "", 0, &mut rows);
+            for (bytes, share, entries, text) in rows {
+                let (label, sample) = text.split_once("  e.g. ").unwrap_or((&text, ""));
+                let bare = label.trim_start_matches("· ");
+                let depth = (label.len() - bare.len()) / "· ".len();
                 s.push_str(&format!(
-                    "| `{}` | {} | {} | {:.1}% | `{}` |\n",
-                    display_prefix(&g.prefix),
-                    g.entries,
-                    human_bytes(g.retained_bytes),
-                    g.percent_of_map,
-                    g.sample_key.replace('`', "'")
+                    "| {}{} | {entries} | {bytes} | {share} | {} |\n",
+                    "&nbsp;&nbsp;".repeat(depth),
+                    md_code(bare),
+                    md_code(sample)
                 ));
             }
-        }
-        if !self.findings.is_empty() {
-            s.push_str("\n### Findings\n\n");
-            for f in &self.findings {
-                s.push_str(&format!("- {f}\n"));
+            if !m.top_entries.is_empty() {
+                s.push_str(
+                    "\n| largest entries | retained | value | address |\n|---|---:|---|---|\n",
+                );
+                for e in &m.top_entries {
+                    s.push_str(&format!(
+                        "| {} | {} | {} | {} |\n",
+                        md_code(&e.key),
+                        human_bytes(e.retained_bytes),
+                        md_code(&e.value_type),
+                        md_code(&e.address)
+                    ));
+                }
             }
         }
-        s.push_str(&format!(
-            "\n<sub>`{command}` · coreheap {} · {}{}</sub>\n",
-            env!("CARGO_PKG_VERSION"),
-            self.go_version,
-            if self.redacted {
-                " · keys redacted"
-            } else {
-                ""
-            }
-        ));
+        s.push_str(&markdown_notes(&self.findings, &self.warnings));
+        s.push_str(&markdown_footer(command, &self.go_version, self.redacted));
         s
+    }
+}
+
+/// Findings and warnings as Markdown lists.
+pub fn markdown_notes(findings: &[String], warnings: &[String]) -> String {
+    let mut s = String::new();
+    for (title, items) in [("Findings", findings), ("Warnings", warnings)] {
+        if !items.is_empty() {
+            s.push_str(&format!("\n### {title}\n\n"));
+            for f in items {
+                s.push_str(&format!("- {}\n", super::md_text(f)));
+            }
+        }
+    }
+    s
+}
+
+/// The line saying how a Markdown report was made.
+pub fn markdown_footer(command: &str, go_version: &str, redacted: bool) -> String {
+    format!(
+        "\n<sub>{} · coreheap {} · {}{}</sub>\n",
+        super::md_code(command),
+        env!("CARGO_PKG_VERSION"),
+        super::md_text(go_version),
+        if redacted { " · keys redacted" } else { "" }
+    )
+}
+
+/// Table rows (retained, share, entries, text) of key groups and their children, indented by
+/// level; a child with its parent's prefix holds the keys that go no deeper.
+fn group_rows(
+    groups: &[KeyGroup],
+    parent: &str,
+    level: usize,
+    rows: &mut Vec<(String, String, String, String)>,
+) {
+    let pad = "· ".repeat(level);
+    for g in groups {
+        let label = if !parent.is_empty() && g.prefix == parent {
+            format!("{} (no deeper prefix)", display_prefix(&g.prefix))
+        } else {
+            display_prefix(&g.prefix).to_string()
+        };
+        // The sample without the prefix shown beside it.
+        let sample = match g
+            .sample_key
+            .strip_prefix('"')
+            .map(|k| k.strip_prefix(g.prefix.as_str()))
+        {
+            Some(Some(rest)) if !g.prefix.is_empty() => format!("\"…{rest}"),
+            _ => g.sample_key.clone(),
+        };
+        rows.push((
+            human_bytes(g.retained_bytes),
+            format!("{:.1}%", g.percent_of_map),
+            g.entries.to_string(),
+            format!("{pad}{label}  e.g. {sample}"),
+        ));
+        group_rows(&g.children, &g.prefix, level + 1, rows);
+    }
+}
+
+/// Table rows of a map's largest entries.
+fn entry_rows(
+    entries: &[TopEntry],
+    level: usize,
+    rows: &mut Vec<(String, String, String, String)>,
+) {
+    let pad = "→ ".repeat(level);
+    for e in entries {
+        rows.push((
+            human_bytes(e.retained_bytes),
+            String::new(),
+            String::new(),
+            format!("{pad}[{}] {} @ {}", e.key, e.value_type, e.address),
+        ));
     }
 }
 
@@ -510,28 +699,44 @@ fn map_line(
 ) -> MapLine {
     let v = input.view;
     let a = v.a;
+    let mem = input.mem;
     let entries = a.maps.entries_of(m);
-    let entry_retained = EntrySizes {
+    let n = entries.len() as u32;
+    let sizes = Sizes::Graph {
         retained: &a.retained,
         first_node: a.graph.entry_node(m.first_entry as usize),
     };
-    let entries_retained: u64 = (0..entries.len() as u32)
-        .map(|i| entry_retained.get(i))
-        .sum();
+    let entries_retained: u64 = (0..n).map(|i| sizes.get(i)).sum();
     let table_bytes: u64 = m.storage.iter().map(|o| a.shallow(o.0)).sum();
-    // Group the entries by prefix or shape of their keys.
-    let groups = if keys::is_string(input.dwarf, m.key.ty) {
-        group_string_keys(input.mem, opts, redactor, m, entries, entry_retained)
-    } else {
-        group_other_keys(input, opts, redactor, m, entries, entry_retained)
-    };
-    let groups = key_groups(groups, entries_retained, opts);
     let type_name = |t| {
         input
             .dwarf
             .info(t)
             .map(|i| keys::short_type_name(&i.name))
             .unwrap_or_default()
+    };
+    let value_type = type_name(m.value.ty);
+    let key_slot = |i: u32| keys::deref(mem, m.key_of(entries[i as usize]), m.key.indirect);
+    let pointer = input.dwarf.is_pointer_shaped(m.value.ty);
+    // An entry's value: the object it points to, else its slot.
+    let entry = |i: u32| {
+        let slot = keys::deref(mem, m.value_of(entries[i as usize]), m.value.indirect);
+        let target = (pointer.then(|| mem.u64(slot).ok()).flatten())
+            .and_then(|p| a.objects.find(&a.index, Addr(p)))
+            .map(|o| a.objects.addr(o));
+        (value_type.clone(), target.unwrap_or(slot).to_string())
+    };
+    let render = |i: u32| keys::render(input.dwarf, mem, m.key.ty, key_slot(i), 0);
+    let string = keys::is_string(input.dwarf, m.key.ty);
+    let (groups, top_entries) = if string {
+        let keys = Keys::Strings(StringKeys::new(mem, n, &key_slot));
+        grouped(opts, redactor, keys, sizes, true, entries_retained, &entry)
+    } else {
+        let keys = Keys::Rendered {
+            text: &render,
+            count: n,
+        };
+        grouped(opts, redactor, keys, sizes, false, entries_retained, &entry)
     };
     MapLine {
         owner,
@@ -540,23 +745,129 @@ fn map_line(
         address: m.addr.to_string(),
         implementation: m.imp,
         key_type: type_name(m.key.ty),
-        value_type: type_name(m.value.ty),
-        entries: entries.len() as u64,
+        value_type,
+        entries: n as u64,
         header_count: m.count,
         table_bytes,
         slots: m.slots,
-        load: if m.slots == 0 {
-            0.0
-        } else {
-            (entries.len() as f64 / m.slots as f64 * 1000.0).round() / 1000.0
-        },
+        load: load(n as u64, m.slots),
         tombstones: m.tombstones,
         retained_bytes: a.retained.get(a.map_node(m)),
+        percent_of_heap: 0.0,
         entries_retained_bytes: entries_retained,
         groups,
+        top_entries,
         inner_maps: 0,
         nested: Vec::new(),
     }
+}
+
+/// Entries per slot, to three decimals.
+fn load(entries: u64, slots: u64) -> f64 {
+    if slots == 0 {
+        0.0
+    } else {
+        (entries as f64 / slots as f64 * 1000.0).round() / 1000.0
+    }
+}
+
+/// Entries as shown, from (retained bytes, entry index).
+type EntriesOf<'x> = dyn Fn(&[(u64, u32)]) -> Vec<TopEntry> + 'x;
+
+/// A map's key groups and its entries that retain the most, as shown: labels and keys
+/// quoted and cut, or redacted. `entry` gives an entry's value type and address.
+fn grouped(
+    opts: &MapsOptions,
+    redactor: &Redactor,
+    keys: Keys,
+    sizes: Sizes,
+    string: bool,
+    entries_retained: u64,
+    entry: &dyn Fn(u32) -> (String, String),
+) -> (Vec<KeyGroup>, Vec<TopEntry>) {
+    let how = match (opts.group_by, string, opts.depth) {
+        (GroupBy::Shape, _, _) => Grouping::Shape,
+        (GroupBy::Prefix, false, _) => Grouping::Whole,
+        (GroupBy::Prefix, true, None) => Grouping::Tree,
+        (GroupBy::Prefix, true, Some(d)) => Grouping::Depth(d),
+    };
+    let grouper = Grouper {
+        keys,
+        sizes,
+        delimiters: &opts.delimiters,
+        keep: opts.entries,
+        shown: opts.groups,
+    };
+    let (groups, top) = grouper.group(how);
+    // A key as shown: a string quoted (its fields redacted), other keys as rendered.
+    let key = |i: u32| -> String {
+        match &grouper.keys {
+            Keys::Strings(s) => {
+                let text = s.text(i).unwrap_or_default();
+                if opts.redact {
+                    keys::cut(&keys::quote(&redactor.key(&text)), opts.key_width)
+                } else {
+                    keys::cut(&keys::quote(&text), opts.key_width)
+                }
+            }
+            Keys::Rendered { text, .. } => {
+                let text = text(i).unwrap_or_default();
+                if opts.redact {
+                    keys::cut(
+                        &redactor.text(&text, keys::RENDER_PUNCTUATION),
+                        opts.key_width,
+                    )
+                } else {
+                    keys::cut(&text, opts.key_width)
+                }
+            }
+        }
+    };
+    let label = |l: &[u8]| -> String {
+        let text = String::from_utf8_lossy(l);
+        if opts.redact {
+            redactor.key(&text)
+        } else {
+            text.into_owned()
+        }
+    };
+    let top_entries = |top: &[(u64, u32)]| -> Vec<TopEntry> {
+        (top.iter())
+            .map(|&(r, i)| {
+                let (value_type, address) = entry(i);
+                TopEntry {
+                    key: key(i),
+                    retained_bytes: r,
+                    value_type,
+                    address,
+                }
+            })
+            .collect()
+    };
+    fn shown(
+        g: &Group,
+        total: u64,
+        opts: &MapsOptions,
+        label: &dyn Fn(&[u8]) -> String,
+        key: &dyn Fn(u32) -> String,
+        top: &EntriesOf,
+    ) -> KeyGroup {
+        KeyGroup {
+            prefix: label(&g.label),
+            entries: g.acc.entries,
+            retained_bytes: g.acc.bytes,
+            percent_of_map: percent(g.acc.bytes, total),
+            sample_key: key(g.acc.first),
+            children: (g.children.iter().take(opts.groups))
+                .map(|c| shown(c, total, opts, label, key, top))
+                .collect(),
+            top_entries: top(&g.acc.top),
+        }
+    }
+    let groups = (groups.iter().take(opts.groups))
+        .map(|g| shown(g, entries_retained, opts, &label, &key, &top_entries))
+        .collect();
+    (groups, top_entries(&top))
 }
 
 /// What a pool's caches hold.
@@ -600,13 +911,16 @@ fn pool_finding(p: &PoolLine) -> String {
 /// merged, and (when asked) each of them.
 fn rollup_line(owner: String, inner: Vec<MapLine>, opts: &MapsOptions) -> MapLine {
     let sum = |f: fn(&MapLine) -> u64| inner.iter().map(f).sum::<u64>();
-    let mut groups = Groups::new();
-    for g in inner.iter().flat_map(|l| &l.groups) {
-        let e = (groups.entry(g.prefix.clone())).or_insert_with(|| (0, 0, g.sample_key.clone()));
-        e.0 += g.entries;
-        e.1 += g.retained_bytes;
+    let mut groups: Vec<KeyGroup> = Vec::new();
+    let mut top: Vec<TopEntry> = Vec::new();
+    for l in &inner {
+        merge_groups(&mut groups, &l.groups, opts);
+        merge_entries(&mut top, &l.top_entries, opts.entries);
     }
     let entries_retained = sum(|l| l.entries_retained_bytes);
+    for g in &mut groups {
+        set_percent(g, entries_retained);
+    }
     let (entries, slots) = (sum(|l| l.entries), sum(|l| l.slots));
     let first = inner.first();
     let text = |f: fn(&MapLine) -> &String| first.map(f).cloned().unwrap_or_default();
@@ -622,49 +936,48 @@ fn rollup_line(owner: String, inner: Vec<MapLine>, opts: &MapsOptions) -> MapLin
         header_count: sum(|l| l.header_count),
         table_bytes: sum(|l| l.table_bytes),
         slots,
-        load: if slots == 0 {
-            0.0
-        } else {
-            (entries as f64 / slots as f64 * 1000.0).round() / 1000.0
-        },
+        load: load(entries, slots),
         tombstones: sum(|l| l.tombstones),
         retained_bytes: sum(|l| l.retained_bytes),
+        percent_of_heap: 0.0,
         entries_retained_bytes: entries_retained,
-        groups: key_groups(groups, entries_retained, opts),
+        groups,
+        top_entries: top,
         inner_maps: inner.len() as u64,
-        nested: if opts.nested {
-            inner
-                .into_iter()
-                .map(|mut l| {
-                    l.groups.truncate(opts.groups);
-                    l
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
+        nested: if opts.nested { inner } else { Vec::new() },
     }
 }
 
-/// Key groups as shown: largest first, at most `opts.groups`.
-fn key_groups(groups: Groups, entries_retained: u64, opts: &MapsOptions) -> Vec<KeyGroup> {
-    let mut groups: Vec<KeyGroup> = groups
-        .into_iter()
-        .map(|(prefix, (n, bytes, sample))| KeyGroup {
-            prefix,
-            entries: n,
-            retained_bytes: bytes,
-            percent_of_map: percent(bytes, entries_retained),
-            sample_key: sample,
-        })
-        .collect();
-    groups.sort_by(|x, y| {
-        y.retained_bytes
-            .cmp(&x.retained_bytes)
-            .then(x.prefix.cmp(&y.prefix))
-    });
-    groups.truncate(opts.groups);
-    groups
+/// Adds key groups of one map to another's, group by group (children too), largest first.
+fn merge_groups(into: &mut Vec<KeyGroup>, from: &[KeyGroup], opts: &MapsOptions) {
+    for g in from {
+        match into.iter_mut().find(|x| x.prefix == g.prefix) {
+            Some(x) => {
+                x.entries += g.entries;
+                x.retained_bytes += g.retained_bytes;
+                merge_groups(&mut x.children, &g.children, opts);
+                merge_entries(&mut x.top_entries, &g.top_entries, opts.entries);
+            }
+            None => into.push(g.clone()),
+        }
+    }
+    into.sort_by(|x, y| (y.retained_bytes.cmp(&x.retained_bytes)).then(x.prefix.cmp(&y.prefix)));
+    into.truncate(opts.groups);
+}
+
+/// Adds entries to a list of the largest, keeping `keep`.
+fn merge_entries(into: &mut Vec<TopEntry>, from: &[TopEntry], keep: usize) {
+    into.extend(from.iter().cloned());
+    into.sort_by_key(|e| std::cmp::Reverse(e.retained_bytes));
+    into.truncate(keep);
+}
+
+/// Sets a group's and its children's share of `total`.
+fn set_percent(g: &mut KeyGroup, total: u64) {
+    g.percent_of_map = percent(g.retained_bytes, total);
+    for c in &mut g.children {
+        set_percent(c, total);
+    }
 }
 
 /// Names a value of the named type (a `sync.Map`, a `sync.Pool`) at `addr`: a field of the heap
@@ -807,37 +1120,38 @@ fn sync_line(
         .sum::<u64>()
         + dead;
     let slots: u64 = internal().map(|m| m.slots).sum();
-    let mut groups = Groups::new();
-    for (e, &r) in s.entries.iter().zip(&sizes) {
-        let text = a
-            .eface(input.dwarf, input.mem, e.key)
+    let render = |i: u32| {
+        let e = s.entries.get(i as usize)?;
+        a.eface(input.dwarf, input.mem, e.key)
             .and_then(|(t, at)| keys::render(input.dwarf, input.mem, t, at, 0))
+    };
+    // An entry's value: its dynamic type, and the object it points to (else where it is).
+    let entry = |i: u32| {
+        let Some(e) = s.entries.get(i as usize) else {
+            return (String::new(), String::new());
+        };
+        let ty = (a.eface(input.dwarf, input.mem, e.value))
+            .and_then(|(t, _)| input.dwarf.info(t).ok())
+            .map(|t| keys::short_type_name(&t.name))
             .unwrap_or_default();
-        // String keys group on their text, as in any map.
-        let raw = text
-            .strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .unwrap_or(&text);
-        let group = match opts.group_by {
-            GroupBy::Prefix => keys::prefix(raw, opts.depth, &opts.delimiters).to_string(),
-            GroupBy::Shape => keys::shape(raw, &opts.delimiters),
-        };
-        let group = if opts.redact {
-            keys::shape(&group, &opts.delimiters)
-        } else {
-            group
-        };
-        let g = groups.entry(group).or_insert_with(|| {
-            let shown = if opts.redact {
-                redactor.key(raw, &opts.delimiters)
-            } else {
-                keys::cut(&text, opts.key_width)
-            };
-            (0, 0, shown)
-        });
-        g.0 += 1;
-        g.1 += r;
-    }
+        let target = (input.mem.u64(e.value.offset(8)).ok())
+            .and_then(|p| a.objects.find(&a.index, Addr(p)))
+            .map_or(e.value, |o| a.objects.addr(o));
+        (ty, target.to_string())
+    };
+    let keys = Keys::Rendered {
+        text: &render,
+        count: s.entries.len() as u32,
+    };
+    let (groups, top_entries) = grouped(
+        opts,
+        redactor,
+        keys,
+        Sizes::Listed(&sizes),
+        true,
+        entries_retained,
+        &entry,
+    );
     let n = s.entries.len() as u64;
     MapLine {
         owner,
@@ -851,230 +1165,16 @@ fn sync_line(
         header_count: n,
         table_bytes,
         slots,
-        load: if slots == 0 {
-            0.0
-        } else {
-            (n as f64 / slots as f64 * 1000.0).round() / 1000.0
-        },
+        load: load(n, slots),
         tombstones: s.dead.len() as u64,
         retained_bytes: table_bytes + entries_retained,
+        percent_of_heap: 0.0,
         entries_retained_bytes: entries_retained,
-        groups: key_groups(groups, entries_retained, opts),
+        groups,
+        top_entries,
         inner_maps: 0,
         nested: Vec::new(),
     }
-}
-
-/// Retained bytes of one map's entries, by entry index within the map.
-#[derive(Clone, Copy)]
-struct EntrySizes<'a> {
-    retained: &'a crate::graph::Retained,
-    /// Graph node of the map's first entry (its entries' nodes follow it).
-    first_node: u32,
-}
-
-impl EntrySizes<'_> {
-    /// Retained bytes of entry `i`.
-    fn get(&self, i: u32) -> u64 {
-        self.retained.get(self.first_node + i)
-    }
-
-    /// Asks for entry `i`'s size ahead of its use.
-    fn prefetch(&self, i: u32) {
-        self.retained.prefetch(self.first_node + i);
-    }
-}
-
-/// Entries by key group: group → (entries, retained bytes, the key shown for the group).
-type Groups = HashMap<String, (u64, u64, String)>;
-
-/// A group while string keys are being grouped: entries, bytes, and the first entry's index
-/// with its key as shown. Looked up once per entry: a fast hash (the groups are sorted before
-/// they are shown, so their order in the table does not matter).
-type Partial = HashMap<String, (u64, u64, u32, String), foldhash::fast::RandomState>;
-
-/// How many keys ahead grouping asks for an entry's retained size.
-const PREFETCH_AHEAD: usize = 16;
-
-/// Keys per chunk when string keys are grouped on every core.
-const KEY_CHUNK: usize = 1 << 15;
-
-/// Groups entries whose keys are strings, on every core. Keys are read in address order (the
-/// core is read forward, not at random); the first key of a group in entry order is its sample.
-fn group_string_keys(
-    mem: &Memory,
-    opts: &MapsOptions,
-    redactor: &Redactor,
-    m: &DecodedMap,
-    entries: &[crate::maps::Entry],
-    retained_of: EntrySizes,
-) -> Groups {
-    use rayon::prelude::*;
-    let key_slot = |i: usize| keys::deref(mem, m.key_of(entries[i]), m.key.indirect);
-    let header = |i: usize| keys::string_header(mem, key_slot(i)).unwrap_or((Addr(0), 0));
-    // Entries in the order of their keys' bytes in memory, each as one u64: the key data's
-    // address above the lowest (high bits, cut short if it and the index need over 64 bits)
-    // and the entry index (low bits). Unreadable keys come first. Key lengths (at most
-    // MAX_KEY_BYTES) are kept per entry so that the pass in address order reads no slots.
-    let mut order = vec![0u64; entries.len()];
-    let mut lens = vec![0u16; entries.len()];
-    order
-        .par_iter_mut()
-        .zip(lens.par_iter_mut())
-        .enumerate()
-        .for_each(|(i, (o, l))| {
-            let (p, n) = header(i);
-            (*o, *l) = (p.0, n as u16);
-        });
-    let lowest = order
-        .par_iter()
-        .copied()
-        .filter(|&p| p != 0)
-        .min()
-        .unwrap_or(0);
-    let highest = order.par_iter().copied().max().unwrap_or(0);
-    let index_bits = u64::BITS - (entries.len() as u64).leading_zeros();
-    let address_bits = u64::BITS - (highest.saturating_sub(lowest) + 1).leading_zeros();
-    let shift = (address_bits + index_bits).saturating_sub(u64::BITS);
-    order.par_iter_mut().enumerate().for_each(|(i, p)| {
-        let above = if *p == 0 { 0 } else { *p - lowest + 1 };
-        *p = (above >> shift).checked_shl(index_bits).unwrap_or(0) | i as u64;
-    });
-    order.par_sort_unstable();
-    let index_mask = (1u64 << index_bits) - 1;
-    // A sorted item's key: its bytes' address and length.
-    let key_at = |k: u64| -> (Addr, usize) {
-        let i = (k & index_mask) as usize;
-        let above = k.checked_shr(index_bits).unwrap_or(0);
-        match (shift, above) {
-            (_, 0) => (Addr(0), 0),
-            (0, a) => (Addr(lowest + a - 1), usize::from(lens[i])),
-            _ => header(i),
-        }
-    };
-    let shown = |text: &str| {
-        if opts.redact {
-            redactor.key(text, &opts.delimiters)
-        } else {
-            keys::cut(&keys::quote(text), opts.key_width)
-        }
-    };
-    let ascii = keys::AsciiDelimiters::new(&opts.delimiters);
-    let chunk_groups = |chunk: &[u64]| {
-        // Keys come in address order, many to a page: each page is asked for once.
-        let mut asked = 0u64;
-        let _fetch = mem.fetch(chunk.iter().filter_map(|&k| {
-            let (p, n) = key_at(k);
-            let end = p.0.saturating_add(n as u64);
-            (end > asked).then(|| {
-                asked = end.next_multiple_of(crate::memory::PAGE);
-                (p, n as u64)
-            })
-        }));
-        let mut groups = Partial::default();
-        for (j, &k) in chunk.iter().enumerate() {
-            // Entries come in key order, their retained sizes at random: fetch ahead.
-            if let Some(&ahead) = chunk.get(j + PREFETCH_AHEAD) {
-                let ahead = (ahead & index_mask) as u32;
-                retained_of.prefetch(ahead);
-                crate::heap::prefetch(&lens[ahead as usize]);
-            }
-            let i = (k & index_mask) as u32;
-            let r = retained_of.get(i);
-            let (p, n) = key_at(k);
-            let bytes = match n {
-                0 => Cow::Borrowed(&[][..]),
-                _ => mem.read(p, n).unwrap_or_default(),
-            };
-            let text = || String::from_utf8_lossy(&bytes);
-            let group: Cow<str> = match (opts.group_by, &ascii) {
-                // Only the prefix is decoded; the whole key only when it is shown.
-                (GroupBy::Prefix, Some(set)) => {
-                    String::from_utf8_lossy(keys::prefix_bytes(&bytes, opts.depth, set))
-                }
-                (GroupBy::Prefix, None) => {
-                    Cow::Owned(keys::prefix(&text(), opts.depth, &opts.delimiters).to_string())
-                }
-                (GroupBy::Shape, _) => Cow::Owned(keys::shape(&text(), &opts.delimiters)),
-            };
-            let group = if opts.redact {
-                Cow::Owned(keys::shape(&group, &opts.delimiters))
-            } else {
-                group
-            };
-            match groups.get_mut(&*group) {
-                Some(g) => {
-                    g.0 += 1;
-                    g.1 += r;
-                    if i < g.2 {
-                        (g.2, g.3) = (i, shown(&text()));
-                    }
-                }
-                None => {
-                    groups.insert(group.into_owned(), (1, r, i, shown(&text())));
-                }
-            }
-        }
-        groups
-    };
-    let parts: Vec<Partial> = order.par_chunks(KEY_CHUNK).map(chunk_groups).collect();
-    let mut all = Partial::default();
-    for part in parts {
-        for (k, (n, bytes, first, shown)) in part {
-            match all.entry(k) {
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    let g = o.get_mut();
-                    g.0 += n;
-                    g.1 += bytes;
-                    if first < g.2 {
-                        (g.2, g.3) = (first, shown);
-                    }
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert((n, bytes, first, shown));
-                }
-            }
-        }
-    }
-    all.into_iter()
-        .map(|(k, (n, bytes, _, shown))| (k, (n, bytes, shown)))
-        .collect()
-}
-
-/// Groups entries whose keys are not strings, by the text they render to.
-fn group_other_keys(
-    input: &MapsInput,
-    opts: &MapsOptions,
-    redactor: &Redactor,
-    m: &DecodedMap,
-    entries: &[crate::maps::Entry],
-    retained_of: EntrySizes,
-) -> Groups {
-    let mut groups = Groups::new();
-    for (i, e) in entries.iter().enumerate() {
-        let r = retained_of.get(i as u32);
-        let key_addr = keys::deref(input.mem, m.key_of(*e), m.key.indirect);
-        let text = keys::render(input.dwarf, input.mem, m.key.ty, key_addr, 0);
-        let group = match (&text, opts.group_by) {
-            (Some(t), GroupBy::Shape) => keys::shape(t, &opts.delimiters),
-            _ => String::new(),
-        };
-        let g = groups.entry(group).or_insert_with(|| {
-            let shown = text
-                .map(|t| {
-                    if opts.redact {
-                        redactor.key(&t, &opts.delimiters)
-                    } else {
-                        keys::cut(&t, opts.key_width)
-                    }
-                })
-                .unwrap_or_default();
-            (0, 0, shown)
-        });
-        g.0 += 1;
-        g.1 += r;
-    }
-    groups
 }
 
 /// Names the map as Go code would reach it from a root, along the shortest path; and whether
@@ -1121,6 +1221,7 @@ fn findings(
     lines: &[(usize, MapLine)],
     inner_names: &HashMap<usize, String>,
     reachable: u64,
+    redactor: Option<&Redactor>,
 ) -> (Vec<String>, Vec<SharedLine>) {
     let mut out = Vec::new();
     for (_, m) in lines {
@@ -1150,7 +1251,7 @@ fn findings(
             ));
         }
     }
-    let shared = shared_values(input, lines, inner_names);
+    let shared = shared_values(input, lines, inner_names, redactor);
     for sh in &shared {
         let what = format!(
             "{} values ({} objects, {})",
@@ -1181,6 +1282,7 @@ fn shared_values(
     input: &MapsInput,
     lines: &[(usize, MapLine)],
     inner_names: &HashMap<usize, String>,
+    redactor: Option<&Redactor>,
 ) -> Vec<SharedLine> {
     use rayon::prelude::*;
     let a = input.view.a;
@@ -1259,10 +1361,7 @@ fn shared_values(
             .or_else(|| inner_names.get(&(mi as usize)).cloned())
             .unwrap_or_else(|| format!("map @ {}", a.maps.maps[mi as usize].addr))
     };
-    let mut namer = Namer::new(input.view, input.dwarf, input.mem);
-    if let Some((symbols, bias, exe)) = input.code {
-        namer = namer.with_code(symbols, bias, exe);
-    }
+    let namer = input.namer(redactor);
     let mut at = 0;
     let mut out = Vec::new();
     for ((x, y), ts) in groups {

@@ -3,7 +3,9 @@
 pub mod heapview;
 pub mod histogram;
 pub mod info;
+pub mod keygroups;
 pub mod maps;
+pub mod names;
 pub mod path;
 pub mod top;
 
@@ -91,13 +93,59 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.digits$} {}", UNITS[u])
 }
 
-/// A table in the project's style, at most 100 columns wide.
-pub fn new_table() -> comfy_table::Table {
+/// A table in the project's style, at most `width` columns wide.
+pub fn new_table(width: u16) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_width(100);
+        .set_width(width);
     t
+}
+
+/// Keeps column `column` of a table on one line (addresses are never wrapped).
+pub fn keep_whole(t: &mut comfy_table::Table, column: usize) {
+    if let Some(c) = t.column_mut(column) {
+        c.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+    }
+}
+
+/// Warnings under a table, one per line.
+pub fn warning_lines(warnings: &[String]) -> String {
+    warnings.iter().map(|w| format!("⚠ {w}\n")).collect()
+}
+
+/// Text for a Markdown paragraph or table cell: characters Markdown would read as markup
+/// escaped, line breaks as spaces.
+pub fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '|' | '<' | '>' | '[' | ']' | '#' | '~' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text as a Markdown code span that survives a table cell: fenced by more backticks than it
+/// holds in a row, its pipes escaped, line breaks as spaces.
+pub fn md_code(s: &str) -> String {
+    if s.is_empty() {
+        return String::new();
+    }
+    let longest = s.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let body = s.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let pad = if body.starts_with('`') || body.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{body}{pad}{fence}")
 }
 
 #[cfg(test)]
@@ -116,6 +164,15 @@ mod tests {
         for bad in ["", "M", "1Q", "-1", "1..2K", "1e3"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn markdown_escapes_pipes_backticks_and_markup() {
+        assert_eq!(md_text("a|b*c_d"), "a\\|b\\*c\\_d");
+        assert_eq!(md_code("x|y"), "`x\\|y`");
+        assert_eq!(md_code("a`b"), "``a`b``");
+        assert_eq!(md_code("`a"), "`` `a ``");
+        assert_eq!(md_text("two\nlines"), "two lines");
     }
 
     #[test]

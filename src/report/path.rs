@@ -107,6 +107,37 @@ impl PathReport {
         for h in &self.dominators {
             s.push_str(&format!("  {}\n", fmt(h)));
         }
+        s.push_str(&super::warning_lines(&self.warnings));
+        s
+    }
+
+    /// Markdown for a ticket.
+    pub fn to_markdown(&self, command: &str) -> String {
+        use super::md_code;
+        let mut s = format!(
+            "## How {} is held\n\nReached as {}.\n\n| via | object | address | shallow | retained |\n|---|---|---|---:|---:|\n",
+            md_code(&self.address),
+            md_code(&self.expression)
+        );
+        let hop = |h: &Hop| {
+            format!(
+                "{} | {} | {} | {} |\n",
+                md_code(&h.label),
+                md_code(h.address.as_deref().unwrap_or("")),
+                human_bytes(h.shallow_bytes),
+                human_bytes(h.retained_bytes)
+            )
+        };
+        for (i, h) in self.path.iter().enumerate() {
+            let via = self.fields.get(i).map_or("", String::as_str);
+            s.push_str(&format!("| {} | {}", md_code(via), hop(h)));
+        }
+        s.push_str("\n### Dominators (each keeps the next alive)\n\n| object | address | shallow | retained |\n|---|---|---:|---:|\n");
+        for h in &self.dominators {
+            s.push_str(&format!("| {}", hop(h)));
+        }
+        s.push_str(&super::maps::markdown_notes(&[], &self.warnings));
+        s.push_str(&super::maps::markdown_footer(command, "", false));
         s
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::heapview::{HeapView, Hop};
+use super::heapview::{Hop, Namer};
 use super::{human_bytes, Envelope};
 use crate::analysis::Reachability;
 use crate::heap::ObjId;
@@ -14,6 +14,9 @@ pub struct Retainer {
     pub address: String,
     /// Type name.
     pub type_name: String,
+    /// What holds it, as Go code reaches it from a root (`main.shards`,
+    /// `goroutine 11 main.worker: m`).
+    pub owner: String,
     /// Its own bytes.
     pub shallow_bytes: u64,
     /// Bytes it keeps alive (its dominator subtree).
@@ -44,7 +47,8 @@ pub struct TopReport {
 impl TopReport {
     /// Lists objects at the top of the dominator tree (directly under a root or the super-root)
     /// that retain at least `threshold` percent of the reachable heap.
-    pub fn gather(v: &HeapView, go_version: &str, threshold: f64) -> TopReport {
+    pub fn gather(namer: &Namer, go_version: &str, threshold: f64) -> TopReport {
+        let v = namer.view;
         let a = v.a;
         let heap = a.reachability();
         let min = (heap.reachable_bytes as f64 * threshold / 100.0).ceil() as u64;
@@ -61,18 +65,18 @@ impl TopReport {
         let mut retainers: Vec<Retainer> = top
             .into_iter()
             .zip(counts)
-            .map(|(o, count)| Retainer {
-                address: a.objects.addr(ObjId(o)).to_string(),
-                type_name: v.type_name(ObjId(o)),
-                shallow_bytes: a.shallow(o),
-                retained_bytes: a.retained.get(o),
-                retained_objects: count,
-                percent_of_reachable: percent(a.retained.get(o), heap.reachable_bytes),
-                path: v
-                    .path_to(&parents, o)
-                    .into_iter()
-                    .map(|n| v.hop(n))
-                    .collect(),
+            .map(|(o, count)| {
+                let path = v.path_to(&parents, o);
+                Retainer {
+                    address: a.objects.addr(ObjId(o)).to_string(),
+                    type_name: v.type_name(ObjId(o)),
+                    owner: namer.expression(&path),
+                    shallow_bytes: a.shallow(o),
+                    retained_bytes: a.retained.get(o),
+                    retained_objects: count,
+                    percent_of_reachable: percent(a.retained.get(o), heap.reachable_bytes),
+                    path: path.into_iter().map(|n| v.hop(n)).collect(),
+                }
             })
             .collect();
         retainers.sort_by_key(|r| std::cmp::Reverse(r.retained_bytes));
@@ -90,37 +94,71 @@ impl TopReport {
         serde_json::to_string_pretty(&Envelope::new("coreheap/top/v1", self))
     }
 
-    /// A table for people.
-    pub fn to_table(&self) -> String {
-        let mut out = format!(
-            "{} reachable in {} objects; {} unreachable. Retainers of at least {}% of the reachable heap:\n",
+    /// The sentence above the table.
+    fn summary(&self) -> String {
+        format!(
+            "{} reachable in {} objects; {} unreachable. Retainers of at least {}% of the reachable heap:",
             human_bytes(self.heap.reachable_bytes),
             self.heap.reachable_objects,
             human_bytes(self.heap.unreachable_bytes),
             self.threshold_percent
-        );
-        let mut t = super::new_table();
+        )
+    }
+
+    /// A table for people, `width` columns wide; addresses are never wrapped.
+    pub fn to_table(&self, width: u16) -> String {
+        let mut out = format!("{}\n", self.summary());
+        let mut t = super::new_table(width);
         t.set_header(vec![
-            "retained", "%", "objects", "shallow", "type", "held by",
+            "retained", "%", "objects", "shallow", "type", "address", "held by",
         ]);
         for r in &self.retainers {
-            let held = r.path.first().map(|h| h.label.clone()).unwrap_or_default();
             t.add_row(vec![
                 human_bytes(r.retained_bytes),
                 format!("{:.1}", r.percent_of_reachable),
                 r.retained_objects.to_string(),
                 human_bytes(r.shallow_bytes),
-                format!("{} @ {}", r.type_name, r.address),
-                held,
+                r.type_name.clone(),
+                r.address.clone(),
+                r.owner.clone(),
             ]);
         }
+        super::keep_whole(&mut t, 5);
         if self.retainers.is_empty() {
             out.push_str("(none)\n");
         } else {
             out.push_str(&t.to_string());
             out.push('\n');
         }
+        out.push_str(&super::warning_lines(&self.warnings));
         out
+    }
+
+    /// Markdown for a ticket.
+    pub fn to_markdown(&self, command: &str) -> String {
+        use super::{md_code, md_text};
+        let mut s = format!("## Largest retainers\n\n{}\n\n", md_text(&self.summary()));
+        s.push_str("| retained | % | objects | shallow | type | address | held by |\n");
+        s.push_str("|---:|---:|---:|---:|---|---|---|\n");
+        for r in &self.retainers {
+            s.push_str(&format!(
+                "| {} | {:.1} | {} | {} | {} | {} | {} |\n",
+                human_bytes(r.retained_bytes),
+                r.percent_of_reachable,
+                r.retained_objects,
+                human_bytes(r.shallow_bytes),
+                md_code(&r.type_name),
+                md_code(&r.address),
+                md_code(&r.owner)
+            ));
+        }
+        s.push_str(&super::maps::markdown_notes(&[], &self.warnings));
+        s.push_str(&super::maps::markdown_footer(
+            command,
+            &self.go_version,
+            false,
+        ));
+        s
     }
 }
 

@@ -131,3 +131,32 @@ where
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// The maps report as `coreheap maps` makes it (types inferred only toward maps).
+pub fn maps_report(
+    s: &Sample,
+    opts: &coreheap::report::maps::MapsOptions,
+) -> coreheap::report::maps::MapsReport {
+    maps_report_scoped(s, opts, coreheap::types::TypeScope::TowardMaps)
+}
+
+/// The maps report with types inferred in `scope`.
+pub fn maps_report_scoped(
+    s: &Sample,
+    opts: &coreheap::report::maps::MapsOptions,
+    scope: coreheap::types::TypeScope,
+) -> coreheap::report::maps::MapsReport {
+    use coreheap::process::{OpenOptions, Process};
+    let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+    let a = coreheap::analysis::Analysis::run_scoped(&p, &coreheap::analysis::NoProgress, scope)
+        .unwrap();
+    let view = coreheap::report::heapview::HeapView::new(&a);
+    let input = coreheap::report::maps::MapsInput {
+        view: &view,
+        dwarf: &p.dwarf,
+        mem: &p.mem,
+        go_version: p.exe.buildinfo.release(),
+        code: Some((&p.symbols, p.bias, p.exe.file.bytes())),
+    };
+    coreheap::report::maps::MapsReport::gather(&input, opts)
+}

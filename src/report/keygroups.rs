@@ -1,0 +1,510 @@
+//! A map's keys in groups: the prefix tree that opens where the bytes are, fixed-depth
+//! prefixes, shapes, and the entries that retain the most.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::maps::keys::{self, AsciiDelimiters};
+use crate::memory::{Addr, Memory};
+
+/// How a map's keys are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// Prefixes as a tree, opened while one child holds most of a group's bytes.
+    Tree,
+    /// Prefixes cut before the N-th delimiter.
+    Depth(usize),
+    /// Patterns: numbers, hex runs and UUIDs as placeholders.
+    Shape,
+    /// One group of every key.
+    Whole,
+}
+
+/// Deepest level the prefix tree opens to.
+const MAX_TREE_DEPTH: usize = 8;
+
+/// How many keys ahead a pass asks for an entry's retained size.
+pub const PREFETCH_AHEAD: usize = 16;
+
+/// Keys per chunk when keys are grouped on every core.
+pub const KEY_CHUNK: usize = 1 << 15;
+
+/// Retained bytes of one map's entries, by entry index within the map.
+#[derive(Clone, Copy)]
+pub enum Sizes<'a> {
+    /// Entries that are nodes of the graph, numbered from `first_node`.
+    Graph {
+        /// Retained bytes per node.
+        retained: &'a crate::graph::Retained,
+        /// Graph node of the map's first entry (its entries' nodes follow it).
+        first_node: u32,
+    },
+    /// Sizes worked out one by one (a `sync.Map`'s entries).
+    Listed(&'a [u64]),
+}
+
+impl Sizes<'_> {
+    /// Retained bytes of entry `i`.
+    pub fn get(&self, i: u32) -> u64 {
+        match self {
+            Sizes::Graph {
+                retained,
+                first_node,
+            } => retained.get(first_node + i),
+            Sizes::Listed(s) => s.get(i as usize).copied().unwrap_or(0),
+        }
+    }
+
+    /// Asks for entry `i`'s size ahead of its use.
+    fn prefetch(&self, i: u32) {
+        if let Sizes::Graph {
+            retained,
+            first_node,
+        } = self
+        {
+            retained.prefetch(first_node + i);
+        }
+    }
+}
+
+/// Where a map's keys are read from.
+pub enum Keys<'a> {
+    /// String keys, read in the order of their bytes in memory.
+    Strings(StringKeys<'a>),
+    /// Keys rendered to text one by one (`None`: unreadable).
+    Rendered {
+        /// Entry index → its key's text.
+        text: &'a dyn Fn(u32) -> Option<String>,
+        /// Entries.
+        count: u32,
+    },
+}
+
+/// String keys in the order of their bytes in memory, each entry once.
+pub struct StringKeys<'a> {
+    mem: &'a Memory,
+    /// Per entry, sorted: the key data's address above the lowest (high bits, cut short if it
+    /// and the index need over 64 bits) and the entry index (low bits). Unreadable keys first.
+    order: Vec<u64>,
+    /// Per entry: its key's length (at most 4096).
+    lens: Vec<u16>,
+    lowest: u64,
+    shift: u32,
+    index_bits: u32,
+    /// Entry index → the address of its key's string header.
+    slot: &'a (dyn Fn(u32) -> Addr + Sync),
+}
+
+impl<'a> StringKeys<'a> {
+    /// Reads every entry's string header once and sorts the entries by their keys' addresses.
+    pub fn new(mem: &'a Memory, count: u32, slot: &'a (dyn Fn(u32) -> Addr + Sync)) -> Self {
+        let header = |i: u32| keys::string_header(mem, slot(i)).unwrap_or((Addr(0), 0));
+        let mut order = vec![0u64; count as usize];
+        let mut lens = vec![0u16; count as usize];
+        order
+            .par_iter_mut()
+            .zip(lens.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (o, l))| {
+                let (p, n) = header(i as u32);
+                (*o, *l) = (p.0, n as u16);
+            });
+        let lowest = (order.par_iter().copied())
+            .filter(|&p| p != 0)
+            .min()
+            .unwrap_or(0);
+        let highest = order.par_iter().copied().max().unwrap_or(0);
+        let index_bits = u64::BITS - u64::from(count).leading_zeros();
+        let address_bits = u64::BITS - (highest.saturating_sub(lowest) + 1).leading_zeros();
+        let shift = (address_bits + index_bits).saturating_sub(u64::BITS);
+        order.par_iter_mut().enumerate().for_each(|(i, p)| {
+            let above = if *p == 0 { 0 } else { *p - lowest + 1 };
+            *p = (above >> shift).checked_shl(index_bits).unwrap_or(0) | i as u64;
+        });
+        order.par_sort_unstable();
+        StringKeys {
+            mem,
+            order,
+            lens,
+            lowest,
+            shift,
+            index_bits,
+            slot,
+        }
+    }
+
+    fn index_mask(&self) -> u64 {
+        (1u64 << self.index_bits) - 1
+    }
+
+    /// A sorted item's entry index and key: its bytes' address and length.
+    fn key_at(&self, k: u64) -> (u32, Addr, usize) {
+        let i = (k & self.index_mask()) as u32;
+        let above = k.checked_shr(self.index_bits).unwrap_or(0);
+        let (p, n) = match (self.shift, above) {
+            (_, 0) => (Addr(0), 0),
+            (0, a) => (
+                Addr(self.lowest + a - 1),
+                usize::from(self.lens[i as usize]),
+            ),
+            _ => keys::string_header(self.mem, (self.slot)(i)).unwrap_or((Addr(0), 0)),
+        };
+        (i, p, n)
+    }
+
+    /// The key of entry `i` as text.
+    pub fn text(&self, i: u32) -> Option<String> {
+        keys::string_bytes(self.mem, (self.slot)(i)).map(|b| String::from_utf8_lossy(&b).into())
+    }
+}
+
+/// A group while keys are grouped: entries, bytes, the first entry (its key is the group's
+/// sample) and the entries that retain the most.
+#[derive(Debug, Clone)]
+pub struct Acc {
+    /// Entries.
+    pub entries: u64,
+    /// Bytes they retain.
+    pub bytes: u64,
+    /// The lowest entry index.
+    pub first: u32,
+    /// (retained bytes, entry index), largest first, at most the number asked for.
+    pub top: Vec<(u64, u32)>,
+}
+
+impl Acc {
+    fn new() -> Acc {
+        Acc {
+            entries: 0,
+            bytes: 0,
+            first: u32::MAX,
+            top: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, i: u32, r: u64, keep: usize) {
+        self.entries += 1;
+        self.bytes += r;
+        self.first = self.first.min(i);
+        push_top(&mut self.top, (r, i), keep);
+    }
+
+    fn merge(&mut self, o: Acc, keep: usize) {
+        self.entries += o.entries;
+        self.bytes += o.bytes;
+        self.first = self.first.min(o.first);
+        for t in o.top {
+            push_top(&mut self.top, t, keep);
+        }
+    }
+}
+
+/// Keeps `top` the `keep` largest (bytes, then lowest index first).
+fn push_top(top: &mut Vec<(u64, u32)>, item: (u64, u32), keep: usize) {
+    let order = |&(b, i): &(u64, u32)| (std::cmp::Reverse(b), i);
+    let at = top.partition_point(|x| order(x) < order(&item));
+    if at < keep {
+        top.insert(at, item);
+        top.truncate(keep);
+    }
+}
+
+/// Groups of one pass, by label.
+type Pass = HashMap<Vec<u8>, Acc, foldhash::fast::RandomState>;
+
+/// A group of keys as found: its label (a prefix, a shape), what it holds, and its children
+/// when it was opened.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// The prefix or shape, as raw key bytes.
+    pub label: Vec<u8>,
+    /// Delimiters the label spans (its depth in the prefix tree).
+    pub depth: usize,
+    /// What the group holds.
+    pub acc: Acc,
+    /// Children when the group was opened, largest first.
+    pub children: Vec<Group>,
+}
+
+/// Delimiters, as a byte set when they are all ASCII.
+struct Delims<'d> {
+    text: &'d str,
+    ascii: Option<AsciiDelimiters>,
+    /// The ASCII ones, to cut keys that are not UTF-8 when some delimiters are not ASCII.
+    ascii_only: AsciiDelimiters,
+}
+
+impl<'d> Delims<'d> {
+    fn new(text: &'d str) -> Self {
+        Delims {
+            text,
+            ascii: AsciiDelimiters::new(text),
+            ascii_only: AsciiDelimiters::ascii_of(text),
+        }
+    }
+
+    /// The key before its `depth`-th delimiter (see [`keys::prefix`]).
+    fn prefix<'k>(&self, key: &'k [u8], depth: usize) -> &'k [u8] {
+        match (&self.ascii, std::str::from_utf8(key)) {
+            (Some(set), _) => keys::prefix_bytes(key, depth, set),
+            (None, Ok(s)) => keys::prefix(s, depth, self.text).as_bytes(),
+            (None, Err(_)) => keys::prefix_bytes(key, depth, &self.ascii_only),
+        }
+    }
+}
+
+/// Groups a map's keys and finds the `keep` entries that retain the most in each group.
+pub struct Grouper<'a> {
+    /// The keys.
+    pub keys: Keys<'a>,
+    /// What each entry retains.
+    pub sizes: Sizes<'a>,
+    /// Delimiter characters.
+    pub delimiters: &'a str,
+    /// Entries to keep per group.
+    pub keep: usize,
+    /// Groups shown per level: only these are opened.
+    pub shown: usize,
+}
+
+impl Grouper<'_> {
+    /// The groups, largest first, and the whole map's largest entries.
+    pub fn group(&self, how: Grouping) -> (Vec<Group>, Vec<(u64, u32)>) {
+        let d = Delims::new(self.delimiters);
+        let first = match how {
+            Grouping::Whole => self.whole(),
+            Grouping::Shape => self.pass(&|k: &[u8]| {
+                let shape = keys::shape(&String::from_utf8_lossy(k), self.delimiters);
+                Some((0, Cow::Owned(shape.into_bytes())))
+            }),
+            Grouping::Depth(n) => self.pass(&|k: &[u8]| Some((0, Cow::Borrowed(d.prefix(k, n))))),
+            Grouping::Tree => self.pass(&|k: &[u8]| Some((0, Cow::Borrowed(d.prefix(k, 1))))),
+        };
+        let first = first.into_iter().next().unwrap_or_default();
+        let mut all = Acc::new();
+        for a in first.values() {
+            all.merge(a.clone(), self.keep);
+        }
+        let mut groups = sorted(first, 1);
+        if how == Grouping::Tree {
+            self.open(&d, &mut groups);
+        }
+        (groups, all.top)
+    }
+
+    /// One group of every entry, without reading keys.
+    fn whole(&self) -> Vec<Pass> {
+        let count = match &self.keys {
+            Keys::Strings(s) => s.order.len() as u32,
+            Keys::Rendered { count, .. } => *count,
+        };
+        let mut acc = Acc::new();
+        for i in 0..count {
+            acc.add(i, self.sizes.get(i), self.keep);
+        }
+        let mut p = Pass::default();
+        if count > 0 {
+            p.insert(Vec::new(), acc);
+        }
+        vec![p]
+    }
+
+    /// Opens the shown groups level by level: a group with one child deeper than itself
+    /// becomes that child; a group with several children is opened when one of them holds
+    /// more than half its bytes, and that child is tried next.
+    fn open(&self, d: &Delims, groups: &mut [Group]) {
+        // Paths (child indices from the top level) of the groups to try, with their depth.
+        let mut frontier: Vec<Vec<usize>> =
+            (0..groups.len().min(self.shown)).map(|i| vec![i]).collect();
+        for _ in 0..MAX_TREE_DEPTH {
+            if frontier.is_empty() {
+                break;
+            }
+            let at = |path: &[usize], groups: &[Group]| -> (Vec<u8>, usize) {
+                let mut g = &groups[path[0]];
+                for &c in &path[1..] {
+                    g = &g.children[c];
+                }
+                (g.label.clone(), g.depth)
+            };
+            // Which frontier group a key belongs to: by its prefix at that group's depth.
+            let mut parents: HashMap<usize, HashMap<Vec<u8>, u32>> = HashMap::new();
+            for (k, path) in frontier.iter().enumerate() {
+                let (label, depth) = at(path, groups);
+                parents.entry(depth).or_default().insert(label, k as u32);
+            }
+            let mut levels: Vec<(usize, HashMap<Vec<u8>, u32>)> = parents.into_iter().collect();
+            levels.sort_by_key(|(depth, _)| *depth);
+            let mut kids = self.pass(&|k: &[u8]| {
+                levels.iter().find_map(|(depth, labels)| {
+                    let &f = labels.get(d.prefix(k, *depth))?;
+                    Some((f, Cow::Borrowed(d.prefix(k, depth + 1))))
+                })
+            });
+            kids.resize_with(frontier.len(), Pass::default);
+            let mut next = Vec::new();
+            for (path, kids) in frontier.into_iter().zip(kids) {
+                let mut g = &mut groups[path[0]];
+                for &c in &path[1..] {
+                    g = &mut g.children[c];
+                }
+                let mut kids = sorted(kids, g.depth + 1);
+                match kids.len() {
+                    1 if kids[0].label != g.label => {
+                        // One deeper child holds the whole group: the group is that child.
+                        g.depth += 1;
+                        g.label = kids.remove(0).label;
+                        next.push(path);
+                    }
+                    n if n > 1 && kids[0].acc.bytes.saturating_mul(2) > g.acc.bytes => {
+                        let dominant = kids[0].label != g.label;
+                        // Keys with no further delimiter stay at the group's depth.
+                        for k in kids.iter_mut().filter(|k| k.label == g.label) {
+                            k.depth = g.depth;
+                        }
+                        g.children = kids;
+                        if dominant {
+                            let mut p = path;
+                            p.push(0);
+                            next.push(p);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            frontier = next;
+        }
+    }
+
+    /// Groups every entry under the label `classify` gives its key, in the pass of the number
+    /// it gives with it (`None`: left out).
+    fn pass(&self, classify: &Classify) -> Vec<Pass> {
+        let keep = self.keep;
+        let add = |groups: &mut Vec<Pass>, f: u32, label: &[u8], i: u32, r: u64| {
+            let f = f as usize;
+            if groups.len() <= f {
+                groups.resize_with(f + 1, Pass::default);
+            }
+            match groups[f].get_mut(label) {
+                Some(g) => g.add(i, r, keep),
+                None => {
+                    let mut g = Acc::new();
+                    g.add(i, r, keep);
+                    groups[f].insert(label.to_vec(), g);
+                }
+            }
+        };
+        match &self.keys {
+            Keys::Rendered { text, count } => {
+                let mut groups = Vec::new();
+                for i in 0..*count {
+                    let t = text(i).unwrap_or_default();
+                    let raw = t
+                        .strip_prefix('"')
+                        .and_then(|t| t.strip_suffix('"'))
+                        .unwrap_or(&t);
+                    if let Some((f, label)) = classify(raw.as_bytes()) {
+                        add(&mut groups, f, &label, i, self.sizes.get(i));
+                    }
+                }
+                groups
+            }
+            Keys::Strings(s) => {
+                let mask = s.index_mask();
+                let sizes = self.sizes;
+                let chunk_groups = |chunk: &[u64]| {
+                    // Keys come in address order, many to a page: each page is asked for once.
+                    let mut asked = 0u64;
+                    let _fetch = s.mem.fetch(chunk.iter().filter_map(|&k| {
+                        let (_, p, n) = s.key_at(k);
+                        let end = p.0.saturating_add(n as u64);
+                        (end > asked).then(|| {
+                            asked = end.next_multiple_of(crate::memory::PAGE);
+                            (p, n as u64)
+                        })
+                    }));
+                    let mut groups = Vec::new();
+                    for (j, &k) in chunk.iter().enumerate() {
+                        // Entries come in key order, their retained sizes at random: fetch ahead.
+                        if let Some(&ahead) = chunk.get(j + PREFETCH_AHEAD) {
+                            let ahead = (ahead & mask) as u32;
+                            sizes.prefetch(ahead);
+                            crate::heap::prefetch(&s.lens[ahead as usize]);
+                        }
+                        let (i, p, n) = s.key_at(k);
+                        let bytes = match n {
+                            0 => Cow::Borrowed(&[][..]),
+                            _ => s.mem.read(p, n).unwrap_or_default(),
+                        };
+                        if let Some((f, label)) = classify(&bytes) {
+                            add(&mut groups, f, &label, i, sizes.get(i));
+                        }
+                    }
+                    groups
+                };
+                let parts: Vec<Vec<Pass>> =
+                    s.order.par_chunks(KEY_CHUNK).map(chunk_groups).collect();
+                let mut all: Vec<Pass> = Vec::new();
+                for part in parts {
+                    if all.len() < part.len() {
+                        all.resize_with(part.len(), Pass::default);
+                    }
+                    for (f, groups) in part.into_iter().enumerate() {
+                        for (k, acc) in groups {
+                            match all[f].entry(k) {
+                                std::collections::hash_map::Entry::Occupied(mut o) => {
+                                    o.get_mut().merge(acc, keep)
+                                }
+                                std::collections::hash_map::Entry::Vacant(v) => {
+                                    v.insert(acc);
+                                }
+                            }
+                        }
+                    }
+                }
+                all
+            }
+        }
+    }
+}
+
+/// A key's group: the pass it counts in and its label there (`None`: left out).
+type Classify<'c> = dyn Fn(&[u8]) -> Option<(u32, Cow<'_, [u8]>)> + Sync + 'c;
+
+/// Groups largest first (then by label, so that the order is the same from run to run).
+fn sorted(p: Pass, depth: usize) -> Vec<Group> {
+    let mut v: Vec<Group> = p
+        .into_iter()
+        .map(|(label, acc)| Group {
+            label,
+            depth,
+            acc,
+            children: Vec::new(),
+        })
+        .collect();
+    v.sort_by(|x, y| {
+        (y.acc.bytes.cmp(&x.acc.bytes))
+            .then(y.acc.entries.cmp(&x.acc.entries))
+            .then(x.label.cmp(&y.label))
+    });
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_keeps_the_largest_first_and_the_lowest_index_on_ties() {
+        let mut t = Vec::new();
+        for (b, i) in [(5, 0), (9, 1), (5, 2), (7, 3), (9, 4), (1, 5)] {
+            push_top(&mut t, (b, i), 3);
+        }
+        assert_eq!(t, vec![(9, 1), (9, 4), (7, 3)]);
+        let mut none = Vec::new();
+        push_top(&mut none, (1, 1), 0);
+        assert!(none.is_empty());
+    }
+}
