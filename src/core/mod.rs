@@ -10,7 +10,7 @@ use object::Endianness;
 use thiserror::Error;
 
 use crate::input::{Magic, Mapped};
-pub use notes::{Auxv, MappedFile, PsInfo, Thread};
+pub use notes::{Auxv, MappedFile, PsInfo, SigInfo, Thread};
 
 /// CPU architectures whose cores coreheap reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +128,8 @@ pub struct CoreFile {
     pub auxv: Auxv,
     /// NT_FILE mappings (empty for cores without that note, e.g. qemu's).
     pub files: Vec<MappedFile>,
+    /// NT_SIGINFO: the signal the process died of, when the core has the note.
+    pub siginfo: Option<SigInfo>,
     /// Bytes the headers call for that are missing from the end of the file.
     pub truncated_bytes: u64,
 }
@@ -249,6 +251,7 @@ impl CoreFile {
             psinfo: parsed.psinfo,
             auxv: parsed.auxv,
             files: parsed.files,
+            siginfo: parsed.siginfo,
             truncated_bytes,
             file,
         })

@@ -62,6 +62,17 @@ pub struct MappedFile {
     pub path: String,
 }
 
+/// The signal the process died of, from NT_SIGINFO (the kernel's `siginfo_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SigInfo {
+    /// `si_signo`.
+    pub signo: u32,
+    /// `si_code` (negative: sent by a process, e.g. `SI_TKILL` is -6).
+    pub code: i32,
+    /// `si_addr`: the faulting address for SIGSEGV, SIGBUS, SIGILL and SIGFPE, else 0.
+    pub addr: u64,
+}
+
 /// Everything parsed from a core's notes.
 #[derive(Debug, Default)]
 pub struct Notes {
@@ -73,9 +84,12 @@ pub struct Notes {
     pub auxv: Auxv,
     /// File mappings.
     pub files: Vec<MappedFile>,
+    /// The fatal signal's details (kernel cores; qemu's have none).
+    pub siginfo: Option<SigInfo>,
 }
 
 const NT_FILE: u32 = 0x4649_4c45;
+const NT_SIGINFO: u32 = 0x5349_4749;
 const PRSTATUS_REGS_OFFSET: usize = 112;
 const AMD64_NREGS: usize = 27;
 const ARM64_NREGS: usize = 34;
@@ -117,6 +131,7 @@ pub fn parse_all(arch: Arch, endian: Endianness, segments: &[(u64, &[u8])]) -> N
                 elf::NT_PRPSINFO => out.psinfo = parse_psinfo(desc),
                 elf::NT_AUXV => out.auxv = parse_auxv(desc),
                 NT_FILE => out.files = parse_files(desc),
+                NT_SIGINFO => out.siginfo = out.siginfo.or_else(|| parse_siginfo(desc)),
                 _ => {}
             }
         }
@@ -159,6 +174,16 @@ fn parse_prstatus(arch: Arch, d: &[u8]) -> Option<Thread> {
         },
     };
     Some(t)
+}
+
+/// `siginfo_t` on 64-bit Linux: signo, errno, code (3 × i32), padding, then the union, whose
+/// first word is `si_addr` for the fault signals.
+fn parse_siginfo(d: &[u8]) -> Option<SigInfo> {
+    let signo = u32_at(d, 0)?;
+    let code = u32_at(d, 8)? as i32;
+    let fault = matches!(signo, 4 | 7 | 8 | 11);
+    let addr = if fault { u64_at(d, 16)? } else { 0 };
+    Some(SigInfo { signo, code, addr })
 }
 
 fn parse_psinfo(d: &[u8]) -> Option<PsInfo> {
