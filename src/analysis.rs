@@ -87,14 +87,7 @@ fn runtime_types(rt: &Runtime) -> Option<crate::maps::RuntimeTypes> {
     if !rt.features.allocation_headers {
         return None;
     }
-    let d = rt.dwarf();
-    let md = rt.global("runtime.firstmoduledata").ok()?;
-    Some(crate::maps::RuntimeTypes {
-        base: rt.field_uint(md, "runtime.moduledata", "types").ok()?,
-        str_off: d.offset("internal/abi.Type", "Str").ok()?,
-        tflag_off: d.offset("internal/abi.Type", "TFlag").ok()?,
-        large_type_off: d.offset("runtime.mspan", "largeType").ok(),
-    })
+    crate::runtime::RuntimeTypes::new(rt)
 }
 
 /// A kB field of /proc/self/status (`VmHWM:`, `RssAnon:`), 0 when the OS does not tell.

@@ -111,18 +111,7 @@ fn climbs(ctx: &Ctx) -> HashMap<String, Climb> {
     out
 }
 
-/// Where runtime type descriptors live and how to read their names.
-#[derive(Debug, Clone, Copy)]
-pub struct RuntimeTypes {
-    /// `moduledata.types`: the base of name offsets.
-    pub base: u64,
-    /// Offset of `Str` (a name offset) in `internal/abi.Type`.
-    pub str_off: u64,
-    /// Offset of `TFlag`.
-    pub tflag_off: u64,
-    /// Offset of `mspan.largeType`: a large object's type.
-    pub large_type_off: Option<u64>,
-}
+pub use crate::runtime::RuntimeTypes;
 
 /// The runtime's name for the type of object `o` of span `si`, from its malloc header or its
 /// span's `largeType` (Go 1.22+).
@@ -142,33 +131,7 @@ fn header_type_name(
     } else {
         return None;
     };
-    if typ.0 == 0 {
-        return None;
-    }
-    let off = ctx.mem.u32(typ.offset(rt.str_off)).ok()? as i32;
-    let tflag = ctx.mem.u8(typ.offset(rt.tflag_off)).ok()?;
-    let name = Addr(rt.base.wrapping_add_signed(i64::from(off)));
-    // A name: one flag byte, a varint length, the bytes.
-    let head = ctx.mem.read(name, 11).ok()?;
-    let (mut len, mut i) = (0usize, 1usize);
-    while i < head.len() {
-        len |= usize::from(head[i] & 0x7f) << (7 * (i - 1));
-        if head[i] < 0x80 {
-            break;
-        }
-        i += 1;
-    }
-    let bytes = ctx
-        .mem
-        .read(name.offset(i as u64 + 1), len.min(4096))
-        .ok()?;
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    // TFlagExtraStar: the stored name has a '*' the type does not.
-    Some(if tflag & 2 != 0 {
-        text.trim_start_matches('*').to_string()
-    } else {
-        text
-    })
+    rt.name(ctx.mem, typ)
 }
 
 /// A type's DWARF name.

@@ -1,20 +1,25 @@
 //! The Go runtime's state in the core: globals, goroutines and memory statistics.
 
 pub mod code;
+mod crash;
 mod features;
 mod goroutines;
 mod pclntab;
+mod rtype;
 mod stack;
 mod stats;
 
 use thiserror::Error;
 
+pub use crash::{Crash, CrashGoroutine, FoundBy, Signal};
 pub use features::{arena_bitmap_field, Features};
 pub use goroutines::{Goroutine, GoroutineStatus};
+pub use rtype::RuntimeTypes;
 pub use stack::{
-    decode_pcvalue, FunctionVars, StackFrame, StackRoots, StackSlot, StackVar, CONSERVATIVE,
+    decode_pcvalue, FunctionVars, StackFrame, StackRoots, StackSlot, StackVar, Traceback,
+    TracebackFrame, CONSERVATIVE,
 };
-pub use stats::MemStats;
+pub use stats::{MemStats, MemoryClasses};
 
 use crate::dwarf::{Dwarf, DwarfError};
 use crate::memory::{Addr, MemError, Memory};

@@ -20,6 +20,12 @@ pub(crate) const FUNCDATA_ARGS_POINTER_MAPS: u8 = 0;
 pub(crate) const FUNCDATA_LOCALS_POINTER_MAPS: u8 = 1;
 /// `abi.FUNCDATA_StackObjects`.
 pub(crate) const FUNCDATA_STACK_OBJECTS: u8 = 2;
+/// `abi.FUNCDATA_InlTree`.
+const FUNCDATA_INL_TREE: u8 = 3;
+/// `abi.PCDATA_InlTreeIndex`.
+const PCDATA_INL_TREE_INDEX: u32 = 2;
+/// The most inlined calls expanded at one pc.
+const MAX_INLINE_DEPTH: usize = 100;
 
 // Each step of a pc-value table is a zigzag uvarint value delta then a uvarint pc delta times
 // the pc quantum; a zero value delta ends the table except on the first step. The value starts
@@ -71,6 +77,9 @@ struct FuncLayout {
     args: u64,
     deferreturn: u64,
     pcsp: u64,
+    pcfile: u64,
+    pcln: u64,
+    cu_offset: u64,
     npcdata: u64,
     flag: u64,
     nfuncdata: u64,
@@ -91,6 +100,12 @@ pub(crate) struct Func {
     pub deferreturn: u32,
     /// Offset of the pcsp table in pctab (0: no frame information).
     pub pcsp: u32,
+    /// Offset of the pc→file-number table in pctab.
+    pub pcfile: u32,
+    /// Offset of the pc→line table in pctab.
+    pub pcln: u32,
+    /// Index of the function's compilation unit in cutab.
+    pub cu_offset: u32,
     /// Number of PCDATA tables.
     pub npcdata: u32,
     /// FuncFlag bits.
@@ -122,7 +137,43 @@ pub(crate) struct Pclntab<'a> {
     pclntable_len: u64,
     pctab: Cow<'a, [u8]>,
     funcnametab: Cow<'a, [u8]>,
+    /// `moduledata.cutab` and `filetab`, for file names; read on first use.
+    files: std::cell::OnceCell<Option<FileTables<'a>>>,
+    /// `moduledata` address, to read the file tables from.
+    moduledata: Addr,
+    /// Offsets of `moduledata.cutab` and `filetab`, and of `inlinedCall.nameOff`/`parentPc`.
+    src_layout: Option<SourceLayout>,
     layout: FuncLayout,
+}
+
+/// DWARF offsets for source positions: the file tables and the inline tree's records.
+#[derive(Debug, Clone, Copy)]
+struct SourceLayout {
+    cutab: u64,
+    filetab: u64,
+    inl_size: u64,
+    inl_name_off: u64,
+    inl_parent_pc: u64,
+}
+
+/// The file name tables of the module.
+struct FileTables<'a> {
+    cutab: Cow<'a, [u8]>,
+    filetab: Cow<'a, [u8]>,
+}
+
+/// One source position at a pc: the function (an inlined one, or the physical one), file
+/// and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePos {
+    /// Function name.
+    pub function: String,
+    /// File name as the linker recorded it (`-trimpath` makes it module-relative).
+    pub file: String,
+    /// Line number, 0 when unknown.
+    pub line: u32,
+    /// Whether the compiler inlined this call into the function holding the pc.
+    pub inlined: bool,
 }
 
 /// Reads a Go slice header {ptr, len, cap} at `a`.
@@ -201,11 +252,27 @@ impl<'a> Pclntab<'a> {
             args: d.offset(f, "args")?,
             deferreturn: d.offset(f, "deferreturn")?,
             pcsp: d.offset(f, "pcsp")?,
+            pcfile: d.offset(f, "pcfile")?,
+            pcln: d.offset(f, "pcln")?,
+            cu_offset: d.offset(f, "cuOffset")?,
             npcdata: d.offset(f, "npcdata")?,
             flag: d.offset(f, "flag")?,
             nfuncdata: d.offset(f, "nfuncdata")?,
         };
+        let src_layout = (|| {
+            let ic = "runtime.inlinedCall";
+            Some(SourceLayout {
+                cutab: d.offset(md, "cutab").ok()?,
+                filetab: d.offset(md, "filetab").ok()?,
+                inl_size: d.size_of(ic).ok()?,
+                inl_name_off: d.offset(ic, "nameOff").ok()?,
+                inl_parent_pc: d.offset(ic, "parentPc").ok()?,
+            })
+        })();
         Ok(Pclntab {
+            files: std::cell::OnceCell::new(),
+            moduledata: base,
+            src_layout,
             mem,
             text,
             minpc,
@@ -291,6 +358,9 @@ impl<'a> Pclntab<'a> {
             args: u32_at(l.args)? as i32,
             deferreturn: u32_at(l.deferreturn)?,
             pcsp: u32_at(l.pcsp)?,
+            pcfile: u32_at(l.pcfile)?,
+            pcln: u32_at(l.pcln)?,
+            cu_offset: u32_at(l.cu_offset)?,
             npcdata: u32_at(l.npcdata)?,
             flag: *b.get(l.flag as usize)?,
             nfuncdata: *b.get(l.nfuncdata as usize)?,
@@ -300,7 +370,12 @@ impl<'a> Pclntab<'a> {
 
     /// The function's name from funcnametab.
     pub fn name(&self, f: &Func) -> String {
-        let Ok(start) = usize::try_from(f.name_off) else {
+        self.name_at(f.name_off)
+    }
+
+    /// The name at an offset in funcnametab; empty when out of range.
+    fn name_at(&self, name_off: i32) -> String {
+        let Ok(start) = usize::try_from(name_off) else {
             return String::new();
         };
         let Some(rest) = self.funcnametab.get(start..) else {
@@ -345,6 +420,96 @@ impl<'a> Pclntab<'a> {
             .offset(f.varlen + 4 * u64::from(f.npcdata) + 4 * u64::from(i));
         let off = self.mem.u32(at).ok()?;
         (off != u32::MAX).then(|| Addr(self.gofunc.wrapping_add(u64::from(off))))
+    }
+}
+
+impl Pclntab<'_> {
+    /// The file tables, read on first use.
+    fn files(&self) -> Option<&FileTables<'_>> {
+        self.files
+            .get_or_init(|| {
+                let l = self.src_layout?;
+                let read = |off: u64, unit: u64| {
+                    let (p, n) = slice(self.mem, self.moduledata.offset(off)).ok()?;
+                    self.mem
+                        .read(p, n.min(1 << 30).saturating_mul(unit) as usize)
+                        .ok()
+                };
+                Some(FileTables {
+                    cutab: read(l.cutab, 4)?,
+                    filetab: read(l.filetab, 1)?,
+                })
+            })
+            .as_ref()
+    }
+
+    /// File and line at `pc` in `f` (`funcline1`); `?` and 0 when the tables do not say.
+    pub fn file_line(&self, f: &Func, pc: u64) -> (String, u32) {
+        let unknown = || ("?".to_string(), 0);
+        let (Some(fileno), Some(line)) =
+            (self.pcvalue(f, f.pcfile, pc), self.pcvalue(f, f.pcln, pc))
+        else {
+            return unknown();
+        };
+        let (Ok(fileno), Ok(line)) = (u32::try_from(fileno), u32::try_from(line)) else {
+            return unknown();
+        };
+        let Some(t) = self.files() else {
+            return unknown();
+        };
+        let at = 4 * (u64::from(f.cu_offset) + u64::from(fileno)) as usize;
+        let Some(off) = t
+            .cutab
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+        else {
+            return unknown();
+        };
+        let Some(rest) = t.filetab.get(off as usize..) else {
+            return unknown();
+        };
+        let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+        (String::from_utf8_lossy(&rest[..end]).into_owned(), line)
+    }
+
+    /// The source positions at `pc` in `f`, innermost inlined call first, the physical
+    /// function last (`inlineUnwinder`: each inlined call's `parentPc` is an instruction at its
+    /// call site).
+    pub fn source_positions(&self, f: &Func, pc: u64) -> Vec<SourcePos> {
+        let tree = self.src_layout.zip(self.funcdata(f, FUNCDATA_INL_TREE));
+        let mut out = Vec::new();
+        let mut pc = pc;
+        for _ in 0..MAX_INLINE_DEPTH {
+            let (file, line) = self.file_line(f, pc);
+            let index = match tree {
+                Some(_) => self.pcdata(f, PCDATA_INL_TREE_INDEX, pc),
+                None => -1,
+            };
+            let call = tree.filter(|_| index >= 0).and_then(|(l, base)| {
+                let rec = base.offset(l.inl_size * index as u64);
+                let name_off = self.mem.u32(rec.offset(l.inl_name_off)).ok()? as i32;
+                let parent = self.mem.u32(rec.offset(l.inl_parent_pc)).ok()? as i32;
+                Some((name_off, parent))
+            });
+            let Some((name_off, parent)) = call else {
+                out.push(SourcePos {
+                    function: self.name(f),
+                    file,
+                    line,
+                    inlined: false,
+                });
+                return out;
+            };
+            out.push(SourcePos {
+                function: self.name_at(name_off),
+                file,
+                line,
+                inlined: true,
+            });
+            pc = f.entry.wrapping_add_signed(i64::from(parent));
+        }
+        out
     }
 }
 

@@ -118,6 +118,30 @@ pub struct StackRoots {
     pub skipped_frames: u64,
 }
 
+/// A frame of a goroutine's traceback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TracebackFrame {
+    /// Function name.
+    pub function: String,
+    /// Source file.
+    pub file: String,
+    /// Line, 0 when unknown.
+    pub line: u32,
+    /// The physical frame's program counter.
+    pub pc: u64,
+    /// Whether the call was inlined into the frame's function.
+    pub inlined: bool,
+}
+
+/// A goroutine's traceback.
+#[derive(Debug, Clone, Default)]
+pub struct Traceback {
+    /// Frames, innermost first.
+    pub frames: Vec<TracebackFrame>,
+    /// String variables asked for: (function, variable, value).
+    pub strings: Vec<(String, String, String)>,
+}
+
 /// Field offsets the walk reads, from DWARF.
 struct Layout {
     stack_lo: u64,
@@ -241,29 +265,104 @@ struct Walker<'a, 'p> {
 impl Runtime<'_> {
     /// Unwinds every live goroutine and lists its frames and the stack words holding pointers.
     pub fn stack_roots(&self) -> Result<StackRoots, RuntimeError> {
-        let tab = Pclntab::new(self)?;
         let layout = Layout::new(self)?;
         let running = self.thread_registers();
         let gs = self.goroutines()?;
-        let mut w = Walker {
-            rt: self,
-            tab,
-            arm64: self.p.core.arch == Arch::Arm64,
-            names: None,
-            names_tried: false,
-            frame_meta: Vec::new(),
-            out: StackRoots::default(),
-        };
+        let mut w = Walker::new(self)?;
         for g in gs.iter().filter(|g| g.status.is_live()) {
             w.goroutine(g, &layout, running.get(&g.g.0).copied());
         }
         Ok(w.out)
     }
 
+    /// One goroutine's frames with source positions, innermost first, inlined calls as frames
+    /// of their own (as the runtime's traceback prints them); and the values of the string
+    /// variables `wanted` names as (function, variable) where DWARF places them in memory.
+    pub fn traceback(
+        &self,
+        g: &Goroutine,
+        wanted: &[(&str, &str)],
+    ) -> Result<Traceback, RuntimeError> {
+        let layout = Layout::new(self)?;
+        let running = self.thread_registers();
+        let mut w = Walker::new(self)?;
+        w.goroutine(g, &layout, running.get(&g.g.0).copied());
+        let mut out = Traceback {
+            frames: Vec::new(),
+            strings: Vec::new(),
+        };
+        for i in 0..w.out.frames.len() {
+            let Some((fr, &(_, lookup))) = w.out.frames.get(i).zip(w.frame_meta.get(i)) else {
+                break;
+            };
+            // After a fault the caller's pc is the faulting instruction itself, not a return
+            // address: look it up as is.
+            let after_fault = i > 0
+                && w.out
+                    .frames
+                    .get(i - 1)
+                    .is_some_and(|c| c.func == names::SIGPANIC);
+            let pc = if after_fault { fr.pc } else { lookup };
+            let Some(f) = w.tab.find(pc) else {
+                continue;
+            };
+            for pos in w.tab.source_positions(&f, pc) {
+                out.frames.push(TracebackFrame {
+                    function: pos.function,
+                    file: pos.file,
+                    line: pos.line,
+                    pc: fr.pc,
+                    inlined: pos.inlined,
+                });
+            }
+            let func = fr.func.clone();
+            for &(_, var) in wanted.iter().filter(|(f, _)| *f == func) {
+                let vars = w.frame_vars(i);
+                for (start, end, name, _) in vars {
+                    if name == var && end.saturating_sub(start) == 2 * PTR {
+                        if let Ok(v) = self.mem().go_string(Addr(start), 4096) {
+                            out.strings.push((func.clone(), name, v));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Registers of the threads running goroutines, by `g` address: the M list `runtime.allm`
     /// gives each M's `curg` and thread id (`procid`), NT_PRSTATUS the thread's registers.
     fn thread_registers(&self) -> HashMap<u64, Regs> {
         let mut out = HashMap::new();
+        for (m, curg, procid) in self.machines() {
+            if curg.0 == 0 {
+                continue;
+            }
+            if let Some(t) = self
+                .p
+                .core
+                .threads
+                .iter()
+                .find(|t| u64::from(t.tid) == procid)
+            {
+                out.insert(
+                    curg.0,
+                    Regs {
+                        pc: t.pc,
+                        sp: t.sp,
+                        lr: t.lr,
+                        m,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// Every M in `runtime.allm`: its address, its current goroutine (`curg`, 0 when none)
+    /// and its thread id (`procid`).
+    pub fn machines(&self) -> Vec<(Addr, Addr, u64)> {
+        let mut out = Vec::new();
         let Ok(allm) = self.global("runtime.allm") else {
             return out;
         };
@@ -277,25 +376,7 @@ impl Runtime<'_> {
             }
             let curg = self.field_ptr(m, m_ty, "curg").unwrap_or(Addr(0));
             let procid = self.field_uint(m, m_ty, "procid").unwrap_or(0);
-            if curg.0 != 0 {
-                if let Some(t) = self
-                    .p
-                    .core
-                    .threads
-                    .iter()
-                    .find(|t| u64::from(t.tid) == procid)
-                {
-                    out.insert(
-                        curg.0,
-                        Regs {
-                            pc: t.pc,
-                            sp: t.sp,
-                            lr: t.lr,
-                            m,
-                        },
-                    );
-                }
-            }
+            out.push((m, curg, procid));
             m = match self.field_ptr(m, m_ty, "alllink") {
                 Ok(next) => next,
                 Err(_) => break,
@@ -312,6 +393,20 @@ mod names {
     pub const ASYNC_PREEMPT: &str = "runtime.asyncPreempt";
     pub const DEBUG_CALL: &str = "runtime.debugCallV2";
     pub const CGOCALLBACK: &str = "runtime.cgocallback";
+}
+
+impl<'a, 'p> Walker<'a, 'p> {
+    fn new(rt: &'a Runtime<'p>) -> Result<Walker<'a, 'p>, RuntimeError> {
+        Ok(Walker {
+            rt,
+            tab: Pclntab::new(rt)?,
+            arm64: rt.p.core.arch == Arch::Arm64,
+            names: None,
+            names_tried: false,
+            frame_meta: Vec::new(),
+            out: StackRoots::default(),
+        })
+    }
 }
 
 impl<'p> Walker<'_, 'p> {
