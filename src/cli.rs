@@ -617,7 +617,7 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
         &a.out,
         || report.to_json(),
         |_| report.to_table(),
-        |_| format!("```\n{}\n```\n", report.to_table()),
+        |_| report.to_markdown(),
     )
 }
 

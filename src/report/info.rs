@@ -6,9 +6,13 @@ use serde::Serialize;
 
 use super::{human_bytes, Envelope};
 use crate::analysis::{Analysis, Reachability};
+use crate::core::CoreFile;
 use crate::heap::{Heap, HeapTotals};
 use crate::process::{BinaryCheck, Process};
-use crate::runtime::{Features, MemStats, Runtime, RuntimeError};
+use crate::runtime::{Crash, Features, MemStats, MemoryClasses, Runtime, RuntimeError};
+
+/// Frames of the crashing goroutine shown in table and markdown output (JSON has them all).
+const TABLE_FRAMES: usize = 10;
 
 /// The core file itself.
 #[derive(Debug, Serialize)]
@@ -59,6 +63,40 @@ pub struct MappingsSection {
     pub not_dumped_bytes: u64,
 }
 
+/// The core's mappings as the runtime's memory classes account for them.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MemoryAccount {
+    /// Bytes of address space the core's mappings cover.
+    pub mapped_bytes: u64,
+    /// Of those, mappings with no access (reserved address space, guard pages).
+    pub no_access_bytes: u64,
+    /// Of those, accessible mappings of files (the executable, shared libraries).
+    pub file_bytes: u64,
+    /// What the runtime obtained from the OS (MemStats.Sys).
+    pub sys_bytes: u64,
+    /// The heap arena index (`mheap_.arenas`' second level), which the runtime maps outside
+    /// every memory class (mostly untouched pages of a 32 MiB array on amd64 and arm64).
+    pub arena_index_bytes: u64,
+    /// Sys as a share of the mapped bytes, percent.
+    pub sys_percent_of_mapped: f64,
+    /// Accessible anonymous memory neither Sys nor the arena index accounts for (the main
+    /// thread's stack, the kernel's vdso, C allocations); negative when they count more than
+    /// the core maps.
+    pub not_in_sys_bytes: i64,
+}
+
+/// The runtime's memory classes and how they cover the core's mappings.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryClassesSection {
+    /// The classes, as `runtime.ReadMemStats` would report them.
+    #[serde(flatten)]
+    pub classes: MemoryClasses,
+    /// GOMEMLIMIT in bytes; null when there is none.
+    pub memory_limit_bytes: Option<u64>,
+    /// How much of the core's mappings Sys accounts for.
+    pub account: MemoryAccount,
+}
+
 /// The `info` report.
 #[derive(Debug, Serialize)]
 pub struct InfoReport {
@@ -92,6 +130,10 @@ pub struct InfoReport {
     pub goroutine_states: BTreeMap<&'static str, usize>,
     /// Runtime memory statistics.
     pub memory: MemStats,
+    /// The runtime's memory classes (MemStats' Sys and its parts); null when unreadable.
+    pub memory_classes: Option<MemoryClassesSection>,
+    /// How the program ended: signals, panic or fatal error, the crashing goroutine.
+    pub crash: Crash,
     /// Objects found by walking the heap's spans.
     pub heap: HeapTotals,
     /// Allocated, reachable and unreachable objects and bytes, from the object graph.
@@ -117,6 +159,21 @@ impl InfoReport {
             *states.entry(g.status.name()).or_insert(0) += 1;
         }
         let memory = rt.mem_stats()?;
+        let memory_classes = match rt.memory_classes() {
+            Ok(classes) => Some(MemoryClassesSection {
+                classes,
+                memory_limit_bytes: u64::try_from(memory.memory_limit_bytes)
+                    .ok()
+                    .filter(|&l| l != i64::MAX as u64),
+                account: account(&p.core, classes.sys, rt.arena_index_bytes().unwrap_or(0)),
+            }),
+            Err(e) => {
+                warnings.push(format!("memory classes not read: {e}"));
+                None
+            }
+        };
+        let crash = rt.crash(&gs);
+        warnings.extend(crash.warnings.iter().map(|w| format!("crash: {w}")));
         let heap = Heap::read(&rt)?.totals();
         if heap.skipped_spans > 0 {
             warnings.push(format!(
@@ -199,6 +256,8 @@ impl InfoReport {
             goroutines_total: live.len(),
             goroutine_states: states,
             memory,
+            memory_classes,
+            crash,
             heap,
             reachability: analysis.map(Analysis::reachability),
             features: rt.features,
@@ -212,8 +271,212 @@ impl InfoReport {
         serde_json::to_string_pretty(&Envelope::new("coreheap/info/v1", self))
     }
 
-    /// A two-column table for people.
+    /// A two-column table for people, then the crashing goroutine's top frames and the
+    /// memory classes.
     pub fn to_table(&self) -> String {
+        let mut t = super::new_table(100);
+        for (k, v) in self.rows() {
+            t.add_row(vec![k, v]);
+        }
+        let mut out = t.to_string();
+        let frames = self.frame_rows();
+        if !frames.is_empty() {
+            let mut t = super::new_table(100);
+            t.set_header(vec!["crashing goroutine's frames", "file:line"]);
+            for (f, l) in frames {
+                t.add_row(vec![f, l]);
+            }
+            out.push('\n');
+            out.push_str(&t.to_string());
+        }
+        let classes = self.class_rows();
+        if !classes.is_empty() {
+            let mut t = super::new_table(100);
+            t.set_header(vec!["memory class", "bytes", "of accessible"]);
+            for (c, b, p) in classes {
+                t.add_row(vec![c, b, p]);
+            }
+            out.push('\n');
+            out.push_str(&t.to_string());
+        }
+        out
+    }
+
+    /// Markdown for a ticket: the summary table, the crash, the memory classes.
+    pub fn to_markdown(&self) -> String {
+        use super::md_cell;
+        let mut s = String::from("## Core dump\n\n| | |\n|---|---|\n");
+        for (k, v) in self.rows() {
+            s.push_str(&format!("| {} | {} |\n", md_cell(&k), md_cell(&v)));
+        }
+        s.push_str("\n### Crash\n\n");
+        for (k, v) in self.crash_rows() {
+            s.push_str(&format!("- **{}**: {}\n", md_cell(&k), md_cell(&v)));
+        }
+        let frames = self.frame_rows();
+        if !frames.is_empty() {
+            s.push_str("\n| function | file:line |\n|---|---|\n");
+            for (f, l) in frames {
+                s.push_str(&format!("| `{}` | {} |\n", md_cell(&f), md_cell(&l)));
+            }
+        }
+        let classes = self.class_rows();
+        if !classes.is_empty() {
+            s.push_str(
+                "\n### Memory classes\n\n| class | bytes | of accessible |\n|---|---:|---:|\n",
+            );
+            for (c, b, p) in classes {
+                s.push_str(&format!("| {} | {} | {} |\n", md_cell(&c), b, p));
+            }
+        }
+        s
+    }
+
+    /// How the program ended, one row a fact.
+    fn crash_rows(&self) -> Vec<(String, String)> {
+        let c = &self.crash;
+        let mut rows = Vec::new();
+        if let Some(sig) = &c.death {
+            rows.push(("died of".into(), sig.to_string()));
+        }
+        if let Some(sig) = &c.origin {
+            rows.push(("crash started by".into(), sig.to_string()));
+        }
+        match (&c.panic_message, &c.panic_type) {
+            (Some(m), _) => rows.push(("panic".into(), m.clone())),
+            (None, Some(t)) => rows.push(("panic".into(), format!("a value of type {t}"))),
+            _ => {}
+        }
+        if c.fatal_error {
+            rows.push((
+                "fatal error".into(),
+                c.fatal_message
+                    .clone()
+                    .unwrap_or_else(|| "fatal error (message not recoverable)".into()),
+            ));
+        }
+        if let Some(g) = &c.goroutine {
+            let how = match g.found_by {
+                crate::runtime::FoundBy::SignalledThread => "on the thread that took the signal",
+                crate::runtime::FoundBy::Panicking => "panicking",
+                crate::runtime::FoundBy::Signalled => "took a signal",
+            };
+            let wait = g
+                .wait_reason
+                .as_ref()
+                .map(|w| format!(", {w}"))
+                .unwrap_or_default();
+            let top = g
+                .frames
+                .iter()
+                .find(|f| {
+                    !f.function.starts_with("runtime.") && !f.function.starts_with("syscall.")
+                })
+                .or(g.frames.first())
+                .map(|f| format!(" in {}", f.function))
+                .unwrap_or_default();
+            rows.push((
+                "crashing goroutine".into(),
+                format!("{} ({}{wait}, {how}){top}", g.id, g.status.name()),
+            ));
+        }
+        rows
+    }
+
+    /// The crashing goroutine's top frames as (function, file:line).
+    fn frame_rows(&self) -> Vec<(String, String)> {
+        let Some(g) = &self.crash.goroutine else {
+            return Vec::new();
+        };
+        let mut rows: Vec<(String, String)> = g
+            .frames
+            .iter()
+            .take(TABLE_FRAMES)
+            .map(|f| {
+                let inl = if f.inlined { " (inlined)" } else { "" };
+                (
+                    format!("{}{inl}", f.function),
+                    format!("{}:{}", f.file, f.line),
+                )
+            })
+            .collect();
+        if g.frames.len() > TABLE_FRAMES {
+            rows.push((
+                format!(
+                    "… {} more (--format json has them all)",
+                    g.frames.len() - TABLE_FRAMES
+                ),
+                String::new(),
+            ));
+        }
+        rows
+    }
+
+    /// The memory classes as (class, bytes, share of the mapped bytes).
+    fn class_rows(&self) -> Vec<(String, String, String)> {
+        let Some(m) = &self.memory_classes else {
+            return Vec::new();
+        };
+        let c = &m.classes;
+        let a = &m.account;
+        // Shares of the accessible mappings: reserved address space holds no memory.
+        let accessible = a.mapped_bytes.saturating_sub(a.no_access_bytes);
+        let pct = |b: u64| {
+            if accessible == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.1}%", b as f64 * 100.0 / accessible as f64)
+            }
+        };
+        let row = |name: &str, b: u64| (name.to_string(), human_bytes(b), pct(b));
+        let plain = |name: &str, b: u64| (name.to_string(), human_bytes(b), "-".to_string());
+        let mut rows = vec![
+            row("Sys (all the runtime obtained)", c.sys),
+            row("  HeapSys", c.heap_sys),
+            row("    HeapInuse", c.heap_inuse),
+            row("    HeapIdle", c.heap_idle),
+            row("      HeapReleased", c.heap_released),
+            row("  StackSys", c.stack_sys),
+            row("    StackInuse", c.stack_inuse),
+            row("  MSpanSys", c.mspan_sys),
+            row("    MSpanInuse", c.mspan_inuse),
+            row("  MCacheSys", c.mcache_sys),
+            row("    MCacheInuse", c.mcache_inuse),
+            row("  BuckHashSys", c.buck_hash_sys),
+            row("  GCSys", c.gc_sys),
+            row("  OtherSys", c.other_sys),
+            plain("NextGC (heap goal)", c.next_gc),
+        ];
+        if let Some(l) = m.memory_limit_bytes {
+            let (name, b, _) = plain("GOMEMLIMIT", l);
+            rows.push((
+                name,
+                b,
+                format!(
+                    "Sys is {:.0}% of it",
+                    c.sys as f64 * 100.0 / l.max(1) as f64
+                ),
+            ));
+        }
+        rows.push(plain("mapped in the core", a.mapped_bytes));
+        rows.push(plain("  no access (reserved)", a.no_access_bytes));
+        rows.push(row("  accessible", accessible));
+        rows.push(row("    files (executable, libraries)", a.file_bytes));
+        rows.push(row(
+            "    heap arena index (not in Sys)",
+            a.arena_index_bytes,
+        ));
+        let rest = a.not_in_sys_bytes;
+        rows.push(if rest >= 0 {
+            row("    anonymous, in no class", rest as u64)
+        } else {
+            row("    Sys beyond the mappings", rest.unsigned_abs())
+        });
+        rows
+    }
+
+    /// The summary rows.
+    fn rows(&self) -> Vec<(String, String)> {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let mut rows: Vec<(String, String)> = vec![
             ("core".into(), self.core.path.clone()),
@@ -265,6 +528,7 @@ impl InfoReport {
                 states.join(", ")
             ),
         ));
+        rows.extend(self.crash_rows());
         let m = &self.memory;
         rows.push(("heap in use".into(), human_bytes(m.heap_inuse_bytes)));
         rows.push((
@@ -331,11 +595,47 @@ impl InfoReport {
         if !self.experiments.is_empty() {
             rows.push(("GOEXPERIMENT".into(), self.experiments.join(",")));
         }
-        let mut t = super::new_table(100);
-        for (k, v) in rows {
-            t.add_row(vec![k, v]);
-        }
-        t.to_string()
+        rows
+    }
+}
+
+/// How much of the core's mappings Sys accounts for.
+fn account(core: &CoreFile, sys: u64, arena_index: u64) -> MemoryAccount {
+    let mapped = core.mapped_bytes();
+    let no_access: u64 = core
+        .segments
+        .iter()
+        .filter(|s| s.flags & 7 == 0)
+        .map(|s| s.memsz)
+        .sum();
+    let file: u64 = core
+        .segments
+        .iter()
+        .filter(|s| s.flags & 7 != 0)
+        .map(|s| {
+            let end = s.vaddr.saturating_add(s.memsz);
+            core.files
+                .iter()
+                .map(|f| f.end.min(end).saturating_sub(f.start.max(s.vaddr)))
+                .sum::<u64>()
+                .min(s.memsz)
+        })
+        .sum();
+    let anonymous = mapped.saturating_sub(no_access).saturating_sub(file);
+    MemoryAccount {
+        mapped_bytes: mapped,
+        no_access_bytes: no_access,
+        file_bytes: file,
+        sys_bytes: sys,
+        arena_index_bytes: arena_index,
+        sys_percent_of_mapped: if mapped == 0 {
+            0.0
+        } else {
+            sys as f64 * 100.0 / mapped as f64
+        },
+        not_in_sys_bytes: i64::try_from(anonymous)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(sys.saturating_add(arena_index)).unwrap_or(i64::MAX)),
     }
 }
 

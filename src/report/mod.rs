@@ -93,6 +93,15 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.digits$} {}", UNITS[u])
 }
 
+/// Text made safe for a Markdown table cell: `|`, backticks and backslashes escaped, line
+/// breaks turned into spaces.
+pub fn md_cell(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('`', "\\`")
+        .replace(['\n', '\r'], " ")
+}
+
 /// A table in the project's style, at most `width` columns wide.
 pub fn new_table(width: u16) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
