@@ -5,7 +5,7 @@
 #
 # Usage: samples/build.sh [VERSION...] [PROGRAM...] [VARIANT...]
 #   VERSION  e.g. 1.26.6         (default: all of ALL_VERSIONS)
-#   PROGRAM  tiny | ledger | zoo | services (default: all)
+#   PROGRAM  tiny | ledger | zoo | services | panicky (default: all)
 #   VARIANT  plain | pie | noswissmap | arm64 (default: all)
 # Examples:
 #   samples/build.sh 1.26.6 tiny          # go1.26.6/tiny, go1.26.6-pie/tiny, go1.26.6-arm64/tiny
@@ -43,14 +43,14 @@ want_versions=() want_programs=() want_variants=()
 for a in "$@"; do
 	case "$a" in
 	[0-9]*.*) want_versions+=("$a") ;;
-	tiny | ledger | zoo | services) want_programs+=("$a") ;;
+	tiny | ledger | zoo | services | panicky) want_programs+=("$a") ;;
 	plain | pie | noswissmap | arm64) want_variants+=("$a") ;;
 	-h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) die "unknown argument '$a' (see --help)" ;;
 	esac
 done
 ((${#want_versions[@]})) || want_versions=("${ALL_VERSIONS[@]}")
-((${#want_programs[@]})) || want_programs=("${ALL_PROGRAMS[@]}")
+((${#want_programs[@]})) || want_programs=("${ALL_PROGRAMS[@]}" panicky)
 ((${#want_variants[@]})) || want_variants=("${ALL_VARIANTS[@]}")
 for v in "${want_versions[@]}"; do
 	[[ " ${ALL_VERSIONS[*]} " == *" $v "* ]] || die "unsupported Go version $v (supported: ${ALL_VERSIONS[*]})"
@@ -68,6 +68,9 @@ for p in tiny ledger zoo; do matrix+=("1.26.6 pie $p"); done # not services
 for p in "${ALL_PROGRAMS[@]}"; do matrix+=("1.24.11 noswissmap $p"); done
 for p in tiny ledger services; do matrix+=("1.23.9 arm64 $p"); done # classic maps under qemu
 for p in tiny ledger services; do matrix+=("1.26.6 arm64 $p"); done # Swiss maps under qemu
+# panicky: a real panic (nil dereference in a goroutine), no truth.json; every plain release, and arm64 once.
+for v in "${ALL_VERSIONS[@]}"; do matrix+=("$v plain panicky"); done
+matrix+=("1.26.6 arm64 panicky")
 
 selected=()
 for m in "${matrix[@]}"; do
@@ -188,14 +191,22 @@ build_one() {
 		cat "$run/traceback.txt" >&2
 		die "$name/$p: the program's own truth verification failed 5 times"
 	fi
-	# The crash must be the program's own SIGABRT, taken by the thread running
-	# goroutine 1 in samples/internal/truth.crash, and the process must have
-	# died of it (128 + 6).
-	{ grep -q '^SIGABRT: abort' "$run/traceback.txt" &&
-		grep -q '^samples/internal/truth\.crash(' "$run/traceback.txt" && ((rc == 134)); } ||
-		{ tail -20 "$run/traceback.txt" >&2; die "$name/$p: did not die of its own SIGABRT in truth.crash (rc=$rc)"; }
-	[[ -s $run/truth.json && -s $run/memstats.json ]] || die "$name/$p: truth.json/memstats.json missing"
-	grep -q '"mallocs_after_write": 0,' "$run/memstats.json" || log "WARNING: $name/$p: allocation after the MemStats snapshot"
+	if [[ $p == panicky ]]; then
+		# panicky must panic on its nil dereference (SIGSEGV at address 0) and,
+		# GOTRACEBACK=crash, die of the runtime's SIGABRT (128 + 6).
+		{ grep -q '^panic: runtime error: invalid memory address or nil pointer dereference' "$run/traceback.txt" &&
+			grep -q '^\[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 ' "$run/traceback.txt" && ((rc == 134)); } ||
+			{ tail -20 "$run/traceback.txt" >&2; die "$name/$p: did not panic on its nil dereference (rc=$rc)"; }
+	else
+		# The crash must be the program's own SIGABRT, taken by the thread running
+		# goroutine 1 in samples/internal/truth.crash, and the process must have
+		# died of it (128 + 6).
+		{ grep -q '^SIGABRT: abort' "$run/traceback.txt" &&
+			grep -q '^samples/internal/truth\.crash(' "$run/traceback.txt" && ((rc == 134)); } ||
+			{ tail -20 "$run/traceback.txt" >&2; die "$name/$p: did not die of its own SIGABRT in truth.crash (rc=$rc)"; }
+		[[ -s $run/truth.json && -s $run/memstats.json ]] || die "$name/$p: truth.json/memstats.json missing"
+		grep -q '"mallocs_after_write": 0,' "$run/memstats.json" || log "WARNING: $name/$p: allocation after the MemStats snapshot"
+	fi
 
 	local core=$run/core
 	if [[ $runner != kernel ]]; then
@@ -215,7 +226,8 @@ build_one() {
 	zstd -q $ZSTD_LEVEL -T2 -f "$core" -o "$out/core.zst"
 	# shellcheck disable=SC2086
 	zstd -q $ZSTD_LEVEL -T2 -f "$run/$p" -o "$out/$p.zst"
-	cp "$run/truth.json" "$run/memstats.json" "$run/traceback.txt" "$out/"
+	cp "$run/traceback.txt" "$out/"
+	[[ $p == panicky ]] || cp "$run/truth.json" "$run/memstats.json" "$out/"
 	chmod 644 "$out"/*
 	python3 - "$out/meta.json" "$name" "$v" "$var" "$goarch" "$buildmode" "$experiment" "$runner" "$run/$p" "$core" "$rc" <<'EOF'
 import hashlib, json, os, sys
