@@ -358,6 +358,7 @@ impl InfoReport {
         if let Some(g) = &c.goroutine {
             let how = match g.found_by {
                 crate::runtime::FoundBy::SignalledThread => "on the thread that took the signal",
+                crate::runtime::FoundBy::CaughtSignal => "its thread caught the signal",
                 crate::runtime::FoundBy::Panicking => "panicking",
                 crate::runtime::FoundBy::Signalled => "took a signal",
             };

@@ -185,6 +185,13 @@ mod tests {
     }
 
     #[test]
+    fn markdown_cells_escape_pipes_and_backticks() {
+        assert_eq!(md_cell("a|b"), "a\\|b");
+        assert_eq!(md_cell("`x`"), "\\`x\\`");
+        assert_eq!(md_cell("a\nb"), "a b");
+    }
+
+    #[test]
     fn human_bytes_uses_binary_units() {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1023), "1023 B");

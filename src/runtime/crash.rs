@@ -3,8 +3,9 @@
 //! crashing goroutine's stack.
 //!
 //! The crashing goroutine is, in order: the goroutine running on the M whose thread took the
-//! fatal signal (the kernel writes that thread's NT_PRSTATUS first), a goroutine with a panic
-//! under way (`g._panic`), a goroutine that took a signal (`g.sig`).
+//! fatal signal (the kernel writes that thread's NT_PRSTATUS first), the goroutine an M's
+//! signal handler caught the fatal signal on (`m.caughtsig`), a goroutine with a panic under
+//! way (`g._panic`), a goroutine that took a signal (`g.sig`).
 
 use serde::Serialize;
 
@@ -133,6 +134,10 @@ pub fn code_name(signal: u32, code: i64) -> Option<&'static str> {
 pub enum FoundBy {
     /// It was running on the thread that took the fatal signal.
     SignalledThread,
+    /// Its M's signal handler caught the fatal signal while it ran (`m.caughtsig`): with
+    /// GOTRACEBACK=crash the runtime relays the signal to every thread, and the last one to
+    /// handle it, not necessarily the first, dies (Go 1.21).
+    CaughtSignal,
     /// It had a panic under way.
     Panicking,
     /// It had taken a signal.
@@ -294,6 +299,15 @@ impl Runtime<'_> {
                 .map(|(_, curg, _)| curg);
             if let Some(g) = curg.and_then(by_addr) {
                 return Some((g, FoundBy::SignalledThread));
+            }
+        }
+        if self.dwarf().has_field("runtime.m", "caughtsig") {
+            let caught = self.machines().into_iter().find_map(|(m, _, _)| {
+                let g = self.field_ptr(m, "runtime.m", "caughtsig").ok()?;
+                by_addr(g)
+            });
+            if let Some(g) = caught {
+                return Some((g, FoundBy::CaughtSignal));
             }
         }
         let live = || gs.iter().filter(|g| g.status.is_live());
