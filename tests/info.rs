@@ -261,3 +261,249 @@ fn every_heap_report_has_warnings_in_its_json() {
         assert!(v["warnings"].is_array(), "{}: no warnings", args[0]);
     }
 }
+
+/// Frames of the program's own code (not the runtime's, whose frames Go's traceback elides
+/// or renames, e.g. `panic` for `runtime.gopanic`).
+fn own_frames(frames: &[common::TraceFrame]) -> Vec<common::TraceFrame> {
+    frames
+        .iter()
+        .filter(|(f, _, _)| {
+            !f.starts_with("runtime.")
+                && !f.starts_with("syscall.")
+                && !f.starts_with("internal/")
+                && !f.starts_with("runtime/")
+                && f != "panic"
+        })
+        .cloned()
+        .collect()
+}
+
+/// On every sample core, `info` names the goroutine the Go runtime listed first as running
+/// when it died, with the same frames at the same file:line, and the signal the process died
+/// of is the one its exit status (meta.json) says.
+#[test]
+fn crash_names_the_goroutine_and_frames_the_runtime_printed() {
+    let all = common::crash_samples();
+    assert!(
+        all.iter().any(|s| s.name.ends_with("/panicky")),
+        "no panicky sample"
+    );
+    for s in &all {
+        let p = Process::open(&s.core, &OpenOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let r = InfoReport::gather(&p, None).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let c = &r.crash;
+        let (id, frames) = common::first_goroutine(&s.traceback)
+            .unwrap_or_else(|| panic!("{}: no goroutine in traceback.txt", s.name));
+        let g = c
+            .goroutine
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no crashing goroutine: {:?}", s.name, c.warnings));
+        assert_eq!(g.id, id, "{}: crashing goroutine", s.name);
+        assert_eq!(g.status.name(), "running", "{}", s.name);
+        let ours: Vec<_> = g
+            .frames
+            .iter()
+            .map(|f| (f.function.clone(), f.file.clone(), f.line))
+            .collect();
+        let want = own_frames(&frames);
+        assert!(!want.is_empty(), "{}: no frames of its own", s.name);
+        assert_eq!(own_frames(&ours), want, "{}: frames", s.name);
+        let expected_fn = if s.name.ends_with("/panicky") {
+            "main.balanceOf"
+        } else {
+            "samples/internal/truth.crash"
+        };
+        assert_eq!(want[0].0, expected_fn, "{}", s.name);
+        // Died of the signal the exit status names (128 + n).
+        let status = s.meta["exit_status"].as_u64().unwrap();
+        assert_eq!(u64::from(c.signal.unwrap()), status - 128, "{}", s.name);
+        assert_eq!(c.signal_name, Some("SIGABRT"), "{}", s.name);
+        // The kernel's siginfo; qemu writes none. `sigcode=` is the runtime's word for it.
+        if let Some(code) = c.signal_code {
+            if let Some(sigcode) = s
+                .traceback
+                .lines()
+                .nth(1)
+                .and_then(|l| l.split("sigcode=").nth(1))
+            {
+                assert_eq!(
+                    code,
+                    sigcode.trim().parse::<u64>().unwrap() as i64,
+                    "{}",
+                    s.name
+                );
+            }
+        }
+        assert!(r.warnings.is_empty(), "{}: {:?}", s.name, r.warnings);
+    }
+}
+
+/// The panicky samples: the panic message is the `panic: ` line the program printed, and the
+/// signal that started it is the `[signal …]` line's, with its code and faulting address.
+#[test]
+fn panic_message_and_fault_match_what_the_program_printed() {
+    let panicky: Vec<_> = common::crash_samples()
+        .into_iter()
+        .filter(|s| s.name.ends_with("/panicky"))
+        .collect();
+    for r in RELEASES {
+        assert!(
+            panicky.iter().any(|s| s.name == format!("{r}/panicky")),
+            "no sample {r}/panicky"
+        );
+    }
+    for s in &panicky {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let r = InfoReport::gather(&p, None).unwrap();
+        let c = &r.crash;
+        let printed = s
+            .traceback
+            .lines()
+            .find_map(|l| l.strip_prefix("panic: "))
+            .unwrap();
+        assert_eq!(c.panic_message.as_deref(), Some(printed), "{}", s.name);
+        assert!(!c.fatal_error, "{}", s.name);
+        // [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x47a800]
+        let line = s
+            .traceback
+            .lines()
+            .find_map(|l| l.strip_prefix("[signal "))
+            .unwrap();
+        let name = line.split(':').next().unwrap();
+        let field = |k: &str| -> u64 {
+            let v = line
+                .split(k)
+                .nth(1)
+                .unwrap()
+                .split([' ', ']'])
+                .next()
+                .unwrap();
+            u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap()
+        };
+        assert_eq!(c.origin_signal_name, Some(name), "{}", s.name);
+        assert_eq!(c.origin_signal, Some(11), "{}", s.name);
+        assert_eq!(
+            c.origin_signal_code,
+            Some(field("code=") as i64),
+            "{}",
+            s.name
+        );
+        assert_eq!(c.origin_signal_code_name, Some("SEGV_MAPERR"), "{}", s.name);
+        assert_eq!(c.fault_address, Some(field("addr=")), "{}", s.name);
+        assert_eq!(c.fault_address, Some(0), "{}", s.name);
+    }
+    // The other samples raised SIGABRT themselves: no panic, no fault.
+    for s in common::samples().iter().filter(|s| s.minor() >= 26) {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let r = InfoReport::gather(&p, None).unwrap();
+        assert_eq!(r.crash.panic_message, None, "{}", s.name);
+        assert!(!r.crash.fatal_error, "{}", s.name);
+    }
+}
+
+/// Every memory class equals what runtime.ReadMemStats reported just before the crash.
+#[test]
+fn memory_classes_equal_read_mem_stats() {
+    for s in samples() {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let r = InfoReport::gather(&p, None).unwrap();
+        let m = r
+            .memory_classes
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no memory classes", s.name));
+        let c = &m.classes;
+        let ms = &s.memstats;
+        let truth = |f: &str| {
+            ms[f]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{}: no {f}", s.name))
+        };
+        for (field, ours) in [
+            ("sys", c.sys),
+            ("heap_inuse", c.heap_inuse),
+            ("heap_released", c.heap_released),
+            ("stack_inuse", c.stack_inuse),
+            ("stack_sys", c.stack_sys),
+            ("mspan_inuse", c.mspan_inuse),
+            ("mcache_inuse", c.mcache_inuse),
+            ("other_sys", c.other_sys),
+        ] {
+            assert_eq!(ours, truth(field), "{}: MemStats {field}", s.name);
+        }
+        // After the snapshot the background sweeper may still free the GC's emptied work
+        // buffer spans (freeSomeWbufs, 32 KiB each: mgcwork.go's workbufAlloc), which moves
+        // their bytes from GCSys to HeapIdle; the sum cannot change, and the heap goal
+        // moves with HeapIdle by the memory limit's 97% (mgcpacer.go).
+        const WORKBUF_SPAN: u64 = 32 << 10;
+        let freed = c.heap_idle.wrapping_sub(truth("heap_idle"));
+        assert_eq!(
+            freed % WORKBUF_SPAN,
+            0,
+            "{}: HeapIdle {}",
+            s.name,
+            c.heap_idle
+        );
+        assert!(
+            freed <= 4 * WORKBUF_SPAN,
+            "{}: HeapIdle {}",
+            s.name,
+            c.heap_idle
+        );
+        assert_eq!(c.gc_sys + freed, truth("gc_sys"), "{}: GCSys", s.name);
+        assert_eq!(c.heap_sys - freed, truth("heap_sys"), "{}: HeapSys", s.name);
+        let goal = truth("next_gc");
+        assert!(
+            c.next_gc >= goal && c.next_gc - goal <= freed,
+            "{}: NextGC {} vs {goal}",
+            s.name,
+            c.next_gc
+        );
+        if freed == 0 {
+            assert_eq!(c.next_gc, goal, "{}: NextGC", s.name);
+        }
+        assert_eq!(m.account.sys_bytes, c.sys, "{}", s.name);
+        assert!(m.account.mapped_bytes >= c.sys, "{}", s.name);
+    }
+}
+
+#[test]
+fn info_json_and_markdown_carry_the_crash() {
+    let s = sample("go1.26.6/ledger");
+    let panicky = s.dir.parent().unwrap().join("panicky/core.zst");
+    let stdout = common::coreheap_stdout([
+        "info".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        panicky.as_os_str(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let c = &v["crash"];
+    assert_eq!(c["signal"], 6);
+    assert_eq!(c["signal_name"], "SIGABRT");
+    assert_eq!(c["origin_signal_name"], "SIGSEGV");
+    assert_eq!(c["fault_address"], 0);
+    let frames = c["goroutine"]["frames"].as_array().unwrap();
+    assert!(frames.len() > 10, "JSON has every frame");
+    assert!(frames
+        .iter()
+        .any(|f| f["function"] == "main.balanceOf" && f["file"] == "samples/panicky/main.go"));
+    assert!(v["memory_classes"]["sys"].as_u64().unwrap() > 0);
+    assert!(v["memory_classes"]["account"]["mapped_bytes"].is_u64());
+    // Existing fields stay.
+    assert!(v["memory"]["heap_inuse_bytes"].is_u64());
+
+    let md = common::coreheap_stdout([
+        "info".as_ref(),
+        "--format".as_ref(),
+        "markdown".as_ref(),
+        panicky.as_os_str(),
+    ]);
+    assert!(md.starts_with("## Core dump\n"), "{md}");
+    assert!(md.contains("### Crash"), "{md}");
+    assert!(
+        md.contains("| `main.balanceOf` | samples/panicky/main.go:39 |"),
+        "{md}"
+    );
+    assert!(md.contains("### Memory classes"), "{md}");
+}

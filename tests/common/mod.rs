@@ -59,8 +59,8 @@ pub fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/cores")
 }
 
-/// Every committed sample with a core and truth, sorted by name.
-pub fn samples() -> Vec<Sample> {
+/// Every committed sample directory holding a core, as (`go1.26.6/tiny`, directory), sorted.
+fn sample_dirs() -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     let Ok(versions) = std::fs::read_dir(samples_dir()) else {
         return out;
@@ -70,33 +70,41 @@ pub fn samples() -> Vec<Sample> {
             continue;
         };
         for p in progs.flatten() {
-            let dir = p.path();
-            let core = dir.join("core.zst");
-            let truth = dir.join("truth.json");
-            if !core.is_file() || !truth.is_file() {
-                continue;
-            }
-            let read = |f: &Path| -> Value {
-                std::fs::read_to_string(f)
-                    .ok()
-                    .and_then(|s| serde_json::from_str(&s).ok())
-                    .unwrap_or(Value::Null)
-            };
-            out.push(Sample {
-                name: format!(
+            if p.path().join("core.zst").is_file() {
+                let name = format!(
                     "{}/{}",
                     v.file_name().to_string_lossy(),
                     p.file_name().to_string_lossy()
-                ),
-                truth: read(&truth),
-                memstats: read(&dir.join("memstats.json")),
-                core,
-                dir,
-            });
+                );
+                out.push((name, p.path()));
+            }
         }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.sort();
     out
+}
+
+/// A JSON file, or null when it is missing or unreadable.
+fn read_json(f: &Path) -> Value {
+    std::fs::read_to_string(f)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Every committed sample with a core and truth, sorted by name.
+pub fn samples() -> Vec<Sample> {
+    sample_dirs()
+        .into_iter()
+        .filter(|(_, dir)| dir.join("truth.json").is_file())
+        .map(|(name, dir)| Sample {
+            name,
+            truth: read_json(&dir.join("truth.json")),
+            memstats: read_json(&dir.join("memstats.json")),
+            core: dir.join("core.zst"),
+            dir,
+        })
+        .collect()
 }
 
 /// The sample with this name; panics with a clear message when it is missing.
@@ -159,4 +167,71 @@ pub fn maps_report_scoped(
         code: Some((&p.symbols, p.bias, p.exe.file.bytes())),
     };
     coreheap::report::maps::MapsReport::gather(&input, opts)
+}
+
+/// A committed core with the stderr its program printed (every sample, panicky included).
+#[derive(Debug)]
+pub struct CrashSample {
+    /// `go1.26.6/panicky`.
+    pub name: String,
+    /// Directory holding the files.
+    pub dir: PathBuf,
+    /// The compressed core.
+    pub core: PathBuf,
+    /// traceback.txt: what the Go runtime printed as the program died.
+    pub traceback: String,
+    /// meta.json: how the sample was built and run.
+    pub meta: Value,
+}
+
+/// Every committed sample with a core and a traceback, sorted by name.
+pub fn crash_samples() -> Vec<CrashSample> {
+    sample_dirs()
+        .into_iter()
+        .filter_map(|(name, dir)| {
+            let traceback = std::fs::read_to_string(dir.join("traceback.txt")).ok()?;
+            Some(CrashSample {
+                name,
+                core: dir.join("core.zst"),
+                meta: read_json(&dir.join("meta.json")),
+                traceback,
+                dir,
+            })
+        })
+        .collect()
+}
+
+/// A frame of a Go traceback: function, file, line.
+pub type TraceFrame = (String, String, u32);
+
+/// The first goroutine a Go traceback lists (the crashing one, `[running]`): its id and its
+/// frames as (function, file, line), `created by` left out.
+pub fn first_goroutine(traceback: &str) -> Option<(u64, Vec<TraceFrame>)> {
+    let mut lines = traceback.lines();
+    let header = lines.find(|l| l.starts_with("goroutine "))?;
+    assert!(header.ends_with("[running]:"), "{header}");
+    let id = header.split_whitespace().nth(1)?.parse().ok()?;
+    let mut frames = Vec::new();
+    let mut func: Option<String> = None;
+    for l in lines {
+        if l.is_empty() {
+            break;
+        }
+        if let Some(pos) = l.strip_prefix('\t') {
+            let Some(f) = func.take() else { continue };
+            let loc = pos.split_whitespace().next()?;
+            let (file, line) = loc.rsplit_once(':')?;
+            frames.push((f, file.to_string(), line.parse().ok()?));
+        } else if l.starts_with("created by ") {
+            func = None;
+        } else {
+            // `name(args)`: cut at the argument list's opening parenthesis.
+            let name = match l.rfind('(') {
+                Some(i) => &l[..i],
+                None => l,
+            };
+            func = Some(name.to_string());
+        }
+    }
+    Some((id, frames))
 }
