@@ -371,7 +371,9 @@ impl InfoReport {
                 .frames
                 .iter()
                 .find(|f| {
-                    !f.function.starts_with("runtime.") && !f.function.starts_with("syscall.")
+                    !["runtime.", "syscall.", "internal/"]
+                        .iter()
+                        .any(|p| f.function.starts_with(p))
                 })
                 .or(g.frames.first())
                 .map(|f| format!(" in {}", f.function))

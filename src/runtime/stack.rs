@@ -292,7 +292,8 @@ impl Runtime<'_> {
             strings: Vec::new(),
         };
         for i in 0..w.out.frames.len() {
-            let Some((fr, &(_, lookup))) = w.out.frames.get(i).zip(w.frame_meta.get(i)) else {
+            let Some((fr, &(_, lookup))) = w.out.frames.get(i).cloned().zip(w.frame_meta.get(i))
+            else {
                 break;
             };
             // After a fault the caller's pc is the faulting instruction itself, not a return
@@ -317,17 +318,52 @@ impl Runtime<'_> {
             }
             let func = fr.func.clone();
             for &(_, var) in wanted.iter().filter(|(f, _)| *f == func) {
-                let vars = w.frame_vars(i);
-                for (start, end, name, _) in vars {
-                    if name == var && end.saturating_sub(start) == 2 * PTR {
-                        if let Ok(v) = self.mem().go_string(Addr(start), 4096) {
-                            out.strings.push((func.clone(), name, v));
-                        }
-                    }
+                // A string lives whole in memory, or as two word pieces: pointer, length.
+                let pieces: Vec<(u64, u64)> = w
+                    .frame_vars(i)
+                    .into_iter()
+                    .filter(|v| v.2 == var)
+                    .map(|v| (v.0, v.1.saturating_sub(v.0)))
+                    .collect();
+                let value = match pieces.as_slice() {
+                    [(a, 16)] => self.mem().go_string(Addr(*a), 4096).ok(),
+                    [(p, 8), (n, 8)] => self.string_at(Addr(*p), Addr(*n)),
+                    _ => self.closure_string(&func, &fr),
+                };
+                if let Some(v) = value {
+                    out.strings.push((func.clone(), var.to_string(), v));
                 }
             }
         }
         Ok(out)
+    }
+
+    /// A string a function's first closure (`<function>.func1`, e.g. the one `runtime.throw`
+    /// hands to `systemstack`) captured as its only variable, when the closure was built in
+    /// the frame: its code pointer, then the string's pointer and length.
+    fn closure_string(&self, func: &str, fr: &StackFrame) -> Option<String> {
+        let entry = self
+            .p
+            .symbols
+            .address(&format!("{func}.func1"))?
+            .wrapping_add(self.p.bias);
+        let words = fr.fp.saturating_sub(fr.sp) / PTR;
+        (0..words.min(1024)).find_map(|i| {
+            let at = Addr(fr.sp + i * PTR);
+            if self.mem().u64(at).ok()? != entry {
+                return None;
+            }
+            self.string_at(at.offset(PTR), at.offset(2 * PTR))
+                .filter(|s| !s.is_empty())
+        })
+    }
+
+    /// The string whose data pointer is stored at `ptr` and length at `len`.
+    fn string_at(&self, ptr: Addr, len: Addr) -> Option<String> {
+        let p = self.mem().ptr(ptr).ok()?;
+        let n = self.mem().u64(len).ok()?.min(4096) as usize;
+        let b = self.mem().read(p, n).ok()?;
+        Some(String::from_utf8_lossy(&b).into_owned())
     }
 
     /// Registers of the threads running goroutines, by `g` address: the M list `runtime.allm`
