@@ -420,14 +420,14 @@ fn memory_classes_equal_read_mem_stats() {
                 .unwrap_or_else(|| panic!("{}: no {f}", s.name))
         };
         for (field, ours) in [
-            ("sys", c.sys),
-            ("heap_inuse", c.heap_inuse),
-            ("heap_released", c.heap_released),
-            ("stack_inuse", c.stack_inuse),
-            ("stack_sys", c.stack_sys),
-            ("mspan_inuse", c.mspan_inuse),
-            ("mcache_inuse", c.mcache_inuse),
-            ("other_sys", c.other_sys),
+            ("sys", c.sys_bytes),
+            ("heap_inuse", c.heap_inuse_bytes),
+            ("heap_released", c.heap_released_bytes),
+            ("stack_inuse", c.stack_inuse_bytes),
+            ("stack_sys", c.stack_sys_bytes),
+            ("mspan_inuse", c.mspan_inuse_bytes),
+            ("mcache_inuse", c.mcache_inuse_bytes),
+            ("other_sys", c.other_sys_bytes),
         ] {
             assert_eq!(ours, truth(field), "{}: MemStats {field}", s.name);
         }
@@ -436,34 +436,39 @@ fn memory_classes_equal_read_mem_stats() {
         // their bytes from GCSys to HeapIdle; the sum cannot change, and the heap goal
         // moves with HeapIdle by the memory limit's 97% (mgcpacer.go).
         const WORKBUF_SPAN: u64 = 32 << 10;
-        let freed = c.heap_idle.wrapping_sub(truth("heap_idle"));
+        let freed = c.heap_idle_bytes.wrapping_sub(truth("heap_idle"));
         assert_eq!(
             freed % WORKBUF_SPAN,
             0,
             "{}: HeapIdle {}",
             s.name,
-            c.heap_idle
+            c.heap_idle_bytes
         );
         assert!(
             freed <= 4 * WORKBUF_SPAN,
             "{}: HeapIdle {}",
             s.name,
-            c.heap_idle
+            c.heap_idle_bytes
         );
-        assert_eq!(c.gc_sys + freed, truth("gc_sys"), "{}: GCSys", s.name);
-        assert_eq!(c.heap_sys - freed, truth("heap_sys"), "{}: HeapSys", s.name);
+        assert_eq!(c.gc_sys_bytes + freed, truth("gc_sys"), "{}: GCSys", s.name);
+        assert_eq!(
+            c.heap_sys_bytes - freed,
+            truth("heap_sys"),
+            "{}: HeapSys",
+            s.name
+        );
         let goal = truth("next_gc");
         assert!(
-            c.next_gc >= goal && c.next_gc - goal <= freed,
+            c.next_gc_bytes >= goal && c.next_gc_bytes - goal <= freed,
             "{}: NextGC {} vs {goal}",
             s.name,
-            c.next_gc
+            c.next_gc_bytes
         );
         if freed == 0 {
-            assert_eq!(c.next_gc, goal, "{}: NextGC", s.name);
+            assert_eq!(c.next_gc_bytes, goal, "{}: NextGC", s.name);
         }
-        assert_eq!(m.account.sys_bytes, c.sys, "{}", s.name);
-        assert!(m.account.mapped_bytes >= c.sys, "{}", s.name);
+        assert_eq!(m.account.sys_bytes, c.sys_bytes, "{}", s.name);
+        assert!(m.account.mapped_bytes >= c.sys_bytes, "{}", s.name);
     }
 }
 
@@ -482,16 +487,44 @@ fn info_json_and_markdown_carry_the_crash() {
     assert_eq!(c["signal"], 6);
     assert_eq!(c["signal_name"], "SIGABRT");
     assert_eq!(c["origin_signal_name"], "SIGSEGV");
-    assert_eq!(c["fault_address"], 0);
+    assert_eq!(c["fault_address"], "0x0");
     let frames = c["goroutine"]["frames"].as_array().unwrap();
     assert!(frames.len() > 10, "JSON has every frame");
     assert!(frames
         .iter()
         .any(|f| f["function"] == "main.balanceOf" && f["file"] == "samples/panicky/main.go"));
-    assert!(v["memory_classes"]["sys"].as_u64().unwrap() > 0);
+    assert!(v["memory_classes"]["sys_bytes"].as_u64().unwrap() > 0);
     assert!(v["memory_classes"]["account"]["mapped_bytes"].is_u64());
     // Existing fields stay.
     assert!(v["memory"]["heap_inuse_bytes"].is_u64());
+    // Every field the schema requires is there.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema/info-v1.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let has_all = |v: &serde_json::Value, s: &serde_json::Value, what: &str| {
+        for k in s["required"].as_array().unwrap() {
+            let k = k.as_str().unwrap();
+            assert!(v.get(k).is_some(), "{what}: no {k}");
+        }
+    };
+    let props = &schema["properties"];
+    let crash = &props["crash"];
+    let g = &crash["properties"]["goroutine"];
+    let classes = &props["memory_classes"];
+    has_all(&v, &schema, "document");
+    has_all(c, crash, "crash");
+    has_all(&c["goroutine"], g, "crash.goroutine");
+    has_all(&frames[0], &g["properties"]["frames"]["items"], "frame");
+    has_all(&v["memory_classes"], classes, "memory_classes");
+    has_all(
+        &v["memory_classes"]["account"],
+        &classes["properties"]["account"],
+        "memory_classes.account",
+    );
 
     let md = common::coreheap_stdout([
         "info".as_ref(),

@@ -165,7 +165,11 @@ impl InfoReport {
                 memory_limit_bytes: u64::try_from(memory.memory_limit_bytes)
                     .ok()
                     .filter(|&l| l != i64::MAX as u64),
-                account: account(&p.core, classes.sys, rt.arena_index_bytes().unwrap_or(0)),
+                account: account(
+                    &p.core,
+                    classes.sys_bytes,
+                    rt.arena_index_bytes().unwrap_or(0),
+                ),
             }),
             Err(e) => {
                 warnings.push(format!("memory classes not read: {e}"));
@@ -275,7 +279,7 @@ impl InfoReport {
     /// memory classes.
     pub fn to_table(&self) -> String {
         let mut t = super::new_table(100);
-        for (k, v) in self.rows() {
+        for (k, v) in self.rows(true) {
             t.add_row(vec![k, v]);
         }
         let mut out = t.to_string();
@@ -306,7 +310,7 @@ impl InfoReport {
     pub fn to_markdown(&self) -> String {
         use super::md_cell;
         let mut s = String::from("## Core dump\n\n| | |\n|---|---|\n");
-        for (k, v) in self.rows() {
+        for (k, v) in self.rows(false) {
             s.push_str(&format!("| {} | {} |\n", md_cell(&k), md_cell(&v)));
         }
         s.push_str("\n### Crash\n\n");
@@ -434,21 +438,21 @@ impl InfoReport {
         let row = |name: &str, b: u64| (name.to_string(), human_bytes(b), pct(b));
         let plain = |name: &str, b: u64| (name.to_string(), human_bytes(b), "-".to_string());
         let mut rows = vec![
-            row("Sys (all the runtime obtained)", c.sys),
-            row("  HeapSys", c.heap_sys),
-            row("    HeapInuse", c.heap_inuse),
-            row("    HeapIdle", c.heap_idle),
-            row("      HeapReleased", c.heap_released),
-            row("  StackSys", c.stack_sys),
-            row("    StackInuse", c.stack_inuse),
-            row("  MSpanSys", c.mspan_sys),
-            row("    MSpanInuse", c.mspan_inuse),
-            row("  MCacheSys", c.mcache_sys),
-            row("    MCacheInuse", c.mcache_inuse),
-            row("  BuckHashSys", c.buck_hash_sys),
-            row("  GCSys", c.gc_sys),
-            row("  OtherSys", c.other_sys),
-            plain("NextGC (heap goal)", c.next_gc),
+            row("Sys (all the runtime obtained)", c.sys_bytes),
+            row("  HeapSys", c.heap_sys_bytes),
+            row("    HeapInuse", c.heap_inuse_bytes),
+            row("    HeapIdle", c.heap_idle_bytes),
+            row("      HeapReleased", c.heap_released_bytes),
+            row("  StackSys", c.stack_sys_bytes),
+            row("    StackInuse", c.stack_inuse_bytes),
+            row("  MSpanSys", c.mspan_sys_bytes),
+            row("    MSpanInuse", c.mspan_inuse_bytes),
+            row("  MCacheSys", c.mcache_sys_bytes),
+            row("    MCacheInuse", c.mcache_inuse_bytes),
+            row("  BuckHashSys", c.buck_hash_sys_bytes),
+            row("  GCSys", c.gc_sys_bytes),
+            row("  OtherSys", c.other_sys_bytes),
+            plain("NextGC (heap goal)", c.next_gc_bytes),
         ];
         if let Some(l) = m.memory_limit_bytes {
             let (name, b, _) = plain("GOMEMLIMIT", l);
@@ -457,7 +461,7 @@ impl InfoReport {
                 b,
                 format!(
                     "Sys is {:.0}% of it",
-                    c.sys as f64 * 100.0 / l.max(1) as f64
+                    c.sys_bytes as f64 * 100.0 / l.max(1) as f64
                 ),
             ));
         }
@@ -466,7 +470,7 @@ impl InfoReport {
         rows.push(row("  accessible", accessible));
         rows.push(row("    files (executable, libraries)", a.file_bytes));
         rows.push(row(
-            "    heap arena index (not in Sys)",
+            "    heap arena index (in no class)",
             a.arena_index_bytes,
         ));
         let rest = a.not_in_sys_bytes;
@@ -478,8 +482,8 @@ impl InfoReport {
         rows
     }
 
-    /// The summary rows.
-    fn rows(&self) -> Vec<(String, String)> {
+    /// The summary rows, with the crash's after the goroutines when asked.
+    fn rows(&self, with_crash: bool) -> Vec<(String, String)> {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let mut rows: Vec<(String, String)> = vec![
             ("core".into(), self.core.path.clone()),
@@ -531,7 +535,9 @@ impl InfoReport {
                 states.join(", ")
             ),
         ));
-        rows.extend(self.crash_rows());
+        if with_crash {
+            rows.extend(self.crash_rows());
+        }
         let m = &self.memory;
         rows.push(("heap in use".into(), human_bytes(m.heap_inuse_bytes)));
         rows.push((

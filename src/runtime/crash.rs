@@ -32,6 +32,7 @@ pub struct Signal {
     /// `SEGV_MAPERR`, `SI_TKILL`, …; null when not known.
     pub code_name: Option<&'static str>,
     /// The faulting address, for SIGSEGV, SIGBUS, SIGILL and SIGFPE.
+    #[serde(serialize_with = "super::hex::opt_addr")]
     pub fault_address: Option<u64>,
 }
 
@@ -182,6 +183,7 @@ pub struct Crash {
     pub origin_signal_code_name: Option<&'static str>,
     /// The faulting address of a SIGSEGV, SIGBUS, SIGILL or SIGFPE: the origin signal's
     /// (`g.sigcode1`), else the fatal signal's (`si_addr`).
+    #[serde(serialize_with = "super::hex::opt_addr")]
     pub fault_address: Option<u64>,
     /// The panic message as the program printed it after `panic: `.
     pub panic_message: Option<String>,

@@ -25,6 +25,24 @@ use crate::dwarf::{Dwarf, DwarfError};
 use crate::memory::{Addr, MemError, Memory};
 use crate::process::Process;
 
+/// Serialises addresses as `0x…` strings, as every JSON document writes them.
+pub(crate) mod hex {
+    use serde::Serializer;
+
+    /// An address.
+    pub fn addr<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:#x}"))
+    }
+
+    /// An address or null.
+    pub fn opt_addr<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => addr(v, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// Errors reading runtime state.
 #[derive(Debug, Error)]
 pub enum RuntimeError {

@@ -128,6 +128,7 @@ pub struct TracebackFrame {
     /// Line, 0 when unknown.
     pub line: u32,
     /// The physical frame's program counter.
+    #[serde(serialize_with = "super::hex::addr")]
     pub pc: u64,
     /// Whether the call was inlined into the frame's function.
     pub inlined: bool,

@@ -52,35 +52,35 @@ impl Runtime<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MemoryClasses {
     /// All memory the runtime obtained from the OS (MemStats.Sys).
-    pub sys: u64,
+    pub sys_bytes: u64,
     /// Heap memory mapped (HeapSys = HeapInuse + HeapIdle).
-    pub heap_sys: u64,
+    pub heap_sys_bytes: u64,
     /// Bytes in in-use heap spans (HeapInuse).
-    pub heap_inuse: u64,
+    pub heap_inuse_bytes: u64,
     /// Bytes in idle heap spans, released or not (HeapIdle).
-    pub heap_idle: u64,
+    pub heap_idle_bytes: u64,
     /// Idle heap bytes returned to the OS (HeapReleased).
-    pub heap_released: u64,
+    pub heap_released_bytes: u64,
     /// Bytes in stack spans (StackInuse).
-    pub stack_inuse: u64,
+    pub stack_inuse_bytes: u64,
     /// Stack memory: stack spans plus OS thread stacks (StackSys).
-    pub stack_sys: u64,
+    pub stack_sys_bytes: u64,
     /// Bytes of allocated `mspan` records (MSpanInuse).
-    pub mspan_inuse: u64,
+    pub mspan_inuse_bytes: u64,
     /// Memory obtained for `mspan` records (MSpanSys).
-    pub mspan_sys: u64,
+    pub mspan_sys_bytes: u64,
     /// Bytes of allocated `mcache` records (MCacheInuse).
-    pub mcache_inuse: u64,
+    pub mcache_inuse_bytes: u64,
     /// Memory obtained for `mcache` records (MCacheSys).
-    pub mcache_sys: u64,
+    pub mcache_sys_bytes: u64,
     /// Profiling bucket hash tables (BuckHashSys).
-    pub buck_hash_sys: u64,
+    pub buck_hash_sys_bytes: u64,
     /// Garbage collector metadata (GCSys).
-    pub gc_sys: u64,
+    pub gc_sys_bytes: u64,
     /// Other off-heap runtime allocations (OtherSys).
-    pub other_sys: u64,
+    pub other_sys_bytes: u64,
     /// The heap size the next GC aims for (NextGC).
-    pub next_gc: u64,
+    pub next_gc_bytes: u64,
 }
 
 /// `heapStatsDelta` fields readmemstats_m sums over the ring of `memstats.heapStats`.
@@ -124,21 +124,21 @@ impl Runtime<'_> {
             + cons.in_stacks
             + gc_work;
         Ok(MemoryClasses {
-            sys,
-            heap_sys: heap_inuse + heap_free + heap_released,
-            heap_inuse,
-            heap_idle: heap_free + heap_released,
-            heap_released,
-            stack_inuse: cons.in_stacks,
-            stack_sys: cons.in_stacks + stacks_sys,
-            mspan_inuse: self.field_uint(mheap, mh, "spanalloc.inuse")?,
-            mspan_sys,
-            mcache_inuse: self.field_uint(mheap, mh, "cachealloc.inuse")?,
-            mcache_sys,
-            buck_hash_sys,
-            gc_sys: gc_misc_sys + gc_work,
-            other_sys,
-            next_gc: self.heap_goal(gcc)?,
+            sys_bytes: sys,
+            heap_sys_bytes: heap_inuse + heap_free + heap_released,
+            heap_inuse_bytes: heap_inuse,
+            heap_idle_bytes: heap_free + heap_released,
+            heap_released_bytes: heap_released,
+            stack_inuse_bytes: cons.in_stacks,
+            stack_sys_bytes: cons.in_stacks + stacks_sys,
+            mspan_inuse_bytes: self.field_uint(mheap, mh, "spanalloc.inuse")?,
+            mspan_sys_bytes: mspan_sys,
+            mcache_inuse_bytes: self.field_uint(mheap, mh, "cachealloc.inuse")?,
+            mcache_sys_bytes: mcache_sys,
+            buck_hash_sys_bytes: buck_hash_sys,
+            gc_sys_bytes: gc_misc_sys + gc_work,
+            other_sys_bytes: other_sys,
+            next_gc_bytes: self.heap_goal(gcc)?,
         })
     }
 
