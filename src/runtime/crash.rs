@@ -339,15 +339,19 @@ impl Runtime<'_> {
             return None;
         }
         let reason = self.field_uint(g.g, "runtime.g", "waitreason").ok()?;
-        let table = self.dwarf().variable("runtime.waitReasonStrings")?;
-        let count = match self.dwarf().info(table.ty?).ok()?.kind {
-            TypeKind::Array { count, .. } => count,
+        let d = self.dwarf();
+        let table = d.variable("runtime.waitReasonStrings")?;
+        let (elem, count) = match d.info(table.ty?).ok()?.kind {
+            TypeKind::Array {
+                elem: Some(e),
+                count,
+            } => (e, count),
             _ => return None,
         };
         if reason >= count {
             return None;
         }
-        let at = Addr(table.addr.wrapping_add(self.p.bias)).offset(16 * reason);
+        let at = Addr(table.addr.wrapping_add(self.p.bias)).offset(d.byte_size(elem) * reason);
         let s = self.mem().go_string(at, 256).ok()?;
         (!s.is_empty()).then_some(s)
     }
@@ -359,17 +363,17 @@ impl Runtime<'_> {
             return Ok(None);
         }
         let d = self.dwarf();
-        let arg = d.offset("runtime._panic", "arg")?;
-        let data_off = d.offset("runtime.eface", "data").unwrap_or(8);
-        let type_off = d.offset("runtime.eface", "_type").unwrap_or(0);
+        // `arg` is an `any`: the runtime.eface words `_type` and `data`.
+        let type_off = d.offset("runtime._panic", "arg._type")?;
+        let data_off = d.offset("runtime._panic", "arg.data")?;
         let read = |a: Addr| {
             self.mem().ptr(a).map_err(|source| RuntimeError::Memory {
                 what: "runtime._panic.arg".into(),
                 source,
             })
         };
-        let typ = read(p.offset(arg + type_off))?;
-        let data = read(p.offset(arg + data_off))?;
+        let typ = read(p.offset(type_off))?;
+        let data = read(p.offset(data_off))?;
         if typ.0 == 0 {
             return Ok(Some(PanicValue {
                 type_name: "nil".into(),

@@ -68,3 +68,10 @@ pub fn arena_bitmap_field(dwarf: &Dwarf) -> Option<&'static str> {
         .into_iter()
         .find(|f| dwarf.has_field("runtime.heapArena", f))
 }
+
+/// The `heapStatsDelta` field counting the arenas' pointer/scalar bitmaps, which
+/// `ReadMemStats` adds to `Sys` and `GCSys`, when this runtime has one (Go 1.21–1.24; 1.25
+/// dropped it).
+pub fn heap_stats_ptr_scalar_field(dwarf: &Dwarf) -> Option<&'static str> {
+    Some("inPtrScalarBits").filter(|f| dwarf.has_field("runtime.heapStatsDelta", f))
+}

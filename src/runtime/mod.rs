@@ -12,7 +12,7 @@ mod stats;
 use thiserror::Error;
 
 pub use crash::{Crash, CrashGoroutine, FoundBy, Signal};
-pub use features::{arena_bitmap_field, Features};
+pub use features::{arena_bitmap_field, heap_stats_ptr_scalar_field, Features};
 pub use goroutines::{Goroutine, GoroutineStatus};
 pub use rtype::RuntimeTypes;
 pub use stack::{

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Runtime, RuntimeError};
+use super::{heap_stats_ptr_scalar_field, Runtime, RuntimeError};
 use crate::dwarf::TypeKind;
 
 /// Memory statistics as the runtime held them at the crash.
@@ -111,39 +111,42 @@ impl Runtime<'_> {
         let gc_misc_sys = self.field_uint(ms, mst, "gcMiscSys")?;
         let other_sys = self.field_uint(ms, mst, "other_sys")?;
         let cons = self.consistent_stats(ms)?;
-        let gc_work = cons.in_work_bufs + cons.in_ptr_scalar_bits;
-        let sys = heap_inuse
-            + heap_free
-            + heap_released
-            + stacks_sys
-            + mspan_sys
-            + mcache_sys
-            + buck_hash_sys
-            + gc_misc_sys
-            + other_sys
-            + cons.in_stacks
-            + gc_work;
+        // Sums wrap as the runtime's do; damaged values then give nonsense, not a crash.
+        let sum = |xs: &[u64]| xs.iter().fold(0u64, |a, &x| a.wrapping_add(x));
+        let gc_work = sum(&[cons.in_work_bufs, cons.in_ptr_scalar_bits]);
+        let heap_sys = sum(&[heap_inuse, heap_free, heap_released]);
+        let sys = sum(&[
+            heap_sys,
+            stacks_sys,
+            mspan_sys,
+            mcache_sys,
+            buck_hash_sys,
+            gc_misc_sys,
+            other_sys,
+            cons.in_stacks,
+            gc_work,
+        ]);
         Ok(MemoryClasses {
             sys_bytes: sys,
-            heap_sys_bytes: heap_inuse + heap_free + heap_released,
+            heap_sys_bytes: heap_sys,
             heap_inuse_bytes: heap_inuse,
-            heap_idle_bytes: heap_free + heap_released,
+            heap_idle_bytes: sum(&[heap_free, heap_released]),
             heap_released_bytes: heap_released,
             stack_inuse_bytes: cons.in_stacks,
-            stack_sys_bytes: cons.in_stacks + stacks_sys,
+            stack_sys_bytes: sum(&[cons.in_stacks, stacks_sys]),
             mspan_inuse_bytes: self.field_uint(mheap, mh, "spanalloc.inuse")?,
             mspan_sys_bytes: mspan_sys,
             mcache_inuse_bytes: self.field_uint(mheap, mh, "cachealloc.inuse")?,
             mcache_sys_bytes: mcache_sys,
             buck_hash_sys_bytes: buck_hash_sys,
-            gc_sys_bytes: gc_misc_sys + gc_work,
+            gc_sys_bytes: sum(&[gc_misc_sys, gc_work]),
             other_sys_bytes: other_sys,
             next_gc_bytes: self.heap_goal(gcc)?,
         })
     }
 
-    /// `memstats.heapStats.unsafeRead`: the sum of the ring's deltas. `inPtrScalarBits` (the
-    /// 1.21 arena bitmaps) is absent from 1.25 on: read as 0 where DWARF has no such field.
+    /// `memstats.heapStats.unsafeRead`: the sum of the ring's deltas (`inPtrScalarBits` only
+    /// where this runtime counts it, see `heap_stats_ptr_scalar_field`).
     fn consistent_stats(&self, ms: crate::memory::Addr) -> Result<ConsistentStats, RuntimeError> {
         let d = self.dwarf();
         let ring = d.offset("runtime.mstats", "heapStats.stats")?;
@@ -160,7 +163,7 @@ impl Runtime<'_> {
             in_work_bufs: 0,
             in_ptr_scalar_bits: 0,
         };
-        let has_ptr_scalar = d.has_field(delta, "inPtrScalarBits");
+        let ptr_scalar = heap_stats_ptr_scalar_field(d);
         for i in 0..n {
             let at = ms.offset(ring + i * size);
             out.in_stacks = out
@@ -169,12 +172,10 @@ impl Runtime<'_> {
             out.in_work_bufs =
                 out.in_work_bufs
                     .wrapping_add(self.field_uint(at, delta, "inWorkBufs")?);
-            if has_ptr_scalar {
-                out.in_ptr_scalar_bits = out.in_ptr_scalar_bits.wrapping_add(self.field_uint(
-                    at,
-                    delta,
-                    "inPtrScalarBits",
-                )?);
+            if let Some(f) = ptr_scalar {
+                out.in_ptr_scalar_bits = out
+                    .in_ptr_scalar_bits
+                    .wrapping_add(self.field_uint(at, delta, f)?);
             }
         }
         Ok(out)
