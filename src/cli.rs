@@ -607,7 +607,10 @@ fn with_view<T>(
 fn info(a: InfoArgs) -> anyhow::Result<()> {
     // Info reports totals, not types.
     let (p, analysis) = analyse(&a.core, &a.out, TypeScope::TowardMaps)?;
-    let report = InfoReport::gather(&p, Some(&analysis))?;
+    let mut report = InfoReport::gather(&p, Some(&analysis))?;
+    if let Some(r) = a.out.keys.redactor() {
+        report.redact(&r);
+    }
     if matches!(a.out.format, Format::Table) {
         for w in &report.warnings {
             eprintln!("coreheap: warning: {w}");
@@ -616,8 +619,8 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
     emit(
         &a.out,
         || report.to_json(),
-        |_| report.to_table(),
-        |_| report.to_markdown(),
+        |w| report.to_table(w),
+        |c| report.to_markdown(c),
     )
 }
 

@@ -144,6 +144,9 @@ pub struct InfoReport {
     pub dwarf_version: u16,
     /// Problems that did not stop the report.
     pub warnings: Vec<String>,
+    /// A panic message of the program's own was redacted.
+    #[serde(skip)]
+    pub redacted: bool,
 }
 
 impl InfoReport {
@@ -267,6 +270,7 @@ impl InfoReport {
             features: rt.features,
             dwarf_version: p.dwarf.version,
             warnings,
+            redacted: false,
         })
     }
 
@@ -277,15 +281,15 @@ impl InfoReport {
 
     /// A two-column table for people, then the crashing goroutine's top frames and the
     /// memory classes.
-    pub fn to_table(&self) -> String {
-        let mut t = super::new_table(100);
+    pub fn to_table(&self, width: u16) -> String {
+        let mut t = super::new_table(width);
         for (k, v) in self.rows(true) {
             t.add_row(vec![k, v]);
         }
         let mut out = t.to_string();
         let frames = self.frame_rows();
         if !frames.is_empty() {
-            let mut t = super::new_table(100);
+            let mut t = super::new_table(width);
             t.set_header(vec!["crashing goroutine's frames", "file:line"]);
             for (f, l) in frames {
                 t.add_row(vec![f, l]);
@@ -295,7 +299,7 @@ impl InfoReport {
         }
         let classes = self.class_rows();
         if !classes.is_empty() {
-            let mut t = super::new_table(100);
+            let mut t = super::new_table(width);
             t.set_header(vec!["memory class", "bytes", "of accessible"]);
             for (c, b, p) in classes {
                 t.add_row(vec![c, b, p]);
@@ -307,21 +311,21 @@ impl InfoReport {
     }
 
     /// Markdown for a ticket: the summary table, the crash, the memory classes.
-    pub fn to_markdown(&self) -> String {
-        use super::md_cell;
+    pub fn to_markdown(&self, command: &str) -> String {
+        use super::{md_code, md_text};
         let mut s = String::from("## Core dump\n\n| | |\n|---|---|\n");
         for (k, v) in self.rows(false) {
-            s.push_str(&format!("| {} | {} |\n", md_cell(&k), md_cell(&v)));
+            s.push_str(&format!("| {} | {} |\n", md_text(&k), md_text(&v)));
         }
         s.push_str("\n### Crash\n\n");
         for (k, v) in self.crash_rows() {
-            s.push_str(&format!("- **{}**: {}\n", md_cell(&k), md_cell(&v)));
+            s.push_str(&format!("- **{}**: {}\n", md_text(&k), md_text(&v)));
         }
         let frames = self.frame_rows();
         if !frames.is_empty() {
             s.push_str("\n| function | file:line |\n|---|---|\n");
             for (f, l) in frames {
-                s.push_str(&format!("| `{}` | {} |\n", md_cell(&f), md_cell(&l)));
+                s.push_str(&format!("| {} | {} |\n", md_code(&f), md_text(&l)));
             }
         }
         let classes = self.class_rows();
@@ -330,10 +334,28 @@ impl InfoReport {
                 "\n### Memory classes\n\n| class | bytes | of accessible |\n|---|---:|---:|\n",
             );
             for (c, b, p) in classes {
-                s.push_str(&format!("| {} | {} | {} |\n", md_cell(&c), b, p));
+                s.push_str(&format!("| {} | {} | {} |\n", md_text(&c), b, p));
             }
         }
+        s.push_str(&super::maps::markdown_notes(&[], &self.warnings));
+        s.push_str(&super::maps::markdown_footer(
+            command,
+            &self.go_version,
+            self.redacted,
+        ));
         s
+    }
+
+    /// Redacts what the program wrote itself and a key may be part of: a panic message that is
+    /// not one of the runtime's own (`runtime error: …`) has each of its fields replaced by
+    /// its class and hash.
+    pub fn redact(&mut self, r: &crate::maps::keys::Redactor) {
+        if let Some(m) = &mut self.crash.panic_message {
+            if !m.starts_with("runtime error: ") {
+                *m = r.text(m, crate::maps::keys::RENDER_PUNCTUATION);
+            }
+        }
+        self.redacted = true;
     }
 
     /// How the program ended, one row a fact.

@@ -93,15 +93,6 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.digits$} {}", UNITS[u])
 }
 
-/// Text made safe for a Markdown table cell: `|`, backticks and backslashes escaped, line
-/// breaks turned into spaces.
-pub fn md_cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('`', "\\`")
-        .replace(['\n', '\r'], " ")
-}
-
 /// A table in the project's style, at most `width` columns wide.
 pub fn new_table(width: u16) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
@@ -182,13 +173,6 @@ mod tests {
         assert_eq!(md_code("a`b"), "``a`b``");
         assert_eq!(md_code("`a"), "`` `a ``");
         assert_eq!(md_text("two\nlines"), "two lines");
-    }
-
-    #[test]
-    fn markdown_cells_escape_pipes_and_backticks() {
-        assert_eq!(md_cell("a|b"), "a\\|b");
-        assert_eq!(md_cell("`x`"), "\\`x\\`");
-        assert_eq!(md_cell("a\nb"), "a b");
     }
 
     #[test]
