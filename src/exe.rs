@@ -9,7 +9,7 @@ use object::{Endianness, Object, ObjectSection, ObjectSymbol};
 use thiserror::Error;
 
 use crate::core::{check_elf_magic, elf_type_name, Arch, CoreError};
-use crate::input::Mapped;
+use crate::input::{Head, InputError, Mapped};
 
 /// Errors about the executable.
 #[derive(Debug, Error)]
@@ -176,6 +176,46 @@ pub fn build_ids_in_notes(align: u64, data: &[u8], ids: &mut BuildIds) {
     }
 }
 
+/// One ELF64 program header, read by hand from little-endian bytes.
+#[derive(Debug, Clone, Copy)]
+struct Phdr {
+    p_type: u32,
+    flags: u32,
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
+    memsz: u64,
+    align: u64,
+}
+
+/// Little-endian integers at an offset of a byte slice; zero past its end.
+fn le(b: &[u8], off: usize, len: usize) -> u64 {
+    b.get(off..off + len).map_or(0, |s| {
+        s.iter()
+            .rev()
+            .fold(0u64, |acc, &byte| (acc << 8) | u64::from(byte))
+    })
+}
+
+/// The program headers in `bytes` (ELF64, little-endian, 56 bytes each).
+fn parse_phdrs(bytes: &[u8]) -> Vec<Phdr> {
+    bytes
+        .chunks_exact(56)
+        .map(|p| Phdr {
+            p_type: le(p, 0, 4) as u32,
+            flags: le(p, 4, 4) as u32,
+            offset: le(p, 8, 8),
+            vaddr: le(p, 16, 8),
+            filesz: le(p, 32, 8),
+            memsz: le(p, 40, 8),
+            align: le(p, 48, 8),
+        })
+        .collect()
+}
+
+/// Notes larger than this are not build id notes; they are not read.
+const MAX_NOTES: u64 = 1 << 16;
+
 /// Reads build ids from an ELF image laid out in memory (the first page of a mapped file),
 /// using `read` to fetch bytes at link-time-relative offsets from the image start.
 pub fn build_ids_in_image(read: &dyn Fn(u64, usize) -> Option<Vec<u8>>) -> BuildIds {
@@ -183,39 +223,128 @@ pub fn build_ids_in_image(read: &dyn Fn(u64, usize) -> Option<Vec<u8>>) -> Build
     let Some(hdr) = read(0, 64) else {
         return ids;
     };
-    if !hdr.starts_with(b"\x7fELF") || hdr[4] != elf::ELFCLASS64 {
+    if !hdr.starts_with(b"\x7fELF") || hdr.get(4) != Some(&elf::ELFCLASS64) {
         return ids;
     }
-    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-    let phoff = u64_at(&hdr, 32);
-    let phnum = u16::from_le_bytes([hdr[56], hdr[57]]) as u64;
+    let (phoff, phnum) = (le(&hdr, 32, 8), le(&hdr, 56, 2));
     let Some(ph) = read(phoff, (phnum * 56) as usize) else {
         return ids;
     };
-    // Find the first PT_LOAD to turn note vaddrs into image offsets.
-    let mut base = None;
-    let mut notes = Vec::new();
-    for p in ph.chunks_exact(56) {
-        let ty = u32::from_le_bytes(p[0..4].try_into().unwrap_or([0; 4]));
-        let (off, vaddr, filesz, align) =
-            (u64_at(p, 8), u64_at(p, 16), u64_at(p, 32), u64_at(p, 48));
-        if ty == elf::PT_LOAD && off == 0 && base.is_none() {
-            base = Some(vaddr);
-        }
-        if ty == elf::PT_NOTE {
-            notes.push((vaddr, filesz, align));
-        }
-    }
-    let Some(base) = base else { return ids };
-    for (vaddr, filesz, align) in notes {
-        if filesz > 1 << 16 {
-            continue;
-        }
-        if let Some(d) = read(vaddr.wrapping_sub(base), filesz as usize) {
-            build_ids_in_notes(align, &d, &mut ids);
+    let phdrs = parse_phdrs(&ph);
+    // The first PT_LOAD turns note vaddrs into image offsets.
+    let Some(base) = phdrs
+        .iter()
+        .find(|p| p.p_type == elf::PT_LOAD && p.offset == 0)
+        .map(|p| p.vaddr)
+    else {
+        return ids;
+    };
+    for p in phdrs.iter().filter(|p| p.p_type == elf::PT_NOTE) {
+        if p.filesz <= MAX_NOTES {
+            if let Some(d) = read(p.vaddr.wrapping_sub(base), p.filesz as usize) {
+                build_ids_in_notes(p.align, &d, &mut ids);
+            }
         }
     }
     ids
+}
+
+/// What an ELF file's headers and notes say, read from its first bytes only.
+#[derive(Debug, Clone)]
+pub struct ElfProbe {
+    /// ELF file type (`ET_EXEC`, `ET_DYN`, `ET_CORE`, …).
+    pub e_type: u16,
+    /// Its architecture, when coreheap reads it.
+    pub arch: Option<Arch>,
+    /// Link-time entry point.
+    pub entry: u64,
+    /// PT_LOAD segments.
+    pub segments: Vec<ExeSegment>,
+    /// Build ids from the notes (PT_NOTE segments and SHT_NOTE sections) that lie in the head.
+    pub build_ids: BuildIds,
+}
+
+impl ElfProbe {
+    /// Link-time address of the segment that holds the ELF header (file offset 0).
+    pub fn image_base(&self) -> Option<u64> {
+        image_base(&self.segments)
+    }
+}
+
+/// Why the first bytes of a file are not those of an executable coreheap can read.
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    /// The file could not be read or decompressed.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// It does not start with the ELF magic.
+    #[error("not an ELF file")]
+    NotElf,
+    /// 32-bit or big-endian.
+    #[error("not a 64-bit little-endian ELF file")]
+    Unsupported,
+    /// Its headers are cut short or lie beyond the head.
+    #[error("its ELF headers are damaged")]
+    Malformed,
+}
+
+/// Reads an ELF file's header, program headers and build id notes from the start of the file,
+/// decompressing no more of it than they need.
+pub fn elf_probe(head: &mut Head) -> Result<ElfProbe, ProbeError> {
+    let h = head.get(0, 64)?.ok_or(ProbeError::NotElf)?.to_vec();
+    if !h.starts_with(b"\x7fELF") {
+        return Err(ProbeError::NotElf);
+    }
+    if h.get(4) != Some(&elf::ELFCLASS64) || h.get(5) != Some(&elf::ELFDATA2LSB) {
+        return Err(ProbeError::Unsupported);
+    }
+    let (phoff, phnum) = (le(&h, 32, 8), le(&h, 56, 2) as usize);
+    let (shoff, shnum) = (le(&h, 40, 8), le(&h, 60, 2) as usize);
+    let phdrs = parse_phdrs(head.get(phoff, phnum * 56)?.ok_or(ProbeError::Malformed)?);
+    let mut notes: Vec<(u64, u64, u64)> = phdrs
+        .iter()
+        .filter(|p| p.p_type == elf::PT_NOTE)
+        .map(|p| (p.offset, p.filesz, p.align))
+        .collect();
+    // Go places .note.gnu.build-id in a section that no PT_NOTE covers; section headers
+    // beyond the head (at the end of an externally linked binary) are not read.
+    if let Some(sh) = head.get(shoff, shnum * 64)? {
+        notes.extend(
+            sh.chunks_exact(64)
+                .filter(|s| le(s, 4, 4) as u32 == elf::SHT_NOTE)
+                .map(|s| (le(s, 24, 8), le(s, 32, 8), le(s, 48, 8))),
+        );
+    }
+    let mut build_ids = BuildIds::default();
+    for (offset, size, align) in notes {
+        if size <= MAX_NOTES {
+            if let Some(d) = head.get(offset, size as usize)? {
+                build_ids_in_notes(align, d, &mut build_ids);
+            }
+        }
+    }
+    Ok(ElfProbe {
+        e_type: le(&h, 16, 2) as u16,
+        arch: Arch::from_machine(le(&h, 18, 2) as u16),
+        entry: le(&h, 24, 8),
+        segments: phdrs
+            .iter()
+            .filter(|p| p.p_type == elf::PT_LOAD)
+            .map(|p| ExeSegment {
+                vaddr: p.vaddr,
+                memsz: p.memsz,
+                offset: p.offset,
+                filesz: p.filesz,
+                flags: p.flags,
+            })
+            .collect(),
+        build_ids,
+    })
+}
+
+/// Link-time address of the segment that holds the ELF header (file offset 0).
+fn image_base(segments: &[ExeSegment]) -> Option<u64> {
+    segments.iter().find(|s| s.offset == 0).map(|s| s.vaddr)
 }
 
 impl ExeFile {
@@ -306,10 +435,7 @@ impl ExeFile {
 
     /// Link-time address of the segment that holds the ELF header (file offset 0).
     pub fn image_base(&self) -> Option<u64> {
-        self.segments
-            .iter()
-            .find(|s| s.offset == 0)
-            .map(|s| s.vaddr)
+        image_base(&self.segments)
     }
 
     /// Bytes of the file at a link-time address, if that range is file-backed.

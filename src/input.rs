@@ -160,15 +160,59 @@ pub fn read_head(path: &Path, n: usize) -> Result<Vec<u8>, InputError> {
     Ok(buf)
 }
 
+/// Told how far the decompression of an input has gone; the library itself draws nothing.
+pub trait ReadProgress {
+    /// Decompressing `path`, which holds `total` compressed bytes, starts.
+    fn start(&self, _path: &Path, _total: u64) {}
+    /// `done` compressed bytes have been read so far.
+    fn advance(&self, _done: u64) {}
+    /// Decompression ended, done or failed.
+    fn finish(&self) {}
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default)]
+pub struct NoReadProgress;
+
+impl ReadProgress for NoReadProgress {}
+
+/// A reader that tells a [`ReadProgress`] how many bytes went through it.
+struct Counted<'a, R> {
+    inner: R,
+    done: u64,
+    progress: &'a dyn ReadProgress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        self.progress.advance(self.done);
+        Ok(n)
+    }
+}
+
 /// Opens a file, decompressing it into an unnamed temporary file in `tmpdir` when its magic says so.
 pub fn open(path: &Path, tmpdir: &Path) -> Result<Mapped, InputError> {
+    open_with_progress(path, tmpdir, &NoReadProgress)
+}
+
+/// [`open`], telling `progress` how much of a compressed file has been read.
+pub fn open_with_progress(
+    path: &Path,
+    tmpdir: &Path,
+    progress: &dyn ReadProgress,
+) -> Result<Mapped, InputError> {
     let head = read_head(path, 512)?;
     let magic = sniff(&head);
     let file = File::open(path).map_err(io_err(path))?;
     match magic {
         Magic::Compressed(format) => {
-            let out = decompress_to_temp(file, format, path, tmpdir)?;
-            let map = map_file(&out, path)?;
+            let total = file.metadata().map_err(io_err(path))?.len();
+            progress.start(path, total);
+            let out = decompress_to_temp(file, format, path, tmpdir, progress);
+            progress.finish();
+            let map = map_file(&out?, path)?;
             let inner = sniff(map.as_deref().unwrap_or(&[]));
             Ok(Mapped {
                 path: path.to_path_buf(),
@@ -186,6 +230,95 @@ pub fn open(path: &Path, tmpdir: &Path) -> Result<Mapped, InputError> {
     }
 }
 
+/// The first bytes of a file, decompressed as far as asked and no further: enough to read an
+/// ELF file's headers and notes without decompressing the rest.
+pub struct Head {
+    path: PathBuf,
+    compression: Option<Compression>,
+    reader: Box<dyn Read>,
+    buf: Vec<u8>,
+    ended: bool,
+    limit: usize,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("path", &self.path)
+            .field("compression", &self.compression)
+            .field("read", &self.buf.len())
+            .finish()
+    }
+}
+
+impl Head {
+    /// Opens a file to read at most its first `limit` (decompressed) bytes, on demand.
+    pub fn open(path: &Path, limit: usize) -> Result<Head, InputError> {
+        let magic = sniff(&read_head(path, 512)?);
+        let file = File::open(path).map_err(io_err(path))?;
+        let (compression, reader): (_, Box<dyn Read>) = match magic {
+            Magic::Compressed(format) => (
+                Some(format),
+                decoder(io::BufReader::new(file), format, path)?,
+            ),
+            _ => (None, Box::new(file)),
+        };
+        Ok(Head {
+            path: path.to_path_buf(),
+            compression,
+            reader,
+            buf: Vec::new(),
+            ended: false,
+            limit,
+        })
+    }
+
+    /// The compression the file has, if any.
+    pub fn compression(&self) -> Option<Compression> {
+        self.compression
+    }
+
+    /// The (decompressed) bytes `[offset, offset + len)`, reading up to there; `None` when they
+    /// lie past the end of the file or past the limit.
+    pub fn get(&mut self, offset: u64, len: usize) -> Result<Option<&[u8]>, InputError> {
+        let Some(end) = usize::try_from(offset)
+            .ok()
+            .and_then(|o| o.checked_add(len))
+            .filter(|&e| e <= self.limit)
+        else {
+            return Ok(None);
+        };
+        while self.buf.len() < end && !self.ended {
+            let have = self.buf.len();
+            let want = end.max(have + (64 << 10)).min(self.limit);
+            self.buf.resize(want, 0);
+            let n =
+                read_full(&mut self.reader, &mut self.buf[have..]).map_err(|source| match self
+                    .compression
+                {
+                    Some(format) => InputError::Decompress {
+                        path: self.path.clone(),
+                        format: format.name(),
+                        source,
+                    },
+                    None => InputError::Io {
+                        path: self.path.clone(),
+                        source,
+                    },
+                })?;
+            self.buf.truncate(have + n);
+            self.ended = have + n < want;
+        }
+        let start = end - len;
+        Ok(self.buf.get(start..end))
+    }
+
+    /// How many (decompressed) bytes have been read so far.
+    pub fn bytes_read(&self) -> usize {
+        self.buf.len()
+    }
+}
+
 fn map_file(file: &File, path: &Path) -> Result<Option<Mmap>, InputError> {
     let len = file.metadata().map_err(io_err(path))?.len();
     if len == 0 {
@@ -197,36 +330,44 @@ fn map_file(file: &File, path: &Path) -> Result<Option<Mmap>, InputError> {
     Ok(Some(map))
 }
 
+/// A decoder for `format` reading compressed bytes from `src`.
+fn decoder<'a>(
+    src: impl io::BufRead + 'a,
+    format: Compression,
+    path: &Path,
+) -> Result<Box<dyn Read + 'a>, InputError> {
+    let failed = |source| InputError::Decompress {
+        path: path.to_path_buf(),
+        format: format.name(),
+        source,
+    };
+    Ok(match format {
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(src).map_err(failed)?;
+            // Cores are compressed with long windows (systemd uses --long); allow the maximum.
+            d.window_log_max(31).map_err(failed)?;
+            Box::new(d)
+        }
+        Compression::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(src)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(src)),
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(src)),
+    })
+}
+
 /// Decompresses into an unnamed temporary file, leaving zero blocks as holes.
 fn decompress_to_temp(
     file: File,
     format: Compression,
     path: &Path,
     tmpdir: &Path,
+    progress: &dyn ReadProgress,
 ) -> Result<File, InputError> {
-    let reader = io::BufReader::with_capacity(1 << 20, file);
-    let mut decoder: Box<dyn Read> = match format {
-        Compression::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(reader).map_err(|source| {
-                InputError::Decompress {
-                    path: path.to_path_buf(),
-                    format: format.name(),
-                    source,
-                }
-            })?;
-            // Cores are compressed with long windows (systemd uses --long); allow the maximum.
-            d.window_log_max(31)
-                .map_err(|source| InputError::Decompress {
-                    path: path.to_path_buf(),
-                    format: format.name(),
-                    source,
-                })?;
-            Box::new(d)
-        }
-        Compression::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(reader)),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(reader)),
+    let counted = Counted {
+        inner: file,
+        done: 0,
+        progress,
     };
+    let mut decoder = decoder(io::BufReader::with_capacity(1 << 20, counted), format, path)?;
     let temp_err = |source| InputError::TempFile {
         path: path.to_path_buf(),
         tmpdir: tmpdir.to_path_buf(),
@@ -316,5 +457,25 @@ mod tests {
         let m = open(&p, dir.path()).unwrap();
         assert_eq!(m.compression, Some(Compression::Zstd));
         assert_eq!(m.bytes(), &data[..]);
+    }
+
+    #[test]
+    fn head_decompresses_only_what_is_asked() {
+        let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+        let compressed = zstd::encode_all(&data[..], 3).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.zst");
+        std::fs::write(&p, compressed).unwrap();
+        let mut h = Head::open(&p, 8 << 20).unwrap();
+        assert_eq!(h.compression(), Some(Compression::Zstd));
+        assert_eq!(h.get(1000, 16).unwrap(), Some(&data[1000..1016]));
+        assert!(h.bytes_read() < 1 << 20, "read {}", h.bytes_read());
+        // Past the end of the data, and past the limit: nothing.
+        assert_eq!(h.get(data.len() as u64 - 8, 16).unwrap(), None);
+        assert_eq!(h.get(9 << 20, 16).unwrap(), None);
+        assert_eq!(
+            h.get(data.len() as u64 - 8, 8).unwrap(),
+            Some(&data[data.len() - 8..])
+        );
     }
 }

@@ -262,3 +262,100 @@ fn size_and_depth_flags_take_units_and_refuse_nonsense() {
         assert!(err.contains("give"), "{args:?}: {err}");
     }
 }
+
+/// `go tool buildid`'s id shortened as coreheap lists it: `746M…/VXmR…`.
+fn short_go_id(id: &str) -> String {
+    let parts: Vec<&str> = id.split('/').collect();
+    let head = |s: &str| s.chars().take(4).collect::<String>();
+    format!("{}…/{}…", head(parts[0]), head(parts[parts.len() - 1]))
+}
+
+/// A copy of a sample's core alone in a temporary directory.
+fn core_alone(s: &common::Sample) -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let core = d.path().join("core.zst");
+    std::fs::copy(&s.core, &core).unwrap();
+    (d, core)
+}
+
+/// Without --exe, files beside the core are compared by the start of their stream only: a
+/// compressed executable of another build whose stream is cut short (it could not be
+/// decompressed whole) is named with its build id, other cores are named as cores, a program
+/// with no Go build id is not taken on trust, and the error gives the fix first.
+#[test]
+fn executables_beside_the_core_are_compared_from_their_first_bytes() {
+    let s = sample("go1.26.6/tiny");
+    let (d, core) = core_alone(&s);
+    let other = sample("go1.25.5/tiny");
+    let other_exe = unzstd(&other.exe());
+    let stream = zstd::encode_all(&other_exe[..], 3).unwrap();
+    write(d.path(), "old-build.zst", &stream[..stream.len() * 2 / 3]);
+    std::fs::copy(
+        sample("go1.26.6/ledger").core,
+        d.path().join("ledger-core.zst"),
+    )
+    .unwrap();
+    let stranger = assert_cmd::cargo::cargo_bin("coreheap");
+    std::fs::copy(&stranger, d.path().join("stranger")).unwrap();
+    write(d.path(), "notes.txt", b"not a candidate");
+
+    let core_id = read_go_build_id(&unzstd(&s.exe()));
+    let (code, stderr) = info(&[core.as_os_str()]);
+    assert_eq!(code, 2, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("coreheap: error: no executable matches"),
+        "{stderr}"
+    );
+    assert!(
+        lines[0].contains(&core_id) && lines[0].contains("--exe PATH"),
+        "{stderr}"
+    );
+    let old_id = short_go_id(&read_go_build_id(&other_exe));
+    let expect = [
+        format!("old-build.zst: build id {old_id} differs"),
+        "ledger-core.zst: a core, not an executable".to_string(),
+        "stranger: it has no Go build id to compare with the core's".to_string(),
+    ];
+    for e in &expect {
+        assert!(lines.iter().any(|l| l.trim() == e), "{e:?} not in {stderr}");
+    }
+    // The recorded path (absent here), then the three candidates; notes.txt is no candidate.
+    assert_eq!(lines.len(), 1 + 1 + expect.len(), "{stderr}");
+
+    // With the right executable beside them, it is chosen, and info says how it was found.
+    std::fs::copy(s.exe(), d.path().join("tiny.zst")).unwrap();
+    let stdout = common::coreheap_stdout([
+        "info".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        core.as_os_str(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["exe"]["found_by"],
+        "file beside the core with the same build id"
+    );
+    assert!(v["exe"]["path"].as_str().unwrap().ends_with("tiny.zst"));
+}
+
+/// More than ten rejected candidates: ten lines, then how many more.
+#[test]
+fn rejected_candidates_are_capped() {
+    let s = sample("go1.26.6/tiny");
+    let (d, core) = core_alone(&s);
+    for i in 0..14 {
+        std::fs::copy(&s.core, d.path().join(format!("other-{i:02}.zst"))).unwrap();
+    }
+    let (code, stderr) = info(&[core.as_os_str()]);
+    assert_eq!(code, 2, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    // The error, ten candidates (the recorded path first), and the rest counted.
+    assert_eq!(lines.len(), 12, "{stderr}");
+    assert_eq!(lines[11].trim(), "and 5 more", "{stderr}");
+    assert_eq!(
+        stderr.matches("a core, not an executable").count(),
+        9,
+        "{stderr}"
+    );
+}
