@@ -522,6 +522,45 @@ impl Progress for Bars {
     }
 }
 
+/// Decompression shows a bar (share of the compressed file read, rate, time left) once it has
+/// taken a second, so that short ones stay silent.
+impl coreheap::input::ReadProgress for Bars {
+    fn start(&self, path: &std::path::Path, total: u64) {
+        if !self.enabled {
+            return;
+        }
+        let name = path
+            .file_name()
+            .unwrap_or(path.as_os_str())
+            .to_string_lossy();
+        let style = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {percent}% {binary_bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let b = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::hidden(),
+        )
+        .with_style(style)
+        .with_message(format!("decompressing {name}"));
+        *self.bar.borrow_mut() = Some(b);
+    }
+
+    fn advance(&self, done: u64) {
+        if let Some(b) = self.bar.borrow().as_ref() {
+            b.set_position(done);
+            if b.is_hidden() && b.elapsed() >= std::time::Duration::from_secs(1) {
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+        }
+    }
+
+    fn finish(&self) {
+        Progress::finish(self);
+    }
+}
+
 /// Opens the core and runs the heap analysis, printing timings when asked.
 fn analyse(
     core: &CoreArgs,
@@ -536,9 +575,10 @@ fn analyse(
         None => Some(core.tmpdir.clone().unwrap_or_else(std::env::temp_dir)),
     };
     let t = std::time::Instant::now();
-    let p = Process::open(&core.core, &core.options())?;
+    let bars = Bars::new(auto_scratch);
+    let p = Process::open_with_progress(&core.core, &core.options(), &bars)?;
     let open = t.elapsed();
-    let a = Analysis::run_scoped(&p, &Bars::new(auto_scratch), scope)?;
+    let a = Analysis::run_scoped(&p, &bars, scope)?;
     for w in &a.warnings {
         eprintln!("coreheap: warning: {w}");
     }
