@@ -21,6 +21,40 @@ pub trait Progress {
     fn tables_ahead(&self, _objects: u64) {}
 }
 
+/// What a truncated core leaves out of the heap, in one line; `None` for a whole core.
+fn truncation_warning(p: &Process, heap: &Heap) -> Option<String> {
+    let missing = p.core.truncated_bytes;
+    if missing == 0 {
+        return None;
+    }
+    let have = p.core.file.bytes().len() as u64;
+    let (mut span_bytes, mut cut_bytes, mut cut_spans) = (0u64, 0u64, 0u64);
+    for s in &heap.spans {
+        let (base, len) = s.extent();
+        let cut = p.mem.truncated_bytes_in(base, len);
+        span_bytes += len;
+        cut_bytes += cut;
+        cut_spans += u64::from(cut > 0);
+    }
+    let mut line = format!(
+        "the core is truncated: {missing} bytes are missing ({have} of {} present)",
+        have + missing
+    );
+    if cut_bytes > 0 {
+        line.push_str(&format!(
+            "; {cut_bytes} of the {span_bytes} bytes of the {} in-use spans read ({cut_spans} spans) lie in the missing part: their objects are counted, what they point to is not followed",
+            heap.spans.len()
+        ));
+    }
+    if heap.skipped_spans > 0 {
+        line.push_str(&format!(
+            "; {} spans whose records could not be read were left out, with their objects",
+            heap.skipped_spans
+        ));
+    }
+    Some(line)
+}
+
 /// Progress that goes nowhere.
 #[derive(Debug, Default)]
 pub struct NoProgress;
@@ -192,8 +226,10 @@ impl Analysis {
         let t = Instant::now();
         progress.start("finding roots", None);
         let bits = PointerBits::new(&rt, &heap)?;
-        let mut warnings = Vec::new();
-        let mut roots = rt.global_roots()?;
+        let (mut roots, mut warnings) = rt.global_roots()?;
+        if let Some(w) = truncation_warning(p, &heap) {
+            warnings.insert(0, w);
+        }
         let mut stack_vars = Vec::new();
         let mut stack_maps = crate::roots::StackMaps::default();
         match rt.frame_roots() {

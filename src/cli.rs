@@ -578,7 +578,7 @@ fn analyse(
     let bars = Bars::new(auto_scratch);
     let p = Process::open_with_progress(&core.core, &core.options(), &bars)?;
     let open = t.elapsed();
-    let a = Analysis::run_scoped(&p, &bars, scope)?;
+    let a = Analysis::run_scoped(&p, &bars, scope).map_err(|e| e.in_core(&p.core))?;
     for w in &a.warnings {
         eprintln!("coreheap: warning: {w}");
     }
@@ -647,7 +647,7 @@ fn with_view<T>(
 fn info(a: InfoArgs) -> anyhow::Result<()> {
     // Info reports totals, not types.
     let (p, analysis) = analyse(&a.core, &a.out, TypeScope::TowardMaps)?;
-    let mut report = InfoReport::gather(&p, Some(&analysis))?;
+    let mut report = InfoReport::gather(&p, Some(&analysis)).map_err(|e| e.in_core(&p.core))?;
     if let Some(r) = a.out.keys.redactor() {
         report.redact(&r);
     }

@@ -301,6 +301,18 @@ impl Memory {
         Ok(String::from_utf8_lossy(&b).into_owned())
     }
 
+    /// How many bytes of `[addr, addr + len)` lie in the missing end of a truncated core.
+    pub fn truncated_bytes_in(&self, addr: Addr, len: u64) -> u64 {
+        let end = addr.0.saturating_add(len);
+        let first = self.regions.partition_point(|r| r.end <= addr.0);
+        self.regions[first..]
+            .iter()
+            .take_while(|r| r.start < end)
+            .filter(|r| r.backing == Backing::Truncated)
+            .map(|r| r.end.min(end) - r.start.max(addr.0))
+            .sum()
+    }
+
     /// Whether the core (not the executable) holds the bytes at `addr`.
     pub fn in_core(&self, addr: Addr) -> bool {
         matches!(self.find(addr.0), Some(r) if matches!(r.backing, Backing::Core(_)))

@@ -128,7 +128,9 @@ impl Runtime<'_> {
     /// Pointer words of the data and bss sections, as the runtime's `gcdatamask`/`gcbssmask` mark
     /// them, grouped by the global variable (from DWARF) or, failing that, the symbol that holds
     /// them.
-    pub fn global_roots(&self) -> Result<Vec<Root>, RuntimeError> {
+    /// When a mask cannot be read (it lies in the missing end of a truncated core), every word
+    /// of its section is taken as a possible pointer, and a warning says so.
+    pub fn global_roots(&self) -> Result<(Vec<Root>, Vec<String>), RuntimeError> {
         let md = "runtime.moduledata";
         let mut vars: Vec<GlobalVar> = self
             .dwarf()
@@ -173,19 +175,18 @@ impl Runtime<'_> {
         vars.extend(statics);
         vars.sort_by_key(|v| v.start);
         let mut roots: Vec<Root> = Vec::new();
+        let mut unread: Vec<String> = Vec::new();
         let mut module = self.global("runtime.firstmoduledata")?;
         for _ in 0..64 {
             for (start, mask) in [("data", "gcdatamask"), ("bss", "gcbssmask")] {
                 let base = self.field_ptr(module, md, start)?;
                 let nbits = self.field_uint(module, md, &format!("{mask}.n"))?;
                 let bytes = self.field_ptr(module, md, &format!("{mask}.bytedata"))?;
-                let bits =
-                    self.mem()
-                        .read(bytes, nbits.div_ceil(8) as usize)
-                        .map_err(|source| RuntimeError::Memory {
-                            what: format!("moduledata.{mask}"),
-                            source,
-                        })?;
+                let len = nbits.div_ceil(8) as usize;
+                let bits = self.mem().read(bytes, len).unwrap_or_else(|source| {
+                    unread.push(format!("moduledata.{mask} ({source})"));
+                    std::borrow::Cow::Owned(vec![0xff; len])
+                });
                 for i in 0..nbits {
                     if bits[(i / 8) as usize] >> (i % 8) & 1 == 0 {
                         continue;
@@ -209,7 +210,13 @@ impl Runtime<'_> {
                 break;
             }
         }
-        Ok(roots)
+        let warnings = (!unread.is_empty()).then(|| {
+            format!(
+                "the pointer masks of the global variables cannot be read: {}; every word of data and bss that points into the heap counts as a root, so objects only a non-pointer word seems to point to show as reachable",
+                unread.join(", ")
+            )
+        });
+        Ok((roots, warnings.into_iter().collect()))
     }
 
     /// The variable (and byte offset inside it) that a data/bss word belongs to.

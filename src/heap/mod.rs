@@ -168,6 +168,20 @@ impl Heap {
             })
             .collect();
         let skipped = read.iter().map(|(_, n)| n).sum();
+        if skipped > 0 && read.iter().all(|(s, _)| s.is_empty()) {
+            // Not one span could be read (the records lie in the missing end of a truncated
+            // core): name the first that is missing rather than report an empty heap.
+            let first = (0..len)
+                .map(|i| mem.ptr(arr.offset(8 * i)))
+                .find(|sp| !matches!(sp, Ok(Addr(0))))
+                .unwrap_or(Ok(Addr(0)))
+                .map_err(mem_err("mheap_.allspans, the list of the heap's spans,"))?;
+            layout
+                .read(mem, first, sweepgen, gc_running)
+                .map_err(mem_err(
+                    "the record of the heap's first span (runtime.mspan)",
+                ))?;
+        }
         let mut spans = Vec::with_capacity(read.iter().map(|(s, _)| s.len()).sum());
         for (mut s, _) in read {
             spans.append(&mut s);

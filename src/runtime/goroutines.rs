@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Runtime, RuntimeError};
-use crate::memory::Addr;
+use crate::memory::{Addr, MemError};
 
 /// A goroutine's scheduling state (`g.atomicstatus` without the scan bit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -94,8 +94,15 @@ pub struct Goroutine {
 }
 
 impl Runtime<'_> {
-    /// Every goroutine in `runtime.allgs`, dead ones included.
+    /// Every goroutine in `runtime.allgs`, dead ones included, but those whose `runtime.g` lies
+    /// in the missing end of a truncated core.
     pub fn goroutines(&self) -> Result<Vec<Goroutine>, RuntimeError> {
+        Ok(self.goroutines_and_missing()?.0)
+    }
+
+    /// [`Runtime::goroutines`], and how many goroutines were left out because their
+    /// `runtime.g` lies in the missing end of a truncated core.
+    pub fn goroutines_and_missing(&self) -> Result<(Vec<Goroutine>, u64), RuntimeError> {
         let mem_err = |what: &str| {
             let what = what.to_string();
             move |source| RuntimeError::Memory { what, source }
@@ -115,6 +122,7 @@ impl Runtime<'_> {
             .is_some_and(|s| s & 2 != 0);
         let has_running_cleanups = self.dwarf().has_field("runtime.g", "runningCleanups");
         let mut out = Vec::with_capacity(len as usize);
+        let mut missing = 0;
         for i in 0..len {
             let g = self
                 .mem()
@@ -123,9 +131,24 @@ impl Runtime<'_> {
             if g.0 == 0 {
                 continue;
             }
-            let raw = self.field_uint(g, "runtime.g", "atomicstatus")? as u32;
-            let id = self.field_uint(g, "runtime.g", "goid")?;
-            let startpc = self.field_uint(g, "runtime.g", "startpc")?;
+            let fields = (|| {
+                Ok::<_, RuntimeError>((
+                    self.field_uint(g, "runtime.g", "atomicstatus")? as u32,
+                    self.field_uint(g, "runtime.g", "goid")?,
+                    self.field_uint(g, "runtime.g", "startpc")?,
+                ))
+            })();
+            let (raw, id, startpc) = match fields {
+                Ok(f) => f,
+                Err(RuntimeError::Memory {
+                    source: MemError::Truncated(_),
+                    ..
+                }) => {
+                    missing += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let start_func = self
                 .p
                 .symbols
@@ -145,7 +168,7 @@ impl Runtime<'_> {
                 system,
             });
         }
-        Ok(out)
+        Ok((out, missing))
     }
 }
 

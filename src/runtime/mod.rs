@@ -57,6 +57,39 @@ pub enum RuntimeError {
         /// The failed read.
         source: MemError,
     },
+    /// Memory the runtime model needs lies in the missing end of a truncated core.
+    #[error("{what} lies in the cut-off end of the core (address {addr}; the file holds {have} of the {want} bytes its headers call for), and nothing can be reported without it: take the core again without a size limit (ulimit -c, systemd's ProcessSizeMax and ExternalSizeMax)")]
+    Truncated {
+        /// What was being read.
+        what: String,
+        /// The address that is missing.
+        addr: Addr,
+        /// Bytes the core file holds.
+        have: u64,
+        /// Bytes its program headers call for.
+        want: u64,
+    },
+}
+
+impl RuntimeError {
+    /// The error, with what a truncated core lacks spelled out when that is its cause.
+    pub fn in_core(self, core: &crate::core::CoreFile) -> RuntimeError {
+        match self {
+            RuntimeError::Memory {
+                what,
+                source: MemError::Truncated(addr),
+            } => {
+                let have = core.file.bytes().len() as u64;
+                RuntimeError::Truncated {
+                    what,
+                    addr,
+                    have,
+                    want: have + core.truncated_bytes,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// A typed view of the runtime: layouts from DWARF, values from the core.

@@ -268,11 +268,14 @@ impl Runtime<'_> {
     pub fn stack_roots(&self) -> Result<StackRoots, RuntimeError> {
         let layout = Layout::new(self)?;
         let running = self.thread_registers();
-        let gs = self.goroutines()?;
+        let (gs, missing) = self.goroutines_and_missing()?;
         let mut w = Walker::new(self)?;
         for g in gs.iter().filter(|g| g.status.is_live()) {
             w.goroutine(g, &layout, running.get(&g.g.0).copied());
         }
+        // Goroutines whose record was cut off with the end of a truncated core: skipped.
+        w.out.skipped_goroutines += missing;
+        w.out.skipped_frames += missing;
         Ok(w.out)
     }
 
