@@ -25,11 +25,19 @@ pub enum ExeError {
         /// What it is.
         kind: &'static str,
     },
+    /// The file is empty.
+    #[error("{0} is empty: give the program that crashed with --exe")]
+    Empty(PathBuf),
+    /// The file is not ELF and not a known compression format.
+    #[error("{0} is not an ELF executable (nor a zstd, xz, gzip or lz4 compressed one): give the program that crashed with --exe")]
+    NotElf(PathBuf),
     /// It is not a Go program.
-    #[error("{0} is not a Go program (it has no .go.buildinfo section): coreheap reads cores of Go programs only")]
+    #[error("{0} is not a Go program (it has no .go.buildinfo section): coreheap reads cores of Go programs; give the Go program that crashed with --exe")]
     NotGo(PathBuf),
     /// Headers cannot be parsed.
-    #[error("{path} has a damaged ELF header: {what}")]
+    #[error(
+        "{path} has a damaged ELF header: {what}; give an intact copy of the program with --exe"
+    )]
     Malformed {
         /// The file.
         path: PathBuf,
@@ -351,7 +359,11 @@ impl ExeFile {
     /// Parses a mapped executable.
     pub fn parse(file: Mapped) -> Result<ExeFile, ExeError> {
         let file = std::sync::Arc::new(file);
-        check_elf_magic(&file)?;
+        match check_elf_magic(&file) {
+            Err(CoreError::Empty(path)) => return Err(ExeError::Empty(path)),
+            Err(CoreError::NotElf(path)) => return Err(ExeError::NotElf(path)),
+            other => other?,
+        }
         let path = file.path.clone();
         let data = file.bytes();
         let malformed = |what: String| ExeError::Malformed {

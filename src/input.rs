@@ -92,7 +92,7 @@ pub enum InputError {
         source: io::Error,
     },
     /// Decompression failed part way.
-    #[error("{path} looks {format}-compressed but does not decompress: {source}; the file may be cut short or damaged")]
+    #[error("{path} looks {format}-compressed but does not decompress: {source}; the file is cut short or damaged. If it is a core, `{format} -dc {path} > core` keeps what decompresses, which --allow-truncated reads")]
     Decompress {
         /// The file.
         path: PathBuf,

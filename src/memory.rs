@@ -34,7 +34,7 @@ pub enum MemError {
     #[error("address {0} is not mapped in the core")]
     Unmapped(Addr),
     /// Mapped, but the kernel did not write those bytes into the core.
-    #[error("address {0} was mapped but not dumped into the core (see coredump_filter)")]
+    #[error("address {0} was mapped but not dumped into the core: take the core with coredump_filter 0x33 (docs/taking-cores.md)")]
     NotDumped(Addr),
     /// The core was cut short before those bytes.
     #[error("address {0} lies in the missing end of a truncated core")]

@@ -260,7 +260,13 @@ fn binary_without_dwarf_says_how_to_build_with_it() {
 fn unknown_compression_is_named() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "core.bz2", b"BZh91AY&SY\x00\x01\x02\x03\x04");
-    assert_input_error(&[p.as_os_str()], &["bzip2", "decompress it first"]);
+    assert_input_error(
+        &[p.as_os_str()],
+        &[
+            "bzip2",
+            &format!("decompress it first (`bunzip2 -k {}`)", p.display()),
+        ],
+    );
 }
 
 #[test]
@@ -271,8 +277,37 @@ fn damaged_zstd_stream_is_named() {
     let p = write(d.path(), "core.zst", &data[..data.len() / 3]);
     assert_input_error(
         &[p.as_os_str()],
-        &["zstd-compressed but does not decompress"],
+        &[
+            "zstd-compressed but does not decompress",
+            &format!("zstd -dc {} > core", p.display()),
+            "--allow-truncated",
+        ],
     );
+}
+
+/// A file given with --exe that is empty or not ELF is named as the executable, with --exe as
+/// the fix (not as a core dump).
+#[test]
+fn unusable_exe_is_named_as_the_executable() {
+    let s = sample("go1.26.6/tiny");
+    let d = tempfile::tempdir().unwrap();
+    for (name, bytes, what) in [
+        ("empty", &b""[..], "is empty"),
+        (
+            "text",
+            &b"#!/bin/sh\necho hi\n"[..],
+            "is not an ELF executable",
+        ),
+    ] {
+        let p = write(d.path(), name, bytes);
+        assert_input_error(
+            &[s.core.as_os_str(), "--exe".as_ref(), p.as_os_str()],
+            &[what, "give the program that crashed with --exe"],
+        );
+        let (_, stderr) = info(&[s.core.as_os_str(), "--exe".as_ref(), p.as_os_str()]);
+        assert!(!stderr.contains("core dump"), "{stderr}");
+        assert!(!stderr.contains("core was not written"), "{stderr}");
+    }
 }
 
 #[test]

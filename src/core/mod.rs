@@ -50,7 +50,7 @@ pub enum CoreError {
     #[error("{0} is not an ELF core dump (nor zstd, xz, gzip or lz4 compressed): give the core file that the kernel, gcore or systemd-coredump wrote")]
     NotElf(PathBuf),
     /// The file is compressed in a format coreheap does not read.
-    #[error("{path} is compressed with {format}, which coreheap does not read: decompress it first, or recompress with zstd, xz, gzip or lz4")]
+    #[error("{path} is compressed with {format}, which coreheap does not read: decompress it first (`{}`) and give the result, or recompress it with zstd, xz, gzip or lz4", unpack_command(format, path))]
     UnsupportedCompression {
         /// The file.
         path: PathBuf,
@@ -74,7 +74,7 @@ pub enum CoreError {
         what: String,
     },
     /// Headers that cannot be parsed.
-    #[error("{path} has a damaged ELF header: {what}")]
+    #[error("{path} has a damaged ELF header: {what}; the core is unreadable, take it again")]
     Malformed {
         /// The file.
         path: PathBuf,
@@ -93,6 +93,20 @@ pub enum CoreError {
         /// File size the headers call for.
         want: u64,
     },
+}
+
+/// The command that unpacks a file in a format coreheap does not read.
+fn unpack_command(format: &str, path: &Path) -> String {
+    let tool = match format {
+        "bzip2" => "bunzip2 -k",
+        "zip" => "unzip",
+        "7-zip" => "7z x",
+        "lzop" => "lzop -d",
+        "tar" => "tar -xf",
+        f if f.starts_with("lzma") => "unlzma -k",
+        _ => "unpack",
+    };
+    format!("{tool} {}", path.display())
 }
 
 /// One PT_LOAD segment of the core.

@@ -26,7 +26,7 @@ pub enum DwarfError {
     #[error("{0} has no DWARF debug information: coreheap reads type layouts from it. Rebuild without `-ldflags=-w` or `-s` (and without `strip`), or give the separate debug file with --debug-file")]
     Missing(PathBuf),
     /// DWARF is present but cannot be parsed.
-    #[error("{path}: damaged DWARF: {what}")]
+    #[error("{path}: damaged DWARF: {what}; give an intact copy of the program with --exe, or its debug file with --debug-file")]
     Malformed {
         /// The file.
         path: PathBuf,
@@ -39,7 +39,7 @@ pub enum DwarfError {
     )]
     NoType(String),
     /// A field the runtime model needs is absent.
-    #[error("the executable's DWARF type {ty} has no field {field}: this Go release lays out its runtime differently from what coreheap knows")]
+    #[error("the executable's DWARF type {ty} has no field {field}: this Go release lays out its runtime differently from the releases coreheap knows (Go 1.21 to 1.27)")]
     NoField {
         /// The struct.
         ty: String,
@@ -47,7 +47,7 @@ pub enum DwarfError {
         field: String,
     },
     /// A global variable the runtime model needs is absent.
-    #[error("the executable's DWARF has no global variable {0}")]
+    #[error("the executable's DWARF has no global variable {0}: coreheap reads Go 1.21 to 1.27 programs built with their DWARF")]
     NoVariable(String),
 }
 
