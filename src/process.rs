@@ -45,7 +45,7 @@ pub enum OpenError {
     #[error(transparent)]
     Dwarf(#[from] DwarfError),
     /// No executable could be found.
-    #[error("{}", not_found_message(.core, .core_id.as_deref(), *.recorded_missing, .rejected))]
+    #[error("{}", not_found_message(.core, .core_id.as_deref(), *.recorded_missing, *.force_unused, .rejected))]
     ExeNotFound {
         /// The core.
         core: PathBuf,
@@ -53,6 +53,9 @@ pub enum OpenError {
         core_id: Option<String>,
         /// Whether the path the core records for its program does not exist here.
         recorded_missing: bool,
+        /// Whether --force was given but found only other builds beside the core, which it
+        /// does not take.
+        force_unused: bool,
         /// Each candidate tried, with why it was not taken (`name: reason`).
         rejected: Vec<String>,
     },
@@ -89,6 +92,7 @@ fn not_found_message(
     core: &Path,
     core_id: Option<&str>,
     recorded_missing: bool,
+    force_unused: bool,
     rejected: &[String],
 ) -> String {
     let id = match core_id {
@@ -104,6 +108,9 @@ fn not_found_message(
         "no executable matches {}{id}: give the program that crashed with --exe PATH{sysroot}",
         core.display()
     );
+    if force_unused {
+        msg.push_str(" (--force takes another build only when given with --exe)");
+    }
     if rejected.is_empty() {
         msg.push_str(" (the core names no program and no ELF or compressed file lies beside it)");
     }
@@ -451,6 +458,7 @@ fn discover(
     let mut rejected = Vec::new();
     let mut recorded_missing = false;
     let mut forced: Option<(PathBuf, FoundBy)> = None;
+    let mut force_unused = false;
     for (path, how) in candidates {
         let label = match how {
             FoundBy::BesideCore => path.file_name().map_or_else(
@@ -477,8 +485,12 @@ fn discover(
             Err((why, another_build)) => {
                 // --force takes another build only from the path the core records, never a
                 // stranger that happens to lie beside the core.
-                if another_build && opts.force && how != FoundBy::BesideCore && forced.is_none() {
-                    forced = Some((path.clone(), how));
+                if another_build && opts.force {
+                    if how == FoundBy::BesideCore {
+                        force_unused = true;
+                    } else if forced.is_none() {
+                        forced = Some((path.clone(), how));
+                    }
                 }
                 // Other builds of a program come first: the likeliest near misses.
                 let rank = if how != FoundBy::BesideCore {
@@ -500,6 +512,7 @@ fn discover(
         core: core_path.to_path_buf(),
         core_id: core_ids.primary().map(str::to_string),
         recorded_missing,
+        force_unused,
         rejected: rejected.into_iter().map(|(_, line)| line).collect(),
     })
 }

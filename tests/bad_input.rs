@@ -478,6 +478,17 @@ fn executables_beside_the_core_are_compared_from_their_first_bytes() {
     }
     // The recorded path (absent here), then the three candidates; notes.txt is no candidate.
     assert_eq!(lines.len(), 1 + 1 + expect.len(), "{stderr}");
+    // --force does not take another build found beside the core, and says so.
+    let (code, forced) = info(&[core.as_os_str(), "--force".as_ref()]);
+    assert_eq!(code, 2, "{forced}");
+    assert!(
+        forced
+            .lines()
+            .next()
+            .unwrap()
+            .contains("--force takes another build only when given with --exe"),
+        "{forced}"
+    );
 
     // With the right executable beside them, it is chosen, and info says how it was found.
     std::fs::copy(s.exe(), d.path().join("tiny.zst")).unwrap();
