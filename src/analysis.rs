@@ -12,9 +12,11 @@ use crate::runtime::{Runtime, RuntimeError};
 use crate::types::{HeapParts, ObjectTypes, TypeScope};
 
 /// Receives progress of long phases; the command line draws it, tests ignore it.
-pub trait Progress {
+pub trait Progress: Sync {
     /// A phase starts; `total` is its unit count when known.
     fn start(&self, _phase: &'static str, _total: Option<u64>) {}
+    /// `n` more units of the phase are done (called from any thread).
+    fn advance(&self, _n: u64) {}
     /// The phase finished.
     fn finish(&self) {}
     /// The heap holds `objects` live objects; the per-object tables are built next.
@@ -251,7 +253,9 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("reading pointers", Some(objects.len() as u64));
-        let raw = RawEdges::build(&p.mem, &heap, &index, &objects, &bits);
+        let raw = RawEdges::build(&p.mem, &heap, &index, &objects, &bits, &|n| {
+            progress.advance(n)
+        });
         // Reading pointers on every core grew and freed lists (a run holding a large map's
         // bucket array makes long ones): give back what the system allocator's per-thread
         // arenas hold, before the graph's peak.
@@ -310,7 +314,7 @@ impl Analysis {
         phase("maps", t);
 
         let t = Instant::now();
-        progress.start("building the object graph", Some(objects.len() as u64));
+        progress.start("building the object graph", None);
         let graph = HeapGraph::build(&p.mem, &index, &objects, raw, &maps, &roots);
         // Building the graph allocated and freed many small blocks on every core.
         crate::alloc::trim_system_heap();

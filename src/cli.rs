@@ -432,7 +432,7 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
             code: Some((&p.symbols, p.bias, p.exe.file.bytes())),
         };
         let report = MapsReport::gather(&input, &opts);
-        emit(
+        render(
             &a.out,
             || report.to_json(),
             |w| report.to_table(w),
@@ -463,10 +463,11 @@ fn table_width(asked: Option<u16>) -> u16 {
         .max(40)
 }
 
-/// Progress spinners on stderr, drawn only when stderr is a terminal; and the switch to
-/// scratch files when the tables ahead would not fit in memory.
+/// Progress on stderr, drawn only when stderr is a terminal: a bar with percentage, rate and
+/// time left for phases that know their size, else a spinner with the time spent; and the
+/// switch to scratch files when the tables ahead would not fit in memory.
 struct Bars {
-    bar: std::cell::RefCell<Option<indicatif::ProgressBar>>,
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
     enabled: bool,
     /// Where scratch files go if memory is short (None: they are already in use).
     scratch: Option<PathBuf>,
@@ -475,25 +476,53 @@ struct Bars {
 impl Bars {
     fn new(scratch: Option<PathBuf>) -> Bars {
         Bars {
-            bar: std::cell::RefCell::new(None),
+            bar: std::sync::Mutex::new(None),
             enabled: std::io::stderr().is_terminal(),
             scratch,
         }
     }
+
+    /// The bar being drawn, if any.
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<indicatif::ProgressBar>> {
+        self.bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Progress for Bars {
-    fn start(&self, phase: &'static str, _total: Option<u64>) {
+    fn start(&self, phase: &'static str, total: Option<u64>) {
         if !self.enabled {
             return;
         }
-        let b = indicatif::ProgressBar::new_spinner().with_message(phase);
+        let (template, b) = match total {
+            Some(n) => (
+                "{msg} [{bar:30}] {percent}% {human_pos}/{human_len} {per_sec} ETA {eta}",
+                indicatif::ProgressBar::new(n),
+            ),
+            None => (
+                "{spinner} {msg} {elapsed}",
+                indicatif::ProgressBar::new_spinner(),
+            ),
+        };
+        let style = indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+            .progress_chars("=> ");
+        let b = b.with_style(style).with_message(phase);
         b.enable_steady_tick(std::time::Duration::from_millis(120));
-        *self.bar.borrow_mut() = Some(b);
+        if let Some(old) = self.current().replace(b) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn advance(&self, n: u64) {
+        if let Some(b) = self.current().as_ref() {
+            b.inc(n);
+        }
     }
 
     fn finish(&self) {
-        if let Some(b) = self.bar.borrow_mut().take() {
+        if let Some(b) = self.current().take() {
             b.finish_and_clear();
         }
     }
@@ -544,11 +573,11 @@ impl coreheap::input::ReadProgress for Bars {
         )
         .with_style(style)
         .with_message(format!("decompressing {name}"));
-        *self.bar.borrow_mut() = Some(b);
+        *self.current() = Some(b);
     }
 
     fn advance(&self, done: u64) {
-        if let Some(b) = self.bar.borrow().as_ref() {
+        if let Some(b) = self.current().as_ref() {
             b.set_position(done);
             if b.is_hidden() && b.elapsed() >= std::time::Duration::from_secs(1) {
                 b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -579,8 +608,12 @@ fn analyse(
     let p = Process::open_with_progress(&core.core, &core.options(), &bars)?;
     let open = t.elapsed();
     let a = Analysis::run_scoped(&p, &bars, scope).map_err(|e| e.in_core(&p.core))?;
-    for w in &a.warnings {
-        eprintln!("coreheap: warning: {w}");
+    // Every report repeats the warnings; on a terminal, once is enough.
+    let shown = std::io::stdout().is_terminal() && !matches!(out.format, Format::Json);
+    if !shown {
+        for w in &a.warnings {
+            eprintln!("coreheap: warning: {w}");
+        }
     }
     if out.timings {
         eprintln!("{:<12} {:>10.3} s", "open", open.as_secs_f64());
@@ -617,31 +650,41 @@ fn analyse(
     Ok((p, a))
 }
 
-/// Writes a report in the format asked for.
-fn emit(
+/// A report in the format asked for.
+fn render(
     out: &OutArgs,
     json: impl FnOnce() -> serde_json::Result<String>,
     table: impl FnOnce(u16) -> String,
     markdown: impl FnOnce(&str) -> String,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
+    Ok(match out.format {
+        Format::Json => format!("{}\n", json()?),
+        Format::Table => format!("{}\n", table(table_width(out.width))),
+        Format::Markdown => markdown(&command_line()),
+    })
+}
+
+/// Writes a rendered report to stdout.
+fn print_out(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match out.format {
-        Format::Json => writeln!(stdout, "{}", json()?)?,
-        Format::Table => writeln!(stdout, "{}", table(table_width(out.width)))?,
-        Format::Markdown => write!(stdout, "{}", markdown(&command_line()))?,
-    }
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
     Ok(())
 }
 
 /// Opens, analyses and types the heap, then hands a view of it to `f`.
-fn with_view<T>(
+fn with_view(
     core: &CoreArgs,
     out: &OutArgs,
     scope: TypeScope,
-    f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
+    f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
     let (p, analysis) = analyse(core, out, scope)?;
-    f(&p, &HeapView::new(&analysis))
+    let bars = Bars::new(None);
+    bars.start("building the report", None);
+    let text = f(&p, &HeapView::new(&analysis));
+    bars.finish();
+    print_out(&text?)
 }
 
 fn info(a: InfoArgs) -> anyhow::Result<()> {
@@ -651,17 +694,18 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
     if let Some(r) = a.out.keys.redactor() {
         report.redact(&r);
     }
-    if matches!(a.out.format, Format::Table) {
-        for w in &report.warnings {
+    // The analysis' own warnings are on stderr already (or under the table, on a terminal).
+    if matches!(a.out.format, Format::Table) && !std::io::stdout().is_terminal() {
+        for w in (report.warnings.iter()).filter(|w| !analysis.warnings.contains(w)) {
             eprintln!("coreheap: warning: {w}");
         }
     }
-    emit(
+    print_out(&render(
         &a.out,
         || report.to_json(),
         |w| report.to_table(w),
         |c| report.to_markdown(c),
-    )
+    )?)
 }
 
 fn top(a: TopArgs) -> anyhow::Result<()> {
@@ -669,7 +713,7 @@ fn top(a: TopArgs) -> anyhow::Result<()> {
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let namer = namer(p, view, redactor.as_ref());
         let report = TopReport::gather(&namer, p.exe.buildinfo.release(), a.threshold);
-        emit(
+        render(
             &a.out,
             || report.to_json(),
             |w| report.to_table(w),
@@ -697,7 +741,7 @@ fn histogram(a: HistogramArgs) -> anyhow::Result<()> {
     };
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let report = HistogramReport::gather(view, p.exe.buildinfo.release(), sort);
-        emit(
+        render(
             &a.out,
             || report.to_json(),
             |w| report.to_table(a.top, w),
@@ -718,7 +762,7 @@ fn path(a: PathArgs) -> anyhow::Result<()> {
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let namer = namer(p, view, redactor.as_ref());
         let report = PathReport::gather(&namer, Addr(addr))?;
-        emit(
+        render(
             &a.out,
             || report.to_json(),
             |_| report.to_table(),

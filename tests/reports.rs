@@ -322,6 +322,7 @@ fn every_command_writes_markdown() {
         ("maps", "## What holds the memory"),
         ("top", "## Largest retainers"),
         ("histogram", "## Heap by type"),
+        ("info", "## Core dump"),
     ] {
         let (out, _) = on(&s, cmd, &["--format", "markdown"]);
         assert!(out.starts_with(heading), "{cmd}: {out}");

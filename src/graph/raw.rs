@@ -163,13 +163,14 @@ pub struct RawEdges {
 
 impl RawEdges {
     /// Reads every live object's pointer words and resolves them to live objects, on every core:
-    /// runs of spans are resolved in parallel.
+    /// runs of spans are resolved in parallel; `done` hears how many objects each run held.
     pub fn build(
         mem: &Memory,
         heap: &Heap,
         index: &HeapIndex,
         objects: &Objects,
         bits: &PointerBits,
+        done: &(dyn Fn(u64) + Sync),
     ) -> RawEdges {
         use rayon::prelude::*;
         // Runs of spans holding about the same number of objects, several per thread.
@@ -194,7 +195,10 @@ impl RawEdges {
                     objects,
                     bits,
                 };
-                RawEdges::build_spans(scan, r)
+                let objects_in_run: usize = r.clone().map(|si| objects.span_ids(si).len()).sum();
+                let part = RawEdges::build_spans(scan, r);
+                done(objects_in_run as u64);
+                part
             })
             .collect();
         let mut e = RawEdges {

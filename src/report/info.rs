@@ -182,7 +182,11 @@ impl InfoReport {
         let crash = rt.crash(&gs);
         warnings.extend(crash.warnings.iter().map(|w| format!("crash: {w}")));
         let heap = Heap::read(&rt)?.totals();
-        if heap.skipped_spans > 0 {
+        // The analysis says the same of spans and truncation, in its own words.
+        if let Some(a) = analysis {
+            warnings.extend(a.warnings.iter().cloned());
+        }
+        if heap.skipped_spans > 0 && analysis.is_none() {
             warnings.push(format!(
                 "{} heap spans could not be read and were skipped",
                 heap.skipped_spans
@@ -209,7 +213,7 @@ impl InfoReport {
                 "unverified"
             }
         };
-        if p.core.truncated_bytes > 0 {
+        if p.core.truncated_bytes > 0 && analysis.is_none() {
             warnings.push(format!(
                 "the core is truncated: {} bytes missing; {} reads fell into the missing part",
                 p.core.truncated_bytes,
@@ -307,6 +311,8 @@ impl InfoReport {
             out.push('\n');
             out.push_str(&t.to_string());
         }
+        out.push('\n');
+        out.push_str(super::warning_lines(&self.warnings).trim_end());
         out
     }
 

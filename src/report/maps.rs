@@ -445,13 +445,18 @@ impl MapsReport {
                 human_bytes(m.table_bytes),
                 format!("{:.0}%", m.load * 100.0),
                 m.tombstones.to_string(),
-                format!(
-                    "{}{}  map[{}]{}",
-                    m.owner,
-                    shared_note(m),
-                    m.key_type,
-                    m.value_type
-                ),
+                {
+                    // A map in a frame with no variable is named by its type already.
+                    let ty = format!("map[{}]{}", m.key_type, m.value_type);
+                    let ty = if m.owner.ends_with(&ty) {
+                        String::new()
+                    } else {
+                        ty
+                    };
+                    format!("{}{}  {ty}", m.owner, shared_note(m))
+                        .trim_end()
+                        .to_string()
+                },
             ]);
             let mut rows = Vec::new();
             group_rows(&m.groups, "", 1, &mut rows);
