@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::graph::{dominators_and_retained, Dominators, HeapGraph, RawEdges, Retained};
+use crate::graph::{dominators_and_retained_reporting, Dominators, HeapGraph, RawEdges, Retained};
 use crate::heap::{Heap, HeapIndex, HeapTotals, ObjId, Objects, PointerBits};
 use crate::maps::{Ctx, Maps};
 use crate::memory::ReadAhead;
@@ -314,25 +314,36 @@ impl Analysis {
         phase("maps", t);
 
         let t = Instant::now();
-        progress.start("building the object graph", None);
-        let graph = HeapGraph::build(&p.mem, &index, &objects, raw, &maps, &roots);
+        let entries = maps.entries.len() as u64;
+        progress.start(
+            "building the object graph",
+            Some(objects.len() as u64 + entries),
+        );
+        let graph = HeapGraph::build(&p.mem, &index, &objects, raw, &maps, &roots, &|n| {
+            progress.advance(n)
+        });
         // Building the graph allocated and freed many small blocks on every core.
         crate::alloc::trim_system_heap();
         phase("graph", t);
 
         let t = Instant::now();
-        progress.start("computing dominators", None);
+        let nodes = graph.graph.node_count() as u64;
+        progress.start("computing dominators", Some(5 * nodes));
         // Sweeps ask for sizes in increasing id order on each thread: remember the last span.
         thread_local! {
             static LAST_SPAN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
         }
-        let (doms, retained) = dominators_and_retained(&graph.graph, graph.super_root(), |v| {
+        let size = |v| {
             if graph.is_object(v) {
                 LAST_SPAN.with(|last| objects.size_after(ObjId(v), last))
             } else {
                 0
             }
-        });
+        };
+        let (doms, retained) =
+            dominators_and_retained_reporting(&graph.graph, graph.super_root(), size, &|n| {
+                progress.advance(n)
+            });
         // The tables are built: free small blocks would only hold memory the page cache can
         // use while reports read the core.
         crate::alloc::trim_system_heap();

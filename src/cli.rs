@@ -140,7 +140,7 @@ enum Format {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum GroupByArg {
-    /// Cut string keys before the N-th delimiter (--depth).
+    /// Key prefixes: a tree that opens where the bytes are, or cut at --depth.
     Prefix,
     /// Turn keys into patterns: numbers, hex runs and UUIDs become placeholders (docs/cli.md).
     Shape,

@@ -302,7 +302,53 @@ pub fn dominators_and_retained(
     root: u32,
     shallow: impl Fn(u32) -> u64 + Sync,
 ) -> (Dominators, Retained) {
+    dominators_and_retained_reporting(g, root, shallow, &|_| {})
+}
+
+/// Nodes between two reports of progress in the serial passes.
+const REPORT_EVERY: u64 = 1 << 16;
+
+/// Counts the work of one pass and reports it every [`REPORT_EVERY`] units.
+struct Ticks<'a> {
+    done: &'a (dyn Fn(u64) + Sync),
+    pending: u64,
+    reported: u64,
+}
+
+impl Ticks<'_> {
+    /// One more unit of the pass.
+    #[inline]
+    fn tick(&mut self) {
+        self.pending += 1;
+        if self.pending == REPORT_EVERY {
+            (self.done)(REPORT_EVERY);
+            self.reported += REPORT_EVERY;
+            self.pending = 0;
+        }
+    }
+
+    /// The pass is over: reports what is left of its `units`.
+    fn pass_done(&mut self, units: u64) {
+        (self.done)(units.saturating_sub(self.reported));
+        self.reported = 0;
+        self.pending = 0;
+    }
+}
+
+/// [`dominators_and_retained`], telling `done` of its progress: five passes of the node count
+/// in all (hanging trees, numbering, the reverse graph, semidominators, dominators and sizes).
+pub fn dominators_and_retained_reporting(
+    g: &Graph,
+    root: u32,
+    shallow: impl Fn(u32) -> u64 + Sync,
+    done: &(dyn Fn(u64) + Sync),
+) -> (Dominators, Retained) {
     let n = g.node_count();
+    let mut ticks = Ticks {
+        done,
+        pending: 0,
+        reported: 0,
+    };
     assert!(
         (root as usize) < n,
         "dominator root {root} in a graph of {n} nodes"
@@ -339,6 +385,7 @@ pub fn dominators_and_retained(
             retained.add(p as usize, retained.get(v));
         }
     }
+    ticks.pass_done(n as u64);
 
     // Pass 1: depth-first search from the root over the nodes that do not hang, numbering
     // them in preorder. For those nodes `pred` holds the number now (NONE: not reached).
@@ -383,12 +430,14 @@ pub fn dominators_and_retained(
                 idom.push(cur as u32);
                 semi.push(0);
                 cur = k;
+                ticks.tick();
             }
             None if cur == 0 => break,
             None => cur = idom[cur] as usize,
         }
     }
     let r = vertex.len();
+    ticks.pass_done(n as u64);
 
     // The reverse graph over reached nodes with several predecessors, in preorder numbers
     // (a node with one predecessor has its parent as semidominator). Every successor of a
@@ -419,6 +468,7 @@ pub fn dominators_and_retained(
         }
     }
     drop(join);
+    ticks.pass_done(n as u64);
 
     // Pass 2: semidominators, in decreasing preorder. `anc` starts as the parent array and
     // is compressed in place; a number `x` is linked (processed) once `x > w`. `best[x]` is
@@ -436,7 +486,9 @@ pub fn dominators_and_retained(
         }
         semi[w] = s;
         best[w] = s;
+        ticks.tick();
     }
+    ticks.pass_done(n as u64);
     drop(rev_src);
     drop(rev_off);
     drop(anc);
@@ -489,6 +541,7 @@ pub fn dominators_and_retained(
             }
         }
     }
+    ticks.pass_done(n as u64);
     (Dominators { root, idom: pred }, retained)
 }
 
@@ -684,6 +737,31 @@ mod tests {
     fn idoms(g: &Graph, root: u32) -> Vec<Option<u32>> {
         let d = dominators(g, root);
         (0..g.node_count() as u32).map(|v| d.idom(v)).collect()
+    }
+
+    /// Progress adds up to five passes of the node count, reported in pieces of at most
+    /// [`REPORT_EVERY`], and reporting changes nothing in the result.
+    #[test]
+    fn progress_adds_up_to_five_passes_of_the_nodes() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // A long chain with a side branch and an unreachable tail: every pass has work.
+        let n = 3 * REPORT_EVERY as usize + 17;
+        let mut edges: Vec<(u32, u32)> = (1..n as u32 - 5).map(|v| (v - 1, v)).collect();
+        edges.push((0, n as u32 - 6));
+        edges.extend((n as u32 - 5..n as u32 - 1).map(|v| (v, v + 1)));
+        let g = Graph::from_edges(n, &edges);
+        let sum = AtomicU64::new(0);
+        let largest = AtomicU64::new(0);
+        let shallow = |v: u32| u64::from(v % 7);
+        let (d, r) = dominators_and_retained_reporting(&g, 0, shallow, &|k| {
+            sum.fetch_add(k, Ordering::Relaxed);
+            largest.fetch_max(k, Ordering::Relaxed);
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 5 * n as u64);
+        assert!(largest.load(Ordering::Relaxed) <= n as u64);
+        let (d2, r2) = dominators_and_retained(&g, 0, shallow);
+        assert_eq!(r.to_vec(), r2.to_vec());
+        assert!((0..n as u32).all(|v| d.idom(v) == d2.idom(v)));
     }
 
     #[test]

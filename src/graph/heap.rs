@@ -370,7 +370,8 @@ fn stack_entry(maps: &Maps, m: &crate::maps::DecodedMap, slot: Addr) -> Option<R
 impl HeapGraph {
     /// Builds the graph from the objects' edges (consumed, their word positions freed before
     /// the edge array is made), map entries and roots' slots, on every core: out-degrees
-    /// first, then each run of objects fills its own part of the edge array.
+    /// first, then each run of objects fills its own part of the edge array. `done` hears of
+    /// the objects and entries whose edges are in place.
     pub fn build(
         mem: &Memory,
         index: &HeapIndex,
@@ -378,6 +379,7 @@ impl HeapGraph {
         mut raw: RawEdges,
         maps: &Maps,
         roots: &[Root],
+        done: &(dyn Fn(u64) + Sync),
     ) -> HeapGraph {
         use rayon::prelude::*;
         let n = objects.len() as u32;
@@ -479,6 +481,7 @@ impl HeapGraph {
             .map(|r| (offsets.get(r.end as usize) - offsets.get(r.start as usize)) as usize);
         let parts = super::cut_mut(&mut targets[..object_edges as usize], lengths);
         ids.into_par_iter().zip(parts).for_each(|(ids, part)| {
+            let objects_in_run = u64::from(ids.end - ids.start);
             let base = offsets.get(ids.start as usize) as usize;
             let first = containers.partition_point(|c| c.id < ids.start);
             let mut next = containers[first..]
@@ -502,6 +505,7 @@ impl HeapGraph {
                     o = stop;
                 }
             }
+            done(objects_in_run);
         });
 
         // Entries: each container's edges go to their entries' places (an entry's edges all
@@ -550,10 +554,12 @@ impl HeapGraph {
             .zip(parts)
             .for_each(|(nodes, part)| {
                 let base = offsets.get(nodes.start) as usize;
+                let count = nodes.len() as u64;
                 for v in nodes {
                     let r = offsets.range(v);
                     part[r.start - base..r.end - base].sort_unstable();
                 }
+                done(count);
             });
 
         // Roots and the super-root.

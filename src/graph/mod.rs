@@ -9,7 +9,9 @@ mod dominators;
 mod heap;
 mod raw;
 
-pub use dominators::{dominators, dominators_and_retained, Dominators, Retained};
+pub use dominators::{
+    dominators, dominators_and_retained, dominators_and_retained_reporting, Dominators, Retained,
+};
 pub use heap::HeapGraph;
 pub use raw::RawEdges;
 
