@@ -334,3 +334,51 @@ fn every_command_writes_markdown() {
         }
     }
 }
+
+/// A roll-up row groups the keys of all its maps together: zoo's `main.nested[*]` has one
+/// `acct` group holding every inner map's entries, opened at `acct:eu`, the family with most
+/// of the bytes, each with the entries and bytes the program counted for its map.
+#[test]
+fn a_roll_up_groups_the_keys_of_all_its_maps_together() {
+    for s in samples().into_iter().filter(|s| s.program() == "zoo") {
+        let r = report(
+            &s,
+            &MapsOptions {
+                top: 0,
+                ..Default::default()
+            },
+        );
+        let row = r.maps.iter().find(|l| l.owner == "main.nested[*]").unwrap();
+        let inner: Vec<&serde_json::Value> = (s.truth["maps"].as_array().unwrap().iter())
+            .filter(|m| m["name"].as_str().unwrap().starts_with("main.nested[\""))
+            .collect();
+        let entries: u64 = inner.iter().map(|m| m["entries"].as_u64().unwrap()).sum();
+        assert_eq!(row.inner_maps, inner.len() as u64, "{}", s.name);
+        assert_eq!(row.groups.len(), 1, "{}: {:?}", s.name, row.groups);
+        let acct = &row.groups[0];
+        assert_eq!((acct.prefix.as_str(), acct.entries), ("acct", entries));
+        let eu = &acct.children[0];
+        let truth_eu = &inner
+            .iter()
+            .find(|m| m["name"] == "main.nested[\"eu\"]")
+            .unwrap()["prefixes"][0];
+        assert_eq!(
+            eu.prefix,
+            truth_eu["prefix"].as_str().unwrap(),
+            "{}",
+            s.name
+        );
+        assert_eq!(
+            eu.entries,
+            truth_eu["entries"].as_u64().unwrap(),
+            "{}",
+            s.name
+        );
+        assert_eq!(
+            eu.retained_bytes,
+            truth_eu["bytes"].as_u64().unwrap(),
+            "{}",
+            s.name
+        );
+    }
+}

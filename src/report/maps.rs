@@ -339,11 +339,16 @@ impl MapsReport {
         for (mi, owner) in shown.into_iter().zip(owners) {
             let m = &a.maps.maps[mi];
             if nested.contains(&mi) {
-                let all_groups = MapsOptions {
-                    groups: usize::MAX,
-                    ..opts.clone()
+                // Only listed with --nested; the row groups their keys together.
+                let inner = match opts.nested {
+                    true => opts.clone(),
+                    false => MapsOptions {
+                        groups: 0,
+                        entries: 0,
+                        ..opts.clone()
+                    },
                 };
-                inner_lines.insert(mi, map_line(input, &all_groups, owner, &redactor, m));
+                inner_lines.insert(mi, map_line(input, &inner, owner, &redactor, m));
             } else {
                 lines.push((mi, map_line(input, opts, owner, &redactor, m)));
             }
@@ -361,7 +366,9 @@ impl MapsReport {
             let inner: Vec<MapLine> = (members.iter())
                 .filter_map(|mi| inner_lines.remove(mi))
                 .collect();
-            lines.push((first_rollup + k, rollup_line(owner, inner, opts)));
+            let decoded: Vec<&DecodedMap> = members.iter().map(|&mi| &a.maps.maps[mi]).collect();
+            let keys = group_maps(input, opts, &redactor, &decoded);
+            lines.push((first_rollup + k, rollup_line(owner, inner, keys, opts)));
         }
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
         for (_, l) in &mut lines {
@@ -702,60 +709,23 @@ fn map_line(
     redactor: &Redactor,
     m: &DecodedMap,
 ) -> MapLine {
-    let v = input.view;
-    let a = v.a;
-    let mem = input.mem;
-    let entries = a.maps.entries_of(m);
-    let n = entries.len() as u32;
-    let sizes = Sizes::Graph {
-        retained: &a.retained,
-        first_node: a.graph.entry_node(m.first_entry as usize),
-    };
-    let entries_retained: u64 = (0..n).map(|i| sizes.get(i)).sum();
+    let a = input.view.a;
+    let n = a.maps.entries_of(m).len() as u64;
     let table_bytes: u64 = m.storage.iter().map(|o| a.shallow(o.0)).sum();
-    let type_name = |t| {
-        input
-            .dwarf
-            .info(t)
-            .map(|i| keys::short_type_name(&i.name))
-            .unwrap_or_default()
-    };
-    let value_type = type_name(m.value.ty);
-    let key_slot = |i: u32| keys::deref(mem, m.key_of(entries[i as usize]), m.key.indirect);
-    let pointer = input.dwarf.is_pointer_shaped(m.value.ty);
-    // An entry's value: the object it points to, else its slot.
-    let entry = |i: u32| {
-        let slot = keys::deref(mem, m.value_of(entries[i as usize]), m.value.indirect);
-        let target = (pointer.then(|| mem.u64(slot).ok()).flatten())
-            .and_then(|p| a.objects.find(&a.index, Addr(p)))
-            .map(|o| a.objects.addr(o));
-        (value_type.clone(), target.unwrap_or(slot).to_string())
-    };
-    let render = |i: u32| keys::render(input.dwarf, mem, m.key.ty, key_slot(i), 0);
-    let string = keys::is_string(input.dwarf, m.key.ty);
-    let (groups, top_entries) = if string {
-        let keys = Keys::Strings(StringKeys::new(mem, n, &key_slot));
-        grouped(opts, redactor, keys, sizes, true, entries_retained, &entry)
-    } else {
-        let keys = Keys::Rendered {
-            text: &render,
-            count: n,
-        };
-        grouped(opts, redactor, keys, sizes, false, entries_retained, &entry)
-    };
+    let (groups, top_entries, entries_retained) = group_maps(input, opts, redactor, &[m]);
     MapLine {
         owner,
         owner_shared: !also_held_by.is_empty(),
         also_held_by,
         address: m.addr.to_string(),
         implementation: m.imp,
-        key_type: type_name(m.key.ty),
-        value_type,
-        entries: n as u64,
+        key_type: type_name(input, m.key.ty),
+        value_type: type_name(input, m.value.ty),
+        entries: n,
         header_count: m.count,
         table_bytes,
         slots: m.slots,
-        load: load(n as u64, m.slots),
+        load: load(n, m.slots),
         tombstones: m.tombstones,
         retained_bytes: a.retained.get(a.map_node(m)),
         percent_of_heap: 0.0,
@@ -765,6 +735,90 @@ fn map_line(
         inner_maps: 0,
         nested: Vec::new(),
     }
+}
+
+/// A DWARF type's name as `%T` prints it.
+fn type_name(input: &MapsInput, t: crate::dwarf::TypeRef) -> String {
+    (input.dwarf.info(t))
+        .map(|i| keys::short_type_name(&i.name))
+        .unwrap_or_default()
+}
+
+/// The key groups and largest entries of the entries of `maps` together (one map, or the
+/// maps a roll-up row stands for, which share their key and value types), and what the
+/// entries retain in all.
+fn group_maps(
+    input: &MapsInput,
+    opts: &MapsOptions,
+    redactor: &Redactor,
+    maps: &[&DecodedMap],
+) -> (Vec<KeyGroup>, Vec<TopEntry>, u64) {
+    let a = input.view.a;
+    let mem = input.mem;
+    let Some(first) = maps.first() else {
+        return (Vec::new(), Vec::new(), 0);
+    };
+    // The maps' entries numbered one after another: map k's from starts[k].
+    let lists: Vec<&[crate::maps::Entry]> = maps.iter().map(|m| a.maps.entries_of(m)).collect();
+    let mut starts = Vec::with_capacity(maps.len() + 1);
+    let mut n = 0u32;
+    for l in &lists {
+        starts.push(n);
+        n = n.saturating_add(l.len() as u32);
+    }
+    starts.push(n);
+    let at = |i: u32| {
+        let k = starts.partition_point(|&s| s <= i).saturating_sub(1);
+        (maps[k], lists[k][(i - starts[k]) as usize])
+    };
+    let listed: Vec<u64>;
+    let sizes = match maps {
+        [m] => Sizes::Graph {
+            retained: &a.retained,
+            first_node: a.graph.entry_node(m.first_entry as usize),
+        },
+        _ => {
+            listed = (0..maps.len())
+                .flat_map(|k| {
+                    let first = maps[k].first_entry as usize;
+                    (0..lists[k].len()).map(move |j| a.graph.entry_node(first + j))
+                })
+                .map(|node| a.retained.get(node))
+                .collect();
+            Sizes::Listed(&listed)
+        }
+    };
+    let entries_retained: u64 = (0..n).map(|i| sizes.get(i)).sum();
+    if opts.groups == 0 && opts.entries == 0 {
+        return (Vec::new(), Vec::new(), entries_retained);
+    }
+    let value_type = type_name(input, first.value.ty);
+    let key_slot = |i: u32| {
+        let (m, e) = at(i);
+        keys::deref(mem, m.key_of(e), m.key.indirect)
+    };
+    let pointer = input.dwarf.is_pointer_shaped(first.value.ty);
+    // An entry's value: the object it points to, else its slot.
+    let entry = |i: u32| {
+        let (m, e) = at(i);
+        let slot = keys::deref(mem, m.value_of(e), m.value.indirect);
+        let target = (pointer.then(|| mem.u64(slot).ok()).flatten())
+            .and_then(|p| a.objects.find(&a.index, Addr(p)))
+            .map(|o| a.objects.addr(o));
+        (value_type.clone(), target.unwrap_or(slot).to_string())
+    };
+    let render = |i: u32| keys::render(input.dwarf, mem, first.key.ty, key_slot(i), 0);
+    let (groups, top) = if keys::is_string(input.dwarf, first.key.ty) {
+        let keys = Keys::Strings(StringKeys::new(mem, n, &key_slot));
+        grouped(opts, redactor, keys, sizes, true, entries_retained, &entry)
+    } else {
+        let keys = Keys::Rendered {
+            text: &render,
+            count: n,
+        };
+        grouped(opts, redactor, keys, sizes, false, entries_retained, &entry)
+    };
+    (groups, top, entries_retained)
 }
 
 /// Entries per slot, to three decimals.
@@ -912,20 +966,16 @@ fn pool_finding(p: &PoolLine) -> String {
     )
 }
 
-/// One row for maps inside another map's entries: their count and totals, their key groups
-/// merged, and (when asked) each of them.
-fn rollup_line(owner: String, inner: Vec<MapLine>, opts: &MapsOptions) -> MapLine {
+/// One row for maps inside another map's entries: their count and totals, the key groups
+/// and largest entries of all their entries together (`keys`, from [`group_maps`]), and
+/// (when asked) each of them.
+fn rollup_line(
+    owner: String,
+    inner: Vec<MapLine>,
+    (groups, top_entries, entries_retained): (Vec<KeyGroup>, Vec<TopEntry>, u64),
+    opts: &MapsOptions,
+) -> MapLine {
     let sum = |f: fn(&MapLine) -> u64| inner.iter().map(f).sum::<u64>();
-    let mut groups: Vec<KeyGroup> = Vec::new();
-    let mut top: Vec<TopEntry> = Vec::new();
-    for l in &inner {
-        merge_groups(&mut groups, &l.groups, opts);
-        merge_entries(&mut top, &l.top_entries, opts.entries);
-    }
-    let entries_retained = sum(|l| l.entries_retained_bytes);
-    for g in &mut groups {
-        set_percent(g, entries_retained);
-    }
     let (entries, slots) = (sum(|l| l.entries), sum(|l| l.slots));
     let first = inner.first();
     let text = |f: fn(&MapLine) -> &String| first.map(f).cloned().unwrap_or_default();
@@ -947,41 +997,9 @@ fn rollup_line(owner: String, inner: Vec<MapLine>, opts: &MapsOptions) -> MapLin
         percent_of_heap: 0.0,
         entries_retained_bytes: entries_retained,
         groups,
-        top_entries: top,
+        top_entries,
         inner_maps: inner.len() as u64,
         nested: if opts.nested { inner } else { Vec::new() },
-    }
-}
-
-/// Adds key groups of one map to another's, group by group (children too), largest first.
-fn merge_groups(into: &mut Vec<KeyGroup>, from: &[KeyGroup], opts: &MapsOptions) {
-    for g in from {
-        match into.iter_mut().find(|x| x.prefix == g.prefix) {
-            Some(x) => {
-                x.entries += g.entries;
-                x.retained_bytes += g.retained_bytes;
-                merge_groups(&mut x.children, &g.children, opts);
-                merge_entries(&mut x.top_entries, &g.top_entries, opts.entries);
-            }
-            None => into.push(g.clone()),
-        }
-    }
-    into.sort_by(|x, y| (y.retained_bytes.cmp(&x.retained_bytes)).then(x.prefix.cmp(&y.prefix)));
-    into.truncate(opts.groups);
-}
-
-/// Adds entries to a list of the largest, keeping `keep`.
-fn merge_entries(into: &mut Vec<TopEntry>, from: &[TopEntry], keep: usize) {
-    into.extend(from.iter().cloned());
-    into.sort_by_key(|e| std::cmp::Reverse(e.retained_bytes));
-    into.truncate(keep);
-}
-
-/// Sets a group's and its children's share of `total`.
-fn set_percent(g: &mut KeyGroup, total: u64) {
-    g.percent_of_map = percent(g.retained_bytes, total);
-    for c in &mut g.children {
-        set_percent(c, total);
     }
 }
 
