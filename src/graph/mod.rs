@@ -8,6 +8,7 @@
 mod dominators;
 mod heap;
 mod raw;
+mod visit;
 
 pub use dominators::{
     dominators, dominators_and_retained, dominators_and_retained_reporting, Dominators, Retained,
@@ -74,8 +75,8 @@ pub(crate) fn cut_mut<T>(
     parts
 }
 
-/// A set of node (or object) ids, one bit each.
-pub(crate) struct Bits(Vec<u64>);
+/// A set of node (or object) ids, one bit each (petgraph's visit map for [`Graph`]).
+pub struct Bits(Vec<u64>);
 
 impl Bits {
     /// An empty set of ids below `n`.
