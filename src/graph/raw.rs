@@ -180,14 +180,14 @@ impl RawEdges {
         for si in 0..heap.spans.len() {
             count += objects.span_ids(si).len();
             if count >= per_run {
-                runs.push(start..si + 1);
+                runs.push((start..si + 1, count));
                 (start, count) = (si + 1, 0);
             }
         }
-        runs.push(start..heap.spans.len());
+        runs.push((start..heap.spans.len(), count));
         let parts: Vec<Part> = runs
             .into_par_iter()
-            .map(|r| {
+            .map(|(r, objects_in_run)| {
                 let scan = Scan {
                     mem,
                     heap,
@@ -195,7 +195,6 @@ impl RawEdges {
                     objects,
                     bits,
                 };
-                let objects_in_run: usize = r.clone().map(|si| objects.span_ids(si).len()).sum();
                 let part = RawEdges::build_spans(scan, r);
                 done(objects_in_run as u64);
                 part

@@ -170,12 +170,8 @@ impl HistogramReport {
         if take < self.types.len() {
             s.push_str(&format!("\n{} more types.\n", self.types.len() - take));
         }
-        s.push_str(&super::maps::markdown_notes(&[], &self.warnings));
-        s.push_str(&super::maps::markdown_footer(
-            command,
-            &self.go_version,
-            false,
-        ));
+        s.push_str(&super::markdown_notes(&[], &self.warnings));
+        s.push_str(&super::markdown_footer(command, &self.go_version, false));
         s
     }
 }

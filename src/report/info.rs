@@ -343,8 +343,8 @@ impl InfoReport {
                 s.push_str(&format!("| {} | {} | {} |\n", md_text(&c), b, p));
             }
         }
-        s.push_str(&super::maps::markdown_notes(&[], &self.warnings));
-        s.push_str(&super::maps::markdown_footer(
+        s.push_str(&super::markdown_notes(&[], &self.warnings));
+        s.push_str(&super::markdown_footer(
             command,
             &self.go_version,
             self.redacted,

@@ -496,10 +496,9 @@ impl MapsReport {
         for f in &self.findings {
             out.push_str(&format!("\n• {f}"));
         }
-        for w in &self.warnings {
-            out.push_str(&format!("\n⚠ {w}"));
-        }
-        out
+        out.push('\n');
+        out.push_str(super::warning_lines(&self.warnings).trim_end());
+        out.trim_end().to_string()
     }
 
     /// The maps a table shows, and how many it folds with their bytes.
@@ -603,35 +602,14 @@ impl MapsReport {
                 }
             }
         }
-        s.push_str(&markdown_notes(&self.findings, &self.warnings));
-        s.push_str(&markdown_footer(command, &self.go_version, self.redacted));
+        s.push_str(&super::markdown_notes(&self.findings, &self.warnings));
+        s.push_str(&super::markdown_footer(
+            command,
+            &self.go_version,
+            self.redacted,
+        ));
         s
     }
-}
-
-/// Findings and warnings as Markdown lists.
-pub fn markdown_notes(findings: &[String], warnings: &[String]) -> String {
-    let mut s = String::new();
-    for (title, items) in [("Findings", findings), ("Warnings", warnings)] {
-        if !items.is_empty() {
-            s.push_str(&format!("\n### {title}\n\n"));
-            for f in items {
-                s.push_str(&format!("- {}\n", super::md_text(f)));
-            }
-        }
-    }
-    s
-}
-
-/// The line saying how a Markdown report was made.
-pub fn markdown_footer(command: &str, go_version: &str, redacted: bool) -> String {
-    format!(
-        "\n<sub>{} · coreheap {} · {}{}</sub>\n",
-        super::md_code(command),
-        env!("CARGO_PKG_VERSION"),
-        super::md_text(go_version),
-        if redacted { " · keys redacted" } else { "" }
-    )
 }
 
 /// Table rows (retained, share, entries, text) of key groups and their children, indented by

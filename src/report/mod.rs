@@ -114,6 +114,31 @@ pub fn warning_lines(warnings: &[String]) -> String {
     warnings.iter().map(|w| format!("⚠ {w}\n")).collect()
 }
 
+/// Findings and warnings as Markdown lists.
+pub fn markdown_notes(findings: &[String], warnings: &[String]) -> String {
+    let mut s = String::new();
+    for (title, items) in [("Findings", findings), ("Warnings", warnings)] {
+        if !items.is_empty() {
+            s.push_str(&format!("\n### {title}\n\n"));
+            for f in items {
+                s.push_str(&format!("- {}\n", md_text(f)));
+            }
+        }
+    }
+    s
+}
+
+/// The line saying how a Markdown report was made.
+pub fn markdown_footer(command: &str, go_version: &str, redacted: bool) -> String {
+    format!(
+        "\n<sub>{} · coreheap {} · {}{}</sub>\n",
+        md_code(command),
+        env!("CARGO_PKG_VERSION"),
+        md_text(go_version),
+        if redacted { " · keys redacted" } else { "" }
+    )
+}
+
 /// Text for a Markdown paragraph or table cell: characters Markdown would read as markup
 /// escaped, line breaks as spaces.
 pub fn md_text(s: &str) -> String {

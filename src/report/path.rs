@@ -136,8 +136,8 @@ impl PathReport {
         for h in &self.dominators {
             s.push_str(&format!("| {}", hop(h)));
         }
-        s.push_str(&super::maps::markdown_notes(&[], &self.warnings));
-        s.push_str(&super::maps::markdown_footer(command, "", false));
+        s.push_str(&super::markdown_notes(&[], &self.warnings));
+        s.push_str(&super::markdown_footer(command, "", false));
         s
     }
 }

@@ -152,12 +152,8 @@ impl TopReport {
                 md_code(&r.owner)
             ));
         }
-        s.push_str(&super::maps::markdown_notes(&[], &self.warnings));
-        s.push_str(&super::maps::markdown_footer(
-            command,
-            &self.go_version,
-            false,
-        ));
+        s.push_str(&super::markdown_notes(&[], &self.warnings));
+        s.push_str(&super::markdown_footer(command, &self.go_version, false));
         s
     }
 }
