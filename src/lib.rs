@@ -16,6 +16,7 @@ pub mod input;
 pub mod maps;
 pub mod memory;
 pub mod process;
+pub mod reader;
 pub mod report;
 pub mod roots;
 pub mod runtime;
