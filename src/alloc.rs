@@ -124,7 +124,7 @@ pub fn use_scratch(dir: &std::path::Path) -> Result<(), ScratchError> {
         source,
     })?;
     // SAFETY: `fd` was just opened and is closed once.
-    unsafe { libc::close(fd) };
+    checked(unsafe { libc::close(fd) });
     match SCRATCH_DIR.get() {
         Some(d) if *d != c => return Err(ScratchError::AlreadySet),
         Some(_) => {}
@@ -215,7 +215,7 @@ fn map_scratch(len: usize) -> *mut u8 {
         } else {
             libc::MAP_FAILED
         };
-        libc::close(fd);
+        checked(libc::close(fd));
         if p == libc::MAP_FAILED {
             return std::ptr::null_mut();
         }
@@ -262,7 +262,13 @@ fn map_fresh(len: usize) -> *mut u8 {
         if pad > head {
             unmap(start + len, pad - head);
         }
-        libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+        // Advice only: a kernel without transparent huge pages refuses it, and the block is
+        // still good.
+        checked(libc::madvise(
+            start as *mut libc::c_void,
+            len,
+            libc::MADV_HUGEPAGE,
+        ));
         start as *mut u8
     }
 }
@@ -271,7 +277,32 @@ fn map_fresh(len: usize) -> *mut u8 {
 fn unmap(ptr: usize, len: usize) {
     // SAFETY: `ptr..ptr + len` is a whole mapping (or part of one) this module made and
     // nothing refers to any more.
-    unsafe { libc::munmap(ptr as *mut libc::c_void, len) };
+    checked(unsafe { libc::munmap(ptr as *mut libc::c_void, len) });
+}
+
+/// System calls here that failed where the block could still be used or given up
+/// (`munmap`, `close`, `madvise`): their memory stays mapped, which is all they cost.
+static FAILED_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a failed system call (a -1 result) in [`FAILED_CALLS`].
+fn checked(result: libc::c_int) {
+    if result == -1 {
+        FAILED_CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How many system calls of the allocator failed without harm to the blocks handed out.
+pub fn failed_calls() -> u64 {
+    FAILED_CALLS.load(Ordering::Relaxed)
+}
+
+/// Stops the process when the kernel leaves a hole in a block being handed out: no allocator
+/// may return it, and nothing can be allocated to say more (this is inside the allocator).
+fn abort_with_hole() -> ! {
+    let msg = b"coreheap: fatal: the kernel refused to map pages into a table being built (out of memory mappings?)\n";
+    // SAFETY: a write of a static buffer to stderr.
+    let _ = unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    std::process::abort()
 }
 
 /// Moves the pages of `from..from + len` to `to..to + len`, replacing what was mapped there,
@@ -286,7 +317,7 @@ fn move_pages(from: usize, len: usize, to: usize) -> usize {
     if done < len {
         // A failed move may have unmapped the target: map fresh pages over the rest of it.
         // SAFETY: the range lies in the block being assembled.
-        unsafe {
+        let p = unsafe {
             libc::mmap(
                 (to + done) as *mut libc::c_void,
                 len - done,
@@ -294,7 +325,12 @@ fn move_pages(from: usize, len: usize, to: usize) -> usize {
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
                 -1,
                 0,
-            );
+            )
+        };
+        if p == libc::MAP_FAILED {
+            // Part of the block may be unmapped and the pages moved out of the freed blocks
+            // cannot be put back.
+            abort_with_hole();
         }
     }
     done
@@ -331,8 +367,9 @@ fn move_huge_pages(from: usize, len: usize, to: usize) -> usize {
 /// Gives back the free memory the system allocator holds for small blocks (its per-thread
 /// arenas after a parallel phase).
 pub fn trim_system_heap() {
-    // SAFETY: malloc_trim only returns free memory of the system allocator to the kernel.
-    unsafe { libc::malloc_trim(0) };
+    // SAFETY: malloc_trim only returns free memory of the system allocator to the kernel. Its
+    // result says whether any was returned, which nothing here needs.
+    let _released = unsafe { libc::malloc_trim(0) };
 }
 
 /// The most anonymous memory the process held less the blocks kept for reuse (all counted as
@@ -373,7 +410,7 @@ pub fn anonymous_peak_bytes() -> u64 {
 
 /// Bytes of anonymous memory the process holds (`RssAnon`), if the OS tells.
 fn anonymous_bytes() -> Option<u64> {
-    Some(crate::analysis::proc_kb("/proc/self/status", "RssAnon:")? * 1024)
+    Some(coreheap::analysis::proc_kb("/proc/self/status", "RssAnon:")? * 1024)
 }
 
 /// Gives back kept blocks, smallest first, as far as they lift the process's anonymous memory,

@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::graph::{dominators_and_retained_reporting, Dominators, HeapGraph, RawEdges, Retained};
+use crate::graph::{dominators_and_retained_reporting, Dominators, Retained};
 use crate::heap::{Heap, HeapIndex, HeapTotals, ObjId, Objects, PointerBits};
 use crate::maps::{Ctx, Maps};
 use crate::memory::ReadAhead;
+use crate::objgraph::{HeapGraph, RawEdges};
 use crate::process::Process;
 use crate::roots::Root;
 use crate::runtime::{Runtime, RuntimeError};
@@ -19,9 +20,27 @@ pub trait Progress: Sync {
     fn advance(&self, _n: u64) {}
     /// The phase finished.
     fn finish(&self) {}
-    /// The heap holds `objects` live objects; the per-object tables are built next.
-    fn tables_ahead(&self, _objects: u64) {}
 }
+
+/// The process's memory as the driver meets it between phases. The binary implements it with
+/// its allocator; the analysis itself never calls an allocator.
+pub trait Memory: Sync {
+    /// The heap holds `objects` live objects; the per-object tables are allocated next. The
+    /// one place to decide where those tables go (memory or scratch files).
+    fn before_tables(&self, _objects: u64) {}
+    /// A phase has freed the many small blocks it used.
+    fn phase_freed(&self) {}
+    /// Runs `f`, whose large zeroed tables mostly stay zero.
+    fn sparse(&self, f: &mut dyn FnMut()) {
+        f()
+    }
+}
+
+/// The system allocator's memory, with no policy of its own.
+#[derive(Debug, Default)]
+pub struct PlainMemory;
+
+impl Memory for PlainMemory {}
 
 /// What a truncated core leaves out of the heap, in one line; `None` for a whole core.
 fn truncation_warning(p: &Process, heap: &Heap) -> Option<String> {
@@ -179,13 +198,14 @@ pub struct Reachability {
 impl Analysis {
     /// Runs every phase on an opened process, inferring the type of every object it can.
     pub fn run(p: &Process, progress: &dyn Progress) -> Result<Analysis, RuntimeError> {
-        Analysis::run_scoped(p, progress, TypeScope::All)
+        Analysis::run_scoped(p, progress, &PlainMemory, TypeScope::All)
     }
 
     /// Runs every phase, inferring types as far as `scope` asks.
     pub fn run_scoped(
         p: &Process,
         progress: &dyn Progress,
+        memory: &dyn Memory,
         scope: TypeScope,
     ) -> Result<Analysis, RuntimeError> {
         let rt = Runtime::new(p);
@@ -211,7 +231,7 @@ impl Analysis {
             0
         };
         let objects = Objects::new(&heap, malloc_header);
-        progress.tables_ahead(objects.len() as u64);
+        memory.before_tables(objects.len() as u64);
         // From here on the heap is read object by object, each phase asking ahead for the
         // spans it needs: read-ahead around a miss would fill the page cache with spans no
         // phase reads, pushing out the ones the next phase (or the next run) needs.
@@ -259,22 +279,27 @@ impl Analysis {
         // Reading pointers on every core grew and freed lists (a run holding a large map's
         // bucket array makes long ones): give back what the system allocator's per-thread
         // arenas hold, before the graph's peak.
-        crate::alloc::trim_system_heap();
+        memory.phase_freed();
         phase("pointers", t);
 
         let t = Instant::now();
         progress.start("inferring types", None);
-        let mut types = ObjectTypes::infer(
-            &rt,
-            HeapParts {
-                heap: &heap,
-                index: &index,
-                objects: &objects,
-                stack_vars: &stack_vars,
-                raw: &raw,
-            },
-            scope,
-        )?;
+        // Most objects' type entries stay empty until a type reaches them.
+        let mut inferred = None;
+        memory.sparse(&mut || {
+            inferred = Some(ObjectTypes::infer(
+                &rt,
+                HeapParts {
+                    heap: &heap,
+                    index: &index,
+                    objects: &objects,
+                    stack_vars: &stack_vars,
+                    raw: &raw,
+                },
+                scope,
+            ))
+        });
+        let mut types = inferred.unwrap_or_else(|| unreachable!("sparse runs its closure"))?;
         phase("types", t);
 
         let t = Instant::now();
@@ -323,7 +348,7 @@ impl Analysis {
             progress.advance(n)
         });
         // Building the graph allocated and freed many small blocks on every core.
-        crate::alloc::trim_system_heap();
+        memory.phase_freed();
         phase("graph", t);
 
         let t = Instant::now();
@@ -346,7 +371,7 @@ impl Analysis {
             });
         // The tables are built: free small blocks would only hold memory the page cache can
         // use while reports read the core.
-        crate::alloc::trim_system_heap();
+        memory.phase_freed();
         phase("dominators", t);
 
         Ok(Analysis {

@@ -8,17 +8,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
 use coreheap::analysis::{Analysis, Progress};
-use coreheap::maps::keys::Redactor;
-use coreheap::memory::Addr;
-use coreheap::process::{OpenError, OpenOptions, Process};
+
+use crate::tables::TablePlace;
 use coreheap::report::heapview::HeapView;
 use coreheap::report::histogram::{HistogramReport, SortBy};
 use coreheap::report::info::InfoReport;
 use coreheap::report::maps::{GroupBy, MapsInput, MapsOptions, MapsReport};
 use coreheap::report::path::{PathError, PathReport};
 use coreheap::report::top::TopReport;
-use coreheap::runtime::RuntimeError;
-use coreheap::types::TypeScope;
+use coreheap_elf::memory::Addr;
+use coreheap_go::maps::keys::Redactor;
+use coreheap_go::process::{OpenError, OpenOptions, Process};
+use coreheap_go::runtime::RuntimeError;
+use coreheap_go::types::TypeScope;
 
 /// Exit status: success.
 const EXIT_OK: i32 = 0;
@@ -190,7 +192,7 @@ struct MapsArgs {
 struct KeyArgs {
     /// Characters that separate key fields (`-` and `_` are not among them by default, so that
     /// `eu-west` and `user_42` stay one field).
-    #[arg(long, default_value = coreheap::maps::keys::DEFAULT_DELIMITERS, value_name = "CHARS")]
+    #[arg(long, default_value = coreheap_go::maps::keys::DEFAULT_DELIMITERS, value_name = "CHARS")]
     delimiters: String,
     /// Replace every field of every key, wherever keys appear (groups, entries, owners,
     /// findings, paths), by its class (letters, word, number, hex, uuid) and a short hash keyed
@@ -292,7 +294,7 @@ pub fn main() -> i32 {
     let timings = cli.command.timings();
     // Freed tables are kept for reuse only below the memory peak so far; the same thread
     // samples the peak for --timings.
-    coreheap::alloc::keep_under_peak();
+    crate::alloc::keep_under_peak();
     let started = std::time::Instant::now();
     let result = run(cli);
     if timings {
@@ -303,7 +305,7 @@ pub fn main() -> i32 {
         );
         eprintln!(
             "peak anonymous {} (sampled every 10 ms over the whole command)",
-            coreheap::report::human_bytes(coreheap::alloc::anonymous_peak_bytes())
+            coreheap::report::human_bytes(crate::alloc::anonymous_peak_bytes())
         );
     }
     match result {
@@ -346,7 +348,7 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         || e.downcast_ref::<RuntimeError>().is_some()
         || e.downcast_ref::<PathError>().is_some()
         || e.downcast_ref::<BadAddress>().is_some()
-        || e.downcast_ref::<coreheap::alloc::ScratchError>().is_some()
+        || e.downcast_ref::<crate::alloc::ScratchError>().is_some()
     {
         EXIT_INPUT
     } else {
@@ -377,8 +379,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn heap_scan(a: InfoArgs) -> anyhow::Result<()> {
     let p = Process::open(&a.core.core, &a.core.options())?;
-    let rt = coreheap::runtime::Runtime::new(&p);
-    let heap = coreheap::heap::Heap::read(&rt)?;
+    let rt = coreheap_go::runtime::Runtime::new(&p);
+    let heap = coreheap_go::heap::Heap::read(&rt)?;
     let t = std::time::Instant::now();
     let (bytes, sum) = heap.scan_bytes(&p.mem);
     let secs = t.elapsed().as_secs_f64();
@@ -464,21 +466,17 @@ fn table_width(asked: Option<u16>) -> u16 {
 }
 
 /// Progress on stderr, drawn only when stderr is a terminal: a bar with percentage, rate and
-/// time left for phases that know their size, else a spinner with the time spent; and the
-/// switch to scratch files when the tables ahead would not fit in memory.
+/// time left for phases that know their size, else a spinner with the time spent.
 struct Bars {
     bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
     enabled: bool,
-    /// Where scratch files go if memory is short (None: they are already in use).
-    scratch: Option<PathBuf>,
 }
 
 impl Bars {
-    fn new(scratch: Option<PathBuf>) -> Bars {
+    fn new() -> Bars {
         Bars {
             bar: std::sync::Mutex::new(None),
             enabled: std::io::stderr().is_terminal(),
-            scratch,
         }
     }
 
@@ -526,34 +524,11 @@ impl Progress for Bars {
             b.finish_and_clear();
         }
     }
-
-    fn tables_ahead(&self, objects: u64) {
-        let (Some(dir), Some(avail)) = (&self.scratch, coreheap::analysis::mem_available()) else {
-            return;
-        };
-        let need = objects.saturating_mul(coreheap::analysis::TABLE_BYTES_PER_OBJECT);
-        if need <= avail {
-            return;
-        }
-        let (need, avail) = (
-            coreheap::report::human_bytes(need),
-            coreheap::report::human_bytes(avail),
-        );
-        match coreheap::alloc::use_scratch(dir) {
-            Ok(()) => eprintln!(
-                "coreheap: note: the tables for {objects} objects need about {need} and {avail} is available; large tables go to scratch files in {}",
-                dir.display()
-            ),
-            Err(e) => eprintln!(
-                "coreheap: warning: the tables for {objects} objects need about {need} and {avail} is available, but {e}"
-            ),
-        }
-    }
 }
 
 /// Decompression shows a bar (share of the compressed file read, rate, time left) once it has
 /// taken a second, so that short ones stay silent.
-impl coreheap::input::ReadProgress for Bars {
+impl coreheap_elf::input::ReadProgress for Bars {
     fn start(&self, path: &std::path::Path, total: u64) {
         if !self.enabled {
             return;
@@ -596,18 +571,15 @@ fn analyse(
     out: &OutArgs,
     scope: TypeScope,
 ) -> anyhow::Result<(Process, Analysis)> {
-    let auto_scratch = match &core.scratch_dir {
-        Some(dir) => {
-            coreheap::alloc::use_scratch(dir)?;
-            None
-        }
-        None => Some(core.tmpdir.clone().unwrap_or_else(std::env::temp_dir)),
+    let tables = match &core.scratch_dir {
+        Some(dir) => TablePlace::scratch(dir)?,
+        None => TablePlace::memory_or(core.tmpdir.clone().unwrap_or_else(std::env::temp_dir)),
     };
     let t = std::time::Instant::now();
-    let bars = Bars::new(auto_scratch);
+    let bars = Bars::new();
     let p = Process::open_with_progress(&core.core, &core.options(), &bars)?;
     let open = t.elapsed();
-    let a = Analysis::run_scoped(&p, &bars, scope).map_err(|e| e.in_core(&p.core))?;
+    let a = Analysis::run_scoped(&p, &bars, &tables, scope).map_err(|e| e.in_core(&p.core))?;
     // Every report repeats the warnings; on a terminal, once is enough.
     let shown = std::io::stdout().is_terminal() && !matches!(out.format, Format::Json);
     if !shown {
@@ -634,16 +606,22 @@ fn analyse(
             a.graph.graph.edge_count(),
             a.table_bytes() as f64 / nodes
         );
-        let (fresh, reused) = coreheap::alloc::large_block_bytes();
+        let (fresh, reused) = crate::alloc::large_block_bytes();
         eprintln!(
             "large blocks {} of fresh pages, {} reused",
             coreheap::report::human_bytes(fresh),
             coreheap::report::human_bytes(reused)
         );
-        if coreheap::alloc::scratch_in_use() {
+        if crate::alloc::failed_calls() > 0 {
+            eprintln!(
+                "allocator    {} system calls failed (memory left mapped)",
+                crate::alloc::failed_calls()
+            );
+        }
+        if crate::alloc::scratch_in_use() {
             eprintln!(
                 "scratch      {} at most in scratch files",
-                coreheap::report::human_bytes(coreheap::alloc::scratch_peak_bytes())
+                coreheap::report::human_bytes(crate::alloc::scratch_peak_bytes())
             );
         }
     }
@@ -680,7 +658,7 @@ fn with_view(
     f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<String>,
 ) -> anyhow::Result<()> {
     let (p, analysis) = analyse(core, out, scope)?;
-    let bars = Bars::new(None);
+    let bars = Bars::new();
     bars.start("building the report", None);
     let text = f(&p, &HeapView::new(&analysis));
     bars.finish();

@@ -1,23 +1,17 @@
 //! coreheap: what is holding the memory in a Go core dump.
 //!
-//! Layers, each in its own module: `input` (files, compression) → `core` (ELF core) and
-//! `exe` (the Go executable) → `memory` (the process's address space) → `dwarf` (types and
-//! globals) → `process` (all of it, checked to belong together) → `runtime` (the Go runtime's
-//! state) → `report` (what commands print). The library never prints.
+//! The pipeline's layers are crates: `coreheap-elf` (files, the ELF core and executable, the
+//! address space), `coreheap-go` (the Go runtime's state: DWARF, stacks, heap, roots, types,
+//! maps, the object graph) and `coreheap-graph` (dominators over plain ids). This crate drives
+//! them (`analysis`) and turns the result into what commands print (`report`); the binary
+//! adds the command line and the process allocator. The library never prints.
 
-pub mod alloc;
+#![deny(missing_docs)]
+
+// The layers below, under the names the modules here use for them.
+use coreheap_elf::{core, exe, memory};
+use coreheap_go::{dwarf, heap, maps, objgraph, process, roots, runtime, types};
+use coreheap_graph as graph;
+
 pub mod analysis;
-pub mod core;
-pub mod dwarf;
-pub mod exe;
-pub mod graph;
-pub mod heap;
-pub mod input;
-pub mod maps;
-pub mod memory;
-pub mod process;
-pub mod reader;
 pub mod report;
-pub mod roots;
-pub mod runtime;
-pub mod types;

@@ -1,9 +1,11 @@
 //! The `coreheap` command.
 
+mod alloc;
 mod cli;
+mod tables;
 
 #[global_allocator]
-static ALLOC: coreheap::alloc::HugePages = coreheap::alloc::HugePages;
+static ALLOC: alloc::HugePages = alloc::HugePages;
 
 fn main() {
     std::process::exit(cli::main());

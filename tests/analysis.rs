@@ -4,11 +4,11 @@
 mod common;
 
 use coreheap::analysis::{Analysis, NoProgress};
-use coreheap::heap::ObjId;
-use coreheap::memory::Addr;
-use coreheap::process::{OpenOptions, Process};
 use coreheap::report::heapview::HeapView;
 use coreheap::report::top::TopReport;
+use coreheap_elf::memory::Addr;
+use coreheap_go::heap::ObjId;
+use coreheap_go::process::{OpenOptions, Process};
 
 use common::{sample, samples, Sample};
 
@@ -198,7 +198,7 @@ fn path_reaches_a_ledger_value_from_the_global() {
 fn every_live_object_is_reachable_but_the_last_tiny_blocks() {
     for s in samples() {
         let (p, a) = analyse(&s);
-        let rt = coreheap::runtime::Runtime::new(&p);
+        let rt = coreheap_go::runtime::Runtime::new(&p);
         let allp = rt.global("runtime.allp").unwrap();
         let ps = p.mem.u64(allp.offset(8)).unwrap();
         let mut unreachable = 0;

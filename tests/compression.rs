@@ -4,9 +4,9 @@ mod common;
 
 use std::io::Write;
 
-use coreheap::input::Compression;
-use coreheap::process::{OpenOptions, Process};
 use coreheap::report::info::InfoReport;
+use coreheap_elf::input::Compression;
+use coreheap_go::process::{OpenOptions, Process};
 
 use common::{sample, unzstd};
 

@@ -5,7 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Instant;
 
-use coreheap::graph::{dominators, dominators_and_retained, Dominators, Graph, GraphBuilder};
+use coreheap_graph::{dominators, dominators_and_retained, Dominators, Graph, GraphBuilder};
 use petgraph::algo::dominators::simple_fast;
 
 /// Counts this thread's live heap bytes and their peak, so tests running in parallel on

@@ -3,9 +3,9 @@
 
 mod common;
 
-use coreheap::heap::Heap;
-use coreheap::process::{OpenOptions, Process};
-use coreheap::runtime::Runtime;
+use coreheap_go::heap::Heap;
+use coreheap_go::process::{OpenOptions, Process};
+use coreheap_go::runtime::Runtime;
 
 use common::samples;
 
@@ -57,7 +57,7 @@ fn live_objects_per_size_class_equal_memstats() {
 /// liveness show up here as pointers to free slots.
 #[test]
 fn pointer_words_of_live_objects_point_to_live_objects() {
-    use coreheap::heap::{HeapIndex, PointerBits};
+    use coreheap_go::heap::{HeapIndex, PointerBits};
     for s in samples() {
         let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
         let rt = Runtime::new(&p);
@@ -99,7 +99,7 @@ fn pointer_words_of_live_objects_point_to_live_objects() {
 /// every core) gives the same pointer words, in the same order, as read whole.
 #[test]
 fn pointer_words_read_in_pieces_equal_the_whole() {
-    use coreheap::heap::PointerBits;
+    use coreheap_go::heap::PointerBits;
     let mut large = 0;
     for s in samples() {
         let p = Process::open(&s.core, &OpenOptions::default()).unwrap();

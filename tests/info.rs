@@ -2,8 +2,8 @@
 
 mod common;
 
-use coreheap::process::{BinaryCheck, FoundBy, OpenOptions, Process};
 use coreheap::report::info::InfoReport;
+use coreheap_go::process::{BinaryCheck, FoundBy, OpenOptions, Process};
 
 use common::{sample, samples};
 

@@ -4,7 +4,7 @@
 mod common;
 
 use coreheap::report::maps::{KeyGroup, MapLine, MapsOptions, MapsReport};
-use coreheap::types::TypeScope;
+use coreheap_go::types::TypeScope;
 
 use common::{sample, samples, Sample};
 

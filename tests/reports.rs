@@ -241,7 +241,7 @@ fn redaction_leaves_no_key_field_in_any_command_or_format() {
         let keys = every_key(&s);
         assert!(keys.len() > 1000, "{name}: {} keys", keys.len());
         let symbols = symbol_text(&s);
-        let delimiters = coreheap::maps::keys::DEFAULT_DELIMITERS;
+        let delimiters = coreheap_go::maps::keys::DEFAULT_DELIMITERS;
         let secrets: HashSet<&str> = keys
             .iter()
             .flat_map(|k| k.split(|c| delimiters.contains(c) || "{}[](), \"".contains(c)))

@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Instant;
 
-use coreheap::heap::{Heap, HeapIndex};
-use coreheap::process::{OpenOptions, Process};
-use coreheap::runtime::{decode_pcvalue, Runtime, StackRoots};
+use coreheap_go::heap::{Heap, HeapIndex};
+use coreheap_go::process::{OpenOptions, Process};
+use coreheap_go::runtime::{decode_pcvalue, Runtime, StackRoots};
 
 use common::{samples, Sample};
 

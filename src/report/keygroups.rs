@@ -431,7 +431,7 @@ impl Grouper<'_> {
                         if let Some(&ahead) = chunk.get(j + PREFETCH_AHEAD) {
                             let ahead = (ahead & mask) as u32;
                             sizes.prefetch(ahead);
-                            crate::heap::prefetch(&s.lens[ahead as usize]);
+                            crate::graph::prefetch(&s.lens[ahead as usize]);
                         }
                         let (i, p, n) = s.key_at(k);
                         let bytes = match n {

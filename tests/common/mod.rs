@@ -145,19 +145,24 @@ pub fn maps_report(
     s: &Sample,
     opts: &coreheap::report::maps::MapsOptions,
 ) -> coreheap::report::maps::MapsReport {
-    maps_report_scoped(s, opts, coreheap::types::TypeScope::TowardMaps)
+    maps_report_scoped(s, opts, coreheap_go::types::TypeScope::TowardMaps)
 }
 
 /// The maps report with types inferred in `scope`.
 pub fn maps_report_scoped(
     s: &Sample,
     opts: &coreheap::report::maps::MapsOptions,
-    scope: coreheap::types::TypeScope,
+    scope: coreheap_go::types::TypeScope,
 ) -> coreheap::report::maps::MapsReport {
-    use coreheap::process::{OpenOptions, Process};
+    use coreheap_go::process::{OpenOptions, Process};
     let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
-    let a = coreheap::analysis::Analysis::run_scoped(&p, &coreheap::analysis::NoProgress, scope)
-        .unwrap();
+    let a = coreheap::analysis::Analysis::run_scoped(
+        &p,
+        &coreheap::analysis::NoProgress,
+        &coreheap::analysis::PlainMemory,
+        scope,
+    )
+    .unwrap();
     let view = coreheap::report::heapview::HeapView::new(&a);
     let input = coreheap::report::maps::MapsInput {
         view: &view,

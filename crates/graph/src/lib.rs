@@ -1,23 +1,24 @@
-//! The object graph (compact adjacency over integer ids) and its dominator tree.
+//! A compact directed graph over integer ids, its dominator tree and retained sizes.
+//!
+//! This crate knows nothing of Go or of cores: nodes are plain ids that the layers above give
+//! meaning to, and petgraph's visit traits let its algorithms walk the graph as it is.
 //!
 //! Nodes are the integers `0..n` (`u32`); edges live in one compressed sparse row (CSR)
 //! array pair, built in two passes so no node owns an allocation of its own. The budget the
 //! design aims for is 40 bytes per node and 8 per edge at the peak of the dominator
 //! computation, graph included.
 
+#![deny(missing_docs)]
+
 mod dominators;
-mod heap;
-mod raw;
 mod visit;
 
 pub use dominators::{
     dominators, dominators_and_retained, dominators_and_retained_reporting, Dominators, Retained,
 };
-pub use heap::HeapGraph;
-pub use raw::RawEdges;
 
 /// Marks "no node" in `u32` node arrays; never a valid node id.
-const NONE: u32 = u32::MAX;
+pub const NONE: u32 = u32::MAX;
 
 /// A node of a [`Graph`], for callers that want a distinct type for node ids.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -35,9 +36,23 @@ impl From<NodeId> for u32 {
     }
 }
 
+/// Asks the CPU to bring the cache line holding `x` closer; a hint with no other effect.
+#[inline]
+pub fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching reads nothing architecturally and cannot fault; SSE, which it needs,
+    // is part of every x86_64 CPU.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
 /// `range` cut into consecutive pieces of `size` (the last one shorter), for work on every
 /// core with a tight loop inside each piece.
-pub(crate) fn pieces(range: std::ops::Range<usize>, size: usize) -> Vec<std::ops::Range<usize>> {
+pub fn pieces(range: std::ops::Range<usize>, size: usize) -> Vec<std::ops::Range<usize>> {
     let size = size.max(1);
     range
         .clone()
@@ -47,7 +62,7 @@ pub(crate) fn pieces(range: std::ops::Range<usize>, size: usize) -> Vec<std::ops
 }
 
 /// A `u32` slice seen as atomics, to be written from every core.
-pub(crate) fn atomic(slice: &mut [u32]) -> &[std::sync::atomic::AtomicU32] {
+pub fn atomic(slice: &mut [u32]) -> &[std::sync::atomic::AtomicU32] {
     // SAFETY: AtomicU32 has the size, alignment and bit validity of u32, and `slice` stays
     // borrowed exclusively for as long as the view lives.
     unsafe {
@@ -60,10 +75,7 @@ pub(crate) fn atomic(slice: &mut [u32]) -> &[std::sync::atomic::AtomicU32] {
 
 /// `slice` cut into consecutive parts of the given lengths (a part is cut short at the end of
 /// the slice; what is left over is dropped).
-pub(crate) fn cut_mut<T>(
-    slice: &mut [T],
-    lengths: impl IntoIterator<Item = usize>,
-) -> Vec<&mut [T]> {
+pub fn cut_mut<T>(slice: &mut [T], lengths: impl IntoIterator<Item = usize>) -> Vec<&mut [T]> {
     let mut parts = Vec::new();
     let mut rest = slice;
     for len in lengths {
@@ -80,27 +92,27 @@ pub struct Bits(Vec<u64>);
 
 impl Bits {
     /// An empty set of ids below `n`.
-    pub(crate) fn new(n: usize) -> Bits {
+    pub fn new(n: usize) -> Bits {
         Bits(vec![0; n.div_ceil(64)])
     }
 
     /// Whether `v` is in the set.
     #[inline]
-    pub(crate) fn get(&self, v: u32) -> bool {
+    pub fn get(&self, v: u32) -> bool {
         self.0[(v >> 6) as usize] >> (v & 63) & 1 != 0
     }
 
     /// Asks for `v`'s word ahead of its use.
     #[inline]
-    pub(crate) fn prefetch(&self, v: u32) {
+    pub fn prefetch(&self, v: u32) {
         if let Some(w) = self.0.get((v >> 6) as usize) {
-            crate::heap::prefetch(w);
+            prefetch(w);
         }
     }
 
     /// Adds `v`.
     #[inline]
-    pub(crate) fn set(&mut self, v: u32) {
+    pub fn set(&mut self, v: u32) {
         self.0[(v >> 6) as usize] |= 1 << (v & 63);
     }
 }
@@ -190,7 +202,7 @@ impl Graph {
     }
 
     /// A graph from finished CSR arrays; panics if they do not fit together (a caller bug).
-    pub(crate) fn from_csr(offsets: Offsets, targets: Vec<u32>) -> Graph {
+    pub fn from_csr(offsets: Offsets, targets: Vec<u32>) -> Graph {
         let n = offsets.nodes();
         assert!(
             offsets.total() == targets.len() as u64 && targets.iter().all(|&t| (t as usize) < n),

@@ -8,9 +8,9 @@ use rayon::prelude::*;
 use super::keys::short_type_name;
 use super::{Ctx, Reader};
 use crate::dwarf::{TypeKind, TypeRef};
-use crate::graph::RawEdges;
 use crate::heap::ObjId;
 use crate::memory::Addr;
+use crate::objgraph::RawEdges;
 use crate::types::{ObjType, ObjectTypes};
 
 /// How to climb from a storage array to its map header, for one map type.

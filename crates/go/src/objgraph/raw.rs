@@ -337,7 +337,7 @@ impl RawEdges {
             let end = self.segments.get(i + 1).map_or(self.objects, |n| n.first);
             (end - s.first) as usize
         });
-        let parts = super::cut_mut(out, lengths);
+        let parts = crate::graph::cut_mut(out, lengths);
         self.segments.par_iter().zip(parts).for_each(|(s, out)| {
             for (k, d) in out.iter_mut().enumerate() {
                 *d = s.offsets.range(k).len() as u32;

@@ -155,7 +155,7 @@ pub struct HeapParts<'a> {
     /// Typed stack variables.
     pub stack_vars: &'a [crate::runtime::StackVar],
     /// Every object's pointers to other objects.
-    pub raw: &'a crate::graph::RawEdges,
+    pub raw: &'a crate::objgraph::RawEdges,
 }
 
 /// What the heap walk needs to know about a type, computed once.
@@ -798,7 +798,7 @@ impl ObjectTypes {
             layouts: Layouts::new(dwarf),
             by_rtype,
             itab_type_off,
-            of: crate::alloc::sparse(|| vec![UNTYPED; a.objects.len()]),
+            of: vec![UNTYPED; a.objects.len()],
             interned: HashMap::new(),
             types: Vec::new(),
             pending: vec![0; a.objects.len().div_ceil(64)],

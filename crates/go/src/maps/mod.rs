@@ -522,7 +522,7 @@ impl Maps {
     pub fn decode(
         ctx: &Ctx,
         types: &mut ObjectTypes,
-        raw: &crate::graph::RawEdges,
+        raw: &crate::objgraph::RawEdges,
         rtypes: Option<&RuntimeTypes>,
         stacks: &crate::roots::StackMaps,
         holders: &Holders,

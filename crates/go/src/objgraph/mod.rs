@@ -1,13 +1,16 @@
 //! The object graph of a heap: one node per live object, one per map entry, one per root, and a
 //! super-root.
 
-use super::raw::Word;
-use super::RawEdges;
-use super::{Graph, Offsets, NONE};
+mod raw;
+
+pub use raw::RawEdges;
+
+use crate::graph::{Graph, Offsets, NONE};
 use crate::heap::{HeapIndex, ObjId, Objects};
 use crate::maps::{Entry, Maps, SlotArea, SLOT_BITS};
 use crate::memory::{Addr, Memory};
 use crate::roots::Root;
+use raw::Word;
 
 /// The heap as a graph. Node ids: objects `0..objects`, then map entries, then roots, then the
 /// super-root. A map entry sits between the bucket or group holding it and what its key and
@@ -479,7 +482,7 @@ impl HeapGraph {
         let lengths = ids
             .iter()
             .map(|r| (offsets.get(r.end as usize) - offsets.get(r.start as usize)) as usize);
-        let parts = super::cut_mut(&mut targets[..object_edges as usize], lengths);
+        let parts = crate::graph::cut_mut(&mut targets[..object_edges as usize], lengths);
         ids.into_par_iter().zip(parts).for_each(|(ids, part)| {
             let objects_in_run = u64::from(ids.end - ids.start);
             let base = offsets.get(ids.start as usize) as usize;
@@ -514,11 +517,14 @@ impl HeapGraph {
         let mut filled = vec![0u32; n_entries as usize];
         {
             use std::sync::atomic::Ordering::Relaxed;
-            let (filled, slots) = (super::atomic(&mut filled), super::atomic(&mut targets));
+            let (filled, slots) = (
+                crate::graph::atomic(&mut filled),
+                crate::graph::atomic(&mut targets),
+            );
             let pieces: Vec<(&Container, std::ops::Range<usize>)> = (containers.iter())
                 .flat_map(|c| {
                     let edges = 0..c.entry_of_edge.len();
-                    super::pieces(edges, EDGE_PIECE)
+                    crate::graph::pieces(edges, EDGE_PIECE)
                         .into_iter()
                         .map(move |r| (c, r))
                 })
@@ -542,13 +548,13 @@ impl HeapGraph {
         drop(filled);
         drop(containers);
         // Each entry's targets in id order, pieces of entries on every core.
-        let entry_nodes = super::pieces(n as usize..(n + n_entries) as usize, 1 << 16);
+        let entry_nodes = crate::graph::pieces(n as usize..(n + n_entries) as usize, 1 << 16);
         let lengths = entry_nodes
             .iter()
             .map(|r| (offsets.get(r.end) - offsets.get(r.start)) as usize);
         let edges =
             offsets.get(n as usize) as usize..offsets.get((n + n_entries) as usize) as usize;
-        let parts = super::cut_mut(&mut targets[edges], lengths);
+        let parts = crate::graph::cut_mut(&mut targets[edges], lengths);
         entry_nodes
             .into_par_iter()
             .zip(parts)
