@@ -188,6 +188,7 @@ pub struct Graph {
 
 impl Graph {
     /// A graph with `n` nodes and the given `(from, to)` edges, successors kept in input order.
+    #[cfg(any(test, feature = "testing"))]
     pub fn from_edges(n: usize, edges: &[(u32, u32)]) -> Graph {
         let mut b = GraphBuilder::new(n);
         for &(from, _) in edges {
@@ -232,6 +233,7 @@ impl Graph {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// A two-pass [`Graph`] constructor: count each edge's source, `finish_counts`, add each edge.
 //
 // Counts that do not match the adds are a caller bug and panic.
@@ -246,6 +248,7 @@ pub struct GraphBuilder {
     counting: bool,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl GraphBuilder {
     /// A builder for a graph with `n` nodes; panics if `n` exceeds `u32::MAX`.
     pub fn new(n: usize) -> GraphBuilder {
