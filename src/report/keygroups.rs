@@ -507,4 +507,102 @@ mod tests {
         push_top(&mut none, (1, 1), 0);
         assert!(none.is_empty());
     }
+
+    /// Groups rendered keys (quoted as the renderer quotes strings) with listed sizes.
+    fn group(keys: &[&str], sizes: &[u64], how: Grouping) -> (Vec<Group>, Vec<(u64, u32)>) {
+        let text = |i: u32| keys.get(i as usize).map(|k| format!("{k:?}"));
+        Grouper {
+            keys: Keys::Rendered {
+                text: &text,
+                count: keys.len() as u32,
+            },
+            sizes: Sizes::Listed(sizes),
+            delimiters: ":",
+            keep: 2,
+            shown: 10,
+        }
+        .group(how)
+    }
+
+    fn labels(groups: &[Group]) -> Vec<(String, u64, u64)> {
+        (groups.iter())
+            .map(|g| {
+                let label = String::from_utf8_lossy(&g.label).into_owned();
+                (label, g.acc.entries, g.acc.bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_tree_opens_where_most_bytes_are_and_stays_closed_elsewhere() {
+        let keys = [
+            "acct:eu:1",
+            "acct:eu:2",
+            "acct:eu:3",
+            "acct:us:1",
+            "sess:a",
+            "sess:b",
+        ];
+        let sizes = [100, 100, 100, 50, 40, 30];
+        let (groups, top) = group(&keys, &sizes, Grouping::Tree);
+        assert_eq!(
+            labels(&groups),
+            [("acct".into(), 4, 350), ("sess".into(), 2, 70)]
+        );
+        // acct:eu holds 300 of acct's 350 bytes: acct opens, and acct:eu is tried next, whose
+        // children (1, 2, 3) hold a third each and stay closed.
+        assert_eq!(
+            labels(&groups[0].children),
+            [("acct:eu".into(), 3, 300), ("acct:us".into(), 1, 50)]
+        );
+        assert!(groups[0].children[0].children.is_empty());
+        // A key's last field is never a group of its own: sess (one field after it) stays
+        // closed however its bytes are spread.
+        assert!(groups[1].children.is_empty());
+        // The two largest entries of the map, lowest index first on ties.
+        assert_eq!(top, vec![(100, 0), (100, 1)]);
+    }
+
+    #[test]
+    fn a_group_with_one_deeper_child_becomes_that_child() {
+        let keys = ["a:b:c1", "a:b:c2", "a:b:c3"];
+        let (groups, _) = group(&keys, &[1, 1, 1], Grouping::Tree);
+        assert_eq!(labels(&groups), [("a:b".into(), 3, 3)]);
+        assert_eq!(groups[0].depth, 2);
+        assert!(groups[0].children.is_empty());
+    }
+
+    #[test]
+    fn fixed_depth_cuts_before_the_nth_delimiter() {
+        let keys = ["x:1:p", "x:1:q", "x:2:p", "y"];
+        let (groups, _) = group(&keys, &[4, 3, 2, 1], Grouping::Depth(2));
+        assert_eq!(
+            labels(&groups),
+            [
+                ("x:1".into(), 2, 7),
+                ("x:2".into(), 1, 2),
+                // No delimiter: no prefix (shown as "(no prefix)").
+                (String::new(), 1, 1)
+            ]
+        );
+        assert!(groups.iter().all(|g| g.children.is_empty()));
+    }
+
+    #[test]
+    fn shapes_put_keys_that_differ_in_numbers_together() {
+        let keys = ["user:17", "user:9000", "user:abc"];
+        let (groups, _) = group(&keys, &[1, 2, 4], Grouping::Shape);
+        assert_eq!(groups.len(), 2);
+        assert_eq!((groups[0].acc.entries, groups[0].acc.bytes), (1, 4));
+        assert_eq!((groups[1].acc.entries, groups[1].acc.bytes), (2, 3));
+    }
+
+    #[test]
+    fn whole_is_one_group_of_every_entry() {
+        let (groups, top) = group(&["a", "b:c", "d"], &[5, 7, 6], Grouping::Whole);
+        assert_eq!(labels(&groups), [(String::new(), 3, 18)]);
+        assert_eq!(top, vec![(7, 1), (6, 2)]);
+        let (none, top) = group(&[], &[], Grouping::Whole);
+        assert!(none.is_empty() && top.is_empty());
+    }
 }
