@@ -600,7 +600,7 @@ impl Dominators {
     /// Asks for `v`'s immediate dominator ahead of its use.
     pub fn prefetch(&self, v: u32) {
         if let Some(d) = self.idom.get(v as usize) {
-            crate::heap::prefetch(d);
+            super::prefetch(d);
         }
     }
 
@@ -689,8 +689,8 @@ impl Retained {
     /// Asks the CPU to fetch node `v`'s size ahead of its use (a hint).
     pub fn prefetch(&self, v: u32) {
         if let (Some(l), Some(h)) = (self.low.get(v as usize), self.high.get(v as usize)) {
-            crate::heap::prefetch(l);
-            crate::heap::prefetch(h);
+            super::prefetch(l);
+            super::prefetch(h);
         }
     }
 

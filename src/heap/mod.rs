@@ -3,7 +3,7 @@
 mod objects;
 mod pointers;
 
-pub(crate) use objects::prefetch;
+pub(crate) use crate::graph::prefetch;
 pub use objects::{Located, ObjId, Objects, LOCATE_BATCH};
 pub use pointers::{HeapIndex, PointerBits, Slot};
 

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::{Heap, HeapIndex};
+use crate::graph::prefetch;
 use crate::memory::Addr;
 
 /// A live heap object's id: objects are numbered in address order from 0.
@@ -74,20 +75,6 @@ struct LiveWord {
 
 /// Most addresses [`Objects::locate_batch`] takes at once.
 pub const LOCATE_BATCH: usize = 32;
-
-/// Asks the CPU to bring the cache line holding `x` closer; a hint with no other effect.
-#[inline]
-pub(crate) fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching reads nothing architecturally and cannot fault; SSE, which it needs,
-    // is part of every x86_64 CPU.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
-}
 
 /// The position of the `n`th set bit of `bits` (counting from 0); 64 if there are fewer.
 fn select(bits: u64, n: u32) -> u32 {
