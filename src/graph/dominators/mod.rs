@@ -9,23 +9,175 @@
 //! they are found, and a worklist for what the sweeps leave. The semi-NCA
 //! algorithm (Georgiadis, "Linear-Time Algorithms for Dominators and Related Problems", 2005;
 //! the variant LLVM uses) then runs on what is left, in three iterative passes over preorder
-//! numbers: a depth-first search, semidominators by link-eval with path compression
-//! (compressing the spanning-tree parent array in place), and immediate dominators as nearest
-//! common ancestors of parent and semidominator; their retained sizes follow in decreasing
-//! preorder. Only nodes with several predecessors need the reverse graph. Nothing recurses.
+//! numbers: a depth-first search, semidominators by link-eval with path compression, and
+//! immediate dominators as nearest common ancestors of parent and semidominator; their
+//! retained sizes follow in decreasing preorder. Only nodes with several predecessors need
+//! the reverse graph. Nothing recurses.
 //!
-//! Peak memory, graph included: the graph (4 bytes per node + 4 per edge), each node's only
-//! predecessor (4 bytes per node; it holds preorder numbers during the search and becomes the
-//! immediate dominators), the retained sizes (5 bytes per node), three bit sets, and for the
-//! nodes that do not hang five `u32` arrays (20 bytes per node) and the reverse graph over nodes
-//! with several predecessors (8 + 4 per edge). What is kept afterwards is 9 bytes per node.
+//! The phases, in [`dominators_and_retained_reporting`]:
+//!
+//! 0. hanging trees ([`hanging`]): only predecessors, the trees settled with their sizes, the
+//!    trees' tops giving their sizes to their parents;
+//! 1. depth-first numbering of the rest ([`semi_nca::number_depth_first`]), then the reverse
+//!    graph over joins, nodes with several predecessors ([`semi_nca::JoinPreds`]);
+//! 2. semidominators ([`semi_nca::semidominators`]);
+//! 3. immediate dominators ([`semi_nca::immediate_dominators`]);
+//! 4. retained sizes ([`semi_nca::add_retained`]), back to node ids, and nothing retained by
+//!    what is not reached ([`retain_nothing_unreached`]).
+//!
+//! Node ids are [`NodeId`]s (`u32` where they come straight from the graph's arrays);
+//! preorder numbers of the search are [`Pre`]s, and arrays over them are [`ByPre`]s, indexed
+//! only by a `Pre`.
+//!
+//! # Which buffer holds what
+//!
+//! `n` nodes, `r` of them reached and not hanging. The one `u32` per node is a single buffer
+//! seen through a view per phase, and it ends as the result; two arrays over `r` are reused
+//! too, each under a new name when its meaning changes. Everything else keeps one meaning.
+//!
+//! | phase | the `u32` per node | arrays over `r` (by [`Pre`]) |
+//! |---|---|---|
+//! | 0 | [`OnlyPreds`]: the only predecessor, [`NONE`] or [`SHARED`] | – |
+//! | 1 | [`Numbers`]: a hanging node's immediate dominator (its only predecessor), any other's preorder number ([`Pre::NONE`] until reached) | `order` (number → node), `parent` (in the spanning tree), `scanned` (successors looked at) |
+//! | 2 | [`Numbers`] | `order`, `parent`, `semi` (`scanned`'s buffer), `ancestor` and `best` (path compression) |
+//! | 3 | [`Numbers`] | `order`, `semi`, `idom` (`parent`'s buffer, overwritten in increasing preorder) |
+//! | 4 | [`Numbers::into_idoms`]: every node's immediate dominator, the result | `order`, `idom`, until back to node ids |
+//!
+//! Beside these: the retained sizes (all phases, the result); bit sets over all nodes,
+//! `hanging` (phases 0 to 4), `summed` (phase 0) and `join` (end of phase 0 to the reverse
+//! graph); the reverse graph over joins, [`semi_nca::JoinPreds`] (end of phase 1 to the end
+//! of phase 2).
+//!
+//! Peak memory, graph included: the graph (4 bytes per node + 4 per edge), the `u32` per node
+//! (4 bytes), the retained sizes (5 bytes per node), three bit sets, and in phase 2 five `u32`
+//! arrays over `r` (20 bytes per node) and the reverse graph over joins (8 + 4 per edge). What
+//! is kept afterwards is 9 bytes per node.
 
-use std::collections::HashMap;
+mod hanging;
+mod semi_nca;
+#[cfg(test)]
+mod tests;
 
-use super::{Bits, Graph, NONE};
+use super::{atomic, pieces, Bits, Graph, NodeId, NONE};
 
-/// Marks, in the only-predecessor array, a node with several predecessors.
+/// Marks, in [`OnlyPreds`], a node with several predecessors (and the root).
 const SHARED: u32 = NONE - 1;
+
+/// A preorder number of the depth-first search over the nodes that do not hang.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Pre(u32);
+
+impl Pre {
+    /// The root's number.
+    const ROOT: Pre = Pre(0);
+    /// Not numbered: not reached (yet).
+    const NONE: Pre = Pre(NONE);
+
+    /// The numbers from `first` up to, not including, `end`.
+    fn range(first: u32, end: usize) -> impl DoubleEndedIterator<Item = Pre> {
+        (first..end as u32).map(Pre)
+    }
+}
+
+/// An array over preorder numbers.
+#[derive(Clone, Debug)]
+struct ByPre<T>(Vec<T>);
+
+impl<T> ByPre<T> {
+    /// Room for `r` numbers, none yet.
+    fn with_capacity(r: usize) -> ByPre<T> {
+        ByPre(Vec::with_capacity(r))
+    }
+
+    /// How many numbers.
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Holds the next number's entry.
+    fn push(&mut self, x: T) {
+        self.0.push(x);
+    }
+
+    /// The same allocation holding something else from now on, every entry `fill` (`U` has
+    /// `T`'s size and alignment, so nothing is allocated).
+    fn reuse<U: Copy>(self, fill: U) -> ByPre<U> {
+        ByPre(self.0.into_iter().map(|_| fill).collect())
+    }
+}
+
+impl<T> std::ops::Index<Pre> for ByPre<T> {
+    type Output = T;
+    #[inline]
+    fn index(&self, k: Pre) -> &T {
+        &self.0[k.0 as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<Pre> for ByPre<T> {
+    #[inline]
+    fn index_mut(&mut self, k: Pre) -> &mut T {
+        &mut self.0[k.0 as usize]
+    }
+}
+
+/// The `u32` per node in phase 0: each node's only predecessor, [`NONE`] for none, [`SHARED`]
+/// for several (and for the root).
+struct OnlyPreds(Vec<u32>);
+
+impl OnlyPreds {
+    /// `v`'s predecessor if it has exactly one.
+    #[inline]
+    fn single(&self, v: u32) -> Option<u32> {
+        let p = self.0[v as usize];
+        (p < SHARED).then_some(p)
+    }
+
+    /// Whether `v` has several predecessors (or is the root).
+    #[inline]
+    fn shared(&self, v: u32) -> bool {
+        self.0[v as usize] == SHARED
+    }
+
+    /// The same buffer for phase 1: hanging nodes keep their only predecessor, which is their
+    /// immediate dominator; the others are not numbered yet.
+    fn into_numbers(mut self, hanging: &Bits) -> Numbers {
+        for (v, p) in self.0.iter_mut().enumerate() {
+            if !hanging.get(v as u32) {
+                *p = NONE;
+            }
+        }
+        Numbers(self.0)
+    }
+}
+
+/// The `u32` per node in phases 1 to 3: a hanging node's immediate dominator, any other node's
+/// preorder number ([`Pre::NONE`] until reached).
+struct Numbers(Vec<u32>);
+
+impl Numbers {
+    /// The preorder number of `v`, which does not hang.
+    #[inline]
+    fn pre(&self, v: NodeId) -> Pre {
+        Pre(self.0[v.0 as usize])
+    }
+
+    /// Numbers `v`, which does not hang.
+    #[inline]
+    fn set_pre(&mut self, v: NodeId, k: Pre) {
+        self.0[v.0 as usize] = k.0;
+    }
+
+    /// The same buffer for phase 4: every node's immediate dominator (itself for the root,
+    /// [`NONE`] if not numbered), given each number's node and immediate dominator. Hanging
+    /// trees under unreached nodes still name their parents.
+    fn into_idoms(mut self, order: &ByPre<NodeId>, idom: &ByPre<Pre>) -> Vec<u32> {
+        for k in Pre::range(0, order.len()) {
+            self.0[order[k].0 as usize] = order[idom[k]].0;
+        }
+        self.0
+    }
+}
 
 /// The dominator tree of a [`Graph`] from one root.
 #[derive(Clone, Debug)]
@@ -34,260 +186,6 @@ pub struct Dominators {
     root: u32,
     /// Per node: its immediate dominator, itself for the root, `NONE` if unreachable.
     idom: Vec<u32>,
-}
-
-/// Each node's only predecessor: `NONE` for none, `SHARED` for several (and for the root).
-/// Parallel edges from one predecessor count once. Runs on every core.
-fn only_predecessors(g: &Graph, root: u32) -> Vec<u32> {
-    use rayon::prelude::*;
-    use std::sync::atomic::Ordering::Relaxed;
-    let n = g.node_count();
-    let mut pred = vec![NONE; n];
-    {
-        let view = super::atomic(&mut pred);
-        super::pieces(0..n, 1 << 14)
-            .into_par_iter()
-            .for_each(|piece| {
-                for v in piece.start as u32..piece.end as u32 {
-                    for &w in g.successors(v) {
-                        let p = &view[w as usize];
-                        match p.load(Relaxed) {
-                            NONE => {
-                                if let Err(other) = p.compare_exchange(NONE, v, Relaxed, Relaxed) {
-                                    if other != v {
-                                        p.store(SHARED, Relaxed);
-                                    }
-                                }
-                            }
-                            SHARED => {}
-                            u if u != v => p.store(SHARED, Relaxed),
-                            _ => {}
-                        }
-                    }
-                }
-            });
-    }
-    pred[root as usize] = SHARED;
-    pred
-}
-
-/// Out-degree from which a node's scan position is remembered between checks.
-const WIDE: usize = 64;
-
-/// Sweeps over all nodes in id order before the remaining hanging nodes are found from a
-/// worklist: sweeps read the graph sequentially, the worklist chases predecessors.
-const SWEEPS: usize = 3;
-
-/// How many nodes ahead a sweep asks for the marks and sizes of successors.
-const SWEEP_AHEAD: u32 = 12;
-
-/// Nodes per block of a sweep: checked in parallel, then settled in order.
-const SWEEP_BLOCK: usize = 1 << 20;
-
-/// Fewest nodes one core checks at a time in a sweep.
-const SWEEP_PIECE: usize = 1 << 14;
-
-/// Stands for the sum of a hanging node with over [`FEW`] successors, summed when settled.
-const WIDE_SUM: u64 = u64::MAX;
-
-/// Out-degree up to which a hanging node's repeated successors are found by looking back.
-const FEW: usize = 16;
-
-/// Sums retained sizes up hanging trees as their nodes are found, children first.
-struct Settler<'a, F: Fn(u32) -> u64> {
-    g: &'a Graph,
-    shallow: F,
-    retained: Retained,
-    /// The hanging nodes found so far.
-    hanging: Bits,
-    /// How many.
-    count: usize,
-    /// Successors of nodes with over [`FEW`] successors whose size went to their parent
-    /// already (parallel edges count once).
-    summed: Bits,
-}
-
-impl<F: Fn(u32) -> u64> Settler<'_, F> {
-    /// `v`'s retained size if it hangs, when it has at most [`FEW`] successors (repeats are
-    /// found by looking back); `None` for wider nodes, which [`Settler::hang`] sums.
-    fn sum_of_few(&self, v: u32) -> Option<u64> {
-        let succ = self.g.successors(v);
-        if succ.len() > FEW {
-            return None;
-        }
-        let mut sum = (self.shallow)(v);
-        for (k, &w) in succ.iter().enumerate() {
-            if !succ[..k].contains(&w) {
-                sum = sum.saturating_add(self.retained.get(w));
-            }
-        }
-        Some(sum)
-    }
-
-    /// `v` hangs, retaining `sum` bytes.
-    fn settle(&mut self, v: u32, sum: u64) {
-        self.hanging.set(v);
-        self.count += 1;
-        self.retained.set(v as usize, sum);
-    }
-
-    /// `v` hangs and its successors are settled: its retained size is its own plus theirs.
-    fn hang(&mut self, v: u32) {
-        if let Some(sum) = self.sum_of_few(v) {
-            return self.settle(v, sum);
-        }
-        let mut sum = (self.shallow)(v);
-        for &w in self.g.successors(v) {
-            if !self.summed.get(w) {
-                self.summed.set(w);
-                sum = sum.saturating_add(self.retained.get(w));
-            }
-        }
-        self.settle(v, sum);
-    }
-
-    /// Whether `v`, with only predecessor `p`, may hang and is not settled yet.
-    fn open(&self, v: u32, p: u32) -> bool {
-        p < SHARED && !self.hanging.get(v)
-    }
-
-    /// Whether `v`, not settled yet and not a leaf, hangs: its only predecessor is `p` and
-    /// all its successors hang.
-    fn hangs(&self, v: u32, p: u32) -> bool {
-        if !self.open(v, p) {
-            return false;
-        }
-        let succ = self.g.successors(v);
-        !succ.is_empty() && succ.iter().all(|&w| self.hanging.get(w))
-    }
-}
-
-/// Marks nodes of `nodes` (which starts on a multiple of 64) as hanging with their retained
-/// sizes, on every core: the piece of [`SWEEP_PIECE`] nodes from `first` settles the (node,
-/// size) pairs `sums(first)` gives, all inside it (pieces are 64-aligned, so their marks share
-/// no word). Returns how many were settled.
-fn settle_pieces<I: Iterator<Item = (u32, u64)>>(
-    hanging: &mut Bits,
-    retained: &mut Retained,
-    nodes: std::ops::Range<usize>,
-    sums: impl Fn(usize) -> I + Sync,
-) -> usize {
-    use rayon::prelude::*;
-    let words = &mut hanging.0[nodes.start / 64..nodes.end.div_ceil(64)];
-    let low = &mut retained.low[nodes.clone()];
-    let high = &mut retained.high[nodes.clone()];
-    (words.par_chunks_mut(SWEEP_PIECE / 64))
-        .zip(low.par_chunks_mut(SWEEP_PIECE))
-        .zip(high.par_chunks_mut(SWEEP_PIECE))
-        .enumerate()
-        .map(|(k, ((words, low), high))| {
-            let first = nodes.start + k * SWEEP_PIECE;
-            let mut settled = 0;
-            for (v, sum) in sums(first) {
-                let i = v as usize - first;
-                words[i / 64] |= 1 << (i % 64);
-                (low[i], high[i]) = Retained::split(sum);
-                settled += 1;
-            }
-            settled
-        })
-        .sum()
-}
-
-/// Finds the trees hanging off the rest of the graph (each node has one predecessor and every
-/// successor is such a node too) and sums their retained sizes bottom-up, into `s`.
-fn hanging_trees<F: Fn(u32) -> u64 + Sync>(pred: &[u32], s: &mut Settler<'_, F>) {
-    let g = s.g;
-    let n = g.node_count();
-    // Sweeps: the first takes the leaves, each next one the nodes whose successors all hang
-    // (including those found in earlier blocks of the same sweep). Within a block, nodes are
-    // checked and summed on every core against what hung before the block, then settled.
-    use rayon::prelude::*;
-    // The first sweep's nodes, leaves, depend on no other node: all are settled at once, in
-    // 64-aligned pieces on every core.
-    let shallow = &s.shallow;
-    let leaves = settle_pieces(&mut s.hanging, &mut s.retained, 0..n, |first| {
-        let piece = first as u32..(first + SWEEP_PIECE).min(n) as u32;
-        piece
-            .filter(|&v| pred[v as usize] < SHARED && g.offsets.range(v as usize).is_empty())
-            .map(|v| (v, shallow(v)))
-    });
-    s.count += leaves;
-    if leaves == 0 {
-        return;
-    }
-    let mut found: Vec<u32> = Vec::new();
-    for sweep in 1..SWEEPS {
-        let before = s.count;
-        for block in (0..n).step_by(SWEEP_BLOCK) {
-            let end = (block + SWEEP_BLOCK).min(n);
-            let view = &*s;
-            let sums: Vec<Vec<(u32, u64)>> = super::pieces(block..end, SWEEP_PIECE)
-                .into_par_iter()
-                .map(|piece| {
-                    let mut out = Vec::new();
-                    for v in piece.start as u32..piece.end as u32 {
-                        // Successors' marks and sizes are read at random: ask ahead.
-                        let a = v.wrapping_add(SWEEP_AHEAD);
-                        if (a as usize) < end && view.open(a, pred[a as usize]) {
-                            for &w in g.successors(a) {
-                                view.hanging.prefetch(w);
-                                view.retained.prefetch(w);
-                            }
-                        }
-                        if view.hangs(v, pred[v as usize]) {
-                            out.push((v, view.sum_of_few(v).unwrap_or(WIDE_SUM)));
-                        }
-                    }
-                    out
-                })
-                .collect();
-            // Each piece settles its own nodes on every core; wide nodes, which mark
-            // successors, after it, one by one.
-            s.count += settle_pieces(&mut s.hanging, &mut s.retained, block..end, |first| {
-                let out = &sums[(first - block) / SWEEP_PIECE];
-                out.iter().copied().filter(|x| x.1 != WIDE_SUM)
-            });
-            for &(v, sum) in sums.iter().flatten() {
-                if sum == WIDE_SUM {
-                    s.hang(v);
-                }
-                // Only the last sweep's finds seed the worklist.
-                if sweep == SWEEPS - 1 {
-                    found.push(pred[v as usize]);
-                }
-            }
-        }
-        if s.count == before {
-            return;
-        }
-    }
-    // The rest, up from the parents of the nodes the last sweep found. A wide node may be
-    // checked once per child; it resumes where its last check stopped.
-    let mut candidates = found;
-    let mut resume: HashMap<u32, usize> = HashMap::new();
-    while let Some(c) = candidates.pop() {
-        let p = pred[c as usize];
-        if !s.open(c, p) {
-            continue;
-        }
-        let succ = g.successors(c);
-        let from = if succ.len() >= WIDE {
-            resume.get(&c).copied().unwrap_or(0)
-        } else {
-            0
-        };
-        match succ[from..].iter().position(|&w| !s.hanging.get(w)) {
-            Some(i) if succ.len() >= WIDE => {
-                resume.insert(c, from + i);
-            }
-            Some(_) => {}
-            None => {
-                s.hang(c);
-                candidates.push(p);
-            }
-        }
-    }
 }
 
 /// Computes the immediate dominator of every node of `g` reachable from `root`.
@@ -344,236 +242,84 @@ pub fn dominators_and_retained_reporting(
     done: &(dyn Fn(u64) + Sync),
 ) -> (Dominators, Retained) {
     let n = g.node_count();
+    assert!(
+        (root as usize) < n,
+        "dominator root {root} in a graph of {n} nodes"
+    );
     let mut ticks = Ticks {
         done,
         pending: 0,
         reported: 0,
     };
-    assert!(
-        (root as usize) < n,
-        "dominator root {root} in a graph of {n} nodes"
-    );
 
-    // Pass 0: hanging trees, their sizes summed as they are found. `pred` keeps each hanging
-    // node's only predecessor, its immediate dominator.
-    let mut pred = only_predecessors(g, root);
-    let mut settler = Settler {
-        g,
-        shallow: &shallow,
-        retained: Retained::zeroed(n),
-        hanging: Bits::new(n),
-        count: 0,
-        summed: Bits::new(n),
-    };
-    hanging_trees(&pred, &mut settler);
-    let Settler {
-        mut retained,
-        hanging,
+    // Phase 0: hanging trees, settled with their retained sizes.
+    let preds = hanging::only_predecessors(g, root);
+    let hanging::Hanging {
+        nodes: hanging,
         count: hanging_count,
-        summed,
-        ..
-    } = settler;
-    drop(summed);
-    // Tops of hanging trees give their sizes to their parents (which do not hang). Nodes
-    // with several predecessors are "joins".
-    let mut join = Bits::new(n);
-    for v in 0..n as u32 {
-        let p = pred[v as usize];
-        if p == SHARED {
-            join.set(v);
-        } else if hanging.get(v) && !hanging.get(p) {
-            retained.add(p as usize, retained.get(v));
-        }
-    }
+        mut retained,
+    } = hanging::hanging_trees(g, &preds, &shallow);
+    let join = hanging::give_tops_to_parents(&preds, &hanging, &mut retained);
     ticks.pass_done(n as u64);
 
-    // Pass 1: depth-first search from the root over the nodes that do not hang, numbering
-    // them in preorder. For those nodes `pred` holds the number now (NONE: not reached).
-    // `vertex`: number -> node. `idom` holds each number's spanning-tree parent for now,
-    // `semi` the count of the node's successors already looked at (the search's "stack" is
-    // the parent chain).
-    for (v, p) in pred.iter_mut().enumerate() {
-        if !hanging.get(v as u32) {
-            *p = NONE;
-        }
-    }
-    let num = &mut pred;
-    let rest = n - hanging_count;
-    let mut vertex: Vec<u32> = Vec::with_capacity(rest);
-    let mut idom: Vec<u32> = Vec::with_capacity(rest);
-    let mut semi: Vec<u32> = Vec::with_capacity(rest);
-    num[root as usize] = 0;
-    vertex.push(root);
-    idom.push(0);
-    semi.push(0);
-    let mut cur = 0usize;
-    loop {
-        let v = vertex[cur] as usize;
-        let std::ops::Range { start, end } = g.offsets.range(v);
-        let mut p = start + semi[cur] as usize;
-        let mut next = None;
-        while p < end {
-            let w = g.targets[p];
-            p += 1;
-            if !hanging.get(w) && num[w as usize] == NONE {
-                next = Some(w);
-                break;
-            }
-        }
-        // Out-degrees fit in u32 (the builder checks), so the cursor does too.
-        semi[cur] = (p - start) as u32;
-        match next {
-            Some(w) => {
-                let k = vertex.len();
-                num[w as usize] = k as u32;
-                vertex.push(w);
-                idom.push(cur as u32);
-                semi.push(0);
-                cur = k;
-                ticks.tick();
-            }
-            None if cur == 0 => break,
-            None => cur = idom[cur] as usize,
-        }
-    }
-    let r = vertex.len();
+    // Phase 1: the rest numbered depth-first, then the reverse graph over joins.
+    let mut numbers = preds.into_numbers(&hanging);
+    let semi_nca::SpanningTree {
+        order,
+        parent,
+        scanned,
+    } = semi_nca::number_depth_first(
+        g,
+        NodeId(root),
+        &hanging,
+        &mut numbers,
+        n - hanging_count,
+        &mut ticks,
+    );
     ticks.pass_done(n as u64);
-
-    // The reverse graph over reached nodes with several predecessors, in preorder numbers
-    // (a node with one predecessor has its parent as semidominator). Every successor of a
-    // reached node that does not hang is reached, and predecessors that are not reached are
-    // left out.
-    let mut rev_off = vec![0u64; r + 1];
-    for &v in &vertex {
-        for &w in g.successors(v) {
-            if join.get(w) {
-                rev_off[num[w as usize] as usize] += 1;
-            }
-        }
-    }
-    let mut total = 0u64;
-    for slot in &mut rev_off[..r] {
-        total += *slot;
-        *slot = total;
-    }
-    rev_off[r] = total;
-    let mut rev_src = vec![0u32; total as usize];
-    for (i, &v) in vertex.iter().enumerate() {
-        for &w in g.successors(v) {
-            if join.get(w) {
-                let j = num[w as usize] as usize;
-                rev_off[j] -= 1;
-                rev_src[rev_off[j] as usize] = i as u32;
-            }
-        }
-    }
+    let join_preds = semi_nca::JoinPreds::new(g, &order, &numbers, &join);
     drop(join);
     ticks.pass_done(n as u64);
 
-    // Pass 2: semidominators, in decreasing preorder. `anc` starts as the parent array and
-    // is compressed in place; a number `x` is linked (processed) once `x > w`. `best[x]` is
-    // the smallest semidominator on the compressed path from `x` up to, not including,
-    // `anc[x]` (a number's own value until processed).
-    let mut anc = idom.clone();
-    let mut best: Vec<u32> = (0..r as u32).collect();
-    let mut stack = Vec::new();
-    for w in (1..r).rev() {
-        let last_linked = (w + 1) as u32;
-        let mut s = idom[w];
-        for &v in &rev_src[rev_off[w] as usize..rev_off[w + 1] as usize] {
-            let b = eval(v, last_linked, &mut anc, &mut best, &mut stack);
-            s = s.min(b);
-        }
-        semi[w] = s;
-        best[w] = s;
-        ticks.tick();
-    }
+    // Phase 2: semidominators, in the cursors' buffer.
+    let semi = semi_nca::semidominators(&parent, &join_preds, scanned, &mut ticks);
     ticks.pass_done(n as u64);
-    drop(rev_src);
-    drop(rev_off);
-    drop(anc);
-    drop(best);
-    drop(stack);
+    drop(join_preds);
 
-    // Pass 3: the immediate dominator is the nearest common ancestor, in the dominator
-    // tree built so far, of the parent and the semidominator.
-    for w in 1..r {
-        let mut c = idom[w];
-        while c > semi[w] {
-            c = idom[c as usize];
-        }
-        idom[w] = c;
-    }
+    // Phase 3: immediate dominators, in the parents' buffer.
+    let idom_pre = semi_nca::immediate_dominators(parent, &semi);
     drop(semi);
 
-    // Retained sizes of the reached nodes that do not hang (hanging children are in
-    // already), children before parents: decreasing preorder.
-    for &v in &vertex {
-        retained.add(v as usize, shallow(v));
-    }
-    for w in (1..r).rev() {
-        let (v, d) = (vertex[w], vertex[idom[w] as usize]);
-        retained.add(d as usize, retained.get(v));
-    }
+    // Phase 4: retained sizes, then back to node ids.
+    semi_nca::add_retained(&order, &idom_pre, &shallow, &mut retained);
+    let mut idom = numbers.into_idoms(&order, &idom_pre);
+    drop(idom_pre);
+    drop(order);
+    retain_nothing_unreached(g, &hanging, &mut idom, &mut retained);
+    ticks.pass_done(n as u64);
+    (Dominators { root, idom }, retained)
+}
 
-    // Back to node ids in `pred`: numbers become immediate dominators.
-    for (i, &v) in vertex.iter().enumerate() {
-        pred[v as usize] = vertex[idom[i] as usize];
-    }
-    drop(idom);
-    drop(vertex);
-
-    // What is not reached retains nothing: nodes that do not hang and were not numbered,
-    // and the hanging trees under them (walked down from their tops).
+/// What is not reached retains nothing and has no dominator: nodes that do not hang and were
+/// not numbered (already [`NONE`] in `idom`), and the hanging trees under them, walked down
+/// from their tops.
+fn retain_nothing_unreached(g: &Graph, hanging: &Bits, idom: &mut [u32], retained: &mut Retained) {
     let mut below: Vec<u32> = Vec::new();
-    for v in 0..n as u32 {
-        let p = pred[v as usize];
+    for v in 0..g.node_count() as u32 {
+        let p = idom[v as usize];
         if !hanging.get(v) {
             if p == NONE {
                 retained.set(v as usize, 0);
             }
-        } else if p != NONE && !hanging.get(p) && pred[p as usize] == NONE {
+        } else if p != NONE && !hanging.get(p) && idom[p as usize] == NONE {
             below.push(v);
             while let Some(u) = below.pop() {
-                pred[u as usize] = NONE;
+                idom[u as usize] = NONE;
                 retained.set(u as usize, 0);
                 below.extend_from_slice(g.successors(u));
             }
         }
     }
-    ticks.pass_done(n as u64);
-    (Dominators { root, idom: pred }, retained)
-}
-
-/// The smallest semidominator on the linked part of the spanning-tree path ending at `v`
-/// (`v`'s own number if `v` is not linked yet), compressing that path.
-#[inline]
-fn eval(v: u32, last_linked: u32, anc: &mut [u32], best: &mut [u32], stack: &mut Vec<u32>) -> u32 {
-    let vi = v as usize;
-    if anc[vi] < last_linked {
-        return best[vi];
-    }
-    // Collect the path up to, not including, the topmost linked number.
-    stack.clear();
-    let mut x = vi;
-    loop {
-        stack.push(x as u32);
-        x = anc[x] as usize;
-        if anc[x] < last_linked {
-            break;
-        }
-    }
-    // Walk back down, pointing every node at the top's ancestor.
-    let mut p = x;
-    while let Some(y) = stack.pop() {
-        let y = y as usize;
-        anc[y] = anc[p];
-        if best[p] < best[y] {
-            best[y] = best[p];
-        }
-        p = y;
-    }
-    best[vi]
 }
 
 impl Dominators {
@@ -714,6 +460,3 @@ impl Retained {
         self.low.capacity() * 4 + self.high.capacity()
     }
 }
-
-#[cfg(test)]
-mod tests;
