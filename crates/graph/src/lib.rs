@@ -13,8 +13,10 @@
 mod dominators;
 mod visit;
 
+#[cfg(any(test, feature = "testing"))]
+pub use dominators::dominators;
 pub use dominators::{
-    dominators, dominators_and_retained, dominators_and_retained_reporting, Dominators, Retained,
+    dominators_and_retained, dominators_and_retained_reporting, Dominators, Retained,
 };
 
 /// Marks "no node" in `u32` node arrays; never a valid node id.
