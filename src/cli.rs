@@ -431,7 +431,7 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
             dwarf: &p.dwarf,
             mem: &p.mem,
             go_version: p.exe.buildinfo.release(),
-            code: Some((&p.symbols, p.bias, p.exe.file.bytes())),
+            code: Some((&p.symbols, p.bias)),
         };
         let report = MapsReport::gather(&input, &opts);
         render(
@@ -707,7 +707,7 @@ fn namer<'a>(
     redactor: Option<&'a Redactor>,
 ) -> coreheap::report::heapview::Namer<'a> {
     coreheap::report::heapview::Namer::new(view, &p.dwarf, &p.mem)
-        .with_code(&p.symbols, p.bias, p.exe.file.bytes())
+        .with_code(&p.symbols, p.bias)
         .with_redactor(redactor)
 }
 

@@ -248,8 +248,6 @@ pub struct Namer<'a> {
     storage: std::collections::HashSet<u32>,
     /// The executable's symbols and load bias, to name the function of a closure.
     code: Option<(&'a crate::exe::Symbols, u64)>,
-    /// Functions' variables, to name what a closure captured.
-    vars: Option<crate::runtime::FunctionVars<'a>>,
     /// Redacts the keys in names (`main.nested["eu"]`), when the report must not hold keys.
     redactor: Option<&'a crate::maps::keys::Redactor>,
 }
@@ -274,7 +272,6 @@ impl<'a> Namer<'a> {
             mem,
             storage,
             code: None,
-            vars: None,
             redactor: None,
         }
     }
@@ -286,15 +283,9 @@ impl<'a> Namer<'a> {
     }
 
     /// Names closures by their function, from the executable's symbols (`bias`: the load bias),
-    /// and what they captured by the function's variables in its DWARF (`exe`: its bytes).
-    pub fn with_code(
-        mut self,
-        symbols: &'a crate::exe::Symbols,
-        bias: u64,
-        exe: &'a [u8],
-    ) -> Namer<'a> {
+    /// and what they captured by the function's variables in its DWARF.
+    pub fn with_code(mut self, symbols: &'a crate::exe::Symbols, bias: u64) -> Namer<'a> {
         self.code = Some((symbols, bias));
-        self.vars = Some(crate::runtime::FunctionVars::new(exe));
         self
     }
 
@@ -318,11 +309,11 @@ impl<'a> Namer<'a> {
         if entry != pc || !(literal || name.ends_with("-fm")) {
             return None;
         }
-        let var = match (a.types.get(ObjId(w)), &self.vars) {
-            (Some(crate::types::ObjType::Dwarf(t)), Some(vars)) if a.graph.is_object(w) => {
-                let of_type: Vec<String> = (vars.of(entry).into_iter())
-                    .filter(|(_, ty)| ty.and_then(|ty| self.dwarf.map_header_type(ty)) == Some(t))
-                    .map(|(n, _)| n.trim_start_matches('&').to_string())
+        let var = match a.types.get(ObjId(w)) {
+            Some(crate::types::ObjType::Dwarf(t)) if a.graph.is_object(w) => {
+                let of_type: Vec<String> = (self.dwarf.function_locals(entry).locals.iter())
+                    .filter(|l| l.ty.and_then(|ty| self.dwarf.map_header_type(ty)) == Some(t))
+                    .map(|l| l.name.trim_start_matches('&').to_string())
                     .collect();
                 match &of_type[..] {
                     [one] => format!(": {one}"),

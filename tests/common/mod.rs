@@ -169,7 +169,7 @@ pub fn maps_report_scoped(
         dwarf: &p.dwarf,
         mem: &p.mem,
         go_version: p.exe.buildinfo.release(),
-        code: Some((&p.symbols, p.bias, p.exe.file.bytes())),
+        code: Some((&p.symbols, p.bias)),
     };
     coreheap::report::maps::MapsReport::gather(&input, opts)
 }

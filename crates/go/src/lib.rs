@@ -11,7 +11,7 @@
 #![deny(missing_docs)]
 
 // The layers below, under the names the modules here use for them.
-use coreheap_elf::{core, exe, input, memory};
+use coreheap_elf::{core, exe, input, memory, reader};
 use coreheap_graph as graph;
 
 pub mod dwarf;

@@ -196,7 +196,7 @@ impl<'a> Layouts<'a> {
         if let Some(f) = self.facts.borrow().get(&t) {
             return f.clone();
         }
-        let size = self.info(t).map(|i| self.size_of(&i, t)).unwrap_or(0);
+        let size = self.dwarf.byte_size(t);
         let swiss_header = self
             .dwarf
             .resolve(t)
@@ -370,7 +370,7 @@ impl<'a> Layouts<'a> {
                 elem: Some(e),
                 count,
             } => {
-                let size = self.info(*e).map(|i| self.size_of(&i, *e)).unwrap_or(0);
+                let size = self.dwarf.byte_size(*e);
                 if size == 0 {
                     return;
                 }
@@ -385,14 +385,6 @@ impl<'a> Layouts<'a> {
             }
             _ => {}
         }
-    }
-
-    /// Byte size of a type, looking through typedefs of every kind (maps and channels too).
-    fn size_of(&self, t: &TypeInfo, r: TypeRef) -> u64 {
-        if t.size > 0 {
-            return t.size;
-        }
-        self.dwarf.byte_size(r)
     }
 }
 
@@ -469,11 +461,7 @@ impl<'a> Inference<'a> {
         let Some((id, span)) = self.a.objects.find_in_span(self.a.index, Addr(v)) else {
             if let ObjType::Dwarf(t) = t {
                 if self.in_statics(v) && self.static_seen.insert((v, t)) {
-                    let size = self
-                        .layouts
-                        .info(t)
-                        .map(|i| self.layouts.size_of(&i, t))
-                        .unwrap_or(0);
+                    let size = self.layouts.dwarf.byte_size(t);
                     self.visit_value(t, Addr(v), size);
                 }
             }
@@ -824,11 +812,7 @@ impl ObjectTypes {
             .iter()
             .map(|t| match t {
                 ObjType::StringData => 0,
-                ObjType::Dwarf(r) => inf
-                    .layouts
-                    .info(*r)
-                    .map(|i| inf.layouts.size_of(&i, *r))
-                    .unwrap_or(0),
+                ObjType::Dwarf(r) => inf.layouts.dwarf.byte_size(*r),
             })
             .collect();
         Ok(ObjectTypes {

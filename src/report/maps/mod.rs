@@ -242,16 +242,16 @@ pub struct MapsInput<'a> {
     pub mem: &'a Memory,
     /// Go release.
     pub go_version: &'a str,
-    /// The executable's symbols, load bias and bytes (to name closures), when at hand.
-    pub code: Option<(&'a crate::exe::Symbols, u64, &'a [u8])>,
+    /// The executable's symbols and load bias (to name closures), when at hand.
+    pub code: Option<(&'a crate::exe::Symbols, u64)>,
 }
 
 impl MapsInput<'_> {
     /// A namer for paths in this heap, keys redacted when a redactor is given.
     pub fn namer<'r>(&'r self, redactor: Option<&'r Redactor>) -> Namer<'r> {
         let mut namer = Namer::new(self.view, self.dwarf, self.mem).with_redactor(redactor);
-        if let Some((symbols, bias, exe)) = self.code {
-            namer = namer.with_code(symbols, bias, exe);
+        if let Some((symbols, bias)) = self.code {
+            namer = namer.with_code(symbols, bias);
         }
         namer
     }

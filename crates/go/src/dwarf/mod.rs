@@ -9,6 +9,10 @@ use gimli::{AttributeValue, EndianArcSlice, LittleEndian, Reader};
 use object::{Object, ObjectSection};
 use thiserror::Error;
 
+mod locals;
+
+pub use locals::{FramePiece, FunctionLocals, Local};
+
 type R = EndianArcSlice<LittleEndian>;
 
 /// Go's DWARF extension attributes.
@@ -133,6 +137,7 @@ pub struct Dwarf {
     consts: HashMap<String, i64>,
     rtypes: HashMap<u64, TypeRef>,
     cache: RefCell<HashMap<TypeRef, Arc<TypeInfo>>>,
+    locals: RefCell<locals::LocalsIndex>,
     /// DWARF version of the first unit.
     pub version: u16,
 }
@@ -190,6 +195,7 @@ impl Dwarf {
             consts: HashMap::new(),
             rtypes: HashMap::new(),
             cache: RefCell::new(HashMap::new()),
+            locals: RefCell::default(),
             version: 0,
         };
         me.index().map_err(|e| malformed(e.to_string()))?;
@@ -320,6 +326,9 @@ impl Dwarf {
         Ok(t)
     }
 
+    /// Reads the type DIE at `r`. One pass in DIE order: the DIE's own attributes (name, size,
+    /// Go's kind, key, element and runtime type, target type), then, by tag, its children: the
+    /// members of a struct, or the first subrange (the count) of an array.
     fn parse_type(&self, r: TypeRef) -> gimli::Result<TypeInfo> {
         let ui = self
             .unit_starts

@@ -57,8 +57,8 @@ pub(super) fn decode(
         keys: keys.offset,
         values: values.offset,
         overflow,
-        key_size: ctx.size(kt),
-        value_size: ctx.size(vt),
+        key_size: ctx.dwarf.byte_size(kt),
+        value_size: ctx.dwarf.byte_size(vt),
         size: bsize,
     };
     let mut d = Decoding::new();

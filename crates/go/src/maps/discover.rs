@@ -376,7 +376,7 @@ pub(super) fn untyped_classic_headers(
                 .find(|f| f.name == "values" || f.name == "elems")?;
             let (vt, _) = ctx.array_elem(values.ty?)?;
             let check = match (ctx.pointee(vt), ctx.dwarf.resolve(vt).ok()) {
-                (Some(p), _) => Some(Some(ctx.size(p))),
+                (Some(p), _) => Some(Some(ctx.dwarf.byte_size(p))),
                 (None, Some((_, i))) if matches!(i.kind, TypeKind::Base) => Some(None),
                 _ => None,
             };

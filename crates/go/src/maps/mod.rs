@@ -288,11 +288,6 @@ impl Ctx<'_> {
         }
     }
 
-    /// Byte size of a type through typedefs (pointers are 8).
-    fn size(&self, t: TypeRef) -> u64 {
-        self.dwarf.byte_size(t)
-    }
-
     /// The element type and count of an array field.
     fn array_elem(&self, t: TypeRef) -> Option<(TypeRef, u64)> {
         let (_, info) = self.dwarf.resolve(t).ok()?;
@@ -310,7 +305,7 @@ impl Ctx<'_> {
         if let Some(p) = self.pointee(stored) {
             // The linker stores keys and values over 128 bytes behind a pointer. (A declared
             // pointer to such a type looks the same; only key rendering would differ.)
-            if self.size(p) > MAX_INLINE {
+            if self.dwarf.byte_size(p) > MAX_INLINE {
                 return SlotType {
                     ty: p,
                     slot_size: 8,
@@ -320,7 +315,7 @@ impl Ctx<'_> {
         }
         SlotType {
             ty: stored,
-            slot_size: self.size(stored),
+            slot_size: self.dwarf.byte_size(stored),
             indirect: false,
         }
     }
@@ -699,7 +694,7 @@ impl Maps {
         }
         self.maps.push(DecodedMap {
             addr: header,
-            header_size: ctx.size(t),
+            header_size: ctx.dwarf.byte_size(t),
             type_name: format!(
                 "map[{}]{}",
                 type_name(ctx, key.ty),

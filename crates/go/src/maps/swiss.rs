@@ -100,7 +100,10 @@ pub(super) fn decode(
         (
             ctx.slot_type(kt),
             ctx.slot_type(vt),
-            ((keys.offset, ctx.size(kt)), (elems.offset, ctx.size(vt))),
+            (
+                (keys.offset, ctx.dwarf.byte_size(kt)),
+                (elems.offset, ctx.dwarf.byte_size(vt)),
+            ),
         )
     };
     let group = Group {

@@ -16,8 +16,8 @@ pub use features::{arena_bitmap_field, heap_stats_ptr_scalar_field, Features};
 pub use goroutines::{Goroutine, GoroutineStatus};
 pub use rtype::RuntimeTypes;
 pub use stack::{
-    decode_pcvalue, FunctionVars, StackFrame, StackRoots, StackSlot, StackVar, Traceback,
-    TracebackFrame, CONSERVATIVE,
+    decode_pcvalue, StackFrame, StackRoots, StackSlot, StackVar, Traceback, TracebackFrame,
+    CONSERVATIVE,
 };
 pub use stats::{MemStats, MemoryClasses};
 
