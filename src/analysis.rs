@@ -202,6 +202,9 @@ impl Analysis {
     }
 
     /// Runs every phase, inferring types as far as `scope` asks.
+    // One function: it is the pipeline's script, phase after phase, each phase's results the
+    // next ones' inputs and all of them the `Analysis` returned; each phase's own work is a
+    // call into its module.
     pub fn run_scoped(
         p: &Process,
         progress: &dyn Progress,

@@ -151,6 +151,8 @@ pub struct InfoReport {
 
 impl InfoReport {
     /// Gathers the report from an opened process.
+    // One function: a straight list of the report's fields, each read once from the runtime
+    // and filled in; nothing in it loops over the heap.
     pub fn gather(p: &Process, analysis: Option<&Analysis>) -> Result<InfoReport, RuntimeError> {
         let rt = Runtime::new(p);
         let bi = &p.exe.buildinfo;
@@ -511,6 +513,7 @@ impl InfoReport {
     }
 
     /// The summary rows, with the crash's after the goroutines when asked.
+    // One function: the summary table's rows, in the order they print, one statement each.
     fn rows(&self, with_crash: bool) -> Vec<(String, String)> {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let mut rows: Vec<(String, String)> = vec![

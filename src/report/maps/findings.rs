@@ -65,6 +65,8 @@ pub(super) fn findings(
 /// Values that map entries point to but no single entry retains, grouped by who shares them:
 /// several entries of one map, entries of two maps, or a map's entries and something outside
 /// every map (named by a path that avoids map entries).
+// One function: one pass over the shared values' holders builds the groups and their names
+// together; splitting it would pass the half-built groups between the halves.
 pub(super) fn shared_values(
     input: &MapsInput,
     lines: &[(usize, MapLine)],

@@ -259,6 +259,9 @@ impl MapsInput<'_> {
 
 impl MapsReport {
     /// Ranks every decoded map.
+    // One function: it is the report's outline (reachability, a line per map, roll-ups,
+    // sync.Maps, pools, findings, in that order), each part reading what the parts before
+    // made; the work of each part is in `lines`, `syncmaps` and `findings`.
     pub fn gather(input: &MapsInput, opts: &MapsOptions) -> MapsReport {
         let v = input.view;
         let a = v.a;

@@ -190,6 +190,9 @@ pub(super) struct Orphans {
 }
 
 /// Headers of maps whose storage the allocator typed but that no decoded map owns.
+// One function: candidates from heap objects and from frame words climb the same paths to a
+// header (`climbs`, made at its start) and meet the same final check; the steps are
+// commented.
 pub(super) fn orphan_headers(
     ctx: &Ctx,
     types: &ObjectTypes,
@@ -335,6 +338,9 @@ pub(super) fn orphan_headers(
 /// of the value type's size, and the bucket array's pointer words (from the heap's bitmap) lie
 /// where the type's value pointers are and nowhere for scalar values; a header is typed only
 /// when one type (up to names) is left.
+// One function: each candidate header is checked against every candidate map type in turn
+// (size, bucket count, values, pointer words), and the checks share the per-type sizes made
+// at its start; the steps are commented.
 pub(super) fn untyped_classic_headers(
     ctx: &Ctx,
     types: &ObjectTypes,

@@ -375,6 +375,10 @@ impl HeapGraph {
     /// the edge array is made), map entries and roots' slots, on every core: out-degrees
     /// first, then each run of objects fills its own part of the edge array. `done` hears of
     /// the objects and entries whose edges are in place.
+    // One function: its steps (containers, degrees, object edges, entry edges, roots) fill
+    // disjoint parts of the same offset and target arrays and free `raw` piece by piece as
+    // they go; apart, each would take most of the others' locals as arguments. Each step
+    // starts with a comment.
     pub fn build(
         mem: &Memory,
         index: &HeapIndex,
