@@ -143,7 +143,7 @@ impl Runtime<'_> {
                 let start = v.addr.wrapping_add(self.p.bias);
                 GlobalVar {
                     start,
-                    end: start + size.max(1),
+                    end: start.saturating_add(size.max(1)),
                     name: v.name,
                     ty: v.ty,
                 }
@@ -166,7 +166,7 @@ impl Runtime<'_> {
                 let size = self.dwarf().resolve(pointee).ok()?.1.size;
                 (size > 0 && self.mem().in_core(Addr(target))).then(|| GlobalVar {
                     start: target,
-                    end: target + size,
+                    end: target.saturating_add(size),
                     name: v.name.clone(),
                     ty: Some(pointee),
                 })
@@ -178,9 +178,16 @@ impl Runtime<'_> {
         let mut unread: Vec<String> = Vec::new();
         let mut module = self.global("runtime.firstmoduledata")?;
         for _ in 0..64 {
-            for (start, mask) in [("data", "gcdatamask"), ("bss", "gcbssmask")] {
+            for (start, end, mask) in [
+                ("data", "edata", "gcdatamask"),
+                ("bss", "ebss", "gcbssmask"),
+            ] {
                 let base = self.field_ptr(module, md, start)?;
-                let nbits = self.field_uint(module, md, &format!("{mask}.n"))?;
+                // One bit per word of the section: a damaged count cannot ask for more.
+                let words = self.field_uint(module, md, end)?.saturating_sub(base.0) / 8;
+                let nbits = self
+                    .field_uint(module, md, &format!("{mask}.n"))?
+                    .min(words);
                 let bytes = self.field_ptr(module, md, &format!("{mask}.bytedata"))?;
                 let len = nbits.div_ceil(8) as usize;
                 let bits = self.mem().read(bytes, len).unwrap_or_else(|source| {
@@ -506,7 +513,7 @@ impl Runtime<'_> {
                         .collect();
                     if Some(kind) == finalizer_kind && span.elemsize > 0 {
                         // The object itself stays unmarked, but everything it points to is live.
-                        let slot = (obj.0 - span.base.0) / span.elemsize;
+                        let slot = offset / span.elemsize;
                         let mut words = Vec::new();
                         let _ = bits.pointer_words(mem, heap, si, slot, &mut words);
                         slots.extend(words.into_iter().map(|w| (w, Some("object".to_string()))));
@@ -591,7 +598,7 @@ impl Runtime<'_> {
             guard += 1;
             let cnt = self.field_uint(b, block_ty, "cnt")?;
             for i in 0..cnt.min(4096) {
-                let f = b.offset(fin_off + i * fin_size);
+                let f = b.offset(fin_off.saturating_add(i.saturating_mul(fin_size)));
                 slots.push((f.offset(fn_off), Some("fn".to_string())));
                 slots.push((f.offset(arg_off), Some("arg".to_string())));
             }
@@ -627,9 +634,13 @@ pub fn add_stack_map_roots(roots: &mut Vec<Root>, maps: &mut crate::maps::Maps) 
             continue;
         };
         let header_size = m.header_size.max(8);
-        ranges.push((h.header.0, h.header.0 + header_size, mi as u32));
+        ranges.push((
+            h.header.0,
+            h.header.0.saturating_add(header_size),
+            mi as u32,
+        ));
         for &(b, size) in &m.stack_containers {
-            ranges.push((b.0, b.0 + size, mi as u32));
+            ranges.push((b.0, b.0.saturating_add(size), mi as u32));
         }
     }
     if ranges.is_empty() {
