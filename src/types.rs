@@ -6,20 +6,10 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::dwarf::{Dwarf, TypeInfo, TypeKind, TypeRef};
+use crate::dwarf::{go_kind as kind, Dwarf, TypeInfo, TypeKind, TypeRef};
 use crate::heap::{Heap, HeapIndex, ObjId, Objects};
 use crate::memory::{Addr, Memory};
 use crate::runtime::{Runtime, RuntimeError};
-
-/// Go's reflect.Kind numbers as DW_AT_go_kind carries them.
-mod kind {
-    pub const CHAN: u8 = 18;
-    pub const FUNC: u8 = 19;
-    pub const INTERFACE: u8 = 20;
-    pub const MAP: u8 = 21;
-    pub const SLICE: u8 = 23;
-    pub const STRING: u8 = 24;
-}
 
 /// A reference a value holds, as found at an offset inside a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
