@@ -591,11 +591,7 @@ impl<'a> Inference<'a> {
         // Seeds 1: the types the allocator wrote (malloc headers, large objects' spans).
         let large_off = self.dwarf.offset("runtime.mspan", "largeType").ok();
         for (si, s) in self.a.heap.spans.iter().enumerate() {
-            // Only scan spans of objects over 512 bytes (or large ones) carry a type.
-            if s.noscan()
-                || !rt.features.allocation_headers
-                || (s.size_class() != 0 && s.elemsize <= 512)
-            {
+            if !rt.features.allocation_headers || !s.records_types() {
                 continue;
             }
             for (oid, slot) in self.a.objects.live_in_span(si) {

@@ -126,7 +126,7 @@ fn header_type_name(
     // Small objects name their type in a malloc header, large ones in their span.
     let typ = if span.has_malloc_headers() {
         ctx.mem.ptr(ctx.objects.addr_in(si, o)).ok()?
-    } else if span.size_class() == 0 && !span.noscan() {
+    } else if span.has_large_type() {
         ctx.mem.ptr(span.mspan.offset(rt.large_type_off?)).ok()?
     } else {
         return None;
@@ -419,7 +419,7 @@ pub(super) fn untyped_classic_headers(
                 // The array is the allocator's rounding of 2^B buckets and, from B = 4, the
                 // 2^(B-4) overflow buckets made with them.
                 let need = (1u64 << b) * bs;
-                if need > size || size - need >= need / 4 + 8192 {
+                if need > size || size - need >= need / 4 + crate::heap::PAGE_SIZE {
                     continue;
                 }
                 let Some((_, _, n, false, d)) =
