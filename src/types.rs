@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::dwarf::{go_kind as kind, Dwarf, TypeInfo, TypeKind, TypeRef};
 use crate::heap::{Heap, HeapIndex, ObjId, Objects};
+use crate::maps::layout::SwissPath;
 use crate::memory::{Addr, Memory};
 use crate::runtime::{Runtime, RuntimeError};
 
@@ -511,37 +512,11 @@ impl<'a> Inference<'a> {
 
     /// For a Swiss map header with dirLen 0: (offset of dirPtr, the group type it points to).
     fn swiss_small(&self, t: TypeRef, base: Addr) -> Option<(u64, TypeRef)> {
-        let (_, s) = self.dwarf.resolve(t).ok()?;
-        let TypeKind::Struct(fields) = &s.kind else {
-            return None;
-        };
-        let dir_len = fields.iter().find(|f| f.name == "dirLen")?;
-        let dir_ptr = fields.iter().find(|f| f.name == "dirPtr")?;
-        if self.mem.u64(base.offset(dir_len.offset)).ok()? != 0 {
+        let path = SwissPath::of(self.dwarf, t)?;
+        if self.mem.u64(base.offset(path.dir_len.offset)).ok()? != 0 {
             return None;
         }
-        // dirPtr is typed **table<K,V>; the group type is table<K,V>.groups.data's pointee.
-        let pp = self.layouts.info(dir_ptr.ty?)?;
-        let TypeKind::Pointer(Some(p)) = pp.kind else {
-            return None;
-        };
-        let TypeKind::Pointer(Some(table)) = self.layouts.info(p)?.kind else {
-            return None;
-        };
-        let (_, tt) = self.dwarf.resolve(table).ok()?;
-        let TypeKind::Struct(tf) = &tt.kind else {
-            return None;
-        };
-        let groups = tf.iter().find(|f| f.name == "groups")?;
-        let (_, g) = self.dwarf.resolve(groups.ty?).ok()?;
-        let TypeKind::Struct(gf) = &g.kind else {
-            return None;
-        };
-        let data = gf.iter().find(|f| f.name == "data")?;
-        let TypeKind::Pointer(Some(group)) = self.layouts.info(data.ty?)?.kind else {
-            return None;
-        };
-        Some((dir_ptr.offset, group))
+        Some((path.dir_ptr.offset, path.group))
     }
 
     /// What the reference `rf` stored at `slot` points at: the pointer to follow and the type of

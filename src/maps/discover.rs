@@ -71,39 +71,18 @@ fn climbs(ctx: &Ctx) -> HashMap<String, Climb> {
                 out.insert(format!("noalg.map.bucket[{k}]{v}"), climb);
             }
         } else {
-            let Some(dir) = f("dirPtr") else { continue };
-            let Some(table) = dir
-                .ty
-                .and_then(|t| ctx.pointee(t))
-                .and_then(|t| ctx.pointee(t))
-            else {
+            let Some(path) = super::layout::SwissPath::of(d, h) else {
                 continue;
             };
-            let Some((_, tf)) = ctx.fields(table) else {
-                continue;
-            };
-            let Some(groups) = tf.iter().find(|x| x.name == "groups") else {
-                continue;
-            };
-            let Some((_, gf)) = groups.ty.and_then(|t| ctx.fields(t)) else {
-                continue;
-            };
-            let Some(data) = gf.iter().find(|x| x.name == "data") else {
-                continue;
-            };
-            let Some(group) = data
-                .ty
-                .and_then(|t| ctx.pointee(t))
-                .and_then(|t| type_name(ctx, t))
-            else {
+            let Some(group) = type_name(ctx, path.group) else {
                 continue;
             };
             out.insert(
                 group,
                 Climb::Swiss {
                     header: h,
-                    groups_data: groups.offset + data.offset,
-                    dir_ptr: dir.offset,
+                    groups_data: path.groups_data(),
+                    dir_ptr: path.dir_ptr.offset,
                 },
             );
         }
@@ -371,9 +350,7 @@ pub(super) fn untyped_classic_headers(
             let b = hf.iter().find(|f| f.name == "buckets")?;
             let bucket = ctx.pointee(b.ty?)?;
             let (binfo, bf) = ctx.fields(bucket)?;
-            let values = bf
-                .iter()
-                .find(|f| f.name == "values" || f.name == "elems")?;
+            let values = super::layout::bucket_values(&bf)?;
             let (vt, _) = ctx.array_elem(values.ty?)?;
             let check = match (ctx.pointee(vt), ctx.dwarf.resolve(vt).ok()) {
                 (Some(p), _) => Some(Some(ctx.size(p))),

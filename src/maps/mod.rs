@@ -5,6 +5,7 @@ mod classic;
 mod discover;
 pub use discover::RuntimeTypes;
 pub mod keys;
+pub mod layout;
 pub mod pool;
 mod swiss;
 pub mod syncmap;
