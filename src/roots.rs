@@ -340,12 +340,7 @@ impl Runtime<'_> {
     ) -> Vec<HeaderGuess> {
         let d = self.dwarf();
         let header = self.features.map_header_type();
-        let field = if self.features.swiss_maps {
-            "dirPtr"
-        } else {
-            "buckets"
-        };
-        let Ok(off) = d.offset(header, field) else {
+        let Ok(off) = d.offset(header, self.features.map_storage_field()) else {
             return Vec::new();
         };
         // Map type descriptors by link-time address.
@@ -578,10 +573,7 @@ impl Runtime<'_> {
     /// Finalizers waiting to run (`runtime.allfin` blocks): their functions and arguments.
     fn queued_finalizers(&self) -> Result<Vec<Root>, RuntimeError> {
         let d = self.dwarf();
-        let Some(block_ty) = ["runtime.finBlock", "runtime.finblock"]
-            .into_iter()
-            .find(|t| d.has_type(t))
-        else {
+        let Some(block_ty) = self.features.finalizer_block_type else {
             return Ok(Vec::new());
         };
         let Ok(allfin) = self.global("runtime.allfin") else {

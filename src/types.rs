@@ -747,10 +747,8 @@ impl ObjectTypes {
             "types",
         )?;
         let by_rtype = TypesBase(types_base);
-        let itab_type_off = dwarf
-            .offset("internal/abi.ITab", "Type")
-            .or_else(|_| dwarf.offset("runtime.itab", "_type"))
-            .ok();
+        let itab_type_off =
+            (rt.features.itab_type_field).and_then(|(ty, field)| dwarf.offset(ty, field).ok());
         let mut inf = Inference {
             dwarf,
             scope,
