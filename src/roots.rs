@@ -176,6 +176,9 @@ impl Runtime<'_> {
         vars.sort_by_key(|v| v.start);
         let mut roots: Vec<Root> = Vec::new();
         let mut unread: Vec<String> = Vec::new();
+        // Data and bss lie in the executable's segments: no mask has more bits than they have words.
+        let exe_words =
+            (self.p.exe.segments.iter()).fold(0u64, |n, s| n.saturating_add(s.memsz)) / 8;
         let mut module = self.global("runtime.firstmoduledata")?;
         for _ in 0..64 {
             for (start, end, mask) in [
@@ -184,7 +187,8 @@ impl Runtime<'_> {
             ] {
                 let base = self.field_ptr(module, md, start)?;
                 // One bit per word of the section: a damaged count cannot ask for more.
-                let words = self.field_uint(module, md, end)?.saturating_sub(base.0) / 8;
+                let words =
+                    (self.field_uint(module, md, end)?.saturating_sub(base.0) / 8).min(exe_words);
                 let nbits = self
                     .field_uint(module, md, &format!("{mask}.n"))?
                     .min(words);
