@@ -226,10 +226,9 @@ impl Analysis {
         let t = Instant::now();
         progress.start("reading spans", None);
         let heap = Heap::read(&rt)?;
-        let page_size = p.dwarf.constant("runtime.pageSize").unwrap_or(8192) as u64;
-        let index = HeapIndex::new(&heap, page_size);
+        let index = HeapIndex::new(&heap, crate::heap::PAGE_SIZE);
         let malloc_header = if rt.features.allocation_headers {
-            p.dwarf.constant("runtime.mallocHeaderSize").unwrap_or(8) as u8
+            crate::heap::MALLOC_HEADER_SIZE as u8
         } else {
             0
         };

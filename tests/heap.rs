@@ -62,7 +62,7 @@ fn pointer_words_of_live_objects_point_to_live_objects() {
         let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
         let rt = Runtime::new(&p);
         let heap = Heap::read(&rt).unwrap();
-        let index = HeapIndex::new(&heap, 8192);
+        let index = HeapIndex::new(&heap, coreheap_go::heap::PAGE_SIZE);
         let bits = PointerBits::new(&rt, &heap).unwrap_or_else(|e| panic!("{}: {e}", s.name));
         let (mut to_live, mut to_free) = (0u64, 0u64);
         let mut words = Vec::new();

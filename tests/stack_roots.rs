@@ -158,7 +158,7 @@ fn precise_stack_slots_point_only_to_live_objects() {
         let (p, r, took) = timed_roots(&s);
         let rt = Runtime::new(&p);
         let heap = Heap::read(&rt).unwrap_or_else(|e| panic!("{}: {e}", s.name));
-        let index = HeapIndex::new(&heap, 8192);
+        let index = HeapIndex::new(&heap, coreheap_go::heap::PAGE_SIZE);
         let (mut to_live, mut to_free, mut conservative) = (0u64, 0u64, 0u64);
         for slot in &r.slots {
             if slot.is_conservative() {
@@ -321,7 +321,7 @@ fn dump() {
         let rt = Runtime::new(&p);
         let r = rt.stack_roots().unwrap();
         let heap = Heap::read(&rt).unwrap();
-        let index = HeapIndex::new(&heap, 8192);
+        let index = HeapIndex::new(&heap, coreheap_go::heap::PAGE_SIZE);
         for (i, f) in r.frames.iter().enumerate() {
             eprintln!(
                 "#{i} g{} {} pc={:#x} sp={:#x} fp={:#x}",

@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use crate::core::{check_elf_magic, elf_type_name, Arch, CoreError};
 use crate::input::{Head, InputError, Mapped};
+use crate::reader::Bytes;
 
 /// Errors about the executable.
 #[derive(Debug, Error)]
@@ -196,27 +197,21 @@ struct Phdr {
     align: u64,
 }
 
-/// Little-endian integers at an offset of a byte slice; zero past its end.
-fn le(b: &[u8], off: usize, len: usize) -> u64 {
-    b.get(off..off + len).map_or(0, |s| {
-        s.iter()
-            .rev()
-            .fold(0u64, |acc, &byte| (acc << 8) | u64::from(byte))
-    })
-}
-
 /// The program headers in `bytes` (ELF64, little-endian, 56 bytes each).
 fn parse_phdrs(bytes: &[u8]) -> Vec<Phdr> {
     bytes
         .chunks_exact(56)
-        .map(|p| Phdr {
-            p_type: le(p, 0, 4) as u32,
-            flags: le(p, 4, 4) as u32,
-            offset: le(p, 8, 8),
-            vaddr: le(p, 16, 8),
-            filesz: le(p, 32, 8),
-            memsz: le(p, 40, 8),
-            align: le(p, 48, 8),
+        .filter_map(|p| {
+            let p = Bytes(p);
+            Some(Phdr {
+                p_type: p.u32(0)?,
+                flags: p.u32(4)?,
+                offset: p.u64(8)?,
+                vaddr: p.u64(16)?,
+                filesz: p.u64(32)?,
+                memsz: p.u64(40)?,
+                align: p.u64(48)?,
+            })
         })
         .collect()
 }
@@ -234,8 +229,10 @@ pub fn build_ids_in_image(read: &dyn Fn(u64, usize) -> Option<Vec<u8>>) -> Build
     if !hdr.starts_with(b"\x7fELF") || hdr.get(4) != Some(&elf::ELFCLASS64) {
         return ids;
     }
-    let (phoff, phnum) = (le(&hdr, 32, 8), le(&hdr, 56, 2));
-    let Some(ph) = read(phoff, (phnum * 56) as usize) else {
+    let (Some(phoff), Some(phnum)) = (Bytes(&hdr).u64(32), Bytes(&hdr).u16(56)) else {
+        return ids;
+    };
+    let Some(ph) = read(phoff, usize::from(phnum) * 56) else {
         return ids;
     };
     let phdrs = parse_phdrs(&ph);
@@ -249,7 +246,10 @@ pub fn build_ids_in_image(read: &dyn Fn(u64, usize) -> Option<Vec<u8>>) -> Build
     };
     for p in phdrs.iter().filter(|p| p.p_type == elf::PT_NOTE) {
         if p.filesz <= MAX_NOTES {
-            if let Some(d) = read(p.vaddr.wrapping_sub(base), p.filesz as usize) {
+            let Some(off) = p.vaddr.checked_sub(base) else {
+                continue;
+            };
+            if let Some(d) = read(off, p.filesz as usize) {
                 build_ids_in_notes(p.align, &d, &mut ids);
             }
         }
@@ -306,8 +306,9 @@ pub fn elf_probe(head: &mut Head) -> Result<ElfProbe, ProbeError> {
     if h.get(4) != Some(&elf::ELFCLASS64) || h.get(5) != Some(&elf::ELFDATA2LSB) {
         return Err(ProbeError::Unsupported);
     }
-    let (phoff, phnum) = (le(&h, 32, 8), le(&h, 56, 2) as usize);
-    let (shoff, shnum) = (le(&h, 40, 8), le(&h, 60, 2) as usize);
+    let field = |off: usize, size: usize| Bytes(&h).uint(off, size).ok_or(ProbeError::Malformed);
+    let (phoff, phnum) = (field(32, 8)?, field(56, 2)? as usize);
+    let (shoff, shnum) = (field(40, 8)?, field(60, 2)? as usize);
     let phdrs = parse_phdrs(head.get(phoff, phnum * 56)?.ok_or(ProbeError::Malformed)?);
     let mut notes: Vec<(u64, u64, u64)> = phdrs
         .iter()
@@ -319,8 +320,9 @@ pub fn elf_probe(head: &mut Head) -> Result<ElfProbe, ProbeError> {
     if let Some(sh) = head.get(shoff, shnum * 64)? {
         notes.extend(
             sh.chunks_exact(64)
-                .filter(|s| le(s, 4, 4) as u32 == elf::SHT_NOTE)
-                .map(|s| (le(s, 24, 8), le(s, 32, 8), le(s, 48, 8))),
+                .map(Bytes)
+                .filter(|s| s.u32(4) == Some(elf::SHT_NOTE))
+                .filter_map(|s| Some((s.u64(24)?, s.u64(32)?, s.u64(48)?))),
         );
     }
     let mut build_ids = BuildIds::default();
@@ -332,9 +334,9 @@ pub fn elf_probe(head: &mut Head) -> Result<ElfProbe, ProbeError> {
         }
     }
     Ok(ElfProbe {
-        e_type: le(&h, 16, 2) as u16,
-        arch: Arch::from_machine(le(&h, 18, 2) as u16),
-        entry: le(&h, 24, 8),
+        e_type: field(16, 2)? as u16,
+        arch: Arch::from_machine(field(18, 2)? as u16),
+        entry: field(24, 8)?,
         segments: phdrs
             .iter()
             .filter(|p| p.p_type == elf::PT_LOAD)
@@ -455,13 +457,13 @@ impl ExeFile {
         let s = self
             .segments
             .iter()
-            .find(|s| vaddr >= s.vaddr && vaddr < s.vaddr + s.filesz)?;
-        let off = (s.offset + (vaddr - s.vaddr)) as usize;
-        let end = off.checked_add(len)?;
-        if vaddr + len as u64 > s.vaddr + s.filesz {
+            .find(|s| vaddr >= s.vaddr && vaddr < s.vaddr.saturating_add(s.filesz))?;
+        let end = vaddr.checked_add(len as u64)?;
+        if end > s.vaddr.saturating_add(s.filesz) {
             return None;
         }
-        self.file.bytes().get(off..end)
+        let off = usize::try_from(s.offset.checked_add(vaddr - s.vaddr)?).ok()?;
+        Bytes(self.file.bytes()).slice(off, len)
     }
 
     /// The object-crate view of the file.
@@ -500,14 +502,14 @@ impl Symbols {
     pub fn lookup(&self, addr: u64) -> Option<&str> {
         let i = self.sorted.partition_point(|s| s.0 <= addr);
         let (start, size, name) = self.sorted.get(i.checked_sub(1)?)?;
-        (addr < start + (*size).max(1)).then_some(name.as_str())
+        (addr < start.saturating_add((*size).max(1))).then_some(name.as_str())
     }
 
     /// The start and size of the symbol covering a link-time address.
     pub fn extent(&self, addr: u64) -> Option<(u64, u64)> {
         let i = self.sorted.partition_point(|s| s.0 <= addr);
         let (start, size, _) = self.sorted.get(i.checked_sub(1)?)?;
-        (addr < start + size).then_some((*start, *size))
+        (addr < start.saturating_add(*size)).then_some((*start, *size))
     }
 
     /// The address of a named symbol.
@@ -529,21 +531,10 @@ impl Symbols {
 fn read_file_addr<'a>(obj: &object::File<'a>, addr: u64, len: usize) -> Option<Cow<'a, [u8]>> {
     for s in obj.sections() {
         let start = s.address();
-        if addr >= start && addr + len as u64 <= start + s.size() {
+        if addr >= start && addr.checked_add(len as u64)? <= start.saturating_add(s.size()) {
             let d = s.data().ok()?;
-            let off = (addr - start) as usize;
-            return d.get(off..off + len).map(Cow::Borrowed);
-        }
-    }
-    None
-}
-
-fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
-    let mut x = 0u64;
-    for (i, &c) in b.iter().enumerate().take(10) {
-        x |= u64::from(c & 0x7f) << (7 * i);
-        if c < 0x80 {
-            return Some((x, i + 1));
+            let off = usize::try_from(addr - start).ok()?;
+            return Bytes(d).slice(off, len).map(Cow::Borrowed);
         }
     }
     None
@@ -554,30 +545,37 @@ fn parse_buildinfo<'a>(
     d: &[u8],
     read: impl Fn(u64, usize) -> Option<Cow<'a, [u8]>>,
 ) -> Option<BuildInfo> {
-    if d.len() < 32 || &d[..14] != b"\xff Go buildinf:" {
+    let b = Bytes(d);
+    if d.len() < 32 || b.slice(0, 14)? != b"\xff Go buildinf:" {
         return None;
     }
-    let (version, modinfo) = if d[15] & 2 != 0 {
-        let (vlen, n) = uvarint(&d[32..])?;
+    let (version, modinfo) = if b.u8(15)? & 2 != 0 {
+        let (vlen, n) = b.uvarint(32)?;
+        let vlen = usize::try_from(vlen).ok()?;
         let vstart = 32 + n;
-        let version = d.get(vstart..vstart + vlen as usize)?;
-        let rest = &d[vstart + vlen as usize..];
-        let (mlen, m) = uvarint(rest)?;
-        let modinfo = rest.get(m..m + mlen as usize).unwrap_or(&[]);
+        let version = b.slice(vstart, vlen)?;
+        let rest = Bytes(b.from(vstart + vlen)?);
+        let (mlen, m) = rest.uvarint(0)?;
+        let modinfo = usize::try_from(mlen)
+            .ok()
+            .and_then(|mlen| rest.slice(m, mlen))
+            .unwrap_or(&[]);
         (
             String::from_utf8_lossy(version).into_owned(),
             String::from_utf8_lossy(modinfo).into_owned(),
         )
     } else {
         // Pre-1.18 layout: two pointers to Go strings.
-        let ptr = |o: usize| u64::from_le_bytes(d[o..o + 8].try_into().unwrap_or([0; 8]));
         let gostr = |p: u64| -> Option<String> {
             let hdr = read(p, 16)?;
-            let data = u64::from_le_bytes(hdr[0..8].try_into().ok()?);
-            let len = u64::from_le_bytes(hdr[8..16].try_into().ok()?);
-            Some(String::from_utf8_lossy(&read(data, len as usize)?).into_owned())
+            let hdr = Bytes(&hdr);
+            let (data, len) = (hdr.u64(0)?, hdr.u64(8)?);
+            Some(String::from_utf8_lossy(&read(data, usize::try_from(len).ok()?)?).into_owned())
         };
-        (gostr(ptr(16))?, gostr(ptr(24)).unwrap_or_default())
+        (
+            gostr(b.u64(16)?)?,
+            b.u64(24).and_then(gostr).unwrap_or_default(),
+        )
     };
     let mut info = BuildInfo {
         version,

@@ -9,6 +9,7 @@ use thiserror::Error;
 use crate::core::CoreFile;
 use crate::exe::ExeFile;
 use crate::input::Mapped;
+use crate::reader::Bytes;
 
 /// A virtual address in the crashed process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -66,8 +67,8 @@ impl Region {
     fn slice(&self, start: u64, end: u64) -> Region {
         let shift = start - self.start;
         let backing = match self.backing {
-            Backing::Core(o) => Backing::Core(o + shift),
-            Backing::Exe(o) => Backing::Exe(o + shift),
+            Backing::Core(o) => Backing::Core(o.saturating_add(shift)),
+            Backing::Exe(o) => Backing::Exe(o.saturating_add(shift)),
             b => b,
         };
         Region {
@@ -151,7 +152,7 @@ impl std::fmt::Debug for Memory {
 impl Memory {
     /// Builds the address space from the core and, where given, the executable loaded at `bias`.
     pub fn new(core: &CoreFile, exe: Option<&ExeFile>, bias: u64) -> Memory {
-        let mut regions = Vec::with_capacity(core.segments.len() * 2);
+        let mut regions = Vec::with_capacity(core.segments.len().saturating_mul(2));
         for s in &core.segments {
             let mut push = |start: u64, end: u64, backing| {
                 if end > start {
@@ -162,13 +163,14 @@ impl Memory {
                     });
                 }
             };
-            let present_end = s.vaddr + s.present;
-            let file_end = s.vaddr + s.filesz.min(s.memsz);
+            // A damaged header's sizes may run past the top of the address space: cut there.
+            let present_end = s.vaddr.saturating_add(s.present);
+            let file_end = s.vaddr.saturating_add(s.filesz.min(s.memsz));
             push(s.vaddr, present_end, Backing::Core(s.offset));
             push(present_end, file_end, Backing::Truncated);
             push(
                 file_end.max(present_end),
-                s.vaddr + s.memsz,
+                s.vaddr.saturating_add(s.memsz),
                 Backing::NotDumped,
             );
         }
@@ -176,9 +178,10 @@ impl Memory {
         if let Some(exe) = exe {
             const PF_W: u32 = 2;
             for seg in exe.segments.iter().filter(|s| s.flags & PF_W == 0) {
+                let start = seg.vaddr.wrapping_add(bias);
                 let piece = Region {
-                    start: seg.vaddr.wrapping_add(bias),
-                    end: seg.vaddr.wrapping_add(bias) + seg.filesz,
+                    start,
+                    end: start.saturating_add(seg.filesz),
                     backing: Backing::Exe(seg.offset),
                 };
                 regions = overlay(regions, piece);
@@ -228,9 +231,13 @@ impl Memory {
                 return Err(MemError::Truncated(Addr(addr)));
             }
         };
-        let start = (off + (addr - r.start)) as usize;
-        file.get(start..start + len as usize)
-            .ok_or(MemError::Truncated(Addr(addr)))
+        let truncated = MemError::Truncated(Addr(addr));
+        let start = off
+            .checked_add(addr - r.start)
+            .and_then(|s| usize::try_from(s).ok())
+            .ok_or(truncated)?;
+        let len = usize::try_from(len).map_err(|_| truncated)?;
+        Bytes(file).slice(start, len).ok_or(truncated)
     }
 
     /// Borrows `len` bytes at `addr` when they lie in one region, else copies them.
@@ -240,7 +247,9 @@ impl Memory {
         if addr.0.checked_add(len64).is_some_and(|e| e <= r.end) {
             return self.bytes_of(r, addr.0, len64).map(Cow::Borrowed);
         }
-        let mut out = Vec::with_capacity(len);
+        // A length read from the core may be wild: reserve no more than the files could give.
+        let most = self.core.bytes().len() + self.exe.as_ref().map_or(0, |e| e.bytes().len());
+        let mut out = Vec::with_capacity(len.min(most));
         let mut a = addr.0;
         let end = addr.0.checked_add(len64).ok_or(MemError::Unmapped(addr))?;
         while a < end {
@@ -254,25 +263,30 @@ impl Memory {
 
     /// Reads a little-endian u64.
     pub fn u64(&self, addr: Addr) -> Result<u64, MemError> {
-        let b = self.read(addr, 8)?;
-        Ok(u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])))
+        Bytes(&self.read(addr, 8)?)
+            .u64(0)
+            .ok_or(MemError::Truncated(addr))
     }
 
     /// Reads a little-endian u32.
     pub fn u32(&self, addr: Addr) -> Result<u32, MemError> {
-        let b = self.read(addr, 4)?;
-        Ok(u32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4])))
+        Bytes(&self.read(addr, 4)?)
+            .u32(0)
+            .ok_or(MemError::Truncated(addr))
     }
 
     /// Reads a little-endian u16.
     pub fn u16(&self, addr: Addr) -> Result<u16, MemError> {
-        let b = self.read(addr, 2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        Bytes(&self.read(addr, 2)?)
+            .u16(0)
+            .ok_or(MemError::Truncated(addr))
     }
 
     /// Reads one byte.
     pub fn u8(&self, addr: Addr) -> Result<u8, MemError> {
-        Ok(self.read(addr, 1)?[0])
+        Bytes(&self.read(addr, 1)?)
+            .u8(0)
+            .ok_or(MemError::Truncated(addr))
     }
 
     /// Reads a pointer.
@@ -321,7 +335,7 @@ impl Memory {
     /// Reads bytes only from the core's own dumped segments.
     pub fn read_core_only(&self, addr: Addr, len: usize) -> Option<&[u8]> {
         let r = self.find(addr.0)?;
-        if !matches!(r.backing, Backing::Core(_)) || addr.0 + len as u64 > r.end {
+        if !matches!(r.backing, Backing::Core(_)) || addr.0.checked_add(len as u64)? > r.end {
             return None;
         }
         self.bytes_of(r, addr.0, len as u64).ok()
@@ -436,8 +450,11 @@ fn core_pages(
             let from = at.max(r.start);
             let upto = end.min(r.end);
             if let Backing::Core(o) = r.backing {
-                let a = (o + (from - r.start)) & !(PAGE - 1);
-                let b = (o + (upto - r.start)).next_multiple_of(PAGE).min(file_len);
+                let a = o.saturating_add(from - r.start) & !(PAGE - 1);
+                let b = o
+                    .saturating_add(upto - r.start)
+                    .checked_next_multiple_of(PAGE)
+                    .map_or(file_len, |b| b.min(file_len));
                 match out.last_mut() {
                     Some(last) if a <= last.1 && a >= last.0 => last.1 = last.1.max(b),
                     _ if a < b => out.push((a, b)),

@@ -72,6 +72,21 @@ impl<'a> Bytes<'a> {
         }
         None
     }
+
+    /// The runtime's 32-bit varint (Go's `readvarint`) at `off` and the number of bytes it
+    /// takes: at most five bytes, bits beyond 32 dropped as the runtime drops them.
+    pub fn uvarint32(self, off: usize) -> Option<(u32, usize)> {
+        let mut value = 0u32;
+        let mut shift = 0u32;
+        for (i, &b) in self.from(off)?.iter().enumerate().take(5) {
+            value |= u32::from(b & 0x7f) << (shift & 31);
+            if b & 0x80 == 0 {
+                return Some((value, i + 1));
+            }
+            shift += 7;
+        }
+        None
+    }
 }
 
 /// A position in a byte slice, advanced by each checked read.
@@ -154,6 +169,13 @@ impl<'a> Cursor<'a> {
         self.pos += n;
         Some(v)
     }
+
+    /// The next runtime 32-bit varint (Go's `readvarint`).
+    pub fn uvarint32(&mut self) -> Option<u32> {
+        let (v, n) = self.bytes.uvarint32(self.pos)?;
+        self.pos += n;
+        Some(v)
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +203,27 @@ mod tests {
         assert_eq!(Bytes(&max).uvarint(0), Some((u64::MAX, 10)));
         max[9] = 0x02;
         assert_eq!(Bytes(&max).uvarint(0), None);
+    }
+
+    #[test]
+    fn uvarint32s_like_the_runtime() {
+        assert_eq!(Bytes(&[0x05]).uvarint32(0), Some((5, 1)));
+        assert_eq!(Bytes(&[0x80, 0x01]).uvarint32(0), Some((128, 2)));
+        assert_eq!(Bytes(&[0x80]).uvarint32(0), None);
+        assert_eq!(
+            Bytes(&[0xff, 0xff, 0xff, 0xff, 0x0f]).uvarint32(0),
+            Some((u32::MAX, 5))
+        );
+        // Bits past 32 are dropped, as runtime.readvarint drops them.
+        assert_eq!(
+            Bytes(&[0x80, 0x80, 0x80, 0x80, 0x7f]).uvarint32(0),
+            Some((0xf000_0000, 5))
+        );
+        assert_eq!(Bytes(&[0x80; 6]).uvarint32(0), None);
+        let mut c = Cursor::new(&[0x96, 0x01, 0x02]);
+        assert_eq!(c.uvarint32(), Some(150));
+        assert_eq!(c.uvarint32(), Some(2));
+        assert_eq!(c.uvarint32(), None);
     }
 
     #[test]

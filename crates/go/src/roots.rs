@@ -143,7 +143,7 @@ impl Runtime<'_> {
                 let start = v.addr.wrapping_add(self.p.bias);
                 GlobalVar {
                     start,
-                    end: start + size.max(1),
+                    end: start.saturating_add(size.max(1)),
                     name: v.name,
                     ty: v.ty,
                 }
@@ -166,7 +166,7 @@ impl Runtime<'_> {
                 let size = self.dwarf().resolve(pointee).ok()?.1.size;
                 (size > 0 && self.mem().in_core(Addr(target))).then(|| GlobalVar {
                     start: target,
-                    end: target + size,
+                    end: target.saturating_add(size),
                     name: v.name.clone(),
                     ty: Some(pointee),
                 })
@@ -176,11 +176,22 @@ impl Runtime<'_> {
         vars.sort_by_key(|v| v.start);
         let mut roots: Vec<Root> = Vec::new();
         let mut unread: Vec<String> = Vec::new();
+        // Data and bss lie in the executable's segments: no mask has more bits than they have words.
+        let exe_words =
+            (self.p.exe.segments.iter()).fold(0u64, |n, s| n.saturating_add(s.memsz)) / 8;
         let mut module = self.global("runtime.firstmoduledata")?;
         for _ in 0..64 {
-            for (start, mask) in [("data", "gcdatamask"), ("bss", "gcbssmask")] {
+            for (start, end, mask) in [
+                ("data", "edata", "gcdatamask"),
+                ("bss", "ebss", "gcbssmask"),
+            ] {
                 let base = self.field_ptr(module, md, start)?;
-                let nbits = self.field_uint(module, md, &format!("{mask}.n"))?;
+                // One bit per word of the section: a damaged count cannot ask for more.
+                let words =
+                    (self.field_uint(module, md, end)?.saturating_sub(base.0) / 8).min(exe_words);
+                let nbits = self
+                    .field_uint(module, md, &format!("{mask}.n"))?
+                    .min(words);
                 let bytes = self.field_ptr(module, md, &format!("{mask}.bytedata"))?;
                 let len = nbits.div_ceil(8) as usize;
                 let bits = self.mem().read(bytes, len).unwrap_or_else(|source| {
@@ -333,12 +344,7 @@ impl Runtime<'_> {
     ) -> Vec<HeaderGuess> {
         let d = self.dwarf();
         let header = self.features.map_header_type();
-        let field = if self.features.swiss_maps {
-            "dirPtr"
-        } else {
-            "buckets"
-        };
-        let Ok(off) = d.offset(header, field) else {
+        let Ok(off) = d.offset(header, self.features.map_storage_field()) else {
             return Vec::new();
         };
         // Map type descriptors by link-time address.
@@ -506,7 +512,7 @@ impl Runtime<'_> {
                         .collect();
                     if Some(kind) == finalizer_kind && span.elemsize > 0 {
                         // The object itself stays unmarked, but everything it points to is live.
-                        let slot = (obj.0 - span.base.0) / span.elemsize;
+                        let slot = offset / span.elemsize;
                         let mut words = Vec::new();
                         let _ = bits.pointer_words(mem, heap, si, slot, &mut words);
                         slots.extend(words.into_iter().map(|w| (w, Some("object".to_string()))));
@@ -571,10 +577,7 @@ impl Runtime<'_> {
     /// Finalizers waiting to run (`runtime.allfin` blocks): their functions and arguments.
     fn queued_finalizers(&self) -> Result<Vec<Root>, RuntimeError> {
         let d = self.dwarf();
-        let Some(block_ty) = ["runtime.finBlock", "runtime.finblock"]
-            .into_iter()
-            .find(|t| d.has_type(t))
-        else {
+        let Some(block_ty) = self.features.finalizer_block_type else {
             return Ok(Vec::new());
         };
         let Ok(allfin) = self.global("runtime.allfin") else {
@@ -591,7 +594,7 @@ impl Runtime<'_> {
             guard += 1;
             let cnt = self.field_uint(b, block_ty, "cnt")?;
             for i in 0..cnt.min(4096) {
-                let f = b.offset(fin_off + i * fin_size);
+                let f = b.offset(fin_off.saturating_add(i.saturating_mul(fin_size)));
                 slots.push((f.offset(fn_off), Some("fn".to_string())));
                 slots.push((f.offset(arg_off), Some("arg".to_string())));
             }
@@ -627,9 +630,13 @@ pub fn add_stack_map_roots(roots: &mut Vec<Root>, maps: &mut crate::maps::Maps) 
             continue;
         };
         let header_size = m.header_size.max(8);
-        ranges.push((h.header.0, h.header.0 + header_size, mi as u32));
+        ranges.push((
+            h.header.0,
+            h.header.0.saturating_add(header_size),
+            mi as u32,
+        ));
         for &(b, size) in &m.stack_containers {
-            ranges.push((b.0, b.0 + size, mi as u32));
+            ranges.push((b.0, b.0.saturating_add(size), mi as u32));
         }
     }
     if ranges.is_empty() {

@@ -6,20 +6,11 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::dwarf::{Dwarf, TypeInfo, TypeKind, TypeRef};
+use crate::dwarf::{go_kind as kind, Dwarf, TypeInfo, TypeKind, TypeRef};
 use crate::heap::{Heap, HeapIndex, ObjId, Objects};
 use crate::memory::{Addr, Memory};
+use crate::runtime::maplayout::SwissPath;
 use crate::runtime::{Runtime, RuntimeError};
-
-/// Go's reflect.Kind numbers as DW_AT_go_kind carries them.
-mod kind {
-    pub const CHAN: u8 = 18;
-    pub const FUNC: u8 = 19;
-    pub const INTERFACE: u8 = 20;
-    pub const MAP: u8 = 21;
-    pub const SLICE: u8 = 23;
-    pub const STRING: u8 = 24;
-}
 
 /// A reference a value holds, as found at an offset inside a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,37 +500,11 @@ impl<'a> Inference<'a> {
 
     /// For a Swiss map header with dirLen 0: (offset of dirPtr, the group type it points to).
     fn swiss_small(&self, t: TypeRef, base: Addr) -> Option<(u64, TypeRef)> {
-        let (_, s) = self.dwarf.resolve(t).ok()?;
-        let TypeKind::Struct(fields) = &s.kind else {
-            return None;
-        };
-        let dir_len = fields.iter().find(|f| f.name == "dirLen")?;
-        let dir_ptr = fields.iter().find(|f| f.name == "dirPtr")?;
-        if self.mem.u64(base.offset(dir_len.offset)).ok()? != 0 {
+        let path = SwissPath::of(self.dwarf, t)?;
+        if self.mem.u64(base.offset(path.dir_len.offset)).ok()? != 0 {
             return None;
         }
-        // dirPtr is typed **table<K,V>; the group type is table<K,V>.groups.data's pointee.
-        let pp = self.layouts.info(dir_ptr.ty?)?;
-        let TypeKind::Pointer(Some(p)) = pp.kind else {
-            return None;
-        };
-        let TypeKind::Pointer(Some(table)) = self.layouts.info(p)?.kind else {
-            return None;
-        };
-        let (_, tt) = self.dwarf.resolve(table).ok()?;
-        let TypeKind::Struct(tf) = &tt.kind else {
-            return None;
-        };
-        let groups = tf.iter().find(|f| f.name == "groups")?;
-        let (_, g) = self.dwarf.resolve(groups.ty?).ok()?;
-        let TypeKind::Struct(gf) = &g.kind else {
-            return None;
-        };
-        let data = gf.iter().find(|f| f.name == "data")?;
-        let TypeKind::Pointer(Some(group)) = self.layouts.info(data.ty?)?.kind else {
-            return None;
-        };
-        Some((dir_ptr.offset, group))
+        Some((path.dir_ptr.offset, path.group))
     }
 
     /// What the reference `rf` stored at `slot` points at: the pointer to follow and the type of
@@ -589,11 +554,7 @@ impl<'a> Inference<'a> {
         // Seeds 1: the types the allocator wrote (malloc headers, large objects' spans).
         let large_off = self.dwarf.offset("runtime.mspan", "largeType").ok();
         for (si, s) in self.a.heap.spans.iter().enumerate() {
-            // Only scan spans of objects over 512 bytes (or large ones) carry a type.
-            if s.noscan()
-                || !rt.features.allocation_headers
-                || (s.size_class() != 0 && s.elemsize <= 512)
-            {
+            if !rt.features.allocation_headers || !s.records_types() {
                 continue;
             }
             for (oid, slot) in self.a.objects.live_in_span(si) {
@@ -774,10 +735,8 @@ impl ObjectTypes {
             "types",
         )?;
         let by_rtype = TypesBase(types_base);
-        let itab_type_off = dwarf
-            .offset("internal/abi.ITab", "Type")
-            .or_else(|_| dwarf.offset("runtime.itab", "_type"))
-            .ok();
+        let itab_type_off =
+            (rt.features.itab_type_field).and_then(|(ty, field)| dwarf.offset(ty, field).ok());
         let mut inf = Inference {
             dwarf,
             scope,

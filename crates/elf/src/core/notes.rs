@@ -5,6 +5,7 @@ use object::read::elf::NoteIterator;
 use object::Endianness;
 
 use super::Arch;
+use crate::reader::Bytes;
 
 /// A thread from an NT_PRSTATUS note.
 #[derive(Debug, Clone)]
@@ -94,16 +95,6 @@ const PRSTATUS_REGS_OFFSET: usize = 112;
 const AMD64_NREGS: usize = 27;
 const ARM64_NREGS: usize = 34;
 
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    b.get(off..off + 8)
-        .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
-}
-
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    b.get(off..off + 4)
-        .map(|s| u32::from_le_bytes(s.try_into().unwrap_or([0; 4])))
-}
-
 fn cstr(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).trim_end().to_string()
@@ -140,14 +131,15 @@ pub fn parse_all(arch: Arch, endian: Endianness, segments: &[(u64, &[u8])]) -> N
 }
 
 fn parse_prstatus(arch: Arch, d: &[u8]) -> Option<Thread> {
-    let signal = u16::from_le_bytes([*d.get(12)?, *d.get(13)?]);
-    let tid = u32_at(d, 32)?;
+    let d = Bytes(d);
+    let signal = d.u16(12)?;
+    let tid = d.u32(32)?;
     let n = match arch {
         Arch::Amd64 => AMD64_NREGS,
         Arch::Arm64 => ARM64_NREGS,
     };
     let regs: Vec<u64> = (0..n)
-        .map(|i| u64_at(d, PRSTATUS_REGS_OFFSET + 8 * i))
+        .map(|i| d.u64(PRSTATUS_REGS_OFFSET + 8 * i))
         .collect::<Option<_>>()?;
     let t = match arch {
         // user_regs_struct: r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base …
@@ -179,25 +171,28 @@ fn parse_prstatus(arch: Arch, d: &[u8]) -> Option<Thread> {
 /// `siginfo_t` on 64-bit Linux: signo, errno, code (3 × i32), padding, then the union, whose
 /// first word is `si_addr` for the fault signals.
 fn parse_siginfo(d: &[u8]) -> Option<SigInfo> {
-    let signo = u32_at(d, 0)?;
-    let code = u32_at(d, 8)? as i32;
+    let d = Bytes(d);
+    let signo = d.u32(0)?;
+    let code = d.u32(8)? as i32;
     let fault = matches!(signo, 4 | 7 | 8 | 11);
-    let addr = if fault { u64_at(d, 16)? } else { 0 };
+    let addr = if fault { d.u64(16)? } else { 0 };
     Some(SigInfo { signo, code, addr })
 }
 
 fn parse_psinfo(d: &[u8]) -> Option<PsInfo> {
+    let d = Bytes(d);
     Some(PsInfo {
-        pid: u32_at(d, 24)?,
-        fname: cstr(d.get(40..56)?),
-        psargs: cstr(d.get(56..136)?),
+        pid: d.u32(24)?,
+        fname: cstr(d.slice(40, 16)?),
+        psargs: cstr(d.slice(56, 80)?),
     })
 }
 
 fn parse_auxv(d: &[u8]) -> Auxv {
     let mut a = Auxv::default();
     for pair in d.chunks_exact(16) {
-        let (Some(k), Some(v)) = (u64_at(pair, 0), u64_at(pair, 8)) else {
+        let pair = Bytes(pair);
+        let (Some(k), Some(v)) = (pair.u64(0), pair.u64(8)) else {
             break;
         };
         match k {
@@ -212,19 +207,20 @@ fn parse_auxv(d: &[u8]) -> Auxv {
 }
 
 fn parse_files(d: &[u8]) -> Vec<MappedFile> {
-    let (Some(count), Some(page)) = (u64_at(d, 0), u64_at(d, 8)) else {
+    let d = Bytes(d);
+    let (Some(count), Some(page)) = (d.u64(0), d.u64(8)) else {
         return Vec::new();
     };
-    let count = count.min((d.len() / 24) as u64) as usize;
+    let count = count.min((d.0.len() / 24) as u64) as usize;
     let names_at = 16 + 24 * count;
-    let mut names = d.get(names_at..).unwrap_or(&[]).split(|&c| c == 0);
+    let mut names = d.from(names_at).unwrap_or(&[]).split(|&c| c == 0);
     (0..count)
         .filter_map(|i| {
             let base = 16 + 24 * i;
             Some(MappedFile {
-                start: u64_at(d, base)?,
-                end: u64_at(d, base + 8)?,
-                offset: u64_at(d, base + 16)?.saturating_mul(page),
+                start: d.u64(base)?,
+                end: d.u64(base + 8)?,
+                offset: d.u64(base + 16)?.saturating_mul(page),
                 path: String::from_utf8_lossy(names.next()?).into_owned(),
             })
         })

@@ -55,8 +55,7 @@ pub enum DwarfError {
     NoVariable(String),
 }
 
-/// `reflect.Map`: the DW_AT_go_kind of map types.
-pub const GO_KIND_MAP: u8 = 21;
+pub mod go_kind;
 
 /// A type in the DWARF, by its global .debug_info offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -593,7 +592,7 @@ impl Dwarf {
         let TypeKind::Typedef(Some(ptr)) = info.kind else {
             return None;
         };
-        if info.go_kind != Some(GO_KIND_MAP) {
+        if info.go_kind != Some(go_kind::MAP) {
             return None;
         }
         match self.info(ptr).ok()?.kind {
@@ -609,7 +608,16 @@ impl Dwarf {
             return false;
         };
         matches!(info.kind, TypeKind::Pointer(_))
-            || matches!(info.go_kind, Some(18 | 19 | GO_KIND_MAP | 22 | 26))
+            || matches!(
+                info.go_kind,
+                Some(
+                    go_kind::CHAN
+                        | go_kind::FUNC
+                        | go_kind::MAP
+                        | go_kind::POINTER
+                        | go_kind::UNSAFE_POINTER
+                )
+            )
     }
 
     /// Byte size of the named type.

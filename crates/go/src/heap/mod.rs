@@ -15,8 +15,39 @@ use crate::runtime::{Runtime, RuntimeError};
 
 /// `mSpanInUse`: a span of heap objects (as opposed to stacks or free pages).
 const SPAN_IN_USE: u64 = 1;
-/// The runtime's page size.
-const PAGE_SIZE: u64 = 8192;
+/// The runtime's page size (`pageSize`, 8 KiB on every platform): spans are whole pages.
+pub const PAGE_SIZE: u64 = 8192;
+/// Objects of small size classes larger than this carry a malloc header; smaller ones keep
+/// their pointer bits at the end of their span (`minSizeForMallocHeader`, Go 1.22+).
+pub const MIN_SIZE_FOR_MALLOC_HEADER: u64 = 512;
+/// Bytes of a malloc header: a pointer to the object's type (`mallocHeaderSize`).
+pub const MALLOC_HEADER_SIZE: u64 = 8;
+/// The runtime constants the heap model is written for, by their names in the runtime's
+/// DWARF: [`Heap::read`] refuses a program whose DWARF says otherwise.
+const RUNTIME_CONSTANTS: [(&str, u64); 3] = [
+    ("runtime.pageSize", PAGE_SIZE),
+    ("runtime.minSizeForMallocHeader", MIN_SIZE_FOR_MALLOC_HEADER),
+    ("runtime.mallocHeaderSize", MALLOC_HEADER_SIZE),
+];
+
+/// Checks the program's runtime constants (those its DWARF records; the malloc header ones
+/// exist from Go 1.22) against the values the heap model uses.
+fn check_runtime_constants(rt: &Runtime) -> Result<(), RuntimeError> {
+    for (name, expected) in RUNTIME_CONSTANTS {
+        match rt.dwarf().constant(name) {
+            Some(found) if u64::try_from(found) != Ok(expected) => {
+                return Err(RuntimeError::UnsupportedConstant {
+                    name,
+                    found,
+                    expected,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Largest span believed (1 TiB); anything larger is damage.
 const MAX_SPAN_PAGES: u64 = 1 << 27;
 
@@ -60,9 +91,21 @@ impl Span {
     }
 
     /// Whether its objects start with a malloc header naming their type (Go 1.22+: small
-    /// objects of pointerful types over 512 bytes).
+    /// objects of pointerful types over [`MIN_SIZE_FOR_MALLOC_HEADER`]).
     pub fn has_malloc_headers(&self) -> bool {
-        !self.noscan() && self.size_class() != 0 && self.elemsize > 512
+        !self.noscan() && self.size_class() != 0 && self.elemsize > MIN_SIZE_FOR_MALLOC_HEADER
+    }
+
+    /// Whether it holds one large object of a pointerful type, whose type the span names in
+    /// `largeType` (Go 1.22+).
+    pub fn has_large_type(&self) -> bool {
+        !self.noscan() && self.size_class() == 0
+    }
+
+    /// Whether the allocator wrote down the type of its objects (Go 1.22+): in their malloc
+    /// headers or in the span's `largeType`.
+    pub fn records_types(&self) -> bool {
+        self.has_malloc_headers() || self.has_large_type()
     }
 
     /// Whether slot `i` holds a live object.
@@ -124,6 +167,7 @@ pub struct HeapTotals {
 impl Heap {
     /// Reads every in-use span from `mheap_.allspans`.
     pub fn read(rt: &Runtime) -> Result<Heap, RuntimeError> {
+        check_runtime_constants(rt)?;
         let mem = rt.mem();
         let mem_err = |what: &'static str| {
             move |source| RuntimeError::Memory {

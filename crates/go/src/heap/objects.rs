@@ -105,8 +105,9 @@ const HINT_SHIFT: u32 = 8;
 
 impl Objects {
     /// Numbers the live objects of the heap.
-    /// `malloc_header` is the size of the header objects of scan spans over 512 bytes (not
-    /// large ones) start with (Go 1.22+), 0 when the runtime writes none.
+    /// `malloc_header` is the size of the header that objects of spans with
+    /// [`Span::has_malloc_headers`](super::Span::has_malloc_headers) start with (Go 1.22+), 0
+    /// when the runtime writes none.
     pub fn new(heap: &Heap, malloc_header: u8) -> Objects {
         let mut o = Objects::default();
         // Live words are filled span by span on every core; ids then follow from the counts.

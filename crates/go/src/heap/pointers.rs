@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{Heap, Span};
+use super::{Heap, Span, MALLOC_HEADER_SIZE, MIN_SIZE_FOR_MALLOC_HEADER, PAGE_SIZE};
 use crate::dwarf::DwarfError;
 use crate::memory::{Addr, MemError, Memory};
 use crate::runtime::{Runtime, RuntimeError};
@@ -135,10 +135,6 @@ pub enum PointerBits {
     AllocationHeaders {
         /// Bytes of Green Tea inline mark bits below the heap bits (0 without Green Tea).
         inline_marks: u64,
-        /// Largest object size with heap bits in the span.
-        max_in_span: u64,
-        /// Bytes of the malloc header.
-        header: u64,
         /// Offsets in `internal/abi.Type`.
         ty: TypeLayout,
         /// Per span: the `largeType` of a large scan object.
@@ -209,7 +205,7 @@ impl PointerBits {
             .spans
             .iter()
             .map(|s| {
-                (s.size_class() == 0 && !s.noscan())
+                s.has_large_type()
                     .then(|| rt.mem().ptr(s.mspan.offset(large_off)).ok())
                     .flatten()
             })
@@ -246,12 +242,6 @@ impl PointerBits {
         Ok(PointerBits::AllocationHeaders {
             dwarf_masks,
             inline_marks,
-            max_in_span: konst("runtime.minSizeForMallocHeader")
-                .map(|v| v as u64)
-                .unwrap_or(512),
-            header: konst("runtime.mallocHeaderSize")
-                .map(|v| v as u64)
-                .unwrap_or(8),
             ty,
             span_large_types,
         })
@@ -323,14 +313,12 @@ impl PointerBits {
             }
             PointerBits::AllocationHeaders {
                 inline_marks,
-                max_in_span,
-                header,
                 ty,
                 span_large_types,
                 dwarf_masks,
             } => {
-                if s.elemsize <= *max_in_span {
-                    let span_bytes = s.npages * 8192;
+                if s.elemsize <= MIN_SIZE_FOR_MALLOC_HEADER {
+                    let span_bytes = s.npages * PAGE_SIZE;
                     let bitmap_bytes = span_bytes / 64;
                     let mut hb = s.base.offset(span_bytes - bitmap_bytes);
                     if *inline_marks > 0 && s.elemsize >= 16 {
@@ -350,7 +338,11 @@ impl PointerBits {
                     return Ok(());
                 }
                 let (typ, start, len) = if s.size_class() != 0 {
-                    (mem.ptr(obj)?, obj.offset(*header), s.elemsize - header)
+                    (
+                        mem.ptr(obj)?,
+                        obj.offset(MALLOC_HEADER_SIZE),
+                        s.elemsize - MALLOC_HEADER_SIZE,
+                    )
                 } else {
                     match span_large_types[si] {
                         Some(t) => (t, obj, s.elemsize),

@@ -42,7 +42,7 @@ pub(super) fn decode(
     let bfield = |n: &str| Ctx::field(&bf, n);
     let tophash = bfield("tophash")?.offset;
     let keys = bfield("keys")?;
-    let values = bfield("values").or_else(|| bfield("elems"))?;
+    let values = crate::runtime::maplayout::bucket_values(&bf)?;
     let overflow = bfield("overflow")?.offset;
     let (kt, _) = ctx.array_elem(keys.ty?)?;
     let (vt, _) = ctx.array_elem(values.ty?)?;

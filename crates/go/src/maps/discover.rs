@@ -71,39 +71,18 @@ fn climbs(ctx: &Ctx) -> HashMap<String, Climb> {
                 out.insert(format!("noalg.map.bucket[{k}]{v}"), climb);
             }
         } else {
-            let Some(dir) = f("dirPtr") else { continue };
-            let Some(table) = dir
-                .ty
-                .and_then(|t| ctx.pointee(t))
-                .and_then(|t| ctx.pointee(t))
-            else {
+            let Some(path) = crate::runtime::maplayout::SwissPath::of(d, h) else {
                 continue;
             };
-            let Some((_, tf)) = ctx.fields(table) else {
-                continue;
-            };
-            let Some(groups) = tf.iter().find(|x| x.name == "groups") else {
-                continue;
-            };
-            let Some((_, gf)) = groups.ty.and_then(|t| ctx.fields(t)) else {
-                continue;
-            };
-            let Some(data) = gf.iter().find(|x| x.name == "data") else {
-                continue;
-            };
-            let Some(group) = data
-                .ty
-                .and_then(|t| ctx.pointee(t))
-                .and_then(|t| type_name(ctx, t))
-            else {
+            let Some(group) = type_name(ctx, path.group) else {
                 continue;
             };
             out.insert(
                 group,
                 Climb::Swiss {
                     header: h,
-                    groups_data: groups.offset + data.offset,
-                    dir_ptr: dir.offset,
+                    groups_data: path.groups_data(),
+                    dir_ptr: path.dir_ptr.offset,
                 },
             );
         }
@@ -126,7 +105,7 @@ fn header_type_name(
     // Small objects name their type in a malloc header, large ones in their span.
     let typ = if span.has_malloc_headers() {
         ctx.mem.ptr(ctx.objects.addr_in(si, o)).ok()?
-    } else if span.size_class() == 0 && !span.noscan() {
+    } else if span.has_large_type() {
         ctx.mem.ptr(span.mspan.offset(rt.large_type_off?)).ok()?
     } else {
         return None;
@@ -377,9 +356,7 @@ pub(super) fn untyped_classic_headers(
             let b = hf.iter().find(|f| f.name == "buckets")?;
             let bucket = ctx.pointee(b.ty?)?;
             let (binfo, bf) = ctx.fields(bucket)?;
-            let values = bf
-                .iter()
-                .find(|f| f.name == "values" || f.name == "elems")?;
+            let values = crate::runtime::maplayout::bucket_values(&bf)?;
             let (vt, _) = ctx.array_elem(values.ty?)?;
             let check = match (ctx.pointee(vt), ctx.dwarf.resolve(vt).ok()) {
                 (Some(p), _) => Some(Some(ctx.dwarf.byte_size(p))),
@@ -425,7 +402,7 @@ pub(super) fn untyped_classic_headers(
                 // The array is the allocator's rounding of 2^B buckets and, from B = 4, the
                 // 2^(B-4) overflow buckets made with them.
                 let need = (1u64 << b) * bs;
-                if need > size || size - need >= need / 4 + 8192 {
+                if need > size || size - need >= need / 4 + crate::heap::PAGE_SIZE {
                     continue;
                 }
                 let Some((_, _, n, false, d)) =

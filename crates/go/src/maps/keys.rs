@@ -2,16 +2,9 @@
 
 use std::hash::BuildHasher;
 
+use crate::dwarf::go_kind::{BOOL, FLOAT32, FLOAT64, SIGNED, STRING, UNSIGNED};
 use crate::dwarf::{Dwarf, TypeKind, TypeRef};
 use crate::memory::{Addr, Memory};
-
-/// Go kind numbers used here.
-const KIND_STRING: u8 = 24;
-const KIND_BOOL: u8 = 1;
-const KIND_FLOAT32: u8 = 13;
-const KIND_FLOAT64: u8 = 14;
-const SIGNED: std::ops::RangeInclusive<u8> = 2..=6;
-const UNSIGNED: std::ops::RangeInclusive<u8> = 7..=12;
 
 /// Most bytes of a string key read from the core.
 const MAX_KEY_BYTES: usize = 4096;
@@ -25,13 +18,9 @@ pub fn render(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr, depth: u32) 
     let kind = info.go_kind.unwrap_or(0);
     let size = info.size;
     match &info.kind {
-        TypeKind::Base if kind == KIND_BOOL => Some((mem.u8(addr).ok()? != 0).to_string()),
-        TypeKind::Base if kind == KIND_FLOAT64 => {
-            Some(f64::from_bits(mem.u64(addr).ok()?).to_string())
-        }
-        TypeKind::Base if kind == KIND_FLOAT32 => {
-            Some(f32::from_bits(mem.u32(addr).ok()?).to_string())
-        }
+        TypeKind::Base if kind == BOOL => Some((mem.u8(addr).ok()? != 0).to_string()),
+        TypeKind::Base if kind == FLOAT64 => Some(f64::from_bits(mem.u64(addr).ok()?).to_string()),
+        TypeKind::Base if kind == FLOAT32 => Some(f32::from_bits(mem.u32(addr).ok()?).to_string()),
         TypeKind::Base if SIGNED.contains(&kind) => {
             let v = mem.uint(addr, size).ok()?;
             let shift = 64 - 8 * size.clamp(1, 8);
@@ -74,7 +63,7 @@ pub fn string_at(dwarf: &Dwarf, mem: &Memory, ty: TypeRef, addr: Addr) -> Option
 pub fn is_string(dwarf: &Dwarf, ty: TypeRef) -> bool {
     dwarf
         .resolve(ty)
-        .is_ok_and(|(_, info)| info.go_kind == Some(KIND_STRING))
+        .is_ok_and(|(_, info)| info.go_kind == Some(STRING))
 }
 
 /// The bytes of the Go string header at `addr` (at most 4096), borrowed from the core when

@@ -3,6 +3,7 @@
 use super::{Ctx, Decoded, Decoding, Reader, SlotLayout};
 use crate::dwarf::TypeRef;
 use crate::memory::Addr;
+use crate::runtime::maplayout::SwissPath;
 
 /// Control byte of an empty slot.
 const CTRL_EMPTY: u8 = 0x80;
@@ -60,21 +61,16 @@ pub(super) fn decode(
     let f = |n: &str| Ctx::field(&hf, n);
     let m = ctx.mem;
     let used = m.u64(header.offset(f("used")?.offset)).ok()?;
-    let dir_f = f("dirPtr")?;
-    let dir_ptr = m.ptr(header.offset(dir_f.offset)).ok()?;
-    let dir_len = m.u64(header.offset(f("dirLen")?.offset)).ok()?;
+    let path = SwissPath::of(ctx.dwarf, t)?;
+    let dir_ptr = m.ptr(header.offset(path.dir_ptr.offset)).ok()?;
+    let dir_len = m.u64(header.offset(path.dir_len.offset)).ok()?;
     let writing = f("writing")
         .and_then(|w| m.u8(header.offset(w.offset)).ok())
         .is_some_and(|w| w != 0);
-    // dirPtr is typed **table<K,V>; the table's groups.data points at the groups.
-    let table_t = ctx.pointee(ctx.pointee(dir_f.ty?)?)?;
-    let (_, tf) = ctx.fields(table_t)?;
-    let groups = Ctx::field(&tf, "groups")?;
-    let (_, gf) = ctx.fields(groups.ty?)?;
-    let data = Ctx::field(&gf, "data")?;
-    let length_mask = Ctx::field(&gf, "lengthMask")?;
-    let group_t = ctx.pointee(data.ty?)?;
-    let (ginfo, grf) = ctx.fields(group_t)?;
+    let length_mask = path.length_mask.as_ref()?.offset;
+    let groups_data = path.groups_data();
+    let groups_length_mask = path.groups.offset + length_mask;
+    let (ginfo, grf) = ctx.fields(path.group)?;
     let ctrl = Ctx::field(&grf, "ctrl")?.offset;
     let (key, value, layout) = if let Some(slots) = Ctx::field(&grf, "slots") {
         // Default layout: slots [8]struct{key K; elem V}.
@@ -151,8 +147,8 @@ pub(super) fn decode(
             d.storage.push(o);
         }
         let (Ok(groups_ptr), Ok(mask)) = (
-            m.ptr(tbl.offset(groups.offset + data.offset)),
-            m.u64(tbl.offset(groups.offset + length_mask.offset)),
+            m.ptr(tbl.offset(groups_data)),
+            m.u64(tbl.offset(groups_length_mask)),
         ) else {
             return;
         };

@@ -3,6 +3,7 @@
 //! type descriptor to the runtime, so the map types a function uses can be read from its code.
 
 use crate::core::Arch;
+use crate::reader::Bytes;
 
 /// Link-time addresses that the code at `start` loads relative to the program counter.
 pub fn pc_relative_targets(code: &[u8], start: u64, arch: Arch) -> Vec<u64> {
@@ -19,7 +20,10 @@ fn amd64_lea_targets(code: &[u8], start: u64) -> Vec<u64> {
     let mut out = Vec::new();
     for (i, w) in code.windows(7).enumerate() {
         if matches!(w[0], 0x48 | 0x4c) && w[1] == 0x8d && w[2] & 0xc7 == 0x05 {
-            let disp = i32::from_le_bytes([w[3], w[4], w[5], w[6]]);
+            let Some(disp) = Bytes(w).u32(3) else {
+                continue;
+            };
+            let disp = disp as i32;
             let next = start.wrapping_add(i as u64 + 7);
             out.push(next.wrapping_add_signed(i64::from(disp)));
         }
@@ -29,10 +33,7 @@ fn amd64_lea_targets(code: &[u8], start: u64) -> Vec<u64> {
 
 /// `ADRP xd, page` followed by `ADD xd, xd, #imm12` (64-bit, unshifted).
 fn arm64_adrp_add_targets(code: &[u8], start: u64) -> Vec<u64> {
-    let insn = |i: usize| -> Option<u32> {
-        let b = code.get(i * 4..i * 4 + 4)?;
-        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
+    let insn = |i: usize| Bytes(code).u32(i.checked_mul(4)?);
     let mut out = Vec::new();
     for i in 0..code.len() / 4 {
         let (Some(a), Some(b)) = (insn(i), insn(i + 1)) else {

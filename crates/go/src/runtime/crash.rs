@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::{Goroutine, GoroutineStatus, Runtime, RuntimeError, RuntimeTypes, TracebackFrame};
-use crate::dwarf::{TypeKind, TypeRef};
+use crate::dwarf::{go_kind, TypeKind, TypeRef};
 use crate::memory::Addr;
 
 /// Functions whose string argument `s` is a fatal error's message.
@@ -424,8 +424,8 @@ impl Runtime<'_> {
         };
         match (info.go_kind, &shape.kind) {
             // A named string type: the data word points at its header.
-            (Some(GO_KIND_STRING), _) => mem.go_string(data, MAX_MESSAGE).ok(),
-            (Some(k), TypeKind::Base) if is_integer(k) || k == GO_KIND_BOOL => {
+            (Some(go_kind::STRING), _) => mem.go_string(data, MAX_MESSAGE).ok(),
+            (Some(k), TypeKind::Base) if go_kind::is_integer(k) || k == go_kind::BOOL => {
                 let raw = mem.uint(data, under.size).ok()?;
                 let text = render_scalar(k, raw, under.size);
                 Some(if name.contains('.') {
@@ -463,22 +463,12 @@ struct PanicValue {
     message: Option<String>,
 }
 
-/// `abi.Bool`.
-const GO_KIND_BOOL: u8 = 1;
-/// `abi.String`.
-const GO_KIND_STRING: u8 = 24;
-
-/// Whether a Go kind is an integer kind (`Int` … `Uintptr`).
-fn is_integer(kind: u8) -> bool {
-    (2..=12).contains(&kind)
-}
-
 /// A boolean or integer as `print` writes it.
 fn render_scalar(kind: u8, raw: u64, size: u64) -> String {
-    if kind == GO_KIND_BOOL {
+    if kind == go_kind::BOOL {
         return (raw != 0).to_string();
     }
-    let signed = (2..=6).contains(&kind);
+    let signed = go_kind::SIGNED.contains(&kind);
     if signed {
         let shift = 64 - 8 * size.clamp(1, 8);
         (((raw << shift) as i64) >> shift).to_string()

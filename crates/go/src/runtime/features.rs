@@ -16,6 +16,14 @@ pub struct Features {
     pub green_tea: bool,
     /// The heap's base address is randomised (1.26+), so it is not at 0xc000000000.
     pub randomized_heap_base: bool,
+    /// The runtime's struct for a block of queued finalizers: `runtime.finBlock` (1.25+) or
+    /// `runtime.finblock`; None when the DWARF has neither.
+    #[serde(skip)]
+    pub finalizer_block_type: Option<&'static str>,
+    /// The struct and field of an itab's type word: `internal/abi.ITab.Type` (1.23+) or
+    /// `runtime.itab._type`; None when the DWARF has neither.
+    #[serde(skip)]
+    pub itab_type_field: Option<(&'static str, &'static str)>,
 }
 
 impl Features {
@@ -42,11 +50,21 @@ impl Features {
                 .experiments()
                 .iter()
                 .any(|e| e == "norandomizedheapbase64");
+        // runtime.finblock was renamed finBlock in 1.25.
+        let finalizer_block_type = ["runtime.finBlock", "runtime.finblock"]
+            .into_iter()
+            .find(|t| dwarf.has_type(t));
+        // The itab moved from the runtime to internal/abi in 1.23.
+        let itab_type_field = [("internal/abi.ITab", "Type"), ("runtime.itab", "_type")]
+            .into_iter()
+            .find(|(t, f)| dwarf.has_field(t, f));
         Features {
             swiss_maps,
             allocation_headers,
             green_tea,
             randomized_heap_base,
+            finalizer_block_type,
+            itab_type_field,
         }
     }
 }
@@ -58,6 +76,15 @@ impl Features {
             "internal/runtime/maps.Map"
         } else {
             "runtime.hmap"
+        }
+    }
+
+    /// The map header's field that points at its storage: `dirPtr` (Swiss) or `buckets`.
+    pub fn map_storage_field(&self) -> &'static str {
+        if self.swiss_maps {
+            super::maplayout::SWISS_STORAGE
+        } else {
+            super::maplayout::CLASSIC_STORAGE
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod code;
 mod crash;
 mod features;
 mod goroutines;
+pub mod maplayout;
 mod pclntab;
 mod rtype;
 mod stack;
@@ -68,6 +69,16 @@ pub enum RuntimeError {
         have: u64,
         /// Bytes its program headers call for.
         want: u64,
+    },
+    /// The runtime's DWARF gives a constant a value this tool was not written for.
+    #[error("the program's runtime has {name} = {found}, but coreheap knows only runtimes with {expected}: this Go build is not supported")]
+    UnsupportedConstant {
+        /// The runtime constant (`runtime.pageSize`).
+        name: &'static str,
+        /// Its value in the program's DWARF.
+        found: i64,
+        /// The value coreheap's heap model uses.
+        expected: u64,
     },
 }
 

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use super::{Runtime, RuntimeError};
 use crate::memory::{Addr, MemError, Memory};
+use crate::reader::{Bytes, Cursor};
 
 /// `_func.flag`: the function marks the top of a stack (goexit, mstart, rt0_go).
 pub(crate) const FLAG_TOP_FRAME: u8 = 1;
@@ -33,40 +34,24 @@ const MAX_INLINE_DEPTH: usize = 100;
 
 /// The value in force at `targetpc` of a pc-value table (`pcvalue`); `None` past its end.
 pub fn decode_pcvalue(table: &[u8], entry: u64, targetpc: u64, quantum: u64) -> Option<i32> {
-    let mut p = 0usize;
+    let mut c = Cursor::new(table);
     let mut pc = entry;
     let mut val: i32 = -1;
     let mut first = true;
     loop {
-        let (uvdelta, n) = uvarint(table.get(p..)?)?;
+        let uvdelta = c.uvarint32()?;
         if uvdelta == 0 && !first {
             return None;
         }
         first = false;
-        p += n;
         let delta = -((uvdelta & 1) as i32) ^ ((uvdelta >> 1) as i32);
         val = val.wrapping_add(delta);
-        let (pcdelta, n) = uvarint(table.get(p..)?)?;
-        p += n;
+        let pcdelta = c.uvarint32()?;
         pc = pc.checked_add(u64::from(pcdelta).checked_mul(quantum)?)?;
         if targetpc < pc {
             return Some(val);
         }
     }
-}
-
-/// Reads an unsigned LEB128 value of at most 32 bits; returns it and the bytes it took.
-fn uvarint(b: &[u8]) -> Option<(u32, usize)> {
-    let mut v: u32 = 0;
-    let mut shift = 0u32;
-    for (i, &byte) in b.iter().enumerate().take(5) {
-        v |= u32::from(byte & 0x7f) << (shift & 31);
-        if byte & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-        shift += 7;
-    }
-    None
 }
 
 /// Offsets of `runtime._func` fields, from DWARF.
@@ -212,12 +197,8 @@ impl<'a> Pclntab<'a> {
             .map_err(err("ftab"))?;
         let ftab = raw
             .chunks_exact(8)
-            .map(|c| {
-                (
-                    u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                    u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-                )
-            })
+            .map(Bytes)
+            .filter_map(|c| Some((c.u32(0)?, c.u32(4)?)))
             .collect();
 
         let mut textsects = Vec::new();
@@ -345,11 +326,9 @@ impl<'a> Pclntab<'a> {
         }
         let addr = self.pclntable.offset(u64::from(funcoff));
         let varlen = l.nfuncdata + 1;
-        let b = self.mem.read(addr, varlen as usize).ok()?;
-        let u32_at = |o: u64| -> Option<u32> {
-            let o = o as usize;
-            Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
-        };
+        let raw = self.mem.read(addr, varlen as usize).ok()?;
+        let b = Bytes(&raw);
+        let u32_at = |o: u64| b.u32(usize::try_from(o).ok()?);
         let entry_off = u32_at(l.entry_off)?;
         Some(Func {
             addr,
@@ -362,8 +341,8 @@ impl<'a> Pclntab<'a> {
             pcln: u32_at(l.pcln)?,
             cu_offset: u32_at(l.cu_offset)?,
             npcdata: u32_at(l.npcdata)?,
-            flag: *b.get(l.flag as usize)?,
-            nfuncdata: *b.get(l.nfuncdata as usize)?,
+            flag: b.u8(usize::try_from(l.flag).ok()?)?,
+            nfuncdata: b.u8(usize::try_from(l.nfuncdata).ok()?)?,
             varlen,
         })
     }
@@ -458,12 +437,7 @@ impl Pclntab<'_> {
             return unknown();
         };
         let at = 4 * (u64::from(f.cu_offset) + u64::from(fileno)) as usize;
-        let Some(off) = t
-            .cutab
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-        else {
+        let Some(off) = Bytes(&t.cutab).u32(at) else {
             return unknown();
         };
         let Some(rest) = t.filetab.get(off as usize..) else {
@@ -518,9 +492,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uvarint_reads_multibyte_values() {
-        assert_eq!(uvarint(&[0x05]), Some((5, 1)));
-        assert_eq!(uvarint(&[0x80, 0x01]), Some((128, 2)));
-        assert_eq!(uvarint(&[0x80]), None);
+    fn pcvalue_steps_through_deltas() {
+        // +1 (zigzag 2) over 4 bytes, then +2 (zigzag 4) over 2 more; a zero delta ends it.
+        let table = [0x02, 0x04, 0x04, 0x02, 0x00];
+        assert_eq!(decode_pcvalue(&table, 0x100, 0x100, 1), Some(0));
+        assert_eq!(decode_pcvalue(&table, 0x100, 0x104, 1), Some(2));
+        assert_eq!(decode_pcvalue(&table, 0x100, 0x106, 1), None);
     }
 }
