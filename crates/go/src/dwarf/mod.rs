@@ -645,3 +645,6 @@ impl From<gimli::Error> for DwarfError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
