@@ -223,14 +223,8 @@ impl Analysis {
         let t = Instant::now();
         progress.start("reading spans", None);
         let heap = Heap::read(&rt)?;
-        let page_size = p.dwarf.constant("runtime.pageSize").unwrap_or(8192) as u64;
-        let index = HeapIndex::new(&heap, page_size);
-        let malloc_header = if rt.features.allocation_headers {
-            p.dwarf.constant("runtime.mallocHeaderSize").unwrap_or(8) as u8
-        } else {
-            0
-        };
-        let objects = Objects::new(&heap, malloc_header);
+        let index = HeapIndex::new(&heap, rt.page_size());
+        let objects = Objects::new(&heap, rt.malloc_header());
         memory.before_tables(objects.len() as u64);
         // From here on the heap is read object by object, each phase asking ahead for the
         // spans it needs: read-ahead around a miss would fill the page cache with spans no

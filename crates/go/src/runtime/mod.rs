@@ -119,6 +119,24 @@ impl<'p> Runtime<'p> {
         &self.p.mem
     }
 
+    /// Bytes per heap page (`runtime.pageSize`, 8192 when DWARF lacks it).
+    pub fn page_size(&self) -> u64 {
+        self.p.dwarf.constant("runtime.pageSize").unwrap_or(8192) as u64
+    }
+
+    /// Bytes of the malloc header before a small object's value (`runtime.mallocHeaderSize`),
+    /// 0 for a runtime without allocation headers.
+    pub fn malloc_header(&self) -> u8 {
+        if self.features.allocation_headers {
+            self.p
+                .dwarf
+                .constant("runtime.mallocHeaderSize")
+                .unwrap_or(8) as u8
+        } else {
+            0
+        }
+    }
+
     /// Runtime address of a global variable, from DWARF or else the symbol table.
     pub fn global(&self, name: &str) -> Result<Addr, RuntimeError> {
         let link = self
