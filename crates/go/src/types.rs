@@ -823,3 +823,6 @@ impl ObjectTypes {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
