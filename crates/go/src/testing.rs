@@ -48,6 +48,12 @@ pub(crate) fn uint(v: &Value, field: &str) -> u64 {
 
 /// The heap of a sample as the analysis reads it, up to the objects' types.
 pub(crate) struct Phases {
+    /// Spans and liveness.
+    pub heap: Heap,
+    /// Address lookup.
+    pub index: HeapIndex,
+    /// Where pointer words are.
+    pub bits: PointerBits,
     /// Object ids.
     pub objects: Objects,
     /// Every object's pointers to other objects.
@@ -76,6 +82,9 @@ impl Phases {
         };
         let types = ObjectTypes::infer(&rt, parts, TypeScope::All).unwrap();
         Phases {
+            heap,
+            index,
+            bits,
             objects,
             raw,
             types,
