@@ -227,12 +227,7 @@ impl Analysis {
         progress.start("reading spans", None);
         let heap = Heap::read(&rt)?;
         let index = HeapIndex::new(&heap, crate::heap::PAGE_SIZE);
-        let malloc_header = if rt.features.allocation_headers {
-            crate::heap::MALLOC_HEADER_SIZE as u8
-        } else {
-            0
-        };
-        let objects = Objects::new(&heap, malloc_header);
+        let objects = Objects::new(&heap, crate::heap::malloc_header_bytes(&rt));
         memory.before_tables(objects.len() as u64);
         // From here on the heap is read object by object, each phase asking ahead for the
         // spans it needs: read-ahead around a miss would fill the page cache with spans no

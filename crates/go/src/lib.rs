@@ -22,3 +22,6 @@ pub mod process;
 pub mod roots;
 pub mod runtime;
 pub mod types;
+
+#[cfg(test)]
+mod testing;

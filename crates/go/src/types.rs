@@ -782,3 +782,6 @@ impl ObjectTypes {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

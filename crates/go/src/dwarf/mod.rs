@@ -653,3 +653,6 @@ impl From<gimli::Error> for DwarfError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

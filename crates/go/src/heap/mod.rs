@@ -48,6 +48,16 @@ fn check_runtime_constants(rt: &Runtime) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// Bytes of the malloc header in front of a small object's value on this runtime: none
+/// before allocation headers (Go 1.22).
+pub fn malloc_header_bytes(rt: &Runtime) -> u8 {
+    if rt.features.allocation_headers {
+        MALLOC_HEADER_SIZE as u8
+    } else {
+        0
+    }
+}
+
 /// Largest span believed (1 TiB); anything larger is damage.
 const MAX_SPAN_PAGES: u64 = 1 << 27;
 

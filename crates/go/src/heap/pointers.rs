@@ -398,3 +398,6 @@ impl Span {
         (0..self.nelems).filter(|&i| self.is_live(i))
     }
 }
+
+#[cfg(test)]
+mod tests;

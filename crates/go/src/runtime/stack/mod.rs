@@ -434,3 +434,6 @@ mod names {
     pub const DEBUG_CALL: &str = "runtime.debugCallV2";
     pub const CGOCALLBACK: &str = "runtime.cgocallback";
 }
+
+#[cfg(test)]
+mod tests;
