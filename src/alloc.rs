@@ -52,8 +52,9 @@ fn threshold() -> usize {
     }
 }
 
-/// The kernel's page size assumed for rounding (huge pages are multiples of it).
-const PAGE: usize = 4096;
+/// The kernel's page size assumed for rounding (huge pages are multiples of it): the one the
+/// address space is read in.
+const PAGE: usize = coreheap_elf::memory::PAGE as usize;
 
 /// A transparent huge page: large blocks start on a multiple of it and span whole ones, so a
 /// freed block moved into a new one keeps its huge pages.

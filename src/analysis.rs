@@ -319,7 +319,7 @@ impl Analysis {
             .ok()
             .and_then(|a| p.mem.u64(a).ok());
         let holders = crate::maps::Holders {
-            sync: crate::maps::syncmap::SyncLayout::detect(&p.dwarf, expunged),
+            sync: crate::maps::syncmap::SyncLayout::detect(&p.dwarf, &rt.features, expunged),
             pool: crate::maps::pool::PoolLayout::detect(&p.dwarf),
             places: &places,
         };

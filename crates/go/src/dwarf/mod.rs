@@ -240,8 +240,10 @@ impl Dwarf {
                     let addr = match e.attr_value(gimli::DW_AT_location) {
                         Some(AttributeValue::Exprloc(expr)) => {
                             let b = expr.0.to_slice()?;
-                            (b.len() == 9 && b[0] == gimli::DW_OP_addr.0)
-                                .then(|| u64::from_le_bytes(b[1..9].try_into().unwrap_or([0; 8])))
+                            let b = crate::reader::Bytes(&b);
+                            (b.0.len() == 9 && b.u8(0) == Some(gimli::DW_OP_addr.0))
+                                .then(|| b.u64(1))
+                                .flatten()
                         }
                         _ => None,
                     };

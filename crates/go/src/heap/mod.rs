@@ -282,8 +282,9 @@ impl Heap {
             let (base, len) = s.extent();
             if let Ok(b) = mem.read(base, len as usize) {
                 bytes += len;
-                sum = b.chunks_exact(8).fold(sum, |acc, w| {
-                    acc.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+                let words = crate::reader::Bytes(&b);
+                sum = (0..b.len() / 8).fold(sum, |acc, i| {
+                    acc.wrapping_add(words.u64(i * 8).unwrap_or(0))
                 });
             }
         }

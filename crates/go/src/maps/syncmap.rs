@@ -68,9 +68,13 @@ pub enum SyncLayout {
 impl SyncLayout {
     /// The layout of `sync.Map` in this executable, given the value of the `sync.expunged`
     /// global (Go ≤ 1.23); None when it has no `sync.Map`.
-    pub fn detect(dwarf: &Dwarf, expunged: Option<u64>) -> Option<SyncLayout> {
+    pub fn detect(
+        dwarf: &Dwarf,
+        features: &crate::runtime::Features,
+        expunged: Option<u64>,
+    ) -> Option<SyncLayout> {
         const MAP: &str = "sync.Map";
-        if dwarf.has_field(MAP, "read") {
+        if !features.sync_map_trie {
             let (dirty, dirty_ty) = dwarf.field_path(MAP, "dirty").ok()?;
             return Some(SyncLayout::ReadDirty {
                 read: dwarf.offset(MAP, "read.v").ok()?,

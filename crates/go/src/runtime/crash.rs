@@ -303,7 +303,7 @@ impl Runtime<'_> {
                 return Some((g, FoundBy::SignalledThread));
             }
         }
-        if self.dwarf().has_field("runtime.m", "caughtsig") {
+        if self.features.caught_signal_goroutine {
             let caught = self.machines().into_iter().find_map(|(m, _, _)| {
                 let g = self.field_ptr(m, "runtime.m", "caughtsig").ok()?;
                 by_addr(g)

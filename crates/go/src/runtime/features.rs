@@ -24,6 +24,17 @@ pub struct Features {
     /// `runtime.itab._type`; None when the DWARF has neither.
     #[serde(skip)]
     pub itab_type_field: Option<(&'static str, &'static str)>,
+    /// `sync.Map` is a hash trie (`internal/sync.HashTrieMap`, 1.24+), not a read-only map
+    /// with a dirty one.
+    #[serde(skip)]
+    pub sync_map_trie: bool,
+    /// `runtime.m` records the goroutine that caught a fatal signal (`caughtsig`).
+    #[serde(skip)]
+    pub caught_signal_goroutine: bool,
+    /// Goroutines say whether they are running cleanups (`runtime.g.runningCleanups`): such a
+    /// goroutine counts as a system one.
+    #[serde(skip)]
+    pub running_cleanups: bool,
 }
 
 impl Features {
@@ -58,6 +69,11 @@ impl Features {
         let itab_type_field = [("internal/abi.ITab", "Type"), ("runtime.itab", "_type")]
             .into_iter()
             .find(|(t, f)| dwarf.has_field(t, f));
+        // sync.Map became a wrapper of a hash trie in 1.24 and lost its read field.
+        let sync_map_trie = dwarf.has_type("sync.Map") && !dwarf.has_field("sync.Map", "read");
+        let caught_signal_goroutine = dwarf.has_field("runtime.m", "caughtsig");
+        // Where cleanups run on goroutines of their own, the goroutine says so.
+        let running_cleanups = dwarf.has_field("runtime.g", "runningCleanups");
         Features {
             swiss_maps,
             allocation_headers,
@@ -65,6 +81,9 @@ impl Features {
             randomized_heap_base,
             finalizer_block_type,
             itab_type_field,
+            sync_map_trie,
+            caught_signal_goroutine,
+            running_cleanups,
         }
     }
 }

@@ -120,7 +120,7 @@ impl Runtime<'_> {
             .ok()
             .and_then(|a| self.mem().u32(a).ok())
             .is_some_and(|s| s & 2 != 0);
-        let has_running_cleanups = self.dwarf().has_field("runtime.g", "runningCleanups");
+        let has_running_cleanups = self.features.running_cleanups;
         let mut out = Vec::with_capacity(len as usize);
         let mut missing = 0;
         for i in 0..len {
