@@ -11,7 +11,8 @@
 #
 # Environment: BENCH_DIR, BENCH_LARGE=1, BENCH_SIZES="1 4" (GiB), BENCH_VERSIONS, BENCH_RUNS,
 # BENCH_WARMUP (untimed runs before them, default 1, and 2 for cores of 16 GiB and more),
-# BENCH_COMMANDS="maps top", BENCH_REPORT (default $BENCH_DIR/report.md).
+# BENCH_COMMANDS="maps top", BENCH_REPORT (default $BENCH_DIR/report.md), BENCH_BIN (time this
+# coreheap binary, e.g. an older build to compare with, instead of building the tree's).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,8 +34,12 @@ if [[ ! -x /usr/bin/time ]]; then
 	apt-get update -qq >/dev/null && apt-get install -y -qq time >/dev/null || die "cannot install time"
 fi
 
-cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
-COREHEAP=$ROOT/target/release/coreheap
+if [[ -n ${BENCH_BIN:-} ]]; then
+	COREHEAP=$BENCH_BIN
+else
+	cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
+	COREHEAP=$ROOT/target/release/coreheap
+fi
 
 # free_gib DIR: free space of the file system holding DIR, in GiB.
 free_gib() { df -BG --output=avail "$1" | tail -1 | tr -dc 0-9; }
