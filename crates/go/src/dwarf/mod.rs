@@ -330,6 +330,8 @@ impl Dwarf {
     /// Reads the type DIE at `r`. One pass in DIE order: the DIE's own attributes (name, size,
     /// Go's kind, key, element and runtime type, target type), then, by tag, its children: the
     /// members of a struct, or the first subrange (the count) of an array.
+    // One function: the DIE's attributes and its children are read in one pass of the same
+    // gimli cursor, which the parts would have to pass along.
     fn parse_type(&self, r: TypeRef) -> gimli::Result<TypeInfo> {
         let ui = self
             .unit_starts

@@ -261,6 +261,9 @@ impl PointerBits {
 
     /// Appends the addresses of the pointer words of slot `i` of span `si` whose word index
     /// in the slot lies in `range` to `out` (a large object read in pieces).
+    // One function: one arm per runtime generation of pointer bits (1.21's arena bitmap,
+    // 1.22+'s span bits, malloc headers and large types), each a loop over the same range of
+    // words; the arms share the span and range checks made at the top.
     pub fn pointer_words_in(
         &self,
         mem: &Memory,

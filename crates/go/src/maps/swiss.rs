@@ -51,6 +51,9 @@ impl Group {
 
 /// Decodes a Swiss map whose `map<K,V>` header (DWARF type `t`) is at `header`.
 /// `stack`: the extent of the stack the header lives on, if it does.
+// One function: the header, directory, tables and groups are read in one walk down the same
+// layout (fields found once at its start), each level checked against the one above before
+// the next is read.
 pub(super) fn decode(
     ctx: &Ctx,
     t: TypeRef,

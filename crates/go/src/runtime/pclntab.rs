@@ -168,6 +168,8 @@ fn slice(mem: &Memory, a: Addr) -> Result<(Addr, u64), MemError> {
 
 impl<'a> Pclntab<'a> {
     /// Reads `runtime.firstmoduledata` and the tables it points to.
+    // One function: a list of `moduledata`'s fields read in turn into the one struct they
+    // make, each with its own check; nothing in it loops.
     pub fn new(rt: &Runtime<'a>) -> Result<Pclntab<'a>, RuntimeError> {
         let mem: &'a Memory = &rt.p.mem;
         let d = rt.dwarf();
