@@ -55,6 +55,14 @@ impl<'a> Bytes<'a> {
         }
     }
 
+    /// Every whole little-endian `u64` from the start, in order (a trailing part word is
+    /// left out): for passes over many words, without a bounds check per word.
+    pub fn u64s(self) -> impl Iterator<Item = u64> + 'a {
+        self.0
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+    }
+
     /// The unsigned LEB128 (Go's `uvarint`) at `off` and the number of bytes it takes.
     pub fn uvarint(self, off: usize) -> Option<(u64, usize)> {
         let mut value = 0u64;
@@ -192,6 +200,7 @@ mod tests {
         assert_eq!(b.slice(usize::MAX, 2), None);
         assert_eq!(b.uint(8, 2), Some(2));
         assert_eq!(b.uint(0, 3), None);
+        assert_eq!(b.u64s().collect::<Vec<_>>(), vec![1]);
     }
 
     #[test]

@@ -282,10 +282,7 @@ impl Heap {
             let (base, len) = s.extent();
             if let Ok(b) = mem.read(base, len as usize) {
                 bytes += len;
-                let words = crate::reader::Bytes(&b);
-                sum = (0..b.len() / 8).fold(sum, |acc, i| {
-                    acc.wrapping_add(words.u64(i * 8).unwrap_or(0))
-                });
+                sum = crate::reader::Bytes(&b).u64s().fold(sum, u64::wrapping_add);
             }
         }
         (bytes, sum)
