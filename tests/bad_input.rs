@@ -526,3 +526,49 @@ fn rejected_candidates_are_capped() {
         "{stderr}"
     );
 }
+
+/// A FIFO, a directory or a device given as the core or the executable is refused at once
+/// with what it is (a FIFO used to block the open forever), exit status 2.
+#[test]
+fn only_regular_files_are_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("core.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let core = sample("go1.26.6/tiny").core;
+    let cases: [(Vec<&std::ffi::OsStr>, &str); 4] = [
+        (
+            vec![fifo.as_os_str()],
+            "is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            vec![dir.path().as_os_str()],
+            "is a directory, not a regular file",
+        ),
+        (
+            vec!["/dev/null".as_ref()],
+            "is a device, not a regular file",
+        ),
+        (
+            vec![core.as_os_str(), "--exe".as_ref(), fifo.as_os_str()],
+            "is a FIFO (named pipe), not a regular file",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = Command::cargo_bin("coreheap")
+            .unwrap()
+            .arg("info")
+            .args(&args)
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+        assert!(errors[0].contains(needle), "{needle:?} not in {stderr}");
+    }
+}

@@ -101,6 +101,16 @@ pub enum InputError {
         /// The cause.
         source: io::Error,
     },
+    /// The path names something other than a regular file (a FIFO, a device, a directory).
+    #[error("{path} is {kind}, not a regular file: coreheap reads cores and executables from files; {fix}")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+        /// What to do.
+        fix: String,
+    },
     /// The temporary file for decompression could not be written.
     #[error("cannot write the decompressed copy of {path} to {tmpdir}: {source}; choose another place with --tmpdir")]
     TempFile {
@@ -149,9 +159,42 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {
     }
 }
 
+/// Opens a regular file for reading. Anything else is refused before it is opened, so that a
+/// FIFO cannot block the open and a device cannot be read without end.
+fn open_file(path: &Path) -> Result<File, InputError> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).map_err(io_err(path))?.file_type();
+    let kind = if t.is_file() {
+        return File::open(path).map_err(io_err(path));
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    };
+    let fix = if t.is_dir() {
+        "name the file in it".to_string()
+    } else {
+        format!(
+            "save the stream to a file first (`cat {} > core`)",
+            path.display()
+        )
+    };
+    Err(InputError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+        fix,
+    })
+}
+
 /// Reads up to `n` leading bytes of a file.
 pub fn read_head(path: &Path, n: usize) -> Result<Vec<u8>, InputError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut f = open_file(path)?;
     let mut buf = Vec::with_capacity(n);
     Read::by_ref(&mut f)
         .take(n as u64)
@@ -205,7 +248,7 @@ pub fn open_with_progress(
 ) -> Result<Mapped, InputError> {
     let head = read_head(path, 512)?;
     let magic = sniff(&head);
-    let file = File::open(path).map_err(io_err(path))?;
+    let file = open_file(path)?;
     match magic {
         Magic::Compressed(format) => {
             let total = file.metadata().map_err(io_err(path))?.len();
@@ -255,7 +298,7 @@ impl Head {
     /// Opens a file to read at most its first `limit` (decompressed) bytes, on demand.
     pub fn open(path: &Path, limit: usize) -> Result<Head, InputError> {
         let magic = sniff(&read_head(path, 512)?);
-        let file = File::open(path).map_err(io_err(path))?;
+        let file = open_file(path)?;
         let (compression, reader): (_, Box<dyn Read>) = match magic {
             Magic::Compressed(format) => (
                 Some(format),
