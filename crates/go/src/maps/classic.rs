@@ -123,11 +123,62 @@ struct Bucket {
 }
 
 impl Bucket {
-    /// Reads a bucket and its overflow chain.
+    /// The bucket after `b` in its overflow chain (0 at the end, or where it cannot be read).
+    fn next(&self, ctx: &Reader, b: Addr) -> Addr {
+        if b.0 == 0 {
+            return b;
+        }
+        ctx.mem.ptr(b.offset(self.overflow)).unwrap_or(Addr(0))
+    }
+
+    /// How many distinct buckets the chain from `first` holds (at most [`MAX_CHAIN`]), and
+    /// whether it leads back to one of them (a loop, which only damage makes). Brent's cycle
+    /// detection: constant memory, each link read a few times at most.
+    fn chain(&self, ctx: &Reader, first: Addr) -> (u32, bool) {
+        if first.0 == 0 {
+            return (0, false);
+        }
+        // Find the loop's length, if there is one, or the chain's end.
+        let (mut power, mut len) = (1u32, 1u32);
+        let (mut tortoise, mut hare) = (first, self.next(ctx, first));
+        let mut steps = 1u32;
+        while hare.0 != 0 && hare != tortoise {
+            if steps >= MAX_CHAIN {
+                return (MAX_CHAIN, false);
+            }
+            if power == len {
+                tortoise = hare;
+                power *= 2;
+                len = 0;
+            }
+            hare = self.next(ctx, hare);
+            len += 1;
+            steps += 1;
+        }
+        if hare.0 == 0 {
+            return (steps, false);
+        }
+        // A loop of `len` buckets: the distinct ones are those before it and the loop itself.
+        let (mut tortoise, mut hare) = (first, first);
+        for _ in 0..len {
+            hare = self.next(ctx, hare);
+        }
+        let mut before = 0u32;
+        while tortoise != hare {
+            tortoise = self.next(ctx, tortoise);
+            hare = self.next(ctx, hare);
+            before += 1;
+        }
+        (before.saturating_add(len).min(MAX_CHAIN), true)
+    }
+
+    /// Reads a bucket and its overflow chain, each bucket once.
     fn walk(&self, ctx: &Reader, first: Addr, d: &mut Decoding) {
+        let (buckets, looped) = self.chain(ctx, first);
+        d.looped_chains += u64::from(looped);
         let mut b = first;
         let mut n = 0;
-        while b.0 != 0 && n < MAX_CHAIN {
+        while b.0 != 0 && n < buckets {
             n += 1;
             let Ok(th) = ctx.mem.read(b.offset(self.tophash), 8) else {
                 return;

@@ -365,6 +365,8 @@ pub(crate) struct Decoding {
     pub storage: Vec<ObjId>,
     pub slots: u64,
     pub tombstones: u64,
+    /// Bucket chains that led back to a bucket they had passed (damage), read once each.
+    pub looped_chains: u64,
     pub areas: Vec<(ObjId, SlotArea)>,
     /// Where keys and values lie in the map's buckets or groups.
     pub layout: SlotLayout,
@@ -384,6 +386,7 @@ impl Decoding {
             storage: Vec::new(),
             slots: 0,
             tombstones: 0,
+            looped_chains: 0,
             areas: Vec::new(),
             layout: SlotLayout::default(),
             stack: None,
@@ -498,6 +501,7 @@ impl Decoding {
         self.storage.append(&mut d.storage);
         self.slots += d.slots;
         self.tombstones += d.tombstones;
+        self.looped_chains += d.looped_chains;
         self.areas.append(&mut d.areas);
         self.stack_containers.append(&mut d.stack_containers);
     }
@@ -672,6 +676,12 @@ impl Maps {
         if writing {
             self.warnings.push(format!(
                 "map {name} at {header} was being written when the core was taken: decoded best-effort"
+            ));
+        }
+        if d.looped_chains > 0 {
+            self.warnings.push(format!(
+                "map {name} at {header}: {} overflow chains lead back to a bucket they passed (the core is damaged there); each bucket was read once",
+                d.looped_chains
             ));
         }
         if !writing && d.decoded != count {
