@@ -88,9 +88,9 @@ fn core_cut_in_half_is_truncated_with_the_missing_byte_count() {
     );
 }
 
-/// The PT_LOAD segments of a raw ELF64 core as (offset, filesz, flags), read independently of
-/// coreheap's parser.
-fn load_segments(core: &[u8]) -> Vec<(u64, u64, u32)> {
+/// The PT_LOAD segments of a raw ELF64 core as (offset, vaddr, filesz, flags), read
+/// independently of coreheap's parser.
+fn program_headers(core: &[u8]) -> Vec<(u64, u64, u64, u32)> {
     let u = |at: usize, n: usize| {
         core[at..at + n]
             .iter()
@@ -101,7 +101,21 @@ fn load_segments(core: &[u8]) -> Vec<(u64, u64, u32)> {
     (0..phnum)
         .map(|i| phoff + 56 * i)
         .filter(|&ph| u(ph, 4) == 1)
-        .map(|ph| (u(ph + 8, 8), u(ph + 32, 8), u(ph + 4, 4) as u32))
+        .map(|ph| {
+            (
+                u(ph + 8, 8),
+                u(ph + 16, 8),
+                u(ph + 32, 8),
+                u(ph + 4, 4) as u32,
+            )
+        })
+        .collect()
+}
+
+/// The PT_LOAD segments of a raw ELF64 core as (offset, filesz, flags).
+fn load_segments(core: &[u8]) -> Vec<(u64, u64, u32)> {
+    (program_headers(core).into_iter())
+        .map(|(offset, _, filesz, flags)| (offset, filesz, flags))
         .collect()
 }
 
@@ -573,21 +587,10 @@ fn only_regular_files_are_opened() {
     }
 }
 
-/// Where virtual address `addr` of a raw ELF64 core lies in the file, read independently of
-/// coreheap's parser.
+/// Where virtual address `addr` of a raw ELF64 core lies in the file.
 fn file_offset(core: &[u8], addr: u64) -> usize {
-    let u = |at: usize, n: usize| {
-        core[at..at + n]
-            .iter()
-            .rev()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
-    };
-    let (phoff, phnum) = (u(32, 8) as usize, u(56, 2) as usize);
-    (0..phnum)
-        .map(|i| phoff + 56 * i)
-        .filter(|&ph| u(ph, 4) == 1)
-        .find_map(|ph| {
-            let (offset, vaddr, filesz) = (u(ph + 8, 8), u(ph + 16, 8), u(ph + 32, 8));
+    (program_headers(core).into_iter())
+        .find_map(|(offset, vaddr, filesz, _)| {
             (vaddr..vaddr + filesz)
                 .contains(&addr)
                 .then(|| (offset + addr - vaddr) as usize)
