@@ -659,3 +659,41 @@ fn looping_overflow_chains_are_read_once_with_a_warning() {
         "{warnings:?}"
     );
 }
+
+/// A span list emptied by damage (`mheap_.allspans` with length 0) leaves no heap to report:
+/// every command stops with exit status 2 and says so, instead of an empty report with exit 0.
+#[test]
+fn a_heap_with_no_readable_span_is_an_error() {
+    use coreheap_go::process::{OpenOptions, Process};
+    use coreheap_go::runtime::Runtime;
+    let s = sample("go1.26.6/tiny");
+    let mut core = unzstd(&s.core);
+    // Where the list's length lies, from the program's DWARF and symbols.
+    let len_at = {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let rt = Runtime::new(&p);
+        let mheap = rt.global("runtime.mheap_").unwrap();
+        mheap.0 + p.dwarf.offset("runtime.mheap", "allspans").unwrap() + 8
+    };
+    let o = file_offset(&core, len_at);
+    core[o..o + 8].copy_from_slice(&0u64.to_le_bytes());
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "core", &core);
+    let exe = write(d.path(), "tiny", &unzstd(&s.exe()));
+    for cmd in ["maps", "top", "histogram", "info"] {
+        let out = Command::cargo_bin("coreheap")
+            .unwrap()
+            .arg(cmd)
+            .arg(&p)
+            .arg("--exe")
+            .arg(&exe)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
+        assert!(
+            stderr.contains("no in-use heap span could be read from runtime.mheap_.allspans (0 entries listed, 0 unreadable)"),
+            "{cmd}: {stderr}"
+        );
+    }
+}

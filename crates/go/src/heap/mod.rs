@@ -239,6 +239,14 @@ impl Heap {
         for (mut s, _) in read {
             spans.append(&mut s);
         }
+        // A Go program always has heap spans in use (its own goroutines' structures at
+        // least): none means the list or the records are damaged, not an empty heap.
+        if spans.is_empty() {
+            return Err(RuntimeError::NoHeap {
+                listed: len,
+                unreadable: skipped,
+            });
+        }
         spans.par_sort_by_key(|s| s.base);
         Ok(Heap {
             spans,

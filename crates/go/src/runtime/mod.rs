@@ -70,6 +70,14 @@ pub enum RuntimeError {
         /// Bytes its program headers call for.
         want: u64,
     },
+    /// Not one in-use heap span could be read: there is nothing to report.
+    #[error("no in-use heap span could be read from runtime.mheap_.allspans ({listed} entries listed, {unreadable} unreadable): the core is damaged there, and nothing can be reported without the heap; take the core again, or check that it belongs to this executable")]
+    NoHeap {
+        /// Entries the span list claims.
+        listed: u64,
+        /// Entries or records that could not be read.
+        unreadable: u64,
+    },
     /// The runtime's DWARF gives a constant a value this tool was not written for.
     #[error("the program's runtime has {name} = {found}, but coreheap knows only runtimes with {expected}: this Go build is not supported")]
     UnsupportedConstant {
