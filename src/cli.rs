@@ -104,6 +104,10 @@ struct CoreArgs {
     /// Where to put decompressed copies of compressed inputs (default: $TMPDIR or /tmp).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// Most bytes a compressed input may decompress to (e.g. 64GiB). By default a compressed
+    /// core stops at the size its ELF headers give, so a damaged stream cannot fill the disk.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    max_decompressed: Option<u64>,
     /// Keep the large per-object tables in unnamed files in DIR rather than in memory (slower;
     /// without this option it happens on its own, in the --tmpdir directory, when the tables
     /// would not fit in the memory available).
@@ -124,6 +128,7 @@ impl CoreArgs {
             debug_file: self.debug_file.clone(),
             sysroot: self.sysroot.clone(),
             tmpdir: self.tmpdir.clone(),
+            max_decompressed: self.max_decompressed,
             allow_truncated: self.allow_truncated,
             force: self.force,
         }

@@ -697,3 +697,52 @@ fn a_heap_with_no_readable_span_is_an_error() {
         );
     }
 }
+
+/// A compressed core that decompresses past the size its ELF headers give (here 64 MiB of
+/// zeros after the real core, as a damaged or hostile stream would) stops with the limit and
+/// the flag that raises it, exit 2; with the flag raised the same file reads as the core.
+#[test]
+fn decompression_stops_at_the_size_the_headers_give() {
+    let s = sample("go1.26.6/tiny");
+    let mut core = unzstd(&s.core);
+    let size = program_headers(&core)
+        .iter()
+        .map(|&(offset, _, filesz, _)| offset + filesz)
+        .max()
+        .unwrap();
+    assert_eq!(size, core.len() as u64);
+    core.resize(core.len() + (64 << 20), 0);
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "core.zst",
+        &zstd::encode_all(&core[..], 1).unwrap(),
+    );
+    let exe = write(d.path(), "tiny", &unzstd(&s.exe()));
+    let run = |extra: &[&str]| {
+        Command::cargo_bin("coreheap")
+            .unwrap()
+            .arg("info")
+            .arg(&p)
+            .arg("--exe")
+            .arg(&exe)
+            .arg("--tmpdir")
+            .arg(d.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line = format!("decompresses past {size} bytes, the size its ELF headers give");
+    assert!(stderr.contains(&line), "{stderr}");
+    assert!(stderr.contains("--max-decompressed SIZE"), "{stderr}");
+    let out = run(&["--max-decompressed", "1GiB"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -111,6 +111,16 @@ pub enum InputError {
         /// What to do.
         fix: String,
     },
+    /// A stream decompressed past the size its ELF headers give, or past the limit set.
+    #[error("{path} decompresses past {limit} bytes, {why}: the stream is damaged or holds more than the file it claims to be; if the file is right, raise the limit with --max-decompressed SIZE")]
+    TooLarge {
+        /// The compressed file.
+        path: PathBuf,
+        /// The limit passed.
+        limit: u64,
+        /// Where the limit comes from.
+        why: &'static str,
+    },
     /// The temporary file for decompression could not be written.
     #[error("cannot write the decompressed copy of {path} to {tmpdir}: {source}; choose another place with --tmpdir")]
     TempFile {
@@ -235,15 +245,26 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-/// Opens a file, decompressing it into an unnamed temporary file in `tmpdir` when its magic says so.
-pub fn open(path: &Path, tmpdir: &Path) -> Result<Mapped, InputError> {
-    open_with_progress(path, tmpdir, &NoReadProgress)
+/// Where compressed inputs are decompressed to, and how far.
+#[derive(Debug, Clone)]
+pub struct Unpack {
+    /// Directory for the unnamed temporary files that hold decompressed copies.
+    pub tmpdir: PathBuf,
+    /// Most bytes a stream may decompress to; `None`: the size a core's ELF headers give (no
+    /// limit for other files).
+    pub max_bytes: Option<u64>,
+}
+
+/// Opens a file, decompressing it into an unnamed temporary file (see [`Unpack`]) when its
+/// magic says so.
+pub fn open(path: &Path, unpack: &Unpack) -> Result<Mapped, InputError> {
+    open_with_progress(path, unpack, &NoReadProgress)
 }
 
 /// [`open`], telling `progress` how much of a compressed file has been read.
 pub fn open_with_progress(
     path: &Path,
-    tmpdir: &Path,
+    unpack: &Unpack,
     progress: &dyn ReadProgress,
 ) -> Result<Mapped, InputError> {
     let head = read_head(path, 512)?;
@@ -253,7 +274,7 @@ pub fn open_with_progress(
         Magic::Compressed(format) => {
             let total = file.metadata().map_err(io_err(path))?.len();
             progress.start(path, total);
-            let out = decompress_to_temp(file, format, path, tmpdir, progress);
+            let out = decompress_to_temp(file, format, path, unpack, progress);
             progress.finish();
             let map = map_file(&out?, path)?;
             let inner = sniff(map.as_deref().unwrap_or(&[]));
@@ -402,9 +423,10 @@ fn decompress_to_temp(
     file: File,
     format: Compression,
     path: &Path,
-    tmpdir: &Path,
+    unpack: &Unpack,
     progress: &dyn ReadProgress,
 ) -> Result<File, InputError> {
+    let tmpdir = unpack.tmpdir.as_path();
     let counted = Counted {
         inner: file,
         done: 0,
@@ -417,13 +439,18 @@ fn decompress_to_temp(
         source,
     };
     let mut out = tempfile::tempfile_in(tmpdir).map_err(temp_err)?;
-    let written = copy_sparse(&mut decoder, &mut out).map_err(|e| match e {
+    let written = copy_sparse(&mut decoder, &mut out, unpack.max_bytes).map_err(|e| match e {
         SparseError::Read(source) => InputError::Decompress {
             path: path.to_path_buf(),
             format: format.name(),
             source,
         },
         SparseError::Write(source) => temp_err(source),
+        SparseError::Past(limit, why) => InputError::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+            why,
+        },
     })?;
     out.set_len(written).map_err(temp_err)?;
     Ok(out)
@@ -432,17 +459,58 @@ fn decompress_to_temp(
 enum SparseError {
     Read(io::Error),
     Write(io::Error),
+    /// The stream went past the limit (bytes, and where it comes from).
+    Past(u64, &'static str),
 }
 
-/// Copies a stream to a file, seeking over all-zero 4 KiB blocks so they stay holes.
-fn copy_sparse(src: &mut dyn Read, dst: &mut File) -> Result<u64, SparseError> {
+/// The size of the ELF core whose first bytes are `head`, as its headers give it: the end of
+/// the section header table or of the last segment's bytes, whichever is later. `None` when
+/// `head` is not the start of a 64-bit little-endian ELF core whose program headers it
+/// holds (an executable's sections may lie past both, so only cores are sized this way).
+fn elf_size(head: &[u8]) -> Option<u64> {
+    const ET_CORE: u16 = 4;
+    let b = crate::reader::Bytes(head);
+    if b.slice(0, 6)? != b"\x7fELF\x02\x01" || b.u16(0x10)? != ET_CORE {
+        return None;
+    }
+    let (phoff, shoff) = (b.u64(0x20)?, b.u64(0x28)?);
+    let (phentsize, phnum) = (u64::from(b.u16(0x36)?), u64::from(b.u16(0x38)?));
+    let (shentsize, shnum) = (u64::from(b.u16(0x3a)?), u64::from(b.u16(0x3c)?));
+    // Over 65534 segments the count lies in the first section header, later in the file.
+    if phnum == 0xffff {
+        return None;
+    }
+    let mut end = phoff.checked_add(phnum.checked_mul(phentsize)?)?;
+    if shoff != 0 {
+        end = end.max(shoff.checked_add(shnum.checked_mul(shentsize)?)?);
+    }
+    for i in 0..phnum {
+        let ph = usize::try_from(phoff.checked_add(i.checked_mul(phentsize)?)?).ok()?;
+        let (offset, filesz) = (b.u64(ph.checked_add(8)?)?, b.u64(ph.checked_add(32)?)?);
+        end = end.max(offset.checked_add(filesz)?);
+    }
+    Some(end)
+}
+
+/// Copies a stream to a file, seeking over all-zero 4 KiB blocks so they stay holes; stops
+/// past `max` bytes, or else past the size a core's ELF headers give.
+fn copy_sparse(src: &mut dyn Read, dst: &mut File, max: Option<u64>) -> Result<u64, SparseError> {
     const BLOCK: usize = 4096;
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
+    let mut limit = max.map(|m| (m, "the --max-decompressed limit"));
     loop {
         let n = read_full(src, &mut buf).map_err(SparseError::Read)?;
         if n == 0 {
             break;
+        }
+        if total == 0 && limit.is_none() {
+            limit = elf_size(&buf[..n]).map(|s| (s, "the size its ELF headers give"));
+        }
+        if let Some((limit, why)) = limit {
+            if total + n as u64 > limit {
+                return Err(SparseError::Past(limit, why));
+            }
         }
         for chunk in buf[..n].chunks(BLOCK) {
             if chunk.iter().all(|&b| b == 0) {
@@ -497,7 +565,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.zst");
         std::fs::write(&p, compressed).unwrap();
-        let m = open(&p, dir.path()).unwrap();
+        let m = open(
+            &p,
+            &Unpack {
+                tmpdir: dir.path().to_path_buf(),
+                max_bytes: None,
+            },
+        )
+        .unwrap();
         assert_eq!(m.compression, Some(Compression::Zstd));
         assert_eq!(m.bytes(), &data[..]);
     }

@@ -23,6 +23,9 @@ pub struct OpenOptions {
     pub sysroot: Option<PathBuf>,
     /// Where decompressed copies go.
     pub tmpdir: Option<PathBuf>,
+    /// Most bytes a compressed input may decompress to (default: the size its ELF headers
+    /// give).
+    pub max_decompressed: Option<u64>,
     /// Accept a core cut short.
     pub allow_truncated: bool,
     /// Accept an executable whose build id differs from the core's.
@@ -230,8 +233,11 @@ fn core_build_ids(core: &CoreFile, base: Option<u64>) -> BuildIds {
     })
 }
 
-fn tmpdir(opts: &OpenOptions) -> PathBuf {
-    opts.tmpdir.clone().unwrap_or_else(std::env::temp_dir)
+fn unpack(opts: &OpenOptions) -> input::Unpack {
+    input::Unpack {
+        tmpdir: opts.tmpdir.clone().unwrap_or_else(std::env::temp_dir),
+        max_bytes: opts.max_decompressed,
+    }
 }
 
 fn open_exe(
@@ -239,7 +245,7 @@ fn open_exe(
     opts: &OpenOptions,
     progress: &dyn ReadProgress,
 ) -> Result<ExeFile, OpenError> {
-    let m = input::open_with_progress(path, &tmpdir(opts), progress)?;
+    let m = input::open_with_progress(path, &unpack(opts), progress)?;
     Ok(ExeFile::parse(m)?)
 }
 
@@ -530,7 +536,7 @@ impl Process {
         opts: &OpenOptions,
         progress: &dyn ReadProgress,
     ) -> Result<Process, OpenError> {
-        let core_file = input::open_with_progress(core_path, &tmpdir(opts), progress)?;
+        let core_file = input::open_with_progress(core_path, &unpack(opts), progress)?;
         let core = CoreFile::parse(core_file, opts.allow_truncated)?;
         let (image_base, recorded) = main_image(&core);
         let core_ids = core_build_ids(&core, image_base);
@@ -588,7 +594,7 @@ impl Process {
         let bias = load_bias(&core, exe.pie, exe.entry, exe.image_base(), image_base);
         let dwarf = match &opts.debug_file {
             Some(p) => {
-                let m = input::open_with_progress(p, &tmpdir(opts), progress)?;
+                let m = input::open_with_progress(p, &unpack(opts), progress)?;
                 Dwarf::load(m.bytes(), p)?
             }
             None => Dwarf::load(exe.file.bytes(), &exe.file.path)?,
