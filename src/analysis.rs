@@ -76,6 +76,13 @@ fn truncation_warning(p: &Process, heap: &Heap) -> Option<String> {
     Some(line)
 }
 
+/// What damaged span records leave out of the heap, in one line.
+fn skipped_spans_warning(skipped: u64) -> String {
+    format!(
+        "{skipped} heap spans could not be read (their records in the core are damaged): their objects are left out of every figure, and what only they point to shows as unreachable; how many bytes they held cannot be known"
+    )
+}
+
 /// Progress that goes nowhere.
 #[derive(Debug, Default)]
 pub struct NoProgress;
@@ -248,6 +255,8 @@ impl Analysis {
         let (mut roots, mut warnings) = rt.global_roots()?;
         if let Some(w) = truncation_warning(p, &heap) {
             warnings.insert(0, w);
+        } else if heap.skipped_spans > 0 {
+            warnings.insert(0, skipped_spans_warning(heap.skipped_spans));
         }
         let mut stack_vars = Vec::new();
         let mut stack_maps = crate::roots::StackMaps::default();
@@ -344,6 +353,12 @@ impl Analysis {
         let graph = HeapGraph::build(&p.mem, &index, &objects, raw, &maps, &roots, &|n| {
             progress.advance(n)
         });
+        if graph.unreadable_words > 0 && p.core.truncated_bytes == 0 {
+            warnings.push(format!(
+                "{} pointer words of live objects could not be read (damaged memory in the core): what only they point to shows as unreachable",
+                graph.unreadable_words
+            ));
+        }
         // Building the graph allocated and freed many small blocks on every core.
         memory.phase_freed();
         phase("graph", t);

@@ -746,3 +746,51 @@ fn decompression_stops_at_the_size_the_headers_give() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Span records that cannot be read (their pointers in `mheap_.allspans` damaged) are not
+/// silent: `maps`, `top` and `info` each carry one warning with the count, and the program's
+/// biggest map is still reported.
+#[test]
+fn unreadable_spans_are_a_warning_in_every_command() {
+    use coreheap_go::process::{OpenOptions, Process};
+    use coreheap_go::runtime::Runtime;
+    let s = sample("go1.26.6/ledger");
+    let mut core = unzstd(&s.core);
+    // The span list (a slice: array, length), from the program's DWARF and symbols.
+    let (array, len) = {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let rt = Runtime::new(&p);
+        let mheap = rt.global("runtime.mheap_").unwrap();
+        let at = mheap.offset(p.dwarf.offset("runtime.mheap", "allspans").unwrap());
+        (p.mem.ptr(at).unwrap().0, p.mem.u64(at.offset(8)).unwrap())
+    };
+    // The last 40 entries point at page 1, never mapped.
+    for i in len - 40..len {
+        let o = file_offset(&core, array + 8 * i);
+        core[o..o + 8].copy_from_slice(&0x1000u64.to_le_bytes());
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "core", &core);
+    let exe = write(d.path(), "ledger", &unzstd(&s.exe()));
+    for cmd in ["maps", "top", "info"] {
+        let out = Command::cargo_bin("coreheap")
+            .unwrap()
+            .args([cmd, "--format", "json"])
+            .arg(&p)
+            .arg("--exe")
+            .arg(&exe)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{cmd}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let warnings = report["warnings"].as_array().unwrap();
+        let spans = (warnings.iter())
+            .filter(|w| {
+                (w.as_str().unwrap_or("")).starts_with(
+                    "40 heap spans could not be read (their records in the core are damaged)",
+                )
+            })
+            .count();
+        assert_eq!(spans, 1, "{cmd}: {warnings:?}");
+    }
+}
