@@ -794,3 +794,73 @@ fn unreadable_spans_are_a_warning_in_every_command() {
         assert_eq!(spans, 1, "{cmd}: {warnings:?}");
     }
 }
+
+/// Every table of a Swiss map's directory made to point at the first table's groups: the
+/// groups are read once, not once per table, and a warning names the tables left out (each
+/// table counted the same entries again before, a plausible wrong answer).
+#[test]
+fn swiss_tables_sharing_groups_are_read_once_with_a_warning() {
+    use coreheap_go::process::{OpenOptions, Process};
+    use coreheap_go::runtime::maplayout::SwissPath;
+    let s = sample("go1.26.6/ledger");
+    let truth = &s.truth["maps"][0];
+    let entries = truth["entries"].as_u64().unwrap();
+    let header = truth["addr"].as_str().unwrap().trim_start_matches("0x");
+    let header = u64::from_str_radix(header, 16).unwrap();
+    let mut core = unzstd(&s.core);
+    let u64_at = |core: &[u8], a: u64| {
+        let o = file_offset(core, a);
+        u64::from_le_bytes(core[o..o + 8].try_into().unwrap())
+    };
+    // The layout, from the program's DWARF: header → directory of tables → groups.
+    let path = {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let var = p.dwarf.variable("main.balances").unwrap();
+        let h = p.dwarf.map_header_type(var.ty.unwrap()).unwrap();
+        SwissPath::of(&p.dwarf, h).unwrap()
+    };
+    let dir = u64_at(&core, header + path.dir_ptr.offset);
+    let dir_len = u64_at(&core, header + path.dir_len.offset);
+    let data = path.groups_data();
+    let mask = path.groups.offset + path.length_mask.as_ref().unwrap().offset;
+    let mut tables: Vec<u64> = (0..dir_len).map(|i| u64_at(&core, dir + 8 * i)).collect();
+    tables.sort_unstable();
+    tables.dedup();
+    assert!(tables.len() > 2, "{} tables", tables.len());
+    let (first_data, first_mask) = (
+        u64_at(&core, tables[0] + data),
+        u64_at(&core, tables[0] + mask),
+    );
+    for &t in &tables[1..] {
+        for (at, v) in [(t + data, first_data), (t + mask, first_mask)] {
+            let o = file_offset(&core, at);
+            core[o..o + 8].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "core", &core);
+    let exe = write(d.path(), "ledger", &unzstd(&s.exe()));
+    let out = Command::cargo_bin("coreheap")
+        .unwrap()
+        .args(["maps", "--format", "json"])
+        .arg(&p)
+        .arg("--exe")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings: Vec<&str> = (report["warnings"].as_array().unwrap().iter())
+        .filter_map(|w| w.as_str())
+        .collect();
+    let shared = format!(
+        "{} of its tables point at groups another table holds",
+        tables.len() - 1
+    );
+    assert!(warnings.iter().any(|w| w.contains(&shared)), "{warnings:?}");
+    let balances = (report["maps"].as_array().unwrap().iter())
+        .find(|m| m["owner"] == "main.balances")
+        .unwrap();
+    let decoded = balances["entries"].as_u64().unwrap();
+    assert!(decoded > 0 && decoded < entries, "{decoded} of {entries}");
+}

@@ -367,6 +367,8 @@ pub(crate) struct Decoding {
     pub tombstones: u64,
     /// Bucket chains that led back to a bucket they had passed (damage), read once each.
     pub looped_chains: u64,
+    /// Swiss tables whose groups overlap another table's (damage), left out.
+    pub overlapping_tables: u64,
     pub areas: Vec<(ObjId, SlotArea)>,
     /// Where keys and values lie in the map's buckets or groups.
     pub layout: SlotLayout,
@@ -387,6 +389,7 @@ impl Decoding {
             slots: 0,
             tombstones: 0,
             looped_chains: 0,
+            overlapping_tables: 0,
             areas: Vec::new(),
             layout: SlotLayout::default(),
             stack: None,
@@ -502,6 +505,7 @@ impl Decoding {
         self.slots += d.slots;
         self.tombstones += d.tombstones;
         self.looped_chains += d.looped_chains;
+        self.overlapping_tables += d.overlapping_tables;
         self.areas.append(&mut d.areas);
         self.stack_containers.append(&mut d.stack_containers);
     }
@@ -682,6 +686,12 @@ impl Maps {
             self.warnings.push(format!(
                 "map {name} at {header}: {} overflow chains lead back to a bucket they passed (the core is damaged there); each bucket was read once",
                 d.looped_chains
+            ));
+        }
+        if d.overlapping_tables > 0 {
+            self.warnings.push(format!(
+                "map {name} at {header}: {} of its tables point at groups another table holds (the core is damaged there); they were left out",
+                d.overlapping_tables
             ));
         }
         if !writing && d.decoded != count {

@@ -144,8 +144,11 @@ pub(super) fn decode(
     // Several directory entries can share one table.
     tables.sort();
     tables.dedup();
-    d.read_parallel(0..tables.len() as u64, TABLE_PIECE, |i, d| {
-        let tbl = tables[i as usize];
+    // Each table's array of groups, checked to fit where it is; arrays that overlap one
+    // read before (damage: every table owns its own) are left out, so that the tables
+    // together can never cover more than the memory there is.
+    let mut arrays: Vec<(Addr, u64)> = Vec::with_capacity(tables.len());
+    for &tbl in &tables {
         if let Some(o) = reader.object(tbl) {
             d.storage.push(o);
         }
@@ -153,16 +156,36 @@ pub(super) fn decode(
             m.ptr(tbl.offset(groups_data)),
             m.u64(tbl.offset(groups_length_mask)),
         ) else {
-            return;
+            continue;
         };
         if groups_ptr.0 == 0
             || mask >= MAX_GROUPS
             || reader.room(groups_ptr, None) < (mask + 1).saturating_mul(group.size)
         {
-            return;
+            continue;
         }
-        for g in 0..=mask {
-            group.read(&reader, groups_ptr.offset(g * group.size), d);
+        arrays.push((groups_ptr, mask + 1));
+    }
+    // Checked in address order; read in the tables' order, as before.
+    let mut by_start: Vec<usize> = (0..arrays.len()).collect();
+    by_start.sort_by_key(|&i| arrays[i]);
+    let mut keep = vec![true; arrays.len()];
+    let mut end = 0u64;
+    for i in by_start {
+        let (start, groups) = arrays[i];
+        if start.0 >= end {
+            end = start.0.saturating_add(groups.saturating_mul(group.size));
+        } else {
+            keep[i] = false;
+            d.overlapping_tables += 1;
+        }
+    }
+    let mut kept = keep.iter();
+    arrays.retain(|_| kept.next().copied().unwrap_or(false));
+    d.read_parallel(0..arrays.len() as u64, TABLE_PIECE, |i, d| {
+        let (start, groups) = arrays[i as usize];
+        for g in 0..groups {
+            group.read(&reader, start.offset(g * group.size), d);
         }
     });
     Some((key, value, used, writing, d))
