@@ -864,3 +864,40 @@ fn swiss_tables_sharing_groups_are_read_once_with_a_warning() {
     let decoded = balances["entries"].as_u64().unwrap();
     assert!(decoded > 0 && decoded < entries, "{decoded} of {entries}");
 }
+
+/// A `.debug_info` compression header claiming 4 GiB (from a few hundred KiB) is refused as
+/// damaged DWARF with the claim in the message, exit 2, before anything of that size is
+/// allocated.
+#[test]
+fn a_compression_header_cannot_size_the_dwarf_buffer() {
+    use object::{Object, ObjectSection};
+    let s = sample("go1.26.6/tiny");
+    let mut exe = unzstd(&s.exe());
+    let (offset, size) = {
+        let obj = object::File::parse(&exe[..]).unwrap();
+        let sec = obj.section_by_name(".debug_info").unwrap();
+        sec.file_range().unwrap()
+    };
+    // Elf64_Chdr: ch_type (1 = zlib), ch_reserved, then ch_size at 8.
+    let at = offset as usize;
+    assert_eq!(u32::from_le_bytes(exe[at..at + 4].try_into().unwrap()), 1);
+    exe[at + 8..at + 16].copy_from_slice(&(4u64 << 30).to_le_bytes());
+    let d = tempfile::tempdir().unwrap();
+    let exe_path = write(d.path(), "tiny", &exe);
+    let out = Command::cargo_bin("coreheap")
+        .unwrap()
+        .arg("info")
+        .arg(&s.core)
+        .arg("--exe")
+        .arg(&exe_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let claim = format!(
+        "section .debug_info claims {} bytes uncompressed from {} compressed",
+        4u64 << 30,
+        size - 24
+    );
+    assert!(stderr.contains(&claim), "{stderr}");
+}

@@ -57,6 +57,10 @@ pub enum DwarfError {
 
 pub mod go_kind;
 
+/// Most bytes a compressed DWARF section may claim per compressed byte: zlib's limit
+/// (deflate cannot do better than about 1032 to 1), far above what debug information reaches.
+const MAX_COMPRESSION_RATIO: u64 = 1032;
+
 /// A type in the DWARF, by its global .debug_info offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TypeRef(pub usize);
@@ -176,10 +180,21 @@ impl Dwarf {
         }
         let load = |id: gimli::SectionId| -> Result<R, DwarfError> {
             let bytes: Arc<[u8]> = match obj.section_by_name(id.name()) {
-                Some(s) => Arc::from(
-                    s.uncompressed_data()
-                        .map_err(|e| malformed(e.to_string()))?,
-                ),
+                Some(s) => {
+                    let c = s.compressed_data().map_err(|e| malformed(e.to_string()))?;
+                    // A damaged compression header must not size the buffer: no compressor
+                    // gets near this ratio on debug information.
+                    let most = (c.data.len() as u64).saturating_mul(MAX_COMPRESSION_RATIO);
+                    if c.format != object::CompressionFormat::None && c.uncompressed_size > most {
+                        return Err(malformed(format!(
+                            "section {} claims {} bytes uncompressed from {} compressed, more than any compressor makes of them",
+                            id.name(),
+                            c.uncompressed_size,
+                            c.data.len()
+                        )));
+                    }
+                    Arc::from(c.decompress().map_err(|e| malformed(e.to_string()))?)
+                }
                 None => Arc::from(Vec::new()),
             };
             Ok(EndianArcSlice::new(bytes, LittleEndian))
