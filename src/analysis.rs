@@ -274,6 +274,9 @@ impl Analysis {
             }
             Err(e) => warnings.push(format!("goroutine stacks were not scanned: {e}")),
         }
+        if let Some(w) = rt.goroutine_list_damage() {
+            warnings.push(w);
+        }
         roots.extend(rt.runtime_roots(&heap, &bits)?);
         phase("roots", t);
 

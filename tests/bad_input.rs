@@ -901,3 +901,50 @@ fn a_compression_header_cannot_size_the_dwarf_buffer() {
     );
     assert!(stderr.contains(&claim), "{stderr}");
 }
+
+/// `runtime.allgs` with a damaged length (2^40): the goroutines read are the program's own
+/// (the count its truth file gives), not whatever memory follows the list, and a warning says
+/// what the length claimed against the capacity and `runtime.allglen`.
+#[test]
+fn a_damaged_goroutine_list_length_is_bounded_and_said() {
+    use coreheap_go::process::{OpenOptions, Process};
+    use coreheap_go::runtime::Runtime;
+    let s = sample("go1.26.6/tiny");
+    let mut core = unzstd(&s.core);
+    let len_at = {
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        Runtime::new(&p).global("runtime.allgs").unwrap().0 + 8
+    };
+    let o = file_offset(&core, len_at);
+    core[o..o + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "core", &core);
+    let exe = write(d.path(), "tiny", &unzstd(&s.exe()));
+    let out = Command::cargo_bin("coreheap")
+        .unwrap()
+        .args(["info", "--format", "json"])
+        .arg(&p)
+        .arg("--exe")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["goroutines"], s.truth["goroutines"]);
+    let claim = format!(
+        "runtime.allgs claims {} goroutines but its capacity is",
+        1u64 << 40
+    );
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap_or("").starts_with(&claim)),
+        "{warnings:?}"
+    );
+}

@@ -240,6 +240,12 @@ impl Memory {
         Bytes(file).slice(start, len).ok_or(truncated)
     }
 
+    /// How many bytes from `addr` on are mapped without a gap (dumped or not): the most that
+    /// a structure starting there can occupy.
+    pub fn mapped_from(&self, addr: Addr) -> u64 {
+        mapped_run(&self.regions, addr.0)
+    }
+
     /// Borrows `len` bytes at `addr` when they lie in one region, else copies them.
     pub fn read(&self, addr: Addr, len: usize) -> Result<Cow<'_, [u8]>, MemError> {
         let r = self.find(addr.0).ok_or(MemError::Unmapped(addr))?;
@@ -423,6 +429,21 @@ impl Memory {
     pub fn damaged_reads(&self) -> u64 {
         self.damaged_reads.load(Ordering::Relaxed)
     }
+}
+
+/// Bytes from `addr` to the end of the gapless run of `regions` (sorted) holding it.
+fn mapped_run(regions: &[Region], addr: u64) -> u64 {
+    let Some(first) = regions.partition_point(|r| r.start <= addr).checked_sub(1) else {
+        return 0;
+    };
+    let mut end = addr;
+    for r in &regions[first..] {
+        if r.start > end {
+            break;
+        }
+        end = end.max(r.end);
+    }
+    end - addr
 }
 
 /// The whole pages of the core file (offset ranges, merged where they touch) behind address
@@ -611,6 +632,21 @@ mod tests {
                 (8 << 20, 9 << 20)
             ]
         );
+    }
+
+    #[test]
+    fn mapped_runs_end_at_the_first_gap() {
+        let regions = vec![
+            reg(0x1000, 0x2000, Backing::Core(0)),
+            reg(0x2000, 0x5000, Backing::NotDumped),
+            reg(0x8000, 0x9000, Backing::Core(0x1000)),
+        ];
+        assert_eq!(mapped_run(&regions, 0x1800), 0x3800);
+        assert_eq!(mapped_run(&regions, 0x4fff), 1);
+        assert_eq!(mapped_run(&regions, 0x5000), 0);
+        assert_eq!(mapped_run(&regions, 0x8000), 0x1000);
+        assert_eq!(mapped_run(&regions, 0x500), 0);
+        assert_eq!(mapped_run(&regions, 0x9000), 0);
     }
 
     #[test]

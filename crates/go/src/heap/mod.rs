@@ -407,7 +407,8 @@ impl SpanLayout {
             && nelems <= npages * PAGE_SIZE / 8 + 1
             && nelems.saturating_mul(elemsize) <= npages * PAGE_SIZE
             && base.0.checked_add(npages * PAGE_SIZE).is_some()
-            && mem.in_core(base);
+            && mem.in_core(base)
+            && mem.mapped_from(base) >= npages * PAGE_SIZE;
         if !plausible {
             return Err(crate::memory::MemError::NotDumped(sp));
         }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Runtime, RuntimeError};
-use crate::memory::{Addr, MemError};
+use crate::memory::Addr;
 
 /// A goroutine's scheduling state (`g.atomicstatus` without the scan bit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -101,6 +101,40 @@ impl Runtime<'_> {
     }
 
     /// [`Runtime::goroutines`], and how many goroutines were left out because their
+    /// How many entries of `runtime.allgs` (at `allgs`, its array at `array`) to read, and
+    /// what damage made it fewer than the slice's length: the length must agree with the
+    /// slice's capacity, with `runtime.allglen` (which the runtime keeps equal to it) and
+    /// with the memory the array lies in.
+    fn allgs_len(
+        &self,
+        allgs: Addr,
+        array: Addr,
+    ) -> Result<(u64, Option<String>), crate::memory::MemError> {
+        let mem = self.mem();
+        let len = mem.u64(allgs.offset(8))?;
+        let cap = mem.u64(allgs.offset(16))?;
+        let allglen = self
+            .global("runtime.allglen")
+            .ok()
+            .and_then(|a| mem.u64(a).ok());
+        let room = mem.mapped_from(array) / 8;
+        let trusted = len.min(cap).min(allglen.unwrap_or(len)).min(room);
+        let damage = (trusted < len).then(|| {
+            format!(
+                "runtime.allgs claims {len} goroutines but its capacity is {cap}, runtime.allglen {} and its array has room for {room}: the core is damaged there, and {trusted} were read",
+                allglen.map_or("unreadable".to_string(), |n| n.to_string())
+            )
+        });
+        Ok((trusted, damage))
+    }
+
+    /// What damage to the list of goroutines left out, in one line; `None` when it is whole.
+    pub fn goroutine_list_damage(&self) -> Option<String> {
+        let allgs = self.global("runtime.allgs").ok()?;
+        let array = self.mem().ptr(allgs).ok()?;
+        self.allgs_len(allgs, array).ok()?.1
+    }
+
     /// `runtime.g` lies in the missing end of a truncated core.
     pub fn goroutines_and_missing(&self) -> Result<(Vec<Goroutine>, u64), RuntimeError> {
         let mem_err = |what: &str| {
@@ -109,12 +143,9 @@ impl Runtime<'_> {
         };
         let allgs = self.global("runtime.allgs")?;
         let ptr = self.mem().ptr(allgs).map_err(mem_err("runtime.allgs"))?;
-        let len = self
-            .mem()
-            .u64(allgs.offset(8))
+        let (len, _) = self
+            .allgs_len(allgs, ptr)
             .map_err(mem_err("runtime.allgs"))?;
-        // allgs never holds more goroutines than fit in the core; a huge length is damage.
-        let len = len.min(1 << 26);
         let fing_running = self
             .global("runtime.fingStatus")
             .ok()
@@ -124,10 +155,12 @@ impl Runtime<'_> {
         let mut out = Vec::with_capacity(len as usize);
         let mut missing = 0;
         for i in 0..len {
-            let g = self
-                .mem()
-                .ptr(ptr.offset(8 * i))
-                .map_err(mem_err("runtime.allgs[i]"))?;
+            // An entry or a record that cannot be read (cut off, or damage past the list's
+            // real end) is a goroutine missing, not the end of the analysis.
+            let Ok(g) = self.mem().ptr(ptr.offset(8 * i)) else {
+                missing += 1;
+                continue;
+            };
             if g.0 == 0 {
                 continue;
             }
@@ -140,10 +173,7 @@ impl Runtime<'_> {
             })();
             let (raw, id, startpc) = match fields {
                 Ok(f) => f,
-                Err(RuntimeError::Memory {
-                    source: MemError::Truncated(_),
-                    ..
-                }) => {
+                Err(RuntimeError::Memory { .. }) => {
                     missing += 1;
                     continue;
                 }
