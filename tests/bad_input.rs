@@ -587,6 +587,23 @@ fn only_regular_files_are_opened() {
     }
 }
 
+/// Runs coreheap with `args` on a damaged copy `core` of sample `s`'s core, with the sample's
+/// executable, within a minute.
+fn run_damaged(s: &common::Sample, core: &[u8], args: &[&str]) -> std::process::Output {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "core", core);
+    let exe = write(d.path(), s.program(), &unzstd(&s.exe()));
+    Command::cargo_bin("coreheap")
+        .unwrap()
+        .args(args)
+        .arg(&p)
+        .arg("--exe")
+        .arg(&exe)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap()
+}
+
 /// Where virtual address `addr` of a raw ELF64 core lies in the file.
 fn file_offset(core: &[u8], addr: u64) -> usize {
     (program_headers(core).into_iter())
@@ -619,18 +636,7 @@ fn looping_overflow_chains_are_read_once_with_a_warning() {
         let o = file_offset(&core, bucket + 200);
         core[o..o + 8].copy_from_slice(&bucket.to_le_bytes());
     }
-    let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "core", &core);
-    let exe = write(d.path(), "ledger", &unzstd(&s.exe()));
-    let out = Command::cargo_bin("coreheap")
-        .unwrap()
-        .args(["maps", "--format", "json"])
-        .arg(&p)
-        .arg("--exe")
-        .arg(&exe)
-        .timeout(std::time::Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = run_damaged(&s, &core, &["maps", "--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -677,18 +683,8 @@ fn a_heap_with_no_readable_span_is_an_error() {
     };
     let o = file_offset(&core, len_at);
     core[o..o + 8].copy_from_slice(&0u64.to_le_bytes());
-    let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "core", &core);
-    let exe = write(d.path(), "tiny", &unzstd(&s.exe()));
     for cmd in ["maps", "top", "histogram", "info"] {
-        let out = Command::cargo_bin("coreheap")
-            .unwrap()
-            .arg(cmd)
-            .arg(&p)
-            .arg("--exe")
-            .arg(&exe)
-            .output()
-            .unwrap();
+        let out = run_damaged(&s, &core, &[cmd]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
         assert!(
@@ -769,18 +765,8 @@ fn unreadable_spans_are_a_warning_in_every_command() {
         let o = file_offset(&core, array + 8 * i);
         core[o..o + 8].copy_from_slice(&0x1000u64.to_le_bytes());
     }
-    let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "core", &core);
-    let exe = write(d.path(), "ledger", &unzstd(&s.exe()));
     for cmd in ["maps", "top", "info"] {
-        let out = Command::cargo_bin("coreheap")
-            .unwrap()
-            .args([cmd, "--format", "json"])
-            .arg(&p)
-            .arg("--exe")
-            .arg(&exe)
-            .output()
-            .unwrap();
+        let out = run_damaged(&s, &core, &[cmd, "--format", "json"]);
         assert_eq!(out.status.code(), Some(0), "{cmd}");
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let warnings = report["warnings"].as_array().unwrap();
@@ -837,17 +823,7 @@ fn swiss_tables_sharing_groups_are_read_once_with_a_warning() {
             core[o..o + 8].copy_from_slice(&v.to_le_bytes());
         }
     }
-    let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "core", &core);
-    let exe = write(d.path(), "ledger", &unzstd(&s.exe()));
-    let out = Command::cargo_bin("coreheap")
-        .unwrap()
-        .args(["maps", "--format", "json"])
-        .arg(&p)
-        .arg("--exe")
-        .arg(&exe)
-        .output()
-        .unwrap();
+    let out = run_damaged(&s, &core, &["maps", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let warnings: Vec<&str> = (report["warnings"].as_array().unwrap().iter())
@@ -917,17 +893,7 @@ fn a_damaged_goroutine_list_length_is_bounded_and_said() {
     };
     let o = file_offset(&core, len_at);
     core[o..o + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "core", &core);
-    let exe = write(d.path(), "tiny", &unzstd(&s.exe()));
-    let out = Command::cargo_bin("coreheap")
-        .unwrap()
-        .args(["info", "--format", "json"])
-        .arg(&p)
-        .arg("--exe")
-        .arg(&exe)
-        .output()
-        .unwrap();
+    let out = run_damaged(&s, &core, &["info", "--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
