@@ -914,3 +914,50 @@ fn a_damaged_goroutine_list_length_is_bounded_and_said() {
         "{warnings:?}"
     );
 }
+
+/// A seeded, deterministic mutation run: 16 random bytes of a sample core changed, in the
+/// first 64 KiB (ELF and program headers, notes), around the largest map's header, or
+/// anywhere; every run of `maps` must end within the timeout with exit status 0 or 2 and no
+/// panic. (That a changed answer always comes with a warning is not asserted yet: seeds
+/// exist whose retained bytes move silently; issue 16 tracks them.)
+#[test]
+fn mutated_cores_end_with_an_answer_or_a_message() {
+    // splitmix64: a fixed, well-spread sequence from each seed.
+    fn next(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    for name in ["go1.21.13/ledger", "go1.26.6/ledger"] {
+        let s = sample(name);
+        let core = unzstd(&s.core);
+        let header = s.truth["maps"][0]["addr"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x");
+        let header = file_offset(&core, u64::from_str_radix(header, 16).unwrap());
+        for seed in 0..12u64 {
+            let mut state = seed;
+            let mut damaged = core.clone();
+            for _ in 0..16 {
+                let r = next(&mut state) as usize;
+                let at = match seed % 3 {
+                    0 => r % 65536,
+                    1 => header + r % 64,
+                    _ => r % damaged.len(),
+                };
+                damaged[at] = next(&mut state) as u8;
+            }
+            let out = run_damaged(&s, &damaged, &["maps", "--format", "json"]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("panicked"), "{name} seed {seed}: {stderr}");
+            assert!(
+                matches!(out.status.code(), Some(0 | 2)),
+                "{name} seed {seed}: {:?} {stderr}",
+                out.status
+            );
+        }
+    }
+}
