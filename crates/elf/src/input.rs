@@ -468,26 +468,33 @@ enum SparseError {
 /// `head` is not the start of a 64-bit little-endian ELF core whose program headers it
 /// holds (an executable's sections may lie past both, so only cores are sized this way).
 fn elf_size(head: &[u8]) -> Option<u64> {
-    const ET_CORE: u16 = 4;
-    let b = crate::reader::Bytes(head);
-    if b.slice(0, 6)? != b"\x7fELF\x02\x01" || b.u16(0x10)? != ET_CORE {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    use object::{elf, Endianness};
+    // The same header reading the core's parser does (`core::CoreFile::parse`), on the first
+    // bytes only: program headers past them, or a count kept in the first section header
+    // (over 65534 segments), give no size.
+    let header = elf::FileHeader64::<Endianness>::parse(head).ok()?;
+    let endian = header.endian().ok()?;
+    if endian != Endianness::Little || header.e_type(endian) != elf::ET_CORE {
         return None;
     }
-    let (phoff, shoff) = (b.u64(0x20)?, b.u64(0x28)?);
-    let (phentsize, phnum) = (u64::from(b.u16(0x36)?), u64::from(b.u16(0x38)?));
-    let (shentsize, shnum) = (u64::from(b.u16(0x3a)?), u64::from(b.u16(0x3c)?));
-    // Over 65534 segments the count lies in the first section header, later in the file.
-    if phnum == 0xffff {
-        return None;
+    let phdrs = header.program_headers(endian, head).ok()?;
+    let table_end = |off: u64, n: u64, size: u16| off.checked_add(n.checked_mul(u64::from(size))?);
+    let mut end = table_end(
+        header.e_phoff(endian),
+        phdrs.len() as u64,
+        header.e_phentsize(endian),
+    )?;
+    if header.e_shoff(endian) != 0 {
+        let shdrs = table_end(
+            header.e_shoff(endian),
+            u64::from(header.e_shnum(endian)),
+            header.e_shentsize(endian),
+        )?;
+        end = end.max(shdrs);
     }
-    let mut end = phoff.checked_add(phnum.checked_mul(phentsize)?)?;
-    if shoff != 0 {
-        end = end.max(shoff.checked_add(shnum.checked_mul(shentsize)?)?);
-    }
-    for i in 0..phnum {
-        let ph = usize::try_from(phoff.checked_add(i.checked_mul(phentsize)?)?).ok()?;
-        let (offset, filesz) = (b.u64(ph.checked_add(8)?)?, b.u64(ph.checked_add(32)?)?);
-        end = end.max(offset.checked_add(filesz)?);
+    for ph in phdrs {
+        end = end.max(ph.p_offset(endian).checked_add(ph.p_filesz(endian))?);
     }
     Some(end)
 }
