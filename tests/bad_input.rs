@@ -615,6 +615,18 @@ fn file_offset(core: &[u8], addr: u64) -> usize {
         .unwrap_or_else(|| panic!("{addr:#x} is not in the core"))
 }
 
+/// The little-endian u64 at virtual address `addr` of a raw core.
+fn core_u64(core: &[u8], addr: u64) -> u64 {
+    let o = file_offset(core, addr);
+    u64::from_le_bytes(core[o..o + 8].try_into().unwrap())
+}
+
+/// Writes `v` as the little-endian u64 at virtual address `addr` of a raw core.
+fn set_core_u64(core: &mut [u8], addr: u64, v: u64) {
+    let o = file_offset(core, addr);
+    core[o..o + 8].copy_from_slice(&v.to_le_bytes());
+}
+
 /// Every bucket of a classic map made its own overflow bucket (each chain a loop): the map is
 /// read with each bucket once and warnings say what was damaged, in seconds and little memory
 /// (each chain used to be walked 65,536 times, and the process died past 24 GB).
@@ -629,12 +641,10 @@ fn looping_overflow_chains_are_read_once_with_a_warning() {
     // Go 1.21's hmap: B at 9, buckets at 16; a bucket of map[string]*big.Int is 208 bytes
     // (tophash 8, keys 8×16, values 8×8) with its overflow pointer last, at 200.
     let b = core[file_offset(&core, header + 9)];
-    let at = file_offset(&core, header + 16);
-    let buckets = u64::from_le_bytes(core[at..at + 8].try_into().unwrap());
+    let buckets = core_u64(&core, header + 16);
     for i in 0..1u64 << b {
         let bucket = buckets + i * 208;
-        let o = file_offset(&core, bucket + 200);
-        core[o..o + 8].copy_from_slice(&bucket.to_le_bytes());
+        set_core_u64(&mut core, bucket + 200, bucket);
     }
     let out = run_damaged(&s, &core, &["maps", "--format", "json"]);
     assert_eq!(
@@ -681,8 +691,7 @@ fn a_heap_with_no_readable_span_is_an_error() {
         let mheap = rt.global("runtime.mheap_").unwrap();
         mheap.0 + p.dwarf.offset("runtime.mheap", "allspans").unwrap() + 8
     };
-    let o = file_offset(&core, len_at);
-    core[o..o + 8].copy_from_slice(&0u64.to_le_bytes());
+    set_core_u64(&mut core, len_at, 0);
     for cmd in ["maps", "top", "histogram", "info"] {
         let out = run_damaged(&s, &core, &[cmd]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -762,8 +771,7 @@ fn unreadable_spans_are_a_warning_in_every_command() {
     };
     // The last 40 entries point at page 1, never mapped.
     for i in len - 40..len {
-        let o = file_offset(&core, array + 8 * i);
-        core[o..o + 8].copy_from_slice(&0x1000u64.to_le_bytes());
+        set_core_u64(&mut core, array + 8 * i, 0x1000);
     }
     for cmd in ["maps", "top", "info"] {
         let out = run_damaged(&s, &core, &[cmd, "--format", "json"]);
@@ -794,10 +802,6 @@ fn swiss_tables_sharing_groups_are_read_once_with_a_warning() {
     let header = truth["addr"].as_str().unwrap().trim_start_matches("0x");
     let header = u64::from_str_radix(header, 16).unwrap();
     let mut core = unzstd(&s.core);
-    let u64_at = |core: &[u8], a: u64| {
-        let o = file_offset(core, a);
-        u64::from_le_bytes(core[o..o + 8].try_into().unwrap())
-    };
     // The layout, from the program's DWARF: header → directory of tables → groups.
     let path = {
         let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
@@ -805,23 +809,21 @@ fn swiss_tables_sharing_groups_are_read_once_with_a_warning() {
         let h = p.dwarf.map_header_type(var.ty.unwrap()).unwrap();
         SwissPath::of(&p.dwarf, h).unwrap()
     };
-    let dir = u64_at(&core, header + path.dir_ptr.offset);
-    let dir_len = u64_at(&core, header + path.dir_len.offset);
+    let dir = core_u64(&core, header + path.dir_ptr.offset);
+    let dir_len = core_u64(&core, header + path.dir_len.offset);
     let data = path.groups_data();
     let mask = path.groups.offset + path.length_mask.as_ref().unwrap().offset;
-    let mut tables: Vec<u64> = (0..dir_len).map(|i| u64_at(&core, dir + 8 * i)).collect();
+    let mut tables: Vec<u64> = (0..dir_len).map(|i| core_u64(&core, dir + 8 * i)).collect();
     tables.sort_unstable();
     tables.dedup();
     assert!(tables.len() > 2, "{} tables", tables.len());
     let (first_data, first_mask) = (
-        u64_at(&core, tables[0] + data),
-        u64_at(&core, tables[0] + mask),
+        core_u64(&core, tables[0] + data),
+        core_u64(&core, tables[0] + mask),
     );
     for &t in &tables[1..] {
-        for (at, v) in [(t + data, first_data), (t + mask, first_mask)] {
-            let o = file_offset(&core, at);
-            core[o..o + 8].copy_from_slice(&v.to_le_bytes());
-        }
+        set_core_u64(&mut core, t + data, first_data);
+        set_core_u64(&mut core, t + mask, first_mask);
     }
     let out = run_damaged(&s, &core, &["maps", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0));
@@ -891,8 +893,7 @@ fn a_damaged_goroutine_list_length_is_bounded_and_said() {
         let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
         Runtime::new(&p).global("runtime.allgs").unwrap().0 + 8
     };
-    let o = file_offset(&core, len_at);
-    core[o..o + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    set_core_u64(&mut core, len_at, 1 << 40);
     let out = run_damaged(&s, &core, &["info", "--format", "json"]);
     assert_eq!(
         out.status.code(),
