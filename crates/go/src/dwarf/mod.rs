@@ -342,6 +342,22 @@ impl Dwarf {
         Ok(t)
     }
 
+    /// A DIE's `DW_AT_name`, empty when it has none.
+    fn die_name(
+        &self,
+        unit: &gimli::Unit<R>,
+        e: &gimli::DebuggingInformationEntry<R>,
+    ) -> gimli::Result<String> {
+        Ok(match e.attr_value(gimli::DW_AT_name) {
+            Some(v) => self
+                .dwarf
+                .attr_string(unit, v)?
+                .to_string_lossy()?
+                .into_owned(),
+            None => String::new(),
+        })
+    }
+
     /// Reads the type DIE at `r`. One pass in DIE order: the DIE's own attributes (name, size,
     /// Go's kind, key, element and runtime type, target type), then, by tag, its children: the
     /// members of a struct, or the first subrange (the count) of an array.
@@ -360,14 +376,7 @@ impl Dwarf {
             return Err(gimli::Error::NoEntryAtGivenOffset(r.0 as u64));
         };
         let tag = e.tag();
-        let name = match e.attr_value(gimli::DW_AT_name) {
-            Some(v) => self
-                .dwarf
-                .attr_string(unit, v)?
-                .to_string_lossy()?
-                .into_owned(),
-            None => String::new(),
-        };
+        let name = self.die_name(unit, e)?;
         let udata = |at: u16| e.attr_value(gimli::DwAt(at)).and_then(|v| v.udata_value());
         let tref = |at: u16| {
             e.attr_value(gimli::DwAt(at))
@@ -397,14 +406,7 @@ impl Dwarf {
                         if c.depth() != depth + 1 || c.tag() != gimli::DW_TAG_member {
                             continue;
                         }
-                        let fname = match c.attr_value(gimli::DW_AT_name) {
-                            Some(v) => self
-                                .dwarf
-                                .attr_string(unit, v)?
-                                .to_string_lossy()?
-                                .into_owned(),
-                            None => String::new(),
-                        };
+                        let fname = self.die_name(unit, c)?;
                         let offset = c
                             .attr_value(gimli::DW_AT_data_member_location)
                             .and_then(|v| v.udata_value())
