@@ -174,9 +174,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {
 fn open_file(path: &Path) -> Result<File, InputError> {
     use std::os::unix::fs::FileTypeExt;
     let t = std::fs::metadata(path).map_err(io_err(path))?.file_type();
-    let kind = if t.is_file() {
+    if t.is_file() {
         return File::open(path).map_err(io_err(path));
-    } else if t.is_dir() {
+    }
+    let kind = if t.is_dir() {
         "a directory"
     } else if t.is_fifo() {
         "a FIFO (named pipe)"

@@ -180,8 +180,9 @@ pub(super) fn decode(
             d.overlapping_tables += 1;
         }
     }
-    let mut kept = keep.iter();
-    arrays.retain(|_| kept.next().copied().unwrap_or(false));
+    let arrays: Vec<(Addr, u64)> = (arrays.into_iter().zip(keep))
+        .filter_map(|(array, kept)| kept.then_some(array))
+        .collect();
     d.read_parallel(0..arrays.len() as u64, TABLE_PIECE, |i, d| {
         let (start, groups) = arrays[i as usize];
         for g in 0..groups {
