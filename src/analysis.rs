@@ -144,6 +144,27 @@ impl std::fmt::Debug for Analysis {
     }
 }
 
+/// The warning for reachable objects that hold pointers no sound heap holds, if any do.
+fn dangling_warning(dangling: &[u32], doms: &Dominators, objects: &Objects) -> Option<String> {
+    let last = std::cell::Cell::new(0);
+    let (n, bytes) = (dangling.iter())
+        .filter(|&&o| doms.is_reachable(o))
+        .fold((0u64, 0u64), |(n, b), &o| {
+            (n + 1, b + objects.size_after(ObjId(o), &last))
+        });
+    (n > 0).then(|| {
+        let (objects, hold) = if n == 1 {
+            ("object", "holds a pointer")
+        } else {
+            ("objects", "hold pointers")
+        };
+        format!(
+            "{n} reachable {objects} ({}) {hold} to no live object (a free slot or unmapped memory): the heap is damaged there, and what such a pointer held is missing from retained bytes",
+            crate::report::human_bytes(bytes)
+        )
+    })
+}
+
 /// Where type descriptors live (for names in malloc headers), when this runtime has headers.
 fn runtime_types(rt: &Runtime) -> Option<crate::maps::RuntimeTypes> {
     if !rt.features.allocation_headers {
@@ -242,7 +263,7 @@ impl Analysis {
         p.mem.advise([heap.extent()], ReadAhead::Random);
         // When the spans would not all stay cached beside the tables, pages read only to
         // bridge gaps would push out pages a later pass (or the next run) needs.
-        let span_bytes: u64 = heap.spans.iter().map(|s| s.extent().1).sum();
+        let span_bytes = (heap.spans.iter()).fold(0u64, |n, s| n.saturating_add(s.extent().1));
         let tables = (objects.len() as u64).saturating_mul(TABLE_BYTES_PER_OBJECT);
         if mem_available().is_some_and(|a| span_bytes.saturating_add(tables) > a) {
             p.mem.fetch_only_needed();
@@ -282,9 +303,10 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("reading pointers", Some(objects.len() as u64));
-        let raw = RawEdges::build(&p.mem, &heap, &index, &objects, &bits, &|n| {
+        let mut raw = RawEdges::build(&p.mem, &heap, &index, &objects, &bits, &|n| {
             progress.advance(n)
         });
+        let dangling = std::mem::take(&mut raw.dangling);
         // Reading pointers on every core grew and freed lists (a run holding a large map's
         // bucket array makes long ones): give back what the system allocator's per-thread
         // arenas hold, before the graph's peak.
@@ -388,6 +410,9 @@ impl Analysis {
         // use while reports read the core.
         memory.phase_freed();
         phase("dominators", t);
+        if let Some(w) = dangling_warning(&dangling, &doms, &objects) {
+            warnings.push(w);
+        }
 
         Ok(Analysis {
             heap,

@@ -642,25 +642,22 @@ impl InfoReport {
 /// How much of the core's mappings Sys accounts for.
 fn account(core: &CoreFile, sys: u64, arena_index: u64) -> MemoryAccount {
     let mapped = core.mapped_bytes();
-    let no_access: u64 = core
-        .segments
-        .iter()
+    // Sizes from program headers: a damaged one must not overflow the totals.
+    let no_access: u64 = (core.segments.iter())
         .filter(|s| s.flags & 7 == 0)
-        .map(|s| s.memsz)
-        .sum();
+        .fold(0, |n, s| n.saturating_add(s.memsz));
     let file: u64 = core
         .segments
         .iter()
         .filter(|s| s.flags & 7 != 0)
         .map(|s| {
             let end = s.vaddr.saturating_add(s.memsz);
-            core.files
-                .iter()
+            (core.files.iter())
                 .map(|f| f.end.min(end).saturating_sub(f.start.max(s.vaddr)))
-                .sum::<u64>()
+                .fold(0u64, u64::saturating_add)
                 .min(s.memsz)
         })
-        .sum();
+        .fold(0, u64::saturating_add);
     let anonymous = mapped.saturating_sub(no_access).saturating_sub(file);
     MemoryAccount {
         mapped_bytes: mapped,

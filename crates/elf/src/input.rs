@@ -121,6 +121,16 @@ pub enum InputError {
         /// Where the limit comes from.
         why: &'static str,
     },
+    /// The decompressed copy would not fit in the temporary directory.
+    #[error("the decompressed copy of {path} does not fit in {tmpdir}: it needs more than the {room} bytes free there (coreheap leaves {keep} MiB free); free space there or choose another place with --tmpdir", keep = KEEP_FREE >> 20)]
+    NoSpace {
+        /// The compressed file.
+        path: PathBuf,
+        /// Where the temporary file was to go.
+        tmpdir: PathBuf,
+        /// Bytes the copy could take.
+        room: u64,
+    },
     /// The temporary file for decompression could not be written.
     #[error("cannot write the decompressed copy of {path} to {tmpdir}: {source}; choose another place with --tmpdir")]
     TempFile {
@@ -440,19 +450,26 @@ fn decompress_to_temp(
         source,
     };
     let mut out = tempfile::tempfile_in(tmpdir).map_err(temp_err)?;
-    let written = copy_sparse(&mut decoder, &mut out, unpack.max_bytes).map_err(|e| match e {
-        SparseError::Read(source) => InputError::Decompress {
-            path: path.to_path_buf(),
-            format: format.name(),
-            source,
-        },
-        SparseError::Write(source) => temp_err(source),
-        SparseError::Past(limit, why) => InputError::TooLarge {
-            path: path.to_path_buf(),
-            limit,
-            why,
-        },
-    })?;
+    let room = free_space(tmpdir).map(|free| free.saturating_sub(KEEP_FREE));
+    let written =
+        copy_sparse(&mut decoder, &mut out, unpack.max_bytes, room).map_err(|e| match e {
+            SparseError::Read(source) => InputError::Decompress {
+                path: path.to_path_buf(),
+                format: format.name(),
+                source,
+            },
+            SparseError::Write(source) => temp_err(source),
+            SparseError::Past(limit, why) => InputError::TooLarge {
+                path: path.to_path_buf(),
+                limit,
+                why,
+            },
+            SparseError::NoRoom(room) => InputError::NoSpace {
+                path: path.to_path_buf(),
+                tmpdir: tmpdir.to_path_buf(),
+                room,
+            },
+        })?;
     out.set_len(written).map_err(temp_err)?;
     Ok(out)
 }
@@ -462,6 +479,17 @@ enum SparseError {
     Write(io::Error),
     /// The stream went past the limit (bytes, and where it comes from).
     Past(u64, &'static str),
+    /// The copy would take more than this many bytes of disk.
+    NoRoom(u64),
+}
+
+/// Bytes a decompressed copy leaves free in its directory, for everything else on that disk.
+const KEEP_FREE: u64 = 64 << 20;
+
+/// Bytes free to an unprivileged writer in the file system holding `dir`.
+fn free_space(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// The size of the ELF core whose first bytes are `head`, as its headers give it: the end of
@@ -501,11 +529,18 @@ fn elf_size(head: &[u8]) -> Option<u64> {
 }
 
 /// Copies a stream to a file, seeking over all-zero 4 KiB blocks so they stay holes; stops
-/// past `max` bytes, or else past the size a core's ELF headers give.
-fn copy_sparse(src: &mut dyn Read, dst: &mut File, max: Option<u64>) -> Result<u64, SparseError> {
+/// past `max` bytes, or else past the size a core's ELF headers give, and before the blocks
+/// written would take more than `room` bytes of disk.
+fn copy_sparse(
+    src: &mut dyn Read,
+    dst: &mut File,
+    max: Option<u64>,
+    room: Option<u64>,
+) -> Result<u64, SparseError> {
     const BLOCK: usize = 4096;
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
+    let mut stored = 0u64;
     let mut limit = max.map(|m| (m, "the --max-decompressed limit"));
     loop {
         let n = read_full(src, &mut buf).map_err(SparseError::Read)?;
@@ -525,6 +560,10 @@ fn copy_sparse(src: &mut dyn Read, dst: &mut File, max: Option<u64>) -> Result<u
                 dst.seek(SeekFrom::Current(chunk.len() as i64))
                     .map_err(SparseError::Write)?;
             } else {
+                stored += chunk.len() as u64;
+                if let Some(room) = room.filter(|&r| stored > r) {
+                    return Err(SparseError::NoRoom(room));
+                }
                 dst.write_all(chunk).map_err(SparseError::Write)?;
             }
         }

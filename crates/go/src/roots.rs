@@ -176,14 +176,15 @@ impl Runtime<'_> {
         vars.sort_by_key(|v| v.start);
         let mut roots: Vec<Root> = Vec::new();
         let mut unread: Vec<String> = Vec::new();
+        let mut rebuilt: Vec<String> = Vec::new();
         // Data and bss lie in the executable's segments: no mask has more bits than they have words.
         let exe_words =
             (self.p.exe.segments.iter()).fold(0u64, |n, s| n.saturating_add(s.memsz)) / 8;
         let mut module = self.global("runtime.firstmoduledata")?;
         for _ in 0..64 {
-            for (start, end, mask) in [
-                ("data", "edata", "gcdatamask"),
-                ("bss", "ebss", "gcbssmask"),
+            for (start, end, mask, prog) in [
+                ("data", "edata", "gcdatamask", "gcdata"),
+                ("bss", "ebss", "gcbssmask", "gcbss"),
             ] {
                 let base = self.field_ptr(module, md, start)?;
                 // One bit per word of the section: a damaged count cannot ask for more.
@@ -194,10 +195,20 @@ impl Runtime<'_> {
                     .min(words);
                 let bytes = self.field_ptr(module, md, &format!("{mask}.bytedata"))?;
                 let len = nbits.div_ceil(8) as usize;
-                let bits = self.mem().read(bytes, len).unwrap_or_else(|source| {
-                    unread.push(format!("moduledata.{mask} ({source})"));
-                    std::borrow::Cow::Owned(vec![0xff; len])
-                });
+                let bits = match self.mem().read(bytes, len) {
+                    Ok(bits) => bits,
+                    Err(source) => match self.mask_from_program(module, prog, nbits) {
+                        // The runtime built the mask from this program: the same bits.
+                        Some(bits) => {
+                            rebuilt.push(format!("moduledata.{mask} ({source})"));
+                            std::borrow::Cow::Owned(bits)
+                        }
+                        None => {
+                            unread.push(format!("moduledata.{mask} ({source})"));
+                            std::borrow::Cow::Owned(vec![0xff; len])
+                        }
+                    },
+                };
                 for i in 0..nbits {
                     if bits[(i / 8) as usize] >> (i % 8) & 1 == 0 {
                         continue;
@@ -221,13 +232,33 @@ impl Runtime<'_> {
                 break;
             }
         }
-        let warnings = (!unread.is_empty()).then(|| {
-            format!(
+        let mut warnings = Vec::new();
+        if !rebuilt.is_empty() {
+            warnings.push(format!(
+                "the pointer masks of the global variables are not in the core: {}; they were rebuilt from the executable's GC programs (moduledata.gcdata, gcbss), as the runtime built them",
+                rebuilt.join(", ")
+            ));
+        }
+        if !unread.is_empty() {
+            warnings.push(format!(
                 "the pointer masks of the global variables cannot be read: {}; every word of data and bss that points into the heap counts as a root, so objects only a non-pointer word seems to point to show as reachable",
                 unread.join(", ")
-            )
-        });
-        Ok((roots, warnings.into_iter().collect()))
+            ));
+        }
+        Ok((roots, warnings))
+    }
+
+    /// A section's pointer mask of `nbits` bits, rebuilt from the GC program that moduledata's
+    /// field `prog` points at (in the executable's read-only data).
+    fn mask_from_program(&self, module: Addr, prog: &str, nbits: u64) -> Option<Vec<u8>> {
+        let at = self.field_ptr(module, "runtime.moduledata", prog).ok()?;
+        // A program is never longer than its bits written out, plus an instruction per 127.
+        let most = nbits.div_ceil(8) + nbits / 127 + 16;
+        let len = self.mem().mapped_from(at).min(most);
+        let program = self.mem().read(at, usize::try_from(len).ok()?).ok()?;
+        let mut bits = crate::runtime::gcprog::run(&program, nbits)?;
+        bits.resize(nbits.div_ceil(8) as usize, 0);
+        Some(bits)
     }
 
     /// The variable (and byte offset inside it) that a data/bss word belongs to.

@@ -278,11 +278,11 @@ impl CoreFile {
 
     /// Total bytes of memory the core's segments describe.
     pub fn mapped_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.memsz).sum()
+        (self.segments.iter()).fold(0u64, |n, s| n.saturating_add(s.memsz))
     }
 
     /// Total bytes of memory the core actually holds.
     pub fn dumped_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.present).sum()
+        (self.segments.iter()).fold(0u64, |n, s| n.saturating_add(s.present))
     }
 }

@@ -49,7 +49,7 @@ pub(super) fn decode(
     let key = ctx.slot_type(kt);
     let value = ctx.slot_type(vt);
     let bsize = binfo.size;
-    if b > 40 || bsize == 0 {
+    if bsize == 0 {
         return None;
     }
     let layout = Bucket {
@@ -71,7 +71,7 @@ pub(super) fn decode(
     if let Some(h) = ctx.object(header) {
         d.storage.push(h);
     }
-    let nb = 1u64 << b;
+    let nb = 1u64.checked_shl(u32::from(b)).unwrap_or(u64::MAX);
     let reader = ctx.reader();
     // The buckets (and old buckets while growing) must fit where they are.
     let old_n = if flags & SAME_SIZE_GROW != 0 {
@@ -79,9 +79,13 @@ pub(super) fn decode(
     } else {
         nb / 2
     };
-    for (p, n) in [(buckets, nb), (oldbuckets, old_n)] {
-        if p.0 != 0 && reader.room(p, stack) < n.saturating_mul(bsize) {
-            return None;
+    for (p, n, what) in [(buckets, nb, "buckets"), (oldbuckets, old_n, "old buckets")] {
+        let room = reader.room(p, stack);
+        if p.0 != 0 && room < n.saturating_mul(bsize) {
+            d.damaged = Some(format!(
+                "its header claims 2^{b} {what} of {bsize} B at {p}, but the memory there holds {room} B"
+            ));
+            return Some((key, value, count, flags & HASH_WRITING != 0, d));
         }
     }
     if oldbuckets.0 != 0 {

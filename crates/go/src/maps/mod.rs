@@ -369,6 +369,8 @@ pub(crate) struct Decoding {
     pub looped_chains: u64,
     /// Swiss tables whose groups overlap another table's (damage), left out.
     pub overlapping_tables: u64,
+    /// Why the map was left out: its header claims more storage than its memory holds.
+    pub damaged: Option<String>,
     pub areas: Vec<(ObjId, SlotArea)>,
     /// Where keys and values lie in the map's buckets or groups.
     pub layout: SlotLayout,
@@ -390,6 +392,7 @@ impl Decoding {
             tombstones: 0,
             looped_chains: 0,
             overlapping_tables: 0,
+            damaged: None,
             areas: Vec::new(),
             layout: SlotLayout::default(),
             stack: None,
@@ -677,6 +680,12 @@ impl Maps {
                 .push(format!("map {name} at {header}: layout not understood"));
             return;
         };
+        if let Some(why) = &d.damaged {
+            self.warnings.push(format!(
+                "map {name} at {header}: {why} (the core is damaged there); the map was left out"
+            ));
+            return;
+        }
         if writing {
             self.warnings.push(format!(
                 "map {name} at {header} was being written when the core was taken: decoded best-effort"

@@ -131,8 +131,12 @@ pub(super) fn decode(
         return Some((key, value, used, writing, d));
     }
     // The directory must fit where it is.
-    if reader.room(dir_ptr, stack) < dir_len.saturating_mul(8) {
-        return None;
+    let room = reader.room(dir_ptr, stack);
+    if room < dir_len.saturating_mul(8) {
+        d.damaged = Some(format!(
+            "its header claims a directory of {dir_len} tables at {dir_ptr}, but the memory there holds {room} B"
+        ));
+        return Some((key, value, used, writing, d));
     }
     if let Some(o) = ctx.object(dir_ptr) {
         d.storage.push(o);

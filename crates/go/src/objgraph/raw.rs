@@ -115,8 +115,13 @@ impl Pending {
         self.values.clear();
         self.values.extend(self.batch.iter().map(|b| b.0));
         (scan.objects).locate_batch(scan.index, &self.values, &mut self.found);
-        for (&(_, k, off), t) in self.batch.iter().zip(self.found.iter()) {
-            let Some(t) = t else { continue };
+        for (&(v, k, off), t) in self.batch.iter().zip(self.found.iter()) {
+            let Some(t) = t else {
+                if dangling(scan, v) && e.dangling.last() != Some(&k) {
+                    e.dangling.push(k);
+                }
+                continue;
+            };
             if let Some(word) = Word::new(off, t.at_start) {
                 e.targets.push(t.id.0);
                 e.words.push(word);
@@ -127,6 +132,12 @@ impl Pending {
     }
 }
 
+/// Whether a pointer value that is not a live object's address cannot be one in a sound heap:
+/// it lies in an in-use span but on no live slot, or in no memory the process had mapped.
+fn dangling(scan: &Scan, v: u64) -> bool {
+    scan.index.span_at(Addr(v)).is_some() || scan.mem.mapped_from(Addr(v)) == 0
+}
+
 /// The edges of a run of spans' objects, before the runs are joined.
 #[derive(Debug, Default)]
 struct Part {
@@ -134,6 +145,8 @@ struct Part {
     targets: Vec<u32>,
     words: Vec<Word>,
     unreadable: u64,
+    /// Objects (of the part) holding a [`dangling`] pointer, each once, in order.
+    dangling: Vec<u32>,
 }
 
 /// The edges of a run of objects with consecutive ids.
@@ -159,6 +172,9 @@ pub struct RawEdges {
     objects: u32,
     /// Pointer words that could not be read (damage in the core).
     pub unreadable: u64,
+    /// Objects holding a pointer that no sound heap holds (to a free slot or to unmapped
+    /// memory), in id order: damage in the core.
+    pub dangling: Vec<u32>,
 }
 
 impl RawEdges {
@@ -207,6 +223,7 @@ impl RawEdges {
         let mut next = 0u32;
         for mut p in parts {
             e.unreadable += p.unreadable;
+            e.dangling.extend(p.dangling.iter().map(|k| next + k));
             if p.counts.is_empty() {
                 continue;
             }
@@ -293,6 +310,9 @@ impl RawEdges {
                         e.targets.extend_from_slice(&p.targets);
                         e.words.extend_from_slice(&p.words);
                         e.unreadable += p.unreadable;
+                        if !p.dangling.is_empty() && e.dangling.last() != Some(&k) {
+                            e.dangling.push(k);
+                        }
                         damaged |= d;
                     }
                 }

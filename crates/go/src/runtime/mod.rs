@@ -3,6 +3,7 @@
 pub mod code;
 mod crash;
 mod features;
+pub mod gcprog;
 mod goroutines;
 pub mod maplayout;
 mod pclntab;
