@@ -1,7 +1,7 @@
 # coreheap developer targets. `make test` is what CI runs (see .ci/run).
 CARGO ?= cargo
 
-.PHONY: build test lint fmt samples bench
+.PHONY: build test lint fmt samples bench fuzz
 
 build:
 	$(CARGO) build --release
@@ -25,3 +25,8 @@ samples:
 # the repository in target/bench-cores and reused; prints a table (see docs/performance.md).
 bench:
 	bash bench/run.sh
+
+# Runs each cargo-fuzz target for FUZZ_SECONDS (default 60) on seeds made from the samples;
+# FUZZ_TARGETS picks some. Needs the nightly toolchain (see docs/fuzzing.md).
+fuzz:
+	bash fuzz/run.sh
