@@ -241,21 +241,17 @@ fn truncated_pointer_masks_are_rebuilt_from_the_executable() {
         let core = unzstd(&s.core);
         let exe = unzstd(&s.exe());
         let args = ["maps", "--format", "json", "--all", "--allow-truncated"];
-        let json = |out: std::process::Output| -> serde_json::Value {
-            assert_eq!(out.status.code(), Some(0), "{name}");
-            serde_json::from_slice(&out.stdout).unwrap()
-        };
         // Where the mask lies: the warning of a core cut shortly before the end names it.
         let end = core.len() - 600_000;
-        let w = json(run_bounded(&core[..end], &exe, &args, &[]))["warnings"].to_string();
+        let w = answer(&run_bounded(&core[..end], &exe, &args, &[]), name)["warnings"].to_string();
         let at = w
             .split("moduledata.gcdatamask (address 0x")
             .nth(1)
             .and_then(|r| r.split(' ').next())
             .unwrap_or_else(|| panic!("{name}: {w}"));
         let cut = file_offset(&core, u64::from_str_radix(at, 16).unwrap());
-        let whole = json(run_bounded(&core, &exe, &args, &[]));
-        let truncated = json(run_bounded(&core[..cut], &exe, &args, &[]));
+        let whole = answer(&run_bounded(&core, &exe, &args, &[]), name);
+        let truncated = answer(&run_bounded(&core[..cut], &exe, &args, &[]), name);
         assert_eq!(answer_numbers(&truncated), answer_numbers(&whole), "{name}");
         assert_eq!(
             whole["maps"][0]["entries"].as_u64(),
@@ -458,9 +454,7 @@ fn size_and_depth_flags_take_units_and_refuse_nonsense() {
             .args(["--format", "json"]);
         cmd.output().unwrap()
     };
-    let out = run(&["--min-bytes", "1M"]);
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = answer(&run(&["--min-bytes", "1M"]), "--min-bytes 1M");
     for m in v["maps"].as_array().unwrap() {
         assert!(m["retained_bytes"].as_u64().unwrap() >= 1 << 20);
     }
@@ -627,20 +621,18 @@ fn only_regular_files_are_opened() {
 }
 
 /// Runs coreheap with `args` on a damaged copy `core` of sample `s`'s core, with the sample's
-/// executable, within a minute.
+/// executable, bounded as `run_bounded` is.
 fn run_damaged(s: &common::Sample, core: &[u8], args: &[&str]) -> std::process::Output {
-    let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "core", core);
-    let exe = write(d.path(), s.program(), &unzstd(&s.exe()));
-    Command::cargo_bin("coreheap")
-        .unwrap()
-        .args(args)
-        .arg(&p)
-        .arg("--exe")
-        .arg(&exe)
-        .timeout(std::time::Duration::from_secs(60))
-        .output()
-        .unwrap()
+    run_bounded(core, &unzstd(&s.exe()), args, &[])
+}
+
+/// The JSON answer of a run that must end with exit status 0 and no panic; `what` names the
+/// run in a failure.
+fn answer(out: &std::process::Output, what: &str) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "{what}: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// Where virtual address `addr` of a raw ELF64 core lies in the file.
@@ -685,14 +677,10 @@ fn looping_overflow_chains_are_read_once_with_a_warning() {
         let bucket = buckets + i * 208;
         set_core_u64(&mut core, bucket + 200, bucket);
     }
-    let out = run_damaged(&s, &core, &["maps", "--format", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = answer(
+        &run_damaged(&s, &core, &["maps", "--format", "json"]),
+        "maps",
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let warnings: Vec<&str> = (report["warnings"].as_array().unwrap().iter())
         .filter_map(|w| w.as_str())
         .collect();
@@ -748,10 +736,8 @@ fn oversized_map_headers_are_left_out_with_the_claim() {
             set_core_u64(&mut core, header + at, value);
         }
         let t = std::time::Instant::now();
-        let out = run_damaged(&s, &core, &["maps", "--format", "json"]);
-        assert_eq!(out.status.code(), Some(0), "{name}");
+        let report = answer(&run_damaged(&s, &core, &["maps", "--format", "json"]), name);
         assert!(t.elapsed().as_secs() < 30, "{name}: {:?}", t.elapsed());
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let warnings = report["warnings"].to_string();
         let expected = format!(" at {header:#x}: its header {claim}");
         assert!(warnings.contains(&expected), "{name}: {warnings}");
@@ -822,11 +808,10 @@ fn damaged_segment_sizes_do_not_overflow_the_totals() {
         }
     }
     assert_eq!(damaged, 2);
-    let out = run_damaged(&s, &core, &["info", "--format", "json"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info = answer(
+        &run_damaged(&s, &core, &["info", "--format", "json"]),
+        "info",
+    );
     let mapped = &info["mappings"]["mapped_bytes"];
     assert_eq!(mapped.as_u64(), Some(u64::MAX), "{}", info["mappings"]);
 }
@@ -929,9 +914,7 @@ fn unreadable_spans_are_a_warning_in_every_command() {
         set_core_u64(&mut core, array + 8 * i, 0x1000);
     }
     for cmd in ["maps", "top", "info"] {
-        let out = run_damaged(&s, &core, &[cmd, "--format", "json"]);
-        assert_eq!(out.status.code(), Some(0), "{cmd}");
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report = answer(&run_damaged(&s, &core, &[cmd, "--format", "json"]), cmd);
         let warnings = report["warnings"].as_array().unwrap();
         let spans = (warnings.iter())
             .filter(|w| {
@@ -980,9 +963,10 @@ fn swiss_tables_sharing_groups_are_read_once_with_a_warning() {
         set_core_u64(&mut core, t + data, first_data);
         set_core_u64(&mut core, t + mask, first_mask);
     }
-    let out = run_damaged(&s, &core, &["maps", "--format", "json"]);
-    assert_eq!(out.status.code(), Some(0));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = answer(
+        &run_damaged(&s, &core, &["maps", "--format", "json"]),
+        "maps",
+    );
     let warnings: Vec<&str> = (report["warnings"].as_array().unwrap().iter())
         .filter_map(|w| w.as_str())
         .collect();
@@ -1049,14 +1033,10 @@ fn a_damaged_goroutine_list_length_is_bounded_and_said() {
         Runtime::new(&p).global("runtime.allgs").unwrap().0 + 8
     };
     set_core_u64(&mut core, len_at, 1 << 40);
-    let out = run_damaged(&s, &core, &["info", "--format", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = answer(
+        &run_damaged(&s, &core, &["info", "--format", "json"]),
+        "info",
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["goroutines"], s.truth["goroutines"]);
     let claim = format!(
         "runtime.allgs claims {} goroutines but its capacity is",
@@ -1161,9 +1141,6 @@ fn dwarf_ranges(exe: &[u8]) -> Vec<std::ops::Range<usize>> {
 #[test]
 fn mutated_cores_end_with_an_answer_or_a_message() {
     let args = ["maps", "--format", "json", "--all"];
-    let json = |out: &std::process::Output| -> serde_json::Value {
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
     let check_ends = |out: &std::process::Output, what: &str| {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
@@ -1177,7 +1154,7 @@ fn mutated_cores_end_with_an_answer_or_a_message() {
         let s = sample(name);
         let core = unzstd(&s.core);
         let exe = unzstd(&s.exe());
-        let truth = answer_numbers(&json(&run_bounded(&core, &exe, &args, &[])));
+        let truth = answer_numbers(&answer(&run_bounded(&core, &exe, &args, &[]), name));
         let header = s.truth["maps"][0]["addr"]
             .as_str()
             .unwrap()
@@ -1226,9 +1203,9 @@ fn mutated_cores_end_with_an_answer_or_a_message() {
             if out.status.code() != Some(0) {
                 continue;
             }
-            let answer = json(&out);
-            let warned = !answer["warnings"].as_array().unwrap().is_empty();
-            if warned || answer_numbers(&answer) == truth {
+            let got = answer(&out, &what);
+            let warned = !got["warnings"].as_array().unwrap().is_empty();
+            if warned || answer_numbers(&got) == truth {
                 continue;
             }
             assert_eq!(damage, Damage::Anywhere, "{what}: numbers changed silently");
@@ -1236,10 +1213,8 @@ fn mutated_cores_end_with_an_answer_or_a_message() {
                 let mut one = core.clone();
                 one[at] = v;
                 let out = run_bounded(&one, &exe, &args, &[]);
-                check_ends(&out, &what);
-                let answer = json(&out);
-                if !answer["warnings"].as_array().unwrap().is_empty()
-                    || answer_numbers(&answer) == truth
+                let got = answer(&out, &what);
+                if !got["warnings"].as_array().unwrap().is_empty() || answer_numbers(&got) == truth
                 {
                     continue;
                 }
@@ -1271,13 +1246,8 @@ fn a_pointer_to_nowhere_is_a_warning() {
     let mut damaged = core.clone();
     set_core_u64(&mut damaged, word, 0x25c6_ae7d_3b00);
     let args = ["maps", "--format", "json"];
-    let json = |out: std::process::Output| -> serde_json::Value {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{stderr}");
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let before = json(run_bounded(&core, &exe, &args, &[]));
-    let after = json(run_bounded(&damaged, &exe, &args, &[]));
+    let before = answer(&run_bounded(&core, &exe, &args, &[]), "undamaged");
+    let after = answer(&run_bounded(&damaged, &exe, &args, &[]), "damaged");
     let retained = |v: &serde_json::Value| v["maps"][0]["retained_bytes"].as_u64().unwrap();
     assert!(retained(&after) < retained(&before));
     assert_eq!(before["warnings"], serde_json::json!([]));
