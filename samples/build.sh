@@ -5,7 +5,7 @@
 #
 # Usage: samples/build.sh [VERSION...] [PROGRAM...] [VARIANT...]
 #   VERSION  e.g. 1.26.6         (default: all of ALL_VERSIONS)
-#   PROGRAM  tiny | ledger | zoo | services | panicky (default: all)
+#   PROGRAM  tiny | ledger | zoo | services | panicky | growth (default: all)
 #   VARIANT  plain | pie | noswissmap | arm64 (default: all)
 # Examples:
 #   samples/build.sh 1.26.6 tiny          # go1.26.6/tiny, go1.26.6-pie/tiny, go1.26.6-arm64/tiny
@@ -43,14 +43,14 @@ want_versions=() want_programs=() want_variants=()
 for a in "$@"; do
 	case "$a" in
 	[0-9]*.*) want_versions+=("$a") ;;
-	tiny | ledger | zoo | services | panicky) want_programs+=("$a") ;;
+	tiny | ledger | zoo | services | panicky | growth) want_programs+=("$a") ;;
 	plain | pie | noswissmap | arm64) want_variants+=("$a") ;;
 	-h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) die "unknown argument '$a' (see --help)" ;;
 	esac
 done
 ((${#want_versions[@]})) || want_versions=("${ALL_VERSIONS[@]}")
-((${#want_programs[@]})) || want_programs=("${ALL_PROGRAMS[@]}" panicky)
+((${#want_programs[@]})) || want_programs=("${ALL_PROGRAMS[@]}" panicky growth)
 ((${#want_variants[@]})) || want_variants=("${ALL_VARIANTS[@]}")
 for v in "${want_versions[@]}"; do
 	[[ " ${ALL_VERSIONS[*]} " == *" $v "* ]] || die "unsupported Go version $v (supported: ${ALL_VERSIONS[*]})"
@@ -71,6 +71,8 @@ for p in tiny ledger services; do matrix+=("1.26.6 arm64 $p"); done # Swiss maps
 # panicky: a real panic (nil dereference in a goroutine), no truth.json; every plain release, and arm64 once.
 for v in "${ALL_VERSIONS[@]}"; do matrix+=("$v plain panicky"); done
 matrix+=("1.26.6 arm64 panicky")
+# growth: the before/after pair for `coreheap diff` (growth-1 crashed, growth-2 dumped alive by gcore).
+matrix+=("1.26.6 plain growth")
 
 selected=()
 for m in "${matrix[@]}"; do
@@ -162,6 +164,10 @@ build_one() {
 	# independent of where the repository is checked out and of its git state.
 	(cd "$SAMPLES/programs" &&
 		"$GOROOT/bin/go" build -trimpath -buildvcs=false -buildmode=$buildmode -o "$run/$p" "./$p")
+	if [[ $p == growth ]]; then
+		growth_pair "$run" "$out" "$name" "$v" "$var" "$goarch" "$buildmode" "$experiment"
+		return
+	fi
 
 	# Run it. It writes truth.json + memstats.json and then crashes (tgkill
 	# SIGABRT to itself -> the runtime's handler prints every goroutine,
@@ -219,17 +225,67 @@ build_one() {
 	[[ -f $core ]] || die "$name/$p: no core file (rc=$rc); check 'ulimit -c' and /proc/sys/kernel/core_pattern (must be 'core')"
 	check_core "$core" "$runner" >&2
 
+	store_one "$core" "$out" "$run/$p" "$name" "$v" "$var" "$goarch" "$buildmode" "$experiment" "$runner" "$rc"
+}
+
+# growth_pair RUN OUT NAME VERSION VARIANT GOARCH BUILDMODE EXPERIMENT: the pair `coreheap diff`
+# is tested on. Stage 1 crashes as the other programs do (kernel core, OUT-1); stage 2 is dumped
+# alive with gdb's gcore and then killed (OUT-2), as a responder dumps a service before the OOM
+# kill. Both stages run the same binary, stored once (OUT-2's is a link to OUT-1's).
+growth_pair() {
+	local run=$1 out=$2 name=$3 v=$4 var=$5 goarch=$6 buildmode=$7 experiment=$8 rc pid
+	command -v gcore >/dev/null || die "gcore is required for the growth samples (apt-get install gdb)"
+	rm -f "$run"/core "$run"/truth.json "$run"/memstats.json
+	rc=0
+	{ (
+		cd "$run"
+		ulimit -c unlimited
+		export GOTRACEBACK=crash TRUTH=$run/truth.json MEMSTATS=$run/memstats.json STAGE=1
+		unset GOGC GOMEMLIMIT GODEBUG GOMAXPROCS || true
+		exec ./growth >stdout.txt 2>traceback.txt
+	) || rc=$?; } 2>/dev/null
+	grep -q '^samples/internal/truth\.crash(' "$run/traceback.txt" && ((rc == 134)) ||
+		{ tail -20 "$run/traceback.txt" >&2; die "$name/growth stage 1: did not die of its own SIGABRT (rc=$rc)"; }
+	check_core "$run/core" kernel >&2
+	store_one "$run/core" "$out-1" "$run/growth" "$name" "$v" "$var" "$goarch" "$buildmode" "$experiment" kernel "$rc"
+
+	rm -f "$run"/truth.json "$run"/memstats.json "$run"/ready "$run"/traceback.txt
+	(
+		cd "$run"
+		export TRUTH=$run/truth.json MEMSTATS=$run/memstats.json STAGE=2 HOLD=1 READY=$run/ready
+		unset GOGC GOMEMLIMIT GODEBUG GOMAXPROCS || true
+		exec ./growth >stdout.txt 2>stderr.txt
+	) &
+	pid=$!
+	for _ in $(seq 600); do [[ -s $run/ready ]] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	[[ -s $run/ready ]] || { kill -9 "$pid" 2>/dev/null; cat "$run/stderr.txt" >&2; die "$name/growth stage 2 never got ready"; }
+	gcore -o "$run/gcore" "$pid" >"$run/gcore.log" 2>&1 || { cat "$run/gcore.log" >&2; die "gcore failed"; }
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null || true
+	mv "$run/gcore.$pid" "$run/core"
+	check_core "$run/core" kernel >&2
+	store_one "$run/core" "$out-2" "$run/growth" "$name" "$v" "$var" "$goarch" "$buildmode" "$experiment" gcore 137
+	ln -sf ../growth-1/growth.zst "$out-2/growth.zst"
+}
+
+# store_one CORE OUT BINARY NAME VERSION VARIANT GOARCH BUILDMODE EXPERIMENT DUMPED_BY RC:
+# compress core and binary into OUT with the run's traceback, truth, memstats and meta.json,
+# then remove CORE.
+store_one() {
+	local core=$1 out=$2 binary=$3 name=$4 v=$5 var=$6 goarch=$7 buildmode=$8 experiment=$9 runner=${10} rc=${11}
+	local run p
+	run=$(dirname "$binary") p=$(basename "$binary")
 	# Store.
 	rm -rf "$out"
 	mkdir -p "$out"
 	# shellcheck disable=SC2086
 	zstd -q $ZSTD_LEVEL -T2 -f "$core" -o "$out/core.zst"
 	# shellcheck disable=SC2086
-	zstd -q $ZSTD_LEVEL -T2 -f "$run/$p" -o "$out/$p.zst"
-	cp "$run/traceback.txt" "$out/"
+	zstd -q $ZSTD_LEVEL -T2 -f "$binary" -o "$out/$p.zst"
+	[[ ! -s $run/traceback.txt ]] || cp "$run/traceback.txt" "$out/"
 	[[ $p == panicky ]] || cp "$run/truth.json" "$run/memstats.json" "$out/"
 	chmod 644 "$out"/*
-	python3 - "$out/meta.json" "$name" "$v" "$var" "$goarch" "$buildmode" "$experiment" "$runner" "$run/$p" "$core" "$rc" <<'EOF'
+	python3 - "$out/meta.json" "$name" "$v" "$var" "$goarch" "$buildmode" "$experiment" "$runner" "$binary" "$core" "$rc" <<'EOF'
 import hashlib, json, os, sys
 out, name, v, var, goarch, buildmode, experiment, runner, binary, core, rc = sys.argv[1:]
 def sha(p):
@@ -262,7 +318,7 @@ EOF
 	chmod 644 "$out/meta.json"
 	local sz
 	sz=$(($(stat -c %s "$out/core.zst") + $(stat -c %s "$out/$p.zst")))
-	log "   core $(stat -c %s "$core") -> $(stat -c %s "$out/core.zst"), binary $(stat -c %s "$run/$p") -> $(stat -c %s "$out/$p.zst")"
+	log "   core $(stat -c %s "$core") -> $(stat -c %s "$out/core.zst"), binary $(stat -c %s "$binary") -> $(stat -c %s "$out/$p.zst")"
 	((sz < MAX_SAMPLE)) || die "$name/$p: core.zst + $p.zst = $sz bytes, limit $MAX_SAMPLE"
 	rm -f "$core"
 }

@@ -28,6 +28,8 @@ const EXIT_OK: i32 = 0;
 const EXIT_INTERNAL: i32 = 1;
 /// Exit status: the input cannot be used (bad core, wrong or missing binary, bad flags).
 const EXIT_INPUT: i32 = 2;
+/// Exit status: `diff --fail-over` found growth over the threshold.
+const EXIT_GREW: i32 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,8 +42,9 @@ The core may be compressed with zstd, xz, gzip or lz4 (as systemd-coredump store
 executable must be the exact binary that crashed, with its DWARF; coreheap finds it from the \
 path recorded in the core, or beside the core by build id, or takes it from --exe.",
     after_help = "Exit status: 0 success; 1 coreheap itself failed; 2 the input cannot be used \
-(unreadable, truncated or non-Go core, missing or mismatched executable, bad flags).\n\n\
-Examples:\n  coreheap maps core.zst --exe ./server\n  coreheap maps core.zst --entries 5          (the 5 entries that retain the most, per map)\n  coreheap maps core.zst --redact --format markdown > report.md   (no key text leaves)\n  coreheap path core.zst 0xc000123450         (how an entry's value is held)\n  coreheap top core.zst\n  coreheap info core.zst --format json\n  coreheap completions bash > ~/.local/share/bash-completion/completions/coreheap"
+(unreadable, truncated or non-Go core, missing or mismatched executable, bad flags); 3 `diff \
+--fail-over` found growth over the threshold.\n\n\
+Examples:\n  coreheap maps core.zst --exe ./server\n  coreheap maps core.zst --entries 5          (the 5 entries that retain the most, per map)\n  coreheap maps core.zst --redact --format markdown > report.md   (no key text leaves)\n  coreheap path core.zst 0xc000123450         (how an entry's value is held)\n  coreheap top core.zst\n  coreheap diff before.core after.core --exe ./server --fail-over 20%   (what grew; exit 3 over 20%)\n  coreheap info core.zst --format json\n  coreheap completions bash > ~/.local/share/bash-completion/completions/coreheap"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -60,6 +63,9 @@ enum Command {
     Path(PathArgs),
     /// Maps ranked by retained bytes, with their owner and the key groups that hold the bytes.
     Maps(MapsArgs),
+    /// What grew between two cores of one service: maps and key groups, before and after.
+    /// Exit status 3 when --fail-over is given and something grew more.
+    Diff(DiffArgs),
     /// Print a shell completion script (e.g. `coreheap completions bash > /etc/bash_completion.d/coreheap`).
     Completions {
         /// The shell.
@@ -83,6 +89,7 @@ impl Command {
             Command::Histogram(a) => a.out.timings,
             Command::Path(a) => a.out.timings,
             Command::Maps(a) => a.out.timings,
+            Command::Diff(a) => a.out.timings,
         }
     }
 }
@@ -98,6 +105,13 @@ struct CoreArgs {
     /// Read DWARF from this file instead of the executable (stripped binary + debug file).
     #[arg(long, value_name = "PATH")]
     debug_file: Option<PathBuf>,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+/// How cores are read, whichever core it is.
+#[derive(Args, Debug, Clone)]
+struct ReadArgs {
     /// Look up paths recorded in the core under this directory (a copy of the crashed machine's files).
     #[arg(long, value_name = "DIR")]
     sysroot: Option<PathBuf>,
@@ -123,14 +137,15 @@ struct CoreArgs {
 
 impl CoreArgs {
     fn options(&self) -> OpenOptions {
+        let r = &self.read;
         OpenOptions {
             exe: self.exe.clone(),
             debug_file: self.debug_file.clone(),
-            sysroot: self.sysroot.clone(),
-            tmpdir: self.tmpdir.clone(),
-            max_decompressed: self.max_decompressed,
-            allow_truncated: self.allow_truncated,
-            force: self.force,
+            sysroot: r.sysroot.clone(),
+            tmpdir: r.tmpdir.clone(),
+            max_decompressed: r.max_decompressed,
+            allow_truncated: r.allow_truncated,
+            force: r.force,
         }
     }
 }
@@ -165,19 +180,8 @@ struct MapsArgs {
     /// Leave out maps retaining fewer bytes: a number of bytes, or with a unit (512KiB, 1M = 1 MiB, 2GB = 2·10^9).
     #[arg(long, default_value = "0", value_name = "SIZE", value_parser = parse_size_arg)]
     min_bytes: u64,
-    /// Key groups shown under each map.
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    groups: usize,
-    /// How to group keys.
-    #[arg(long, value_enum, default_value_t = GroupByArg::Prefix)]
-    group_by: GroupByArg,
-    /// With --group-by prefix: cut every key before its N-th delimiter instead of the tree
-    /// (keys with fewer delimiters go under their longest delimited prefix).
-    #[arg(long, value_name = "N", value_parser = parse_depth)]
-    depth: Option<usize>,
-    /// Characters of a key shown.
-    #[arg(long, default_value_t = 40, value_name = "N")]
-    key_width: usize,
+    #[command(flatten)]
+    grouping: GroupArgs,
     /// List the N entries that retain the most under each map and key group, with their key,
     /// value type and address (for `coreheap path`).
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -190,6 +194,43 @@ struct MapsArgs {
     /// JSON also lists each of them under that row.
     #[arg(long)]
     nested: bool,
+}
+
+/// How a map's keys are grouped and shown.
+#[derive(Args, Debug)]
+struct GroupArgs {
+    /// Key groups shown under each map (per level of the prefix tree).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    groups: usize,
+    /// How to group keys.
+    #[arg(long, value_enum, default_value_t = GroupByArg::Prefix)]
+    group_by: GroupByArg,
+    /// With --group-by prefix: cut every key before its N-th delimiter instead of the tree
+    /// (keys with fewer delimiters go under their longest delimited prefix).
+    #[arg(long, value_name = "N", value_parser = parse_depth)]
+    depth: Option<usize>,
+    /// Characters of a key shown.
+    #[arg(long, default_value_t = 40, value_name = "N")]
+    key_width: usize,
+}
+
+impl GroupArgs {
+    /// The `maps` options these flags and the key flags set; the others at their defaults.
+    fn maps_options(&self, keys: &KeyArgs) -> MapsOptions {
+        MapsOptions {
+            groups: self.groups,
+            group_by: match self.group_by {
+                GroupByArg::Prefix => GroupBy::Prefix,
+                GroupByArg::Shape => GroupBy::Shape,
+            },
+            depth: self.depth,
+            delimiters: keys.delimiters.clone(),
+            key_width: self.key_width,
+            redact: keys.redact,
+            redact_keep: keys.redact_keep,
+            ..MapsOptions::default()
+        }
+    }
 }
 
 /// How keys are split into fields, and whether they may leave the machine.
@@ -215,6 +256,66 @@ impl KeyArgs {
     fn redactor(&self) -> Option<Redactor> {
         self.redact
             .then(|| Redactor::new(&self.delimiters, self.redact_keep))
+    }
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// The earlier core (e.g. taken with gcore while the service ran).
+    before: PathBuf,
+    /// The later core (e.g. the one the OOM kill left).
+    after: PathBuf,
+    /// The executable of both cores, when they run the same build (default: found from each core).
+    #[arg(long, value_name = "PATH")]
+    exe: Option<PathBuf>,
+    /// The executable of the earlier core.
+    #[arg(long, value_name = "PATH", conflicts_with = "exe")]
+    exe_before: Option<PathBuf>,
+    /// The executable of the later core.
+    #[arg(long, value_name = "PATH", conflicts_with = "exe")]
+    exe_after: Option<PathBuf>,
+    /// Read DWARF of both from this file instead of the executables.
+    #[arg(long, value_name = "PATH")]
+    debug_file: Option<PathBuf>,
+    /// Read DWARF of the earlier core's executable from this file.
+    #[arg(long, value_name = "PATH", conflicts_with = "debug_file")]
+    debug_file_before: Option<PathBuf>,
+    /// Read DWARF of the later core's executable from this file.
+    #[arg(long, value_name = "PATH", conflicts_with = "debug_file")]
+    debug_file_after: Option<PathBuf>,
+    #[command(flatten)]
+    read: ReadArgs,
+    #[command(flatten)]
+    out: OutArgs,
+    /// Maps to list, largest growth first (0: all).
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    #[command(flatten)]
+    grouping: GroupArgs,
+    /// Exit with status 3 when the reachable heap or a map grew by more than SIZE (100MiB) or
+    /// PCT of its size before (20%); a map that was not there before counts only against a
+    /// SIZE. For a CI memory-growth gate.
+    #[arg(long, value_name = "SIZE|PCT", value_parser = coreheap::report::diff::Threshold::parse)]
+    fail_over: Option<coreheap::report::diff::Threshold>,
+}
+
+impl DiffArgs {
+    /// How to read the earlier (`false`) or the later (`true`) core.
+    fn side(&self, later: bool) -> CoreArgs {
+        let pick = |both: &Option<PathBuf>, before: &Option<PathBuf>, after: &Option<PathBuf>| {
+            both.clone()
+                .or(if later { after.clone() } else { before.clone() })
+        };
+        CoreArgs {
+            core: if later { &self.after } else { &self.before }.clone(),
+            exe: pick(&self.exe, &self.exe_before, &self.exe_after),
+            debug_file: pick(
+                &self.debug_file,
+                &self.debug_file_before,
+                &self.debug_file_after,
+            ),
+            read: self.read.clone(),
+        }
     }
 }
 
@@ -316,6 +417,10 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => EXIT_OK,
         Err(e) if is_broken_pipe(&e) => EXIT_OK,
+        Err(e) if e.downcast_ref::<Grew>().is_some() => {
+            eprintln!("coreheap: {e}");
+            EXIT_GREW
+        }
         Err(e) => {
             eprintln!("coreheap: error: {}", one_line(&e));
             exit_code(&e)
@@ -368,6 +473,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Histogram(a) => histogram(a),
         Command::Path(a) => path(a),
         Command::Maps(a) => maps(a),
+        Command::Diff(a) => diff(a),
         Command::HeapScan(a) => heap_scan(a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -412,32 +518,16 @@ fn parse_depth(s: &str) -> Result<usize, String> {
 }
 
 fn maps(a: MapsArgs) -> anyhow::Result<()> {
-    let keys = &a.out.keys;
     let opts = MapsOptions {
         top: a.top,
         min_bytes: a.min_bytes,
-        groups: a.groups,
-        group_by: match a.group_by {
-            GroupByArg::Prefix => GroupBy::Prefix,
-            GroupByArg::Shape => GroupBy::Shape,
-        },
-        depth: a.depth,
-        delimiters: keys.delimiters.clone(),
-        key_width: a.key_width,
-        redact: keys.redact,
-        redact_keep: keys.redact_keep,
         nested: a.nested,
         entries: a.entries,
         all: a.all,
+        ..a.grouping.maps_options(&a.out.keys)
     };
     with_view(&a.core, &a.out, TypeScope::TowardMaps, |p, view| {
-        let input = MapsInput {
-            view,
-            dwarf: &p.dwarf,
-            mem: &p.mem,
-            go_version: p.exe.buildinfo.release(),
-            code: Some((&p.symbols, p.bias)),
-        };
+        let input = MapsInput::of(p, view);
         let report = MapsReport::gather(&input, &opts);
         render(
             &a.out,
@@ -446,6 +536,65 @@ fn maps(a: MapsArgs) -> anyhow::Result<()> {
             |c| report.to_markdown(c),
         )
     })
+}
+
+/// `diff --fail-over` found growth over the threshold.
+#[derive(Debug, thiserror::Error)]
+#[error("growth over --fail-over {threshold}: {}", .exceeded.join("; "))]
+struct Grew {
+    threshold: String,
+    exceeded: Vec<String>,
+}
+
+fn diff(a: DiffArgs) -> anyhow::Result<()> {
+    use coreheap::report::diff::{DiffOptions, DiffReport};
+    use coreheap::report::maps::{KeyGroup, MapsInput, MapsReport};
+    let keys = &a.out.keys;
+    let mut opts = MapsOptions {
+        top: 0,
+        ..a.grouping.maps_options(keys)
+    };
+    // One redactor for both cores, so that a key reads the same in both.
+    let redactor = coreheap_go::maps::keys::Redactor::new(&keys.delimiters, keys.redact_keep);
+    // One core at a time, the later first: its key groups are the shape the earlier core's
+    // keys are grouped in.
+    let report = |side: &CoreArgs, opts: &MapsOptions, which: &str| -> anyhow::Result<MapsReport> {
+        let (p, analysis) = analyse_side(side, &a.out, TypeScope::TowardMaps, which)?;
+        let view = HeapView::new(&analysis);
+        let input = MapsInput::of(&p, &view);
+        Ok(MapsReport::gather_with(&input, opts, &redactor))
+    };
+    let (before, after) = (a.side(false), a.side(true));
+    let later = report(&after, &opts, "after")?;
+    let guides = (later.maps.iter())
+        .map(|m| (m.owner.clone(), KeyGroup::guide(&m.groups)))
+        .collect();
+    opts.guides = Some(std::sync::Arc::new(guides));
+    let earlier = report(&before, &opts, "before")?;
+    let path = |c: &CoreArgs| c.core.display().to_string();
+    let report = DiffReport::compare(
+        (path(&before), earlier),
+        (path(&after), later),
+        &DiffOptions {
+            top: a.top,
+            groups: a.grouping.groups,
+            fail_over: a.fail_over,
+        },
+    );
+    print_out(&render(
+        &a.out,
+        || report.to_json(),
+        |w| report.to_table(w),
+        |c| report.to_markdown(c),
+    )?)?;
+    match &report.fail_over {
+        Some(f) if report.failed() => Err(Grew {
+            threshold: f.threshold.clone(),
+            exceeded: f.exceeded.clone(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// The command line as typed, quoted where a word holds a space (for Markdown reports).
@@ -576,9 +725,26 @@ fn analyse(
     out: &OutArgs,
     scope: TypeScope,
 ) -> anyhow::Result<(Process, Analysis)> {
-    let tables = match &core.scratch_dir {
+    analyse_side(core, out, scope, "")
+}
+
+/// [`analyse`] for one of several cores, named `which` in warnings and timings.
+fn analyse_side(
+    core: &CoreArgs,
+    out: &OutArgs,
+    scope: TypeScope,
+    which: &str,
+) -> anyhow::Result<(Process, Analysis)> {
+    let which = if which.is_empty() {
+        String::new()
+    } else {
+        format!("{which}: ")
+    };
+    let tables = match &core.read.scratch_dir {
         Some(dir) => TablePlace::scratch(dir)?,
-        None => TablePlace::memory_or(core.tmpdir.clone().unwrap_or_else(std::env::temp_dir)),
+        None => {
+            TablePlace::memory_or((core.read.tmpdir.clone()).unwrap_or_else(std::env::temp_dir))
+        }
     };
     let t = std::time::Instant::now();
     let bars = Bars::new();
@@ -589,10 +755,13 @@ fn analyse(
     let shown = std::io::stdout().is_terminal() && !matches!(out.format, Format::Json);
     if !shown {
         for w in &a.warnings {
-            eprintln!("coreheap: warning: {w}");
+            eprintln!("coreheap: warning: {which}{w}");
         }
     }
     if out.timings {
+        if !which.is_empty() {
+            eprintln!("{which}{}", core.core.display());
+        }
         eprintln!("{:<12} {:>10.3} s", "open", open.as_secs_f64());
         for ph in &a.timings {
             eprintln!(

@@ -498,19 +498,8 @@ fn info_json_and_markdown_carry_the_crash() {
     // Existing fields stay.
     assert!(v["memory"]["heap_inuse_bytes"].is_u64());
     // Every field the schema requires is there.
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema/info-v1.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let has_all = |v: &serde_json::Value, s: &serde_json::Value, what: &str| {
-        for k in s["required"].as_array().unwrap() {
-            let k = k.as_str().unwrap();
-            assert!(v.get(k).is_some(), "{what}: no {k}");
-        }
-    };
+    let schema = common::schema("info-v1.json");
+    let has_all = common::has_required;
     let props = &schema["properties"];
     let crash = &props["crash"];
     let g = &crash["properties"]["goroutine"];

@@ -547,13 +547,7 @@ fn shared_values_and_pooled_objects_match_the_program() {
 /// row: a stack map, sync.Maps, a roll-up with its inner maps, shared values and a pool.
 #[test]
 fn maps_json_has_every_field_its_schema_requires() {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema/maps-v1.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let schema = common::schema("maps-v1.json");
     let s = sample("go1.26.6/services");
     let doc: serde_json::Value = serde_json::from_str(&common::coreheap_stdout([
         "maps".as_ref(),
@@ -565,12 +559,7 @@ fn maps_json_has_every_field_its_schema_requires() {
         "--nested".as_ref(),
     ]))
     .unwrap();
-    let has_all = |v: &serde_json::Value, s: &serde_json::Value, what: &str| {
-        for k in s["required"].as_array().unwrap() {
-            let k = k.as_str().unwrap();
-            assert!(v.get(k).is_some(), "{what}: no {k}");
-        }
-    };
+    let has_all = common::has_required;
     has_all(&doc, &schema, "document");
     let props = &schema["properties"];
     let maps = doc["maps"].as_array().unwrap();

@@ -208,13 +208,7 @@ pub fn analyse(core: &Path, exe: &Path, run: Run) -> Option<(Process, Analysis)>
 /// Renders the `maps` and `info` reports of an analysis.
 pub fn report(p: &Process, a: &Analysis) {
     let view = HeapView::new(a);
-    let input = MapsInput {
-        view: &view,
-        dwarf: &p.dwarf,
-        mem: &p.mem,
-        go_version: p.exe.buildinfo.release(),
-        code: Some((&p.symbols, p.bias)),
-    };
+    let input = MapsInput::of(&p, &view);
     let maps = MapsReport::gather(&input, &MapsOptions::default());
     let _ = maps.to_json();
     let _ = maps.to_table(100);

@@ -370,8 +370,13 @@ impl InfoReport {
     fn crash_rows(&self) -> Vec<(String, String)> {
         let c = &self.crash;
         let mut rows = Vec::new();
-        if let Some(sig) = &c.death {
-            rows.push(("died of".into(), sig.to_string()));
+        match &c.death {
+            Some(sig) if c.dumped_alive => rows.push((
+                "died of".into(),
+                format!("nothing: dumped alive ({sig}: stopped by gcore or a debugger)"),
+            )),
+            Some(sig) => rows.push(("died of".into(), sig.to_string())),
+            None => {}
         }
         if let Some(sig) = &c.origin {
             rows.push(("crash started by".into(), sig.to_string()));

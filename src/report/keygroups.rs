@@ -174,6 +174,12 @@ pub struct Acc {
     pub top: Vec<(u64, u32)>,
 }
 
+impl Default for Acc {
+    fn default() -> Acc {
+        Acc::new()
+    }
+}
+
 impl Acc {
     fn new() -> Acc {
         Acc {
@@ -290,6 +296,95 @@ impl Grouper<'_> {
         let mut groups = sorted(first, 1);
         if how == Grouping::Tree {
             self.open(&d, &mut groups);
+        }
+        (groups, all.top)
+    }
+
+    /// This map's entries in the groups of `guide` (the same map's groups in another core,
+    /// made `how`), in its order and shape, each with what this map holds in it (zero when
+    /// nothing); then, on each level, the groups of keys no guide group takes, largest first, at
+    /// most `shown`. Every group holds the keys its label selects, as in [`Grouper::group`],
+    /// so that the two cores' groups of one label compare. Also the map's largest entries.
+    pub fn follow(&self, how: Grouping, guide: &[Group]) -> (Vec<Group>, Vec<(u64, u32)>) {
+        if how != Grouping::Tree {
+            let (found, top) = self.group(how);
+            let mut found: HashMap<Vec<u8>, Group> =
+                found.into_iter().map(|g| (g.label.clone(), g)).collect();
+            let mut groups: Vec<Group> = (guide.iter())
+                .map(|g| found.remove(&g.label).unwrap_or_else(|| g.emptied()))
+                .collect();
+            let mut rest: Vec<Group> = found.into_values().collect();
+            rest.sort_by(order);
+            groups.extend(rest.into_iter().take(self.shown));
+            return (groups, top);
+        }
+        let d = Delims::new(self.delimiters);
+        // The top level: a guide group by its label at its depth, else a new group.
+        let top_level = by_depth(guide.iter().enumerate());
+        let mut passes = self.pass(&|k: &[u8]| {
+            Some(match find(&d, k, &top_level) {
+                Some((label, _)) => (0, Cow::Borrowed(label)),
+                None => (1, Cow::Borrowed(d.prefix(k, 1))),
+            })
+        });
+        passes.resize_with(2, Pass::default);
+        let mut all = Acc::new();
+        for a in passes.iter().flat_map(|p| p.values()) {
+            all.merge(a.clone(), self.keep);
+        }
+        let extra = passes.pop().unwrap_or_default();
+        let mut matched = passes.pop().unwrap_or_default();
+        let mut groups = placed(guide, &mut matched);
+        groups.extend(sorted(extra, 1).into_iter().take(self.shown));
+        // Deeper levels: the children of every guide group that has them.
+        let mut frontier: Vec<(Vec<usize>, &Group)> = (guide.iter().enumerate())
+            .filter(|(_, g)| !g.children.is_empty())
+            .map(|(i, g)| (vec![i], g))
+            .collect();
+        while !frontier.is_empty() {
+            let parents = by_depth(frontier.iter().map(|(_, g)| *g).enumerate());
+            // Per parent: its children by label at their depth, less the one holding the keys
+            // that go no deeper (it has the parent's label and depth, and is found by the
+            // parent's cut one level down, as new children are).
+            let kids: Vec<Levels> = (frontier.iter())
+                .map(|(_, g)| {
+                    by_depth((g.children.iter().enumerate()).filter(|(_, c)| !c.no_deeper(g)))
+                })
+                .collect();
+            let passes = self.pass(&|k: &[u8]| {
+                let f = find(&d, k, &parents)?.1;
+                let g = frontier[f as usize].1;
+                let next = d.prefix(k, g.depth + 1);
+                let kept =
+                    (g.children.iter()).any(|c| c.no_deeper(g)) && next == g.label.as_slice();
+                Some(match find(&d, k, &kids[f as usize]) {
+                    Some((label, _)) => (2 * f, Cow::Borrowed(label)),
+                    None if kept => (2 * f, Cow::Borrowed(next)),
+                    None => (2 * f + 1, Cow::Borrowed(next)),
+                })
+            });
+            let mut passes = passes.into_iter();
+            let mut next = Vec::new();
+            for (path, g) in frontier {
+                let mut matched = passes.next().unwrap_or_default();
+                let extra = passes.next().unwrap_or_default();
+                let mut children = placed(&g.children, &mut matched);
+                let mut rest = sorted(extra, g.depth + 1);
+                for r in rest.iter_mut().filter(|r| r.label == g.label) {
+                    r.depth = g.depth;
+                }
+                children.extend(rest.into_iter().take(self.shown));
+                let node = at_path(&mut groups, &path);
+                node.children = children;
+                for (c, kid) in g.children.iter().enumerate() {
+                    if !kid.children.is_empty() {
+                        let mut p = path.clone();
+                        p.push(c);
+                        next.push((p, kid));
+                    }
+                }
+            }
+            frontier = next;
         }
         (groups, all.top)
     }
@@ -473,6 +568,82 @@ impl Grouper<'_> {
 /// A key's group: the pass it counts in and its label there (`None`: left out).
 type Classify<'c> = dyn Fn(&[u8]) -> Option<(u32, Cow<'_, [u8]>)> + Sync + 'c;
 
+/// Guide groups by depth, shallowest first: each depth's labels, to the groups' indices.
+type Levels<'g> = Vec<(usize, HashMap<&'g [u8], u32>)>;
+
+/// Guide groups by depth (see [`Levels`]).
+fn by_depth<'g>(groups: impl Iterator<Item = (usize, &'g Group)>) -> Levels<'g> {
+    let mut levels: Vec<(usize, HashMap<&[u8], u32>)> = Vec::new();
+    for (i, g) in groups {
+        match levels.iter_mut().find(|(d, _)| *d == g.depth) {
+            Some((_, labels)) => {
+                labels.insert(&g.label, i as u32);
+            }
+            None => levels.push((g.depth, HashMap::from([(g.label.as_slice(), i as u32)]))),
+        }
+    }
+    levels.sort_by_key(|(d, _)| *d);
+    levels
+}
+
+/// The guide group (of [`by_depth`]) whose label is the key's prefix at the group's depth:
+/// that prefix of the key, and the group's index.
+fn find<'k>(
+    d: &Delims,
+    key: &'k [u8],
+    levels: &[(usize, HashMap<&[u8], u32>)],
+) -> Option<(&'k [u8], u32)> {
+    (levels.iter()).find_map(|(depth, labels)| {
+        let label = d.prefix(key, *depth);
+        Some((label, *labels.get(label)?))
+    })
+}
+
+/// The guide's groups with what `found` holds under their labels (nothing: empty).
+fn placed(guide: &[Group], found: &mut Pass) -> Vec<Group> {
+    (guide.iter())
+        .map(|g| Group {
+            label: g.label.clone(),
+            depth: g.depth,
+            acc: found.remove(&g.label).unwrap_or_default(),
+            children: Vec::new(),
+        })
+        .collect()
+}
+
+/// The group at `path` (child indices from the top level).
+fn at_path<'g>(groups: &'g mut [Group], path: &[usize]) -> &'g mut Group {
+    let mut g = &mut groups[path[0]];
+    for &c in &path[1..] {
+        g = &mut g.children[c];
+    }
+    g
+}
+
+impl Group {
+    /// The group with nothing in it, unopened.
+    fn emptied(&self) -> Group {
+        Group {
+            label: self.label.clone(),
+            depth: self.depth,
+            acc: Acc::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Whether this child of `parent` holds the parent's keys that go no deeper.
+    fn no_deeper(&self, parent: &Group) -> bool {
+        self.label == parent.label && self.depth == parent.depth
+    }
+}
+
+/// Largest first, then by entries, then by label (the same order from run to run).
+fn order(x: &Group, y: &Group) -> std::cmp::Ordering {
+    (y.acc.bytes.cmp(&x.acc.bytes))
+        .then(y.acc.entries.cmp(&x.acc.entries))
+        .then(x.label.cmp(&y.label))
+}
+
 /// Groups largest first (then by label, so that the order is the same from run to run).
 fn sorted(p: Pass, depth: usize) -> Vec<Group> {
     let mut v: Vec<Group> = p
@@ -484,11 +655,7 @@ fn sorted(p: Pass, depth: usize) -> Vec<Group> {
             children: Vec::new(),
         })
         .collect();
-    v.sort_by(|x, y| {
-        (y.acc.bytes.cmp(&x.acc.bytes))
-            .then(y.acc.entries.cmp(&x.acc.entries))
-            .then(x.label.cmp(&y.label))
-    });
+    v.sort_by(order);
     v
 }
 
@@ -595,6 +762,79 @@ mod tests {
         assert_eq!(groups.len(), 2);
         assert_eq!((groups[0].acc.entries, groups[0].acc.bytes), (1, 4));
         assert_eq!((groups[1].acc.entries, groups[1].acc.bytes), (2, 3));
+    }
+
+    #[test]
+    fn following_a_guide_counts_each_label_as_grouping_would() {
+        let old = [
+            "acct:eu:1",
+            "acct:eu:2",
+            "acct:eu:3",
+            "acct:us:1",
+            "sess:a",
+            "x",
+        ];
+        let (guide, _) = group(&old, &[100, 100, 100, 50, 40, 1], Grouping::Tree);
+        // acct opens into acct:eu and acct:us; sess stays closed; "x" has no prefix.
+        let new = [
+            "acct:eu:1",
+            "acct:ap:1",
+            "acct:ap:2",
+            "job:a",
+            "job:b",
+            "acct:z",
+        ];
+        let sizes = [10, 20, 20, 5, 5, 7];
+        let text = |i: u32| new.get(i as usize).map(|k| format!("{k:?}"));
+        let grouper = Grouper {
+            keys: Keys::Rendered {
+                text: &text,
+                count: new.len() as u32,
+            },
+            sizes: Sizes::Listed(&sizes),
+            delimiters: ":",
+            keep: 0,
+            shown: 10,
+        };
+        let (groups, _) = grouper.follow(Grouping::Tree, &guide);
+        // The guide's groups first, in its order, then the new ones, largest first.
+        assert_eq!(
+            labels(&groups),
+            [
+                ("acct".into(), 4, 57),
+                ("sess".into(), 0, 0),
+                (String::new(), 0, 0),
+                ("job".into(), 2, 10)
+            ]
+        );
+        // Under acct: the guide's children, then acct:ap, then the key with no deeper field.
+        assert_eq!(
+            labels(&groups[0].children),
+            [
+                ("acct:eu".into(), 1, 10),
+                ("acct:us".into(), 0, 0),
+                ("acct:ap".into(), 2, 40),
+                ("acct".into(), 1, 7)
+            ]
+        );
+        assert_eq!(groups[0].children[3].depth, groups[0].depth);
+        // A fixed depth: the same labels as grouping finds, in the guide's order.
+        let (flat, _) = group(&old, &[1; 6], Grouping::Depth(1));
+        let (followed, _) = grouper.follow(Grouping::Depth(1), &flat);
+        let (direct, _) = grouper.group(Grouping::Depth(1));
+        let count = |gs: &[Group], l: &str| {
+            gs.iter()
+                .find(|g| g.label == l.as_bytes())
+                .map(|g| (g.acc.entries, g.acc.bytes))
+        };
+        for l in ["acct", "job", "sess", ""] {
+            assert_eq!(
+                count(&followed, l),
+                count(&direct, l).or(Some((0, 0))),
+                "{l}"
+            );
+        }
+        assert_eq!(followed[0].label, flat[0].label);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Reports: one module per command, each rendered as a table for people and as JSON.
 
+pub mod diff;
 pub mod heapview;
 pub mod histogram;
 pub mod info;
@@ -100,6 +101,14 @@ pub fn new_table(width: u16) -> comfy_table::Table {
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
         .set_width(width);
     t
+}
+
+/// A report's sentence, then its table with no padding left of any column but the first.
+pub fn led_table(summary: String, t: &mut comfy_table::Table) -> String {
+    for c in t.column_iter_mut().skip(1) {
+        c.set_padding((0, 1));
+    }
+    format!("{summary}\n{t}")
 }
 
 /// Keeps column `column` of a table on one line (addresses are never wrapped).

@@ -164,13 +164,7 @@ pub fn maps_report_scoped(
     )
     .unwrap();
     let view = coreheap::report::heapview::HeapView::new(&a);
-    let input = coreheap::report::maps::MapsInput {
-        view: &view,
-        dwarf: &p.dwarf,
-        mem: &p.mem,
-        go_version: p.exe.buildinfo.release(),
-        code: Some((&p.symbols, p.bias)),
-    };
+    let input = coreheap::report::maps::MapsInput::of(&p, &view);
     coreheap::report::maps::MapsReport::gather(&input, opts)
 }
 
@@ -239,4 +233,20 @@ pub fn first_goroutine(traceback: &str) -> Option<(u64, Vec<TraceFrame>)> {
         }
     }
     Some((id, frames))
+}
+
+/// A JSON Schema of docs/schema (`maps-v1.json`).
+pub fn schema(file: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/schema")
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Asserts that `v` has every field `schema` (an object's schema) requires.
+pub fn has_required(v: &Value, schema: &Value, what: &str) {
+    for k in schema["required"].as_array().unwrap() {
+        let k = k.as_str().unwrap();
+        assert!(v.get(k).is_some(), "{what}: no {k}");
+    }
 }

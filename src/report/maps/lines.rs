@@ -13,7 +13,8 @@ pub(super) fn map_line(
     let a = input.view.a;
     let n = a.maps.entries_of(m).len() as u64;
     let table_bytes: u64 = m.storage.iter().map(|o| a.shallow(o.0)).sum();
-    let (groups, top_entries, entries_retained) = group_maps(input, opts, redactor, &[m]);
+    let guide = opts.guide_for(&owner);
+    let (groups, top_entries, entries_retained) = group_maps(input, opts, redactor, guide, &[m]);
     MapLine {
         owner,
         owner_shared: !also_held_by.is_empty(),
@@ -47,11 +48,12 @@ pub(super) fn type_name(input: &MapsInput, t: crate::dwarf::TypeRef) -> String {
 
 /// The key groups and largest entries of the entries of `maps` together (one map, or the
 /// maps a roll-up row stands for, which share their key and value types), and what the
-/// entries retain in all.
+/// entries retain in all; in the groups of `guide` when given (see [`Grouper::follow`]).
 pub(super) fn group_maps(
     input: &MapsInput,
     opts: &MapsOptions,
     redactor: &Redactor,
+    guide: Option<&[Group]>,
     maps: &[&DecodedMap],
 ) -> (Vec<KeyGroup>, Vec<TopEntry>, u64) {
     let a = input.view.a;
@@ -111,13 +113,29 @@ pub(super) fn group_maps(
     let render = |i: u32| keys::render(input.dwarf, mem, first.key.ty, key_slot(i), 0);
     let (groups, top) = if keys::is_string(input.dwarf, first.key.ty) {
         let keys = Keys::Strings(StringKeys::new(mem, n, &key_slot));
-        grouped(opts, redactor, keys, sizes, true, entries_retained, &entry)
+        grouped(
+            opts,
+            (redactor, guide),
+            keys,
+            sizes,
+            true,
+            entries_retained,
+            &entry,
+        )
     } else {
         let keys = Keys::Rendered {
             text: &render,
             count: n,
         };
-        grouped(opts, redactor, keys, sizes, false, entries_retained, &entry)
+        grouped(
+            opts,
+            (redactor, guide),
+            keys,
+            sizes,
+            false,
+            entries_retained,
+            &entry,
+        )
     };
     (groups, top, entries_retained)
 }
@@ -135,10 +153,11 @@ pub(super) fn load(entries: u64, slots: u64) -> f64 {
 pub(super) type EntriesOf<'x> = dyn Fn(&[(u64, u32)]) -> Vec<TopEntry> + 'x;
 
 /// A map's key groups and its entries that retain the most, as shown: labels and keys
-/// quoted and cut, or redacted. `entry` gives an entry's value type and address.
+/// quoted and cut, or redacted; the groups of `guide` and then the largest others when a
+/// guide is given. `entry` gives an entry's value type and address.
 pub(super) fn grouped(
     opts: &MapsOptions,
-    redactor: &Redactor,
+    (redactor, guide): (&Redactor, Option<&[Group]>),
     keys: Keys,
     sizes: Sizes,
     string: bool,
@@ -158,7 +177,16 @@ pub(super) fn grouped(
         keep: opts.entries,
         shown: opts.groups,
     };
-    let (groups, top) = grouper.group(how);
+    let (groups, top) = match guide {
+        Some(guide) => grouper.follow(how, guide),
+        None => grouper.group(how),
+    };
+    // A guided grouping keeps every group of the guide (and `follow` bounds the others).
+    let width = if guide.is_some() {
+        usize::MAX
+    } else {
+        opts.groups
+    };
     // A key as shown: a string quoted (its fields redacted), other keys as rendered.
     let key = |i: u32| -> String {
         match &grouper.keys {
@@ -207,7 +235,7 @@ pub(super) fn grouped(
     fn shown(
         g: &Group,
         total: u64,
-        opts: &MapsOptions,
+        width: usize,
         label: &dyn Fn(&[u8]) -> String,
         key: &dyn Fn(u32) -> String,
         top: &EntriesOf,
@@ -217,15 +245,22 @@ pub(super) fn grouped(
             entries: g.acc.entries,
             retained_bytes: g.acc.bytes,
             percent_of_map: percent(g.acc.bytes, total),
-            sample_key: key(g.acc.first),
-            children: (g.children.iter().take(opts.groups))
-                .map(|c| shown(c, total, opts, label, key, top))
+            // A guide's group may hold nothing here.
+            sample_key: if g.acc.entries > 0 {
+                key(g.acc.first)
+            } else {
+                String::new()
+            },
+            children: (g.children.iter().take(width))
+                .map(|c| shown(c, total, width, label, key, top))
                 .collect(),
             top_entries: top(&g.acc.top),
+            label: g.label.clone(),
+            depth: g.depth,
         }
     }
-    let groups = (groups.iter().take(opts.groups))
-        .map(|g| shown(g, entries_retained, opts, &label, &key, &top_entries))
+    let groups = (groups.iter().take(width))
+        .map(|g| shown(g, entries_retained, width, &label, &key, &top_entries))
         .collect();
     (groups, top_entries(&top))
 }

@@ -62,6 +62,15 @@ pub struct MapsOptions {
     pub entries: usize,
     /// Show every map in the table (else maps under 0.1% of the heap are folded into one line).
     pub all: bool,
+    /// Group the keys of a map whose owner is listed as that guide's groups are (for `diff`).
+    pub guides: Option<std::sync::Arc<Guides>>,
+}
+
+impl MapsOptions {
+    /// The guide for the map that `owner` names, if any.
+    pub fn guide_for(&self, owner: &str) -> Option<&[Group]> {
+        Some(self.guides.as_ref()?.get(owner)?.as_slice())
+    }
 }
 
 impl Default for MapsOptions {
@@ -79,6 +88,7 @@ impl Default for MapsOptions {
             nested: false,
             entries: 0,
             all: false,
+            guides: None,
         }
     }
 }
@@ -100,7 +110,32 @@ pub struct KeyGroup {
     pub children: Vec<KeyGroup>,
     /// The group's entries that retain the most (`--entries`), largest first.
     pub top_entries: Vec<TopEntry>,
+    /// The label as raw key bytes, unredacted (never written out).
+    #[serde(skip)]
+    pub label: Vec<u8>,
+    /// Delimiters the label spans.
+    #[serde(skip)]
+    pub depth: usize,
 }
+
+impl KeyGroup {
+    /// The groups as a guide for grouping the same map in another core (see
+    /// [`Grouper::follow`]).
+    pub fn guide(groups: &[KeyGroup]) -> Vec<Group> {
+        (groups.iter())
+            .map(|g| Group {
+                label: g.label.clone(),
+                depth: g.depth,
+                acc: super::keygroups::Acc::default(),
+                children: KeyGroup::guide(&g.children),
+            })
+            .collect()
+    }
+}
+
+/// Key groups of maps in another core, by owner: each such map's keys are grouped as its
+/// counterpart's were.
+pub type Guides = HashMap<String, Vec<Group>>;
 
 /// One entry of a map, among those that retain the most.
 #[derive(Debug, Clone, Serialize)]
@@ -246,7 +281,18 @@ pub struct MapsInput<'a> {
     pub code: Option<(&'a crate::exe::Symbols, u64)>,
 }
 
-impl MapsInput<'_> {
+impl<'a> MapsInput<'a> {
+    /// The input of an opened core and a view of its analysed heap.
+    pub fn of(p: &'a crate::process::Process, view: &'a HeapView<'a>) -> MapsInput<'a> {
+        MapsInput {
+            view,
+            dwarf: &p.dwarf,
+            mem: &p.mem,
+            go_version: p.exe.buildinfo.release(),
+            code: Some((&p.symbols, p.bias)),
+        }
+    }
+
     /// A namer for paths in this heap, keys redacted when a redactor is given.
     pub fn namer<'r>(&'r self, redactor: Option<&'r Redactor>) -> Namer<'r> {
         let mut namer = Namer::new(self.view, self.dwarf, self.mem).with_redactor(redactor);
@@ -263,11 +309,17 @@ impl MapsReport {
     // sync.Maps, pools, findings, in that order), each part reading what the parts before
     // made; the work of each part is in `lines`, `syncmaps` and `findings`.
     pub fn gather(input: &MapsInput, opts: &MapsOptions) -> MapsReport {
+        let redactor = Redactor::new(&opts.delimiters, opts.redact_keep);
+        MapsReport::gather_with(input, opts, &redactor)
+    }
+
+    /// [`MapsReport::gather`] with keys redacted (when asked) by `redactor`: two reports made
+    /// with one redactor name a key alike.
+    pub fn gather_with(input: &MapsInput, opts: &MapsOptions, redactor: &Redactor) -> MapsReport {
         let v = input.view;
         let a = v.a;
         let reach = a.reachability();
-        let redactor = Redactor::new(&opts.delimiters, opts.redact_keep);
-        let namer = input.namer(opts.redact.then_some(&redactor));
+        let namer = input.namer(opts.redact.then_some(redactor));
         let node = |mi: usize| a.map_node(&a.maps.maps[mi]);
         // A sync.Map's read-only and dirty maps are shown as the sync.Map.
         let internal: std::collections::HashSet<u32> = (a.maps.sync_maps.iter())
@@ -359,15 +411,15 @@ impl MapsReport {
                         ..opts.clone()
                     },
                 };
-                inner_lines.insert(mi, map_line(input, &inner, owner, &redactor, m));
+                inner_lines.insert(mi, map_line(input, &inner, owner, redactor, m));
             } else {
-                lines.push((mi, map_line(input, opts, owner, &redactor, m)));
+                lines.push((mi, map_line(input, opts, owner, redactor, m)));
             }
         }
         // sync.Maps follow, numbered after the Go maps, then the roll-ups.
         let first_sync = a.maps.maps.len();
         for (k, (s, owner)) in a.maps.sync_maps.iter().zip(sync_owners).enumerate() {
-            let line = sync_line(input, opts, owner, &redactor, s);
+            let line = sync_line(input, opts, owner, redactor, s);
             if line.retained_bytes >= opts.min_bytes {
                 lines.push((first_sync + k, line));
             }
@@ -378,7 +430,7 @@ impl MapsReport {
                 .filter_map(|mi| inner_lines.remove(mi))
                 .collect();
             let decoded: Vec<&DecodedMap> = members.iter().map(|&mi| &a.maps.maps[mi]).collect();
-            let keys = group_maps(input, opts, &redactor, &decoded);
+            let keys = group_maps(input, opts, redactor, opts.guide_for(&owner), &decoded);
             lines.push((first_rollup + k, rollup_line(owner, inner, keys, opts)));
         }
         lines.sort_by_key(|(_, l)| std::cmp::Reverse(l.retained_bytes));
@@ -415,7 +467,7 @@ impl MapsReport {
             &lines,
             &inner_names,
             reach.reachable_bytes,
-            opts.redact.then_some(&redactor),
+            opts.redact.then_some(redactor),
         );
         findings.extend(pools.iter().map(pool_finding));
         let found = lines.len();
@@ -491,12 +543,7 @@ impl MapsReport {
                 ]);
             }
         }
-        for c in t.column_iter_mut().skip(1) {
-            c.set_padding((0, 1));
-        }
-        let mut out = self.summary();
-        out.push('\n');
-        out.push_str(&t.to_string());
+        let mut out = super::led_table(self.summary(), &mut t);
         if let Some((n, bytes)) = folded {
             out.push_str(&format!(
                 "\n… {n} more maps, each under 0.1% of the reachable heap ({} together; --all lists them)",

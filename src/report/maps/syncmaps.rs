@@ -128,9 +128,10 @@ pub(super) fn sync_line(
         text: &render,
         count: s.entries.len() as u32,
     };
+    let guide = opts.guide_for(&owner);
     let (groups, top_entries) = grouped(
         opts,
-        redactor,
+        (redactor, guide),
         keys,
         Sizes::Listed(&sizes),
         true,

@@ -72,6 +72,7 @@ const SIGILL: u32 = 4;
 const SIGBUS: u32 = 7;
 const SIGFPE: u32 = 8;
 const SIGSEGV: u32 = 11;
+const SIGSTOP: u32 = 19;
 
 /// The Linux name of a signal number (the generic numbering amd64 and arm64 share).
 pub fn signal_name(n: u32) -> Option<&'static str> {
@@ -195,6 +196,9 @@ pub struct Crash {
     pub fatal_message: Option<String>,
     /// The crashing goroutine.
     pub goroutine: Option<CrashGoroutine>,
+    /// The core was taken from a running process (by `gcore` or another debugger, which
+    /// stops it with SIGSTOP): nothing crashed.
+    pub dumped_alive: bool,
     /// What could not be worked out.
     pub warnings: Vec<String>,
     /// The signal the process died of.
@@ -231,7 +235,12 @@ impl Runtime<'_> {
         let mut c = Crash::default();
         let death = self.death_signal();
         let Some((g, found_by)) = self.crashing_goroutine(goroutines) else {
+            // SIGSTOP kills no process and writes no core: a debugger stopped it to dump it.
+            c.dumped_alive = death.as_ref().is_some_and(|s| s.number == SIGSTOP);
             c.set_signals(death, None);
+            if c.dumped_alive {
+                return c;
+            }
             c.warnings
                 .push("no goroutine was found crashing: no thread ran one when the signal came, none was panicking and none took a signal".into());
             return c;

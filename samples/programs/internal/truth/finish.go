@@ -21,6 +21,32 @@ var (
 // memstats.json without allocating, and dumps core (see crash). It never
 // returns.
 func Finish() {
+	snapshot()
+	crash()
+}
+
+// readyLine is what Hold writes when the process may be dumped (allocated
+// before the snapshot).
+var readyLine = []byte("ready\n")
+
+// Hold is Finish for a core taken from the living process (gcore): after the
+// snapshot it writes "ready" to the file $READY and waits, without
+// allocating, to be dumped and killed. It never returns.
+func Hold() {
+	fd, err := syscall.Open(os.Getenv("READY"), syscall.O_WRONLY|syscall.O_CREAT|syscall.O_TRUNC|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		Fail("READY: " + err.Error())
+	}
+	snapshot()
+	writeAll(fd, readyLine)
+	for {
+		syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&pauseTS)), 0, 0)
+	}
+}
+
+// snapshot writes truth.json, collects garbage and writes memstats.json,
+// repeating until nothing was allocated from the MemStats read to the end.
+func snapshot() {
 	truthPath := os.Getenv("TRUTH")
 	if truthPath == "" {
 		truthPath = "truth.json"
@@ -105,7 +131,6 @@ func Finish() {
 		}
 	}
 	// fd stays open (the kernel closes it; the data is written already).
-	crash()
 }
 
 func writeAll(fd int, b []byte) {
