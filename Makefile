@@ -6,7 +6,9 @@ CARGO ?= cargo
 build:
 	$(CARGO) build --release
 
+# Fetches the tools some tests check output with (tests/tools.sh), then runs every test.
 test:
+	bash tests/tools.sh
 	$(CARGO) test --workspace --all-targets
 
 lint:

@@ -158,6 +158,10 @@ enum Format {
     Json,
     /// Markdown for a ticket.
     Markdown,
+    /// A gzipped pprof profile for `go tool pprof` (maps, top, histogram, diff; with -o FILE).
+    Pprof,
+    /// One self-contained HTML page to attach to a ticket (maps, diff).
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -333,6 +337,9 @@ struct OutArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Write the report to FILE instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Width of tables in columns (default: the terminal's, else $COLUMNS, else 100).
     #[arg(long, value_name = "COLUMNS", value_parser = clap::value_parser!(u16).range(40..))]
     width: Option<u16>,
@@ -458,6 +465,7 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         || e.downcast_ref::<RuntimeError>().is_some()
         || e.downcast_ref::<PathError>().is_some()
         || e.downcast_ref::<BadAddress>().is_some()
+        || e.downcast_ref::<BadOutput>().is_some()
         || e.downcast_ref::<crate::alloc::ScratchError>().is_some()
     {
         EXIT_INPUT
@@ -518,22 +526,33 @@ fn parse_depth(s: &str) -> Result<usize, String> {
 }
 
 fn maps(a: MapsArgs) -> anyhow::Result<()> {
+    check_output(&a.out, true, true)?;
+    let profile = a.out.format == Format::Pprof;
+    let page = a.out.format == Format::Html;
     let opts = MapsOptions {
-        top: a.top,
+        // A profile holds every map, so that its total is the heap's.
+        top: if profile { 0 } else { a.top },
         min_bytes: a.min_bytes,
         nested: a.nested,
-        entries: a.entries,
+        // A page lists each map's largest entries.
+        entries: if page { a.entries.max(10) } else { a.entries },
         all: a.all,
         ..a.grouping.maps_options(&a.out.keys)
     };
     with_view(&a.core, &a.out, TypeScope::TowardMaps, |p, view| {
-        let input = MapsInput::of(p, view);
+        let counts = profile.then(|| view.subtree_counts());
+        let input = MapsInput {
+            objects: counts.as_deref(),
+            ..MapsInput::of(p, view)
+        };
         let report = MapsReport::gather(&input, &opts);
         render(
             &a.out,
             || report.to_json(),
             |w| report.to_table(w),
             |c| report.to_markdown(c),
+            |c| coreheap::report::pprof::maps(&report, c),
+            || coreheap::report::html::maps(&report, &page_title("maps", &[&a.core.core])),
         )
     })
 }
@@ -549,6 +568,8 @@ struct Grew {
 fn diff(a: DiffArgs) -> anyhow::Result<()> {
     use coreheap::report::diff::{DiffOptions, DiffReport};
     use coreheap::report::maps::{KeyGroup, MapsInput, MapsReport};
+    check_output(&a.out, true, true)?;
+    let profile = a.out.format == Format::Pprof;
     let keys = &a.out.keys;
     let mut opts = MapsOptions {
         top: 0,
@@ -561,7 +582,11 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
     let report = |side: &CoreArgs, opts: &MapsOptions, which: &str| -> anyhow::Result<MapsReport> {
         let (p, analysis) = analyse_side(side, &a.out, TypeScope::TowardMaps, which)?;
         let view = HeapView::new(&analysis);
-        let input = MapsInput::of(&p, &view);
+        let counts = profile.then(|| view.subtree_counts());
+        let input = MapsInput {
+            objects: counts.as_deref(),
+            ..MapsInput::of(&p, &view)
+        };
         Ok(MapsReport::gather_with(&input, opts, &redactor))
     };
     let (before, after) = (a.side(false), a.side(true));
@@ -576,17 +601,25 @@ fn diff(a: DiffArgs) -> anyhow::Result<()> {
         (path(&before), earlier),
         (path(&after), later),
         &DiffOptions {
-            top: a.top,
+            top: if profile { 0 } else { a.top },
             groups: a.grouping.groups,
             fail_over: a.fail_over,
         },
     );
-    print_out(&render(
+    print_out(
         &a.out,
-        || report.to_json(),
-        |w| report.to_table(w),
-        |c| report.to_markdown(c),
-    )?)?;
+        &render(
+            &a.out,
+            || report.to_json(),
+            |w| report.to_table(w),
+            |c| report.to_markdown(c),
+            |c| coreheap::report::pprof::diff(&report, c),
+            || {
+                let title = page_title("diff", &[&before.core, &after.core]);
+                coreheap::report::html::diff(&report, &title)
+            },
+        )?,
+    )?;
     match &report.fail_over {
         Some(f) if report.failed() => Err(Grew {
             threshold: f.threshold.clone(),
@@ -752,7 +785,9 @@ fn analyse_side(
     let open = t.elapsed();
     let a = Analysis::run_scoped(&p, &bars, &tables, scope).map_err(|e| e.in_core(&p.core))?;
     // Every report repeats the warnings; on a terminal, once is enough.
-    let shown = std::io::stdout().is_terminal() && !matches!(out.format, Format::Json);
+    let shown = std::io::stdout().is_terminal()
+        && matches!(out.format, Format::Table | Format::Markdown)
+        && out.output.is_none();
     if !shown {
         for w in &a.warnings {
             eprintln!("coreheap: warning: {which}{w}");
@@ -802,24 +837,86 @@ fn analyse_side(
     Ok((p, a))
 }
 
-/// A report in the format asked for.
+/// A report in the format asked for. `profile` writes the pprof profile, given comments to
+/// put in it; `page` the HTML page.
 fn render(
     out: &OutArgs,
     json: impl FnOnce() -> serde_json::Result<String>,
     table: impl FnOnce(u16) -> String,
     markdown: impl FnOnce(&str) -> String,
-) -> anyhow::Result<String> {
+    profile: impl FnOnce(&[String]) -> std::io::Result<Vec<u8>>,
+    page: impl FnOnce() -> serde_json::Result<String>,
+) -> anyhow::Result<Vec<u8>> {
     Ok(match out.format {
-        Format::Json => format!("{}\n", json()?),
-        Format::Table => format!("{}\n", table(table_width(out.width))),
-        Format::Markdown => markdown(&command_line()),
+        Format::Html => page()?.into_bytes(),
+        Format::Json => format!("{}\n", json()?).into_bytes(),
+        Format::Table => format!("{}\n", table(table_width(out.width))).into_bytes(),
+        Format::Markdown => markdown(&command_line()).into_bytes(),
+        Format::Pprof => profile(&[
+            format!("coreheap {}", env!("CARGO_PKG_VERSION")),
+            command_line(),
+        ])?,
     })
 }
 
-/// Writes a rendered report to stdout.
-fn print_out(text: &str) -> anyhow::Result<()> {
+/// A page's title: the command and the cores, each by its directory and file name.
+fn page_title(command: &str, cores: &[&std::path::Path]) -> String {
+    let names: Vec<String> = (cores.iter())
+        .map(|c| {
+            let parts: Vec<_> = c.components().collect();
+            let tail = &parts[parts.len().saturating_sub(2)..];
+            tail.iter().collect::<PathBuf>().display().to_string()
+        })
+        .collect();
+    format!("coreheap {command} · {}", names.join(" → "))
+}
+
+/// For commands that write no profile.
+fn no_profile(_: &[String]) -> std::io::Result<Vec<u8>> {
+    Err(std::io::Error::other("this command writes no profile"))
+}
+
+/// For commands that write no page.
+fn no_page() -> serde_json::Result<String> {
+    Err(serde::ser::Error::custom("this command writes no page"))
+}
+
+/// An output the command cannot write where it was asked to.
+#[derive(Debug, thiserror::Error)]
+enum BadOutput {
+    #[error("--format pprof is for maps, top, histogram and diff")]
+    NoProfile,
+    #[error("--format html is for maps and diff")]
+    NoPage,
+    #[error("a pprof profile is binary: give -o FILE, or redirect stdout to a file")]
+    BinaryToTerminal,
+}
+
+/// Refuses, before any work, an output the command cannot give: a profile or a page from a
+/// command that has none (`profile`, `page`: it has one), a profile on a terminal.
+fn check_output(out: &OutArgs, profile: bool, page: bool) -> anyhow::Result<()> {
+    if out.format == Format::Html && !page {
+        return Err(BadOutput::NoPage.into());
+    }
+    if out.format == Format::Pprof {
+        if !profile {
+            return Err(BadOutput::NoProfile.into());
+        }
+        if out.output.is_none() && std::io::stdout().is_terminal() {
+            return Err(BadOutput::BinaryToTerminal.into());
+        }
+    }
+    Ok(())
+}
+
+/// Writes a rendered report to `-o FILE`, else to stdout.
+fn print_out(out: &OutArgs, report: &[u8]) -> anyhow::Result<()> {
+    if let Some(path) = &out.output {
+        return std::fs::write(path, report)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()));
+    }
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
+    stdout.write_all(report)?;
     stdout.flush()?;
     Ok(())
 }
@@ -829,17 +926,18 @@ fn with_view(
     core: &CoreArgs,
     out: &OutArgs,
     scope: TypeScope,
-    f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<String>,
+    f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<()> {
     let (p, analysis) = analyse(core, out, scope)?;
     let bars = Bars::new();
     bars.start("building the report", None);
-    let text = f(&p, &HeapView::new(&analysis));
+    let report = f(&p, &HeapView::new(&analysis));
     bars.finish();
-    print_out(&text?)
+    print_out(out, &report?)
 }
 
 fn info(a: InfoArgs) -> anyhow::Result<()> {
+    check_output(&a.out, false, false)?;
     // Info reports totals, not types.
     let (p, analysis) = analyse(&a.core, &a.out, TypeScope::TowardMaps)?;
     let mut report = InfoReport::gather(&p, Some(&analysis)).map_err(|e| e.in_core(&p.core))?;
@@ -852,15 +950,21 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
             eprintln!("coreheap: warning: {w}");
         }
     }
-    print_out(&render(
+    print_out(
         &a.out,
-        || report.to_json(),
-        |w| report.to_table(w),
-        |c| report.to_markdown(c),
-    )?)
+        &render(
+            &a.out,
+            || report.to_json(),
+            |w| report.to_table(w),
+            |c| report.to_markdown(c),
+            no_profile,
+            no_page,
+        )?,
+    )
 }
 
 fn top(a: TopArgs) -> anyhow::Result<()> {
+    check_output(&a.out, true, false)?;
     let redactor = a.out.keys.redactor();
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let namer = namer(p, view, redactor.as_ref());
@@ -870,6 +974,8 @@ fn top(a: TopArgs) -> anyhow::Result<()> {
             || report.to_json(),
             |w| report.to_table(w),
             |c| report.to_markdown(c),
+            |c| coreheap::report::pprof::top(&report, c),
+            no_page,
         )
     })
 }
@@ -891,6 +997,7 @@ fn histogram(a: HistogramArgs) -> anyhow::Result<()> {
         SortArg::Shallow => SortBy::Shallow,
         SortArg::Retained => SortBy::Retained,
     };
+    check_output(&a.out, true, false)?;
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let report = HistogramReport::gather(view, p.exe.buildinfo.release(), sort);
         render(
@@ -898,6 +1005,8 @@ fn histogram(a: HistogramArgs) -> anyhow::Result<()> {
             || report.to_json(),
             |w| report.to_table(a.top, w),
             |c| report.to_markdown(a.top, c),
+            |c| coreheap::report::pprof::histogram(&report, c),
+            no_page,
         )
     })
 }
@@ -910,6 +1019,7 @@ struct BadAddress(String);
 fn path(a: PathArgs) -> anyhow::Result<()> {
     let digits = a.address.trim_start_matches("0x").trim_start_matches("0X");
     let addr = u64::from_str_radix(digits, 16).map_err(|_| BadAddress(a.address.clone()))?;
+    check_output(&a.out, false, false)?;
     let redactor = a.out.keys.redactor();
     with_view(&a.core, &a.out, TypeScope::All, |p, view| {
         let namer = namer(p, view, redactor.as_ref());
@@ -919,6 +1029,8 @@ fn path(a: PathArgs) -> anyhow::Result<()> {
             || report.to_json(),
             |_| report.to_table(),
             |c| report.to_markdown(c),
+            no_profile,
+            no_page,
         )
     })
 }

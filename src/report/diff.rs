@@ -98,6 +98,10 @@ pub struct GroupDiff {
     pub growth_bytes: i64,
     /// The group opened, largest growth first.
     pub children: Vec<GroupDiff>,
+    /// Objects the group's entries retained before and after, when counted (for profiles;
+    /// not written out).
+    #[serde(skip)]
+    pub objects: (u64, u64),
 }
 
 /// A map in both cores, matched by owner (zeros on the side it is missing from).
@@ -131,6 +135,18 @@ pub struct MapDiff {
     pub entries_retained_bytes_after: u64,
     /// Key groups, largest growth first.
     pub groups: Vec<GroupDiff>,
+    /// The root its owner path starts from (for profiles; not written out).
+    #[serde(skip)]
+    pub root: String,
+    /// It lies inside another map (see `MapLine::inside`; not written out).
+    #[serde(skip)]
+    pub inside: bool,
+    /// Objects the map retained before and after, when counted (not written out).
+    #[serde(skip)]
+    pub objects: (u64, u64),
+    /// Objects its entries retained before and after, when counted (not written out).
+    #[serde(skip)]
+    pub entries_objects: (u64, u64),
 }
 
 /// What `--fail-over` found.
@@ -477,6 +493,16 @@ fn map_diff(before: Option<&MapLine>, after: Option<&MapLine>, groups: usize) ->
             after.map_or(no_groups, |m| &m.groups),
             groups,
         ),
+        root: either.map(|m| m.root.clone()).unwrap_or_default(),
+        inside: either.is_some_and(|m| m.inside),
+        objects: (
+            get(before, |m| m.retained_objects),
+            get(after, |m| m.retained_objects),
+        ),
+        entries_objects: (
+            get(before, |m| m.entries_retained_objects),
+            get(after, |m| m.entries_retained_objects),
+        ),
     }
 }
 
@@ -501,6 +527,10 @@ fn group_diffs(before: &[KeyGroup], after: &[KeyGroup], width: usize) -> Vec<Gro
                 b.map_or(no_groups, |g| &g.children),
                 a.map_or(no_groups, |g| &g.children),
                 width,
+            ),
+            objects: (
+                get(b, |g| g.retained_objects),
+                get(a, |g| g.retained_objects),
             ),
         }
     };

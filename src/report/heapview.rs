@@ -189,6 +189,33 @@ impl<'a> HeapView<'a> {
         self.a.objects.find(&self.a.index, addr)
     }
 
+    /// Objects in each graph node's dominator subtree, itself included when it is an object
+    /// (0 for unreachable nodes): what each node retains, counted. One pass over the dominator
+    /// tree, children before parents.
+    pub fn subtree_counts(&self) -> Vec<u32> {
+        let doms = &self.a.doms;
+        let objects = self.a.graph.objects;
+        let (offsets, children) = doms.dominator_tree_children();
+        let mut counts = vec![0u32; offsets.len().saturating_sub(1)];
+        let kids = |v: u32| {
+            let (from, to) = (offsets[v as usize], offsets[v as usize + 1]);
+            &children[from as usize..to as usize]
+        };
+        // Depth-first: a node is pushed again (`true`) to be summed after its children.
+        let mut stack = vec![(doms.root(), false)];
+        while let Some((v, children_done)) = stack.pop() {
+            if children_done {
+                let below =
+                    (kids(v).iter()).fold(0u32, |n, &c| n.saturating_add(counts[c as usize]));
+                counts[v as usize] = below.saturating_add(u32::from(v < objects));
+            } else {
+                stack.push((v, true));
+                stack.extend(kids(v).iter().map(|&c| (c, false)));
+            }
+        }
+        counts
+    }
+
     /// Objects retained by each of `nodes` (the objects in its dominator subtree), in order.
     /// No node of `nodes` may dominate another.
     pub fn retained_counts(&self, nodes: &[u32]) -> Vec<u64> {

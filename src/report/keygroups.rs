@@ -31,18 +31,22 @@ pub const PREFETCH_AHEAD: usize = 16;
 /// Keys per chunk when keys are grouped on every core.
 pub const KEY_CHUNK: usize = 1 << 15;
 
-/// Retained bytes of one map's entries, by entry index within the map.
+/// Retained bytes (and objects, when counted) of one map's entries, by entry index within the
+/// map.
 #[derive(Clone, Copy)]
 pub enum Sizes<'a> {
     /// Entries that are nodes of the graph, numbered from `first_node`.
     Graph {
         /// Retained bytes per node.
         retained: &'a crate::graph::Retained,
+        /// Objects each node retains (see `HeapView::subtree_counts`), when counted.
+        objects: Option<&'a [u32]>,
         /// Graph node of the map's first entry (its entries' nodes follow it).
         first_node: u32,
     },
-    /// Sizes worked out one by one (a `sync.Map`'s entries).
-    Listed(&'a [u64]),
+    /// Bytes and objects worked out one by one (a `sync.Map`'s entries, a roll-up's); objects
+    /// may be empty (not counted).
+    Listed(&'a [u64], &'a [u64]),
 }
 
 impl Sizes<'_> {
@@ -52,9 +56,26 @@ impl Sizes<'_> {
             Sizes::Graph {
                 retained,
                 first_node,
+                ..
             } => retained.get(first_node + i),
-            Sizes::Listed(s) => s.get(i as usize).copied().unwrap_or(0),
+            Sizes::Listed(s, _) => s.get(i as usize).copied().unwrap_or(0),
         }
+    }
+
+    /// Retained bytes and objects (0 when not counted) of entry `i`.
+    pub fn entry(&self, i: u32) -> (u64, u64) {
+        let objects = match self {
+            Sizes::Graph {
+                objects: Some(o),
+                first_node,
+                ..
+            } => o
+                .get((first_node + i) as usize)
+                .map_or(0, |&n| u64::from(n)),
+            Sizes::Graph { objects: None, .. } => 0,
+            Sizes::Listed(_, o) => o.get(i as usize).copied().unwrap_or(0),
+        };
+        (self.get(i), objects)
     }
 
     /// Asks for entry `i`'s size ahead of its use.
@@ -62,6 +83,7 @@ impl Sizes<'_> {
         if let Sizes::Graph {
             retained,
             first_node,
+            ..
         } = self
         {
             retained.prefetch(first_node + i);
@@ -168,6 +190,8 @@ pub struct Acc {
     pub entries: u64,
     /// Bytes they retain.
     pub bytes: u64,
+    /// Objects they retain (0 when not counted).
+    pub objects: u64,
     /// The lowest entry index.
     pub first: u32,
     /// (retained bytes, entry index), largest first, at most the number asked for.
@@ -185,14 +209,16 @@ impl Acc {
         Acc {
             entries: 0,
             bytes: 0,
+            objects: 0,
             first: u32::MAX,
             top: Vec::new(),
         }
     }
 
-    fn add(&mut self, i: u32, r: u64, keep: usize) {
+    fn add(&mut self, i: u32, (r, objects): (u64, u64), keep: usize) {
         self.entries += 1;
         self.bytes += r;
+        self.objects += objects;
         self.first = self.first.min(i);
         push_top(&mut self.top, (r, i), keep);
     }
@@ -200,6 +226,7 @@ impl Acc {
     fn merge(&mut self, o: Acc, keep: usize) {
         self.entries += o.entries;
         self.bytes += o.bytes;
+        self.objects += o.objects;
         self.first = self.first.min(o.first);
         for t in o.top {
             push_top(&mut self.top, t, keep);
@@ -397,7 +424,7 @@ impl Grouper<'_> {
         };
         let mut acc = Acc::new();
         for i in 0..count {
-            acc.add(i, self.sizes.get(i), self.keep);
+            acc.add(i, self.sizes.entry(i), self.keep);
         }
         let mut p = Pass::default();
         if count > 0 {
@@ -477,7 +504,7 @@ impl Grouper<'_> {
     /// it gives with it (`None`: left out).
     fn pass(&self, classify: &Classify) -> Vec<Pass> {
         let keep = self.keep;
-        let add = |groups: &mut Vec<Pass>, f: u32, label: &[u8], i: u32, r: u64| {
+        let add = |groups: &mut Vec<Pass>, f: u32, label: &[u8], i: u32, r: (u64, u64)| {
             let f = f as usize;
             if groups.len() <= f {
                 groups.resize_with(f + 1, Pass::default);
@@ -501,7 +528,7 @@ impl Grouper<'_> {
                         .and_then(|t| t.strip_suffix('"'))
                         .unwrap_or(&t);
                     if let Some((f, label)) = classify(raw.as_bytes()) {
-                        add(&mut groups, f, &label, i, self.sizes.get(i));
+                        add(&mut groups, f, &label, i, self.sizes.entry(i));
                     }
                 }
                 groups
@@ -534,7 +561,7 @@ impl Grouper<'_> {
                             _ => s.mem.read(p, n).unwrap_or_default(),
                         };
                         if let Some((f, label)) = classify(&bytes) {
-                            add(&mut groups, f, &label, i, sizes.get(i));
+                            add(&mut groups, f, &label, i, sizes.entry(i));
                         }
                     }
                     groups
@@ -683,7 +710,7 @@ mod tests {
                 text: &text,
                 count: keys.len() as u32,
             },
-            sizes: Sizes::Listed(sizes),
+            sizes: Sizes::Listed(sizes, &[]),
             delimiters: ":",
             keep: 2,
             shown: 10,
@@ -791,7 +818,7 @@ mod tests {
                 text: &text,
                 count: new.len() as u32,
             },
-            sizes: Sizes::Listed(&sizes),
+            sizes: Sizes::Listed(&sizes, &[]),
             delimiters: ":",
             keep: 0,
             shown: 10,

@@ -3,11 +3,13 @@
 pub mod diff;
 pub mod heapview;
 pub mod histogram;
+pub mod html;
 pub mod info;
 pub mod keygroups;
 pub mod maps;
 pub mod names;
 pub mod path;
+pub mod pprof;
 pub mod top;
 
 use serde::Serialize;

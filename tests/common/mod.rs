@@ -250,3 +250,28 @@ pub fn has_required(v: &Value, schema: &Value, what: &str) {
         assert!(v.get(k).is_some(), "{what}: no {k}");
     }
 }
+
+/// Runs coreheap with `args` and `--format FORMAT -o FILE`, requiring success.
+pub fn coreheap_to_file(args: &[std::ffi::OsString], format: &str, file: &Path) {
+    let out = assert_cmd::Command::cargo_bin("coreheap")
+        .unwrap()
+        .args(args)
+        .args(["--format", format, "-o"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Arguments: `command` on a sample's core with its executable, then `extra`.
+pub fn sample_args(command: &str, s: &Sample, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = vec![command.into(), s.core.clone().into()];
+    v.extend(["--exe".into(), s.exe().into()]);
+    v.extend(extra.iter().map(Into::into));
+    v
+}

@@ -14,7 +14,8 @@ pub(super) fn map_line(
     let n = a.maps.entries_of(m).len() as u64;
     let table_bytes: u64 = m.storage.iter().map(|o| a.shallow(o.0)).sum();
     let guide = opts.guide_for(&owner);
-    let (groups, top_entries, entries_retained) = group_maps(input, opts, redactor, guide, &[m]);
+    let (groups, top_entries, (entries_retained, entries_objects)) =
+        group_maps(input, opts, redactor, guide, &[m]);
     MapLine {
         owner,
         owner_shared: !also_held_by.is_empty(),
@@ -30,8 +31,14 @@ pub(super) fn map_line(
         load: load(n, m.slots),
         tombstones: m.tombstones,
         retained_bytes: a.retained.get(a.map_node(m)),
+        retained_objects: (input.objects)
+            .and_then(|o| o.get(a.map_node(m) as usize))
+            .map_or(0, |&n| n.into()),
+        root: String::new(),
+        inside: false,
         percent_of_heap: 0.0,
         entries_retained_bytes: entries_retained,
+        entries_retained_objects: entries_objects,
         groups,
         top_entries,
         inner_maps: 0,
@@ -48,18 +55,19 @@ pub(super) fn type_name(input: &MapsInput, t: crate::dwarf::TypeRef) -> String {
 
 /// The key groups and largest entries of the entries of `maps` together (one map, or the
 /// maps a roll-up row stands for, which share their key and value types), and what the
-/// entries retain in all; in the groups of `guide` when given (see [`Grouper::follow`]).
+/// entries retain in all (bytes, and objects when counted); in the groups of `guide` when
+/// given (see [`Grouper::follow`]).
 pub(super) fn group_maps(
     input: &MapsInput,
     opts: &MapsOptions,
     redactor: &Redactor,
     guide: Option<&[Group]>,
     maps: &[&DecodedMap],
-) -> (Vec<KeyGroup>, Vec<TopEntry>, u64) {
+) -> (Vec<KeyGroup>, Vec<TopEntry>, (u64, u64)) {
     let a = input.view.a;
     let mem = input.mem;
     let Some(first) = maps.first() else {
-        return (Vec::new(), Vec::new(), 0);
+        return (Vec::new(), Vec::new(), (0, 0));
     };
     // The maps' entries numbered one after another: map k's from starts[k].
     let lists: Vec<&[crate::maps::Entry]> = maps.iter().map(|m| a.maps.entries_of(m)).collect();
@@ -74,26 +82,37 @@ pub(super) fn group_maps(
         let k = starts.partition_point(|&s| s <= i).saturating_sub(1);
         (maps[k], lists[k][(i - starts[k]) as usize])
     };
-    let listed: Vec<u64>;
+    let (listed, listed_objects): (Vec<u64>, Vec<u64>);
     let sizes = match maps {
         [m] => Sizes::Graph {
             retained: &a.retained,
+            objects: input.objects,
             first_node: a.graph.entry_node(m.first_entry as usize),
         },
         _ => {
-            listed = (0..maps.len())
+            let nodes: Vec<u32> = (0..maps.len())
                 .flat_map(|k| {
                     let first = maps[k].first_entry as usize;
                     (0..lists[k].len()).map(move |j| a.graph.entry_node(first + j))
                 })
-                .map(|node| a.retained.get(node))
                 .collect();
-            Sizes::Listed(&listed)
+            listed = nodes.iter().map(|&node| a.retained.get(node)).collect();
+            listed_objects = (input.objects.into_iter())
+                .flat_map(|o| {
+                    nodes
+                        .iter()
+                        .map(|&n| o.get(n as usize).map_or(0, |&c| c.into()))
+                })
+                .collect();
+            Sizes::Listed(&listed, &listed_objects)
         }
     };
-    let entries_retained: u64 = (0..n).map(|i| sizes.get(i)).sum();
+    let (entries_retained, entries_objects) = (0..n)
+        .map(|i| sizes.entry(i))
+        .fold((0, 0), |(b, o), (eb, eo)| (b + eb, o + eo));
+    let totals = (entries_retained, entries_objects);
     if opts.groups == 0 && opts.entries == 0 {
-        return (Vec::new(), Vec::new(), entries_retained);
+        return (Vec::new(), Vec::new(), totals);
     }
     let value_type = type_name(input, first.value.ty);
     let key_slot = |i: u32| {
@@ -137,7 +156,7 @@ pub(super) fn group_maps(
             &entry,
         )
     };
-    (groups, top, entries_retained)
+    (groups, top, totals)
 }
 
 /// Entries per slot, to three decimals.
@@ -257,6 +276,7 @@ pub(super) fn grouped(
             top_entries: top(&g.acc.top),
             label: g.label.clone(),
             depth: g.depth,
+            retained_objects: g.acc.objects,
         }
     }
     let groups = (groups.iter().take(width))
@@ -271,7 +291,11 @@ pub(super) fn grouped(
 pub(super) fn rollup_line(
     owner: String,
     inner: Vec<MapLine>,
-    (groups, top_entries, entries_retained): (Vec<KeyGroup>, Vec<TopEntry>, u64),
+    (groups, top_entries, (entries_retained, entries_objects)): (
+        Vec<KeyGroup>,
+        Vec<TopEntry>,
+        (u64, u64),
+    ),
     opts: &MapsOptions,
 ) -> MapLine {
     let sum = |f: fn(&MapLine) -> u64| inner.iter().map(f).sum::<u64>();
@@ -293,8 +317,12 @@ pub(super) fn rollup_line(
         load: load(entries, slots),
         tombstones: sum(|l| l.tombstones),
         retained_bytes: sum(|l| l.retained_bytes),
+        retained_objects: sum(|l| l.retained_objects),
+        root: String::new(),
+        inside: false,
         percent_of_heap: 0.0,
         entries_retained_bytes: entries_retained,
+        entries_retained_objects: entries_objects,
         groups,
         top_entries,
         inner_maps: inner.len() as u64,
@@ -337,6 +365,17 @@ pub(super) fn value_owner(
         }
     }
     format!("{type_name} @ {addr}")
+}
+
+/// The name of the root the map is reached from: a global, a goroutine's frame.
+pub(super) fn root_of(v: &HeapView, parents: &Parents, m: &DecodedMap) -> String {
+    let a = v.a;
+    let r = match m.home {
+        crate::maps::MapHome::Stack(r) => Some(r as usize),
+        _ => (v.path_to(parents, a.map_node(m)).first()).and_then(|&n| a.graph.as_root(n)),
+    };
+    r.and_then(|r| a.roots.get(r))
+        .map_or_else(String::new, |r| r.name.clone())
 }
 
 /// Names the map as Go code would reach it from a root, along the shortest path; and whether

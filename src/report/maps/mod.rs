@@ -116,6 +116,9 @@ pub struct KeyGroup {
     /// Delimiters the label spans.
     #[serde(skip)]
     pub depth: usize,
+    /// Objects the group's entries retain, when counted (for profiles; not written out).
+    #[serde(skip)]
+    pub retained_objects: u64,
 }
 
 impl KeyGroup {
@@ -181,10 +184,24 @@ pub struct MapLine {
     pub tombstones: u64,
     /// Bytes the map keeps alive: its structures, entries and what they share.
     pub retained_bytes: u64,
+    /// Objects it keeps alive, when counted (for profiles; not written out).
+    #[serde(skip)]
+    pub retained_objects: u64,
+    /// The root its owner path starts from (a global, a goroutine's frame); empty when not
+    /// known (for profiles; not written out).
+    #[serde(skip)]
+    pub root: String,
+    /// The map lies inside another listed map's entries, or stands for maps that do (a
+    /// roll-up row): its bytes are in that map's too (not written out).
+    #[serde(skip)]
+    pub inside: bool,
     /// Share of the reachable heap the map retains, percent.
     pub percent_of_heap: f64,
     /// Sum of what each entry alone keeps alive.
     pub entries_retained_bytes: u64,
+    /// The objects in it, when counted (for profiles; not written out).
+    #[serde(skip)]
+    pub entries_retained_objects: u64,
     /// Key groups, largest first.
     pub groups: Vec<KeyGroup>,
     /// The entries that retain the most (`--entries`), largest first.
@@ -265,6 +282,12 @@ pub struct HeapBytes {
     pub reachable_bytes: u64,
     /// Allocated but unreachable.
     pub unreachable_bytes: u64,
+    /// Objects reachable from roots (for profiles; not written out).
+    #[serde(skip)]
+    pub reachable_objects: u64,
+    /// Objects allocated but unreachable (for profiles; not written out).
+    #[serde(skip)]
+    pub unreachable_objects: u64,
 }
 
 /// Where the report reads from.
@@ -279,6 +302,9 @@ pub struct MapsInput<'a> {
     pub go_version: &'a str,
     /// The executable's symbols and load bias (to name closures), when at hand.
     pub code: Option<(&'a crate::exe::Symbols, u64)>,
+    /// Objects each graph node retains (`HeapView::subtree_counts`), to count per map and
+    /// key group; `None`: not counted.
+    pub objects: Option<&'a [u32]>,
 }
 
 impl<'a> MapsInput<'a> {
@@ -290,6 +316,7 @@ impl<'a> MapsInput<'a> {
             mem: &p.mem,
             go_version: p.exe.buildinfo.release(),
             code: Some((&p.symbols, p.bias)),
+            objects: None,
         }
     }
 
@@ -349,6 +376,9 @@ impl MapsReport {
         let owners: Vec<(String, Vec<String>)> = shown
             .iter()
             .map(|&mi| owner(&namer, &parents, &a.maps.maps[mi]))
+            .collect();
+        let roots: HashMap<usize, String> = (shown.iter())
+            .map(|&mi| (mi, root_of(v, &parents, &a.maps.maps[mi])))
             .collect();
         let sync_owners: Vec<String> = (a.maps.sync_maps.iter().zip(&holders))
             .map(|(s, h)| value_owner(&namer, &parents, input.dwarf, (s.addr, "sync.Map"), *h))
@@ -446,20 +476,19 @@ impl MapsReport {
             .collect();
         // What all maps retain: each row once, less those inside another row's map (roll-ups
         // are inside theirs).
-        let maps_retained_bytes = lines
-            .iter()
-            .filter(|(mi, _)| {
-                if *mi >= first_rollup {
-                    return false;
-                }
-                if *mi >= first_sync {
-                    return true;
-                }
-                let h = node(*mi);
-                !v.dominator_chain(h)
-                    .iter()
-                    .any(|n| *n != h && headers.contains(n))
-            })
+        for (mi, l) in &mut lines {
+            l.inside = *mi >= first_rollup
+                || (*mi < first_sync && {
+                    let h = node(*mi);
+                    (v.dominator_chain(h).iter()).any(|n| *n != h && headers.contains(n))
+                });
+            l.root = match *mi {
+                k if k < first_sync => roots.get(&k).cloned().unwrap_or_default(),
+                _ => String::new(),
+            };
+        }
+        let maps_retained_bytes = (lines.iter())
+            .filter(|(_, l)| !l.inside)
             .map(|(_, l)| l.retained_bytes)
             .sum();
         let (mut findings, shared) = findings(
@@ -480,6 +509,8 @@ impl MapsReport {
                 allocated_bytes: reach.allocated_bytes,
                 reachable_bytes: reach.reachable_bytes,
                 unreachable_bytes: reach.unreachable_bytes,
+                reachable_objects: reach.reachable_objects,
+                unreachable_objects: reach.unreachable_objects,
             },
             maps_found: found,
             maps_retained_bytes,
