@@ -1131,8 +1131,9 @@ fn dwarf_ranges(exe: &[u8]) -> Vec<std::ops::Range<usize>> {
 
 /// A seeded, deterministic mutation run: 16 random bytes of a sample changed in the first
 /// 64 KiB of the core (ELF and program headers, notes), around the largest map's header,
-/// anywhere in the core (heap pages), or in the executable's DWARF. Every run of `maps` must end
-/// within 120 s and 8 GiB with exit status 0 or 2 and no panic, and an answer whose numbers
+/// anywhere in the core (heap pages), or in the executable's DWARF. Every run of `maps`, and of
+/// `info`, `top` or `histogram` in turn, must end within 120 s and 8 GiB with exit status 0 or
+/// 2 and no panic, and a `maps` answer whose numbers
 /// differ from the undamaged core's must carry a warning. The one exception is damage the
 /// core cannot reveal: a pointer word in the heap turned into another pointer to a live object
 /// is a heap Go could have held. When a run's numbers change silently, each damaged byte is
@@ -1198,6 +1199,10 @@ fn mutated_cores_end_with_an_answer_or_a_message() {
                 }
             }
             let what = format!("{name} seed {seed} ({damage:?})");
+            // Another command on the same damage, in turn: it must end the same way.
+            let other = ["info", "top", "histogram"][seed as usize % 3];
+            let out = run_bounded(&c, &e, &[other, "--format", "json"], &[]);
+            check_ends(&out, &format!("{what}: {other}"));
             let out = run_bounded(&c, &e, &args, &[]);
             check_ends(&out, &what);
             if out.status.code() != Some(0) {
