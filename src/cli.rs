@@ -931,9 +931,26 @@ fn with_view(
     let (p, analysis) = analyse(core, out, scope)?;
     let bars = Bars::new();
     bars.start("building the report", None);
+    let t = std::time::Instant::now();
     let report = f(&p, &HeapView::new(&analysis));
+    let built = t.elapsed();
     bars.finish();
-    print_out(out, &report?)
+    let t = std::time::Instant::now();
+    print_out(out, &report?)?;
+    let written = t.elapsed();
+    let t = std::time::Instant::now();
+    drop(analysis);
+    drop(p);
+    if out.timings {
+        for (what, time) in [
+            ("report", built),
+            ("output", written),
+            ("free", t.elapsed()),
+        ] {
+            eprintln!("{what:<12} {:>10.3} s", time.as_secs_f64());
+        }
+    }
+    Ok(())
 }
 
 fn info(a: InfoArgs) -> anyhow::Result<()> {

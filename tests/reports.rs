@@ -382,3 +382,44 @@ fn a_roll_up_groups_the_keys_of_all_its_maps_together() {
         );
     }
 }
+
+/// The two ways of counting what nodes retain agree: the search from each node (for small
+/// subtrees) and the climb from every object (for large ones), on every node directly under a
+/// root and on the map entries of each sample's largest map.
+#[test]
+fn retained_counts_agree_whichever_way_they_are_counted() {
+    use coreheap_go::process::{OpenOptions, Process};
+    for name in ["go1.21.13/zoo", "go1.26.6/services", "go1.26.6/ledger"] {
+        let s = sample(name);
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let a = coreheap::analysis::Analysis::run_scoped(
+            &p,
+            &coreheap::analysis::NoProgress,
+            &coreheap::analysis::PlainMemory,
+            coreheap_go::types::TypeScope::TowardMaps,
+        )
+        .unwrap();
+        let view = coreheap::report::heapview::HeapView::new(&a);
+        let g = &a.graph;
+        // Subtrees that do not nest: those of the nodes right under a root or the super-root.
+        let tops: Vec<u32> = (0..g.objects)
+            .filter(|&o| {
+                a.doms
+                    .idom(o)
+                    .is_some_and(|d| g.as_root(d).is_some() || d == g.super_root())
+            })
+            .collect();
+        let by_search = view.retained_counts_by_search(&tops);
+        assert_eq!(by_search, view.retained_counts_by_climbing(&tops), "{name}");
+        assert!(by_search.iter().sum::<u64>() > 1000, "{name}");
+        let biggest = &a.maps.maps[0];
+        let entries: Vec<u32> = (0..a.maps.entries_of(biggest).len())
+            .map(|i| g.entry_node(biggest.first_entry as usize + i))
+            .collect();
+        assert_eq!(
+            view.retained_counts_by_search(&entries),
+            view.retained_counts_by_climbing(&entries),
+            "{name}"
+        );
+    }
+}

@@ -22,6 +22,15 @@ impl<'a> HeapView<'a> {
     }
 }
 
+/// What an object's type name is made from (see [`HeapView::type_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TypeKey {
+    /// An interned type, holding one value or several.
+    Typed(u32, bool),
+    /// No type; the object's size.
+    Untyped(u64),
+}
+
 /// Each node's parent on a shortest path from the super-root, for the nodes a report asked
 /// about and those on the way.
 #[derive(Debug, Default)]
@@ -46,12 +55,29 @@ impl<'a> HeapView<'a> {
     pub fn type_name(&self, id: ObjId) -> String {
         let size = self.a.objects.size(id);
         match self.types.name(id) {
-            Some(n) => {
-                let one = self.types.value_size(id).unwrap_or(size);
-                let many = one > 0 && one * 2 <= size && !n.starts_with('[') && n != "string data";
-                super::names::go_type(n, many)
-            }
+            Some(n) => super::names::go_type(n, self.holds_several(id, n, size)),
             None => format!("<unknown, {size} B>"),
+        }
+    }
+
+    /// Whether an object of type `name` and `size` bytes holds several values of it.
+    fn holds_several(&self, id: ObjId, name: &str, size: u64) -> bool {
+        let one = self.types.value_size(id).unwrap_or(size);
+        one > 0 && one * 2 <= size && !name.starts_with('[') && name != "string data"
+    }
+
+    /// What an object's [`HeapView::type_name`] depends on, without making the name: its
+    /// interned type and whether it holds several values, or its size when untyped. Objects
+    /// with the same key have the same name.
+    pub fn type_key(&self, id: ObjId) -> TypeKey {
+        self.type_key_sized(id, self.a.objects.size(id))
+    }
+
+    /// [`HeapView::type_key`] of an object of `size` bytes.
+    pub fn type_key_sized(&self, id: ObjId, size: u64) -> TypeKey {
+        match (self.types.interned(id), self.types.name(id)) {
+            (Some(t), Some(n)) => TypeKey::Typed(t as u32, self.holds_several(id, n, size)),
+            _ => TypeKey::Untyped(size),
         }
     }
 
@@ -217,8 +243,69 @@ impl<'a> HeapView<'a> {
     }
 
     /// Objects retained by each of `nodes` (the objects in its dominator subtree), in order.
-    /// No node of `nodes` may dominate another.
+    /// No node of `nodes` may dominate another. Small subtrees are searched from their roots;
+    /// when they hold much of the heap, one climb from every object is cheaper.
     pub fn retained_counts(&self, nodes: &[u32]) -> Vec<u64> {
+        let a = self.a;
+        let held: u64 = nodes.iter().map(|&v| a.retained.get(v)).sum();
+        if held.saturating_mul(8) < a.reachability().reachable_bytes {
+            self.retained_counts_by_search(nodes)
+        } else {
+            self.retained_counts_by_climbing(nodes)
+        }
+    }
+
+    /// [`HeapView::retained_counts`] by a search from each node along the graph's edges that
+    /// stays inside its dominator subtree: a node reached is inside when its dominator chain
+    /// meets the node before the root (the chains climbed are remembered). A path from the
+    /// node to anything it dominates never needs to leave what it dominates.
+    pub fn retained_counts_by_search(&self, nodes: &[u32]) -> Vec<u64> {
+        const NOBODY: u32 = u32::MAX;
+        let a = self.a;
+        // Node → the index of the node of `nodes` that dominates it, or NOBODY.
+        let mut owner: HashMap<u32, u32> = HashMap::new();
+        for (i, &v) in nodes.iter().enumerate() {
+            owner.insert(v, i as u32);
+        }
+        let mut counts = vec![0u64; nodes.len()];
+        let (mut queue, mut path, mut seen) = (Vec::new(), Vec::new(), HashSet::new());
+        for (i, &t) in nodes.iter().enumerate() {
+            let i = i as u32;
+            counts[i as usize] = u64::from(t < a.graph.objects);
+            seen.insert(t);
+            queue.push(t);
+            while let Some(v) = queue.pop() {
+                for &w in a.graph.graph.successors(v) {
+                    if seen.contains(&w) {
+                        continue;
+                    }
+                    let mut cur = w;
+                    let found = loop {
+                        if let Some(&o) = owner.get(&cur) {
+                            break o;
+                        }
+                        path.push(cur);
+                        match a.doms.idom(cur) {
+                            Some(d) => cur = d,
+                            None => break NOBODY,
+                        }
+                    };
+                    for p in path.drain(..) {
+                        owner.insert(p, found);
+                    }
+                    if found == i {
+                        seen.insert(w);
+                        counts[i as usize] += u64::from(w < a.graph.objects);
+                        queue.push(w);
+                    }
+                }
+            }
+        }
+        counts
+    }
+
+    /// [`HeapView::retained_counts`] by climbing the dominator tree from every object.
+    pub fn retained_counts_by_climbing(&self, nodes: &[u32]) -> Vec<u64> {
         const UNKNOWN: u32 = u32::MAX;
         const NOBODY: u32 = u32::MAX - 1;
         // Per node: which of `nodes` dominates it (NOBODY: none), found once per node by

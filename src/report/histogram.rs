@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::heapview::HeapView;
+use super::heapview::{HeapView, TypeKey};
 use super::{human_bytes, Envelope};
 use crate::analysis::Reachability;
 use crate::heap::ObjId;
@@ -51,56 +51,74 @@ impl HistogramReport {
     pub fn gather(v: &HeapView, go_version: &str, sort: SortBy) -> HistogramReport {
         let a = v.a;
         let n = a.graph.objects;
+        // Lines by name, in the order their first objects come. A name is made once per
+        // type key (types are interned), not once per object.
         let mut index: HashMap<String, usize> = HashMap::new();
+        let mut by_key: HashMap<TypeKey, u32, foldhash::fast::RandomState> = HashMap::default();
         let mut lines: Vec<TypeLine> = Vec::new();
         let mut line_of = vec![u32::MAX; n as usize];
         for o in 0..n {
             if !a.doms.is_reachable(o) {
                 continue;
             }
-            let name = v.type_name(ObjId(o));
-            let i = *index.entry(name.clone()).or_insert_with(|| {
-                lines.push(TypeLine {
-                    type_name: name,
-                    count: 0,
-                    shallow_bytes: 0,
-                    retained_bytes: 0,
-                });
-                lines.len() - 1
-            });
+            let size = a.objects.size(ObjId(o));
+            let key = v.type_key_sized(ObjId(o), size);
+            let i = *by_key.entry(key).or_insert_with(|| {
+                let name = v.type_name(ObjId(o));
+                *index.entry(name.clone()).or_insert_with(|| {
+                    lines.push(TypeLine {
+                        type_name: name,
+                        count: 0,
+                        shallow_bytes: 0,
+                        retained_bytes: 0,
+                    });
+                    lines.len() - 1
+                }) as u32
+            }) as usize;
             line_of[o as usize] = i as u32;
             lines[i].count += 1;
-            lines[i].shallow_bytes += a.shallow(o);
+            lines[i].shallow_bytes += size;
         }
         // Retained per type: an object counts unless a dominator-tree ancestor has its type.
         let (offsets, children) = a.doms.dominator_tree_children();
         let mut active = vec![0u32; lines.len()];
         let root = a.graph.super_root();
+        let line = |node: u32| match node < n {
+            true => line_of[node as usize],
+            false => u32::MAX,
+        };
+        let kids = |node: u32| {
+            let (s, e) = (offsets[node as usize], offsets[node as usize + 1]);
+            &children[s as usize..e as usize]
+        };
+        // Depth first, each node with children entered and left (`true`); a node without
+        // children is counted where its parent lists it, and never goes on the stack.
         let mut stack: Vec<(u32, bool)> = vec![(root, false)];
         while let Some((node, leaving)) = stack.pop() {
-            let line = if node < n {
-                line_of[node as usize]
-            } else {
-                u32::MAX
-            };
+            let l = line(node);
             if leaving {
-                if line != u32::MAX {
-                    active[line as usize] -= 1;
+                if l != u32::MAX {
+                    active[l as usize] -= 1;
                 }
                 continue;
             }
-            if line != u32::MAX {
-                if active[line as usize] == 0 {
-                    lines[line as usize].retained_bytes += a.retained.get(node);
+            if l != u32::MAX {
+                if active[l as usize] == 0 {
+                    lines[l as usize].retained_bytes += a.retained.get(node);
                 }
-                active[line as usize] += 1;
+                active[l as usize] += 1;
             }
             stack.push((node, true));
-            let (s, e) = (
-                offsets[node as usize] as usize,
-                offsets[node as usize + 1] as usize,
-            );
-            stack.extend(children[s..e].iter().map(|&c| (c, false)));
+            for &c in kids(node) {
+                if !kids(c).is_empty() {
+                    stack.push((c, false));
+                    continue;
+                }
+                let lc = line(c);
+                if lc != u32::MAX && active[lc as usize] == 0 {
+                    lines[lc as usize].retained_bytes += a.retained.get(c);
+                }
+            }
         }
         match sort {
             SortBy::Count => lines.sort_by_key(|l| std::cmp::Reverse(l.count)),

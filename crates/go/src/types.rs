@@ -84,6 +84,17 @@ impl ObjectTypes {
         self.sizes.get(t).copied().filter(|&s| s > 0)
     }
 
+    /// The interned type of an object: a number below [`ObjectTypes::interned_count`], the
+    /// same for objects of one type.
+    pub fn interned(&self, id: ObjId) -> Option<usize> {
+        self.index(id)
+    }
+
+    /// How many types are interned.
+    pub fn interned_count(&self) -> usize {
+        self.types.len()
+    }
+
     /// Index into `types` of an object's type.
     fn index(&self, id: ObjId) -> Option<usize> {
         (*self.of.get(id.0 as usize)? as usize).checked_sub(1)
