@@ -255,3 +255,29 @@ fn go_tool_pprof_reads_the_maps_profile() {
     assert!(text.contains(&format!("of {total}B total")), "{text}");
     assert!(text.contains("main.balances[acct…]"), "{text}");
 }
+
+/// A profile or a page from a command that makes none is refused at once, as bad input.
+#[test]
+fn formats_a_command_has_not_are_refused() {
+    let s = sample("go1.26.6/tiny");
+    for (command, format, needle) in [
+        (
+            "info",
+            "pprof",
+            "--format pprof is for maps, top, histogram and diff",
+        ),
+        ("top", "html", "--format html is for maps and diff"),
+        ("histogram", "html", "--format html is for maps and diff"),
+    ] {
+        let mut args = run_args(command, &s, &["--format", format]);
+        args.extend(["-o".into(), "/dev/null".into()]);
+        let out = Command::cargo_bin("coreheap")
+            .unwrap()
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains(needle), "{command}: {stderr}");
+    }
+}
