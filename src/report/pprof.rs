@@ -175,91 +175,204 @@ const NO_MAP: &str = "(not held by a map)";
 /// A frame for the allocated objects no root reaches.
 const UNREACHABLE: &str = "(unreachable)";
 
-/// The `maps` report as a profile: the reachable heap split by owner, map and key group, each
-/// object once (cumulative values of a frame are what it retains), and the unreachable heap.
-/// Object counts need the report gathered with objects counted (`MapsInput::objects`).
-pub fn maps(r: &MapsReport, comments: &[String]) -> std::io::Result<Vec<u8>> {
-    let mut b = Builder::new(comments);
-    let (mut bytes, mut objects) = (0u64, 0u64);
-    for m in r.maps.iter().filter(|m| !m.inside) {
-        map_samples(&mut b, m);
-        bytes += m.retained_bytes;
-        objects += m.retained_objects;
+/// A map's or a key group's figures in two cores, (before, after); a single core's are
+/// (0, figure), so that one core's profile is its growth from nothing.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    bytes: (u64, u64),
+    objects: (u64, u64),
+    entries: (u64, u64),
+}
+
+impl Figures {
+    /// One core's figures.
+    fn one(bytes: u64, objects: u64, entries: u64) -> Figures {
+        Figures {
+            bytes: (0, bytes),
+            objects: (0, objects),
+            entries: (0, entries),
+        }
     }
-    let h = &r.heap;
-    let rest = h.reachable_bytes.saturating_sub(bytes);
-    let rest_objects = h.reachable_objects.saturating_sub(objects);
-    b.sample(
-        &[NO_MAP.to_string()],
-        [value(rest), value(rest_objects), value(rest)],
-        &[],
-    );
-    b.sample(
-        &[UNREACHABLE.to_string()],
-        [0, 0, value(h.unreachable_bytes)],
-        &[],
-    );
+
+    /// These figures less `o`'s, each side at least 0.
+    fn less(self, o: Figures) -> Figures {
+        let less =
+            |(a, b): (u64, u64), (c, d): (u64, u64)| (a.saturating_sub(c), b.saturating_sub(d));
+        Figures {
+            bytes: less(self.bytes, o.bytes),
+            objects: less(self.objects, o.objects),
+            entries: less(self.entries, o.entries),
+        }
+    }
+
+    /// The figures of `all` together.
+    fn sum(all: impl Iterator<Item = Figures>) -> Figures {
+        let add = |(a, b): (u64, u64), (c, d): (u64, u64)| (a + c, b + d);
+        all.fold(Figures::default(), |t, f| Figures {
+            bytes: add(t.bytes, f.bytes),
+            objects: add(t.objects, f.objects),
+            entries: add(t.entries, f.entries),
+        })
+    }
+
+    /// A sample's values: retained bytes, retained objects and in-use bytes, after less before.
+    fn values(self) -> [i64; 3] {
+        [delta(self.bytes), delta(self.objects), delta(self.bytes)]
+    }
+}
+
+/// A key group as a profile shows it.
+struct GroupNode {
+    prefix: String,
+    figures: Figures,
+    children: Vec<GroupNode>,
+}
+
+impl GroupNode {
+    /// A key group of one core.
+    fn of_group(g: &KeyGroup) -> GroupNode {
+        GroupNode {
+            prefix: g.prefix.clone(),
+            figures: Figures::one(g.retained_bytes, g.retained_objects, g.entries),
+            children: g.children.iter().map(GroupNode::of_group).collect(),
+        }
+    }
+
+    /// A key group of two cores.
+    fn of_diff(g: &GroupDiff) -> GroupNode {
+        GroupNode {
+            prefix: g.prefix.clone(),
+            figures: Figures {
+                bytes: (g.retained_bytes_before, g.retained_bytes_after),
+                objects: g.objects,
+                entries: (g.entries_before, g.entries_after),
+            },
+            children: g.children.iter().map(GroupNode::of_diff).collect(),
+        }
+    }
+}
+
+/// A map as a profile shows it.
+struct MapNode {
+    root: String,
+    owner: String,
+    key_type: String,
+    value_type: String,
+    implementation: String,
+    figures: Figures,
+    groups: Vec<GroupNode>,
+}
+
+impl MapNode {
+    /// A map of one core.
+    fn of_line(m: &MapLine) -> MapNode {
+        MapNode {
+            root: m.root.clone(),
+            owner: m.owner.clone(),
+            key_type: m.key_type.clone(),
+            value_type: m.value_type.clone(),
+            implementation: serde_json::to_value(m.implementation)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            figures: Figures::one(m.retained_bytes, m.retained_objects, m.entries),
+            groups: m.groups.iter().map(GroupNode::of_group).collect(),
+        }
+    }
+
+    /// A map of two cores.
+    fn of_diff(m: &MapDiff) -> MapNode {
+        MapNode {
+            root: m.root.clone(),
+            owner: m.owner.clone(),
+            key_type: m.key_type.clone(),
+            value_type: m.value_type.clone(),
+            implementation: m.implementation.clone(),
+            figures: Figures {
+                bytes: (m.retained_bytes_before, m.retained_bytes_after),
+                objects: m.objects,
+                entries: (m.entries_before, m.entries_after),
+            },
+            groups: m.groups.iter().map(GroupNode::of_diff).collect(),
+        }
+    }
+}
+
+/// The reachable heap split by map and key group, each object once (cumulative values of a
+/// frame are what it retains), then the reachable heap no map holds and the unreachable heap.
+/// `heap` gives (reachable bytes, reachable objects, unreachable bytes); `two` says whether
+/// the figures are of two cores (labels then give entries before and after).
+fn heap_profile(
+    maps: &[MapNode],
+    heap: Figures,
+    unreachable: (u64, u64),
+    two: bool,
+    comments: &[String],
+) -> std::io::Result<Vec<u8>> {
+    let mut b = Builder::new(comments);
+    for m in maps {
+        map_samples(&mut b, m, two);
+    }
+    let held = Figures::sum(maps.iter().map(|m| m.figures));
+    b.sample(&[NO_MAP.to_string()], heap.less(held).values(), &[]);
+    b.sample(&[UNREACHABLE.to_string()], [0, 0, delta(unreachable)], &[]);
     b.finish()
+}
+
+/// The `maps` report as a profile (see [`heap_profile`]). Object counts need the report
+/// gathered with objects counted (`MapsInput::objects`).
+pub fn maps(r: &MapsReport, comments: &[String]) -> std::io::Result<Vec<u8>> {
+    let maps: Vec<MapNode> = (r.maps.iter())
+        .filter(|m| !m.inside)
+        .map(MapNode::of_line)
+        .collect();
+    let h = &r.heap;
+    let heap = Figures::one(h.reachable_bytes, h.reachable_objects, 0);
+    heap_profile(&maps, heap, (0, h.unreachable_bytes), false, comments)
 }
 
 /// One map's samples: a leaf per key group (and the part of an opened group its children do
 /// not list), and the rest of what the map retains.
-fn map_samples(b: &mut Builder, m: &MapLine) {
-    let base = map_stack(&m.root, &m.owner, &m.key_type, &m.value_type);
-    let implementation = serde_json::to_value(m.implementation)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let labels = |entries: u64| {
-        vec![
+fn map_samples(b: &mut Builder, m: &MapNode, two: bool) {
+    let labels = |entries: (u64, u64)| {
+        let mut l = vec![
             ("map", Label::Text(m.owner.clone())),
-            ("implementation", Label::Text(implementation.clone())),
-            ("entries", Label::Count(value(entries))),
-        ]
+            ("implementation", Label::Text(m.implementation.clone())),
+        ];
+        if two {
+            l.push(("entries_before", Label::Count(value(entries.0))));
+            l.push(("entries_after", Label::Count(value(entries.1))));
+        } else {
+            l.push(("entries", Label::Count(value(entries.1))));
+        }
+        l
     };
     fn walk(
         b: &mut Builder,
-        m: &MapLine,
+        m: &MapNode,
         stack: &mut Vec<String>,
-        groups: &[KeyGroup],
-        labels: &dyn Fn(u64) -> Vec<(&'static str, Label)>,
+        groups: &[GroupNode],
+        labels: &dyn Fn((u64, u64)) -> Vec<(&'static str, Label)>,
     ) {
         for g in groups {
             stack.push(group_frame(&m.owner, &g.prefix));
             walk(b, m, stack, &g.children, labels);
-            let sum = |f: fn(&KeyGroup) -> u64| g.children.iter().map(f).sum::<u64>();
-            let own = g.retained_bytes.saturating_sub(sum(|c| c.retained_bytes));
-            let objects = g
-                .retained_objects
-                .saturating_sub(sum(|c| c.retained_objects));
-            let entries = g.entries.saturating_sub(sum(|c| c.entries));
+            let own = g
+                .figures
+                .less(Figures::sum(g.children.iter().map(|c| c.figures)));
             stack.push(m.value_type.clone());
-            b.sample(
-                stack,
-                [value(own), value(objects), value(own)],
-                &labels(entries),
-            );
+            b.sample(stack, own.values(), &labels(own.entries));
             stack.pop();
             stack.pop();
         }
     }
-    let mut stack = base.clone();
+    let mut stack = map_stack(&m.root, &m.owner, &m.key_type, &m.value_type);
     walk(b, m, &mut stack, &m.groups, &labels);
-    let listed = |f: fn(&KeyGroup) -> u64| m.groups.iter().map(f).sum::<u64>();
     let rest = m
-        .retained_bytes
-        .saturating_sub(listed(|g| g.retained_bytes));
-    let rest_objects = m
-        .retained_objects
-        .saturating_sub(listed(|g| g.retained_objects));
-    let unlisted = m.entries.saturating_sub(listed(|g| g.entries));
-    let mut stack = base;
+        .figures
+        .less(Figures::sum(m.groups.iter().map(|g| g.figures)));
     stack.push(MAP_REST.to_string());
-    b.sample(
-        &stack,
-        [value(rest), value(rest_objects), value(rest)],
-        &labels(unlisted),
-    );
+    b.sample(&stack, rest.values(), &labels(rest.entries));
 }
 
 /// The `top` report as a profile: each retainer under the path from its root, its retained
@@ -308,96 +421,18 @@ pub fn histogram(r: &HistogramReport, comments: &[String]) -> std::io::Result<Ve
 /// The `diff` report as a profile of growth (after less before, negative where it shrank):
 /// the `maps` profile's samples, each a delta, as `go tool pprof -diff_base` would show it.
 pub fn diff(r: &DiffReport, comments: &[String]) -> std::io::Result<Vec<u8>> {
-    let mut b = Builder::new(comments);
-    let (mut bytes, mut objects) = ((0u64, 0u64), (0u64, 0u64));
-    for m in r.maps.iter().filter(|m| !m.inside) {
-        map_diff_samples(&mut b, m);
-        bytes.0 += m.retained_bytes_before;
-        bytes.1 += m.retained_bytes_after;
-        objects.0 += m.objects.0;
-        objects.1 += m.objects.1;
-    }
+    let maps: Vec<MapNode> = (r.maps.iter())
+        .filter(|m| !m.inside)
+        .map(MapNode::of_diff)
+        .collect();
     let (hb, ha) = (&r.before.heap, &r.after.heap);
-    let rest = (
-        hb.reachable_bytes.saturating_sub(bytes.0),
-        ha.reachable_bytes.saturating_sub(bytes.1),
-    );
-    let rest_objects = (
-        hb.reachable_objects.saturating_sub(objects.0),
-        ha.reachable_objects.saturating_sub(objects.1),
-    );
-    b.sample(
-        &[NO_MAP.to_string()],
-        [delta(rest), delta(rest_objects), delta(rest)],
-        &[],
-    );
-    let unreachable = (hb.unreachable_bytes, ha.unreachable_bytes);
-    b.sample(&[UNREACHABLE.to_string()], [0, 0, delta(unreachable)], &[]);
-    b.finish()
-}
-
-/// One map's growth samples, as [`map_samples`].
-fn map_diff_samples(b: &mut Builder, m: &MapDiff) {
-    let base = map_stack(&m.root, &m.owner, &m.key_type, &m.value_type);
-    let labels = |entries: (u64, u64)| {
-        vec![
-            ("map", Label::Text(m.owner.clone())),
-            ("implementation", Label::Text(m.implementation.clone())),
-            ("entries_before", Label::Count(value(entries.0))),
-            ("entries_after", Label::Count(value(entries.1))),
-        ]
+    let heap = Figures {
+        bytes: (hb.reachable_bytes, ha.reachable_bytes),
+        objects: (hb.reachable_objects, ha.reachable_objects),
+        entries: (0, 0),
     };
-    /// Before and after of `f` summed over `groups`.
-    fn sum(groups: &[GroupDiff], f: fn(&GroupDiff) -> (u64, u64)) -> (u64, u64) {
-        (groups.iter().map(f)).fold((0, 0), |(x, y), (a, b)| (x + a, y + b))
-    }
-    fn less((a, b): (u64, u64), (c, d): (u64, u64)) -> (u64, u64) {
-        (a.saturating_sub(c), b.saturating_sub(d))
-    }
-    fn walk(
-        b: &mut Builder,
-        m: &MapDiff,
-        stack: &mut Vec<String>,
-        groups: &[GroupDiff],
-        labels: &dyn Fn((u64, u64)) -> Vec<(&'static str, Label)>,
-    ) {
-        for g in groups {
-            stack.push(group_frame(&m.owner, &g.prefix));
-            walk(b, m, stack, &g.children, labels);
-            let bytes = |g: &GroupDiff| (g.retained_bytes_before, g.retained_bytes_after);
-            let own = less(bytes(g), sum(&g.children, bytes));
-            let objects = less(g.objects, sum(&g.children, |c| c.objects));
-            let entries = |g: &GroupDiff| (g.entries_before, g.entries_after);
-            let own_entries = less(entries(g), sum(&g.children, entries));
-            stack.push(m.value_type.clone());
-            b.sample(
-                stack,
-                [delta(own), delta(objects), delta(own)],
-                &labels(own_entries),
-            );
-            stack.pop();
-            stack.pop();
-        }
-    }
-    let mut stack = base.clone();
-    walk(b, m, &mut stack, &m.groups, &labels);
-    let bytes = |g: &GroupDiff| (g.retained_bytes_before, g.retained_bytes_after);
-    let rest = less(
-        (m.retained_bytes_before, m.retained_bytes_after),
-        sum(&m.groups, bytes),
-    );
-    let rest_objects = less(m.objects, sum(&m.groups, |g| g.objects));
-    let unlisted = less(
-        (m.entries_before, m.entries_after),
-        sum(&m.groups, |g| (g.entries_before, g.entries_after)),
-    );
-    let mut stack = base;
-    stack.push(MAP_REST.to_string());
-    b.sample(
-        &stack,
-        [delta(rest), delta(rest_objects), delta(rest)],
-        &labels(unlisted),
-    );
+    let unreachable = (hb.unreachable_bytes, ha.unreachable_bytes);
+    heap_profile(&maps, heap, unreachable, true, comments)
 }
 
 /// Decodes a gzipped profile (for tests and checks).
