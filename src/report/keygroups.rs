@@ -444,34 +444,20 @@ impl Grouper<'_> {
             if frontier.is_empty() {
                 break;
             }
-            let at = |path: &[usize], groups: &[Group]| -> (Vec<u8>, usize) {
-                let mut g = &groups[path[0]];
-                for &c in &path[1..] {
-                    g = &g.children[c];
-                }
-                (g.label.clone(), g.depth)
-            };
             // Which frontier group a key belongs to: by its prefix at that group's depth.
-            let mut parents: HashMap<usize, HashMap<Vec<u8>, u32>> = HashMap::new();
-            for (k, path) in frontier.iter().enumerate() {
-                let (label, depth) = at(path, groups);
-                parents.entry(depth).or_default().insert(label, k as u32);
-            }
-            let mut levels: Vec<(usize, HashMap<Vec<u8>, u32>)> = parents.into_iter().collect();
-            levels.sort_by_key(|(depth, _)| *depth);
-            let mut kids = self.pass(&|k: &[u8]| {
-                levels.iter().find_map(|(depth, labels)| {
-                    let &f = labels.get(d.prefix(k, *depth))?;
+            let mut kids = {
+                let tried: Vec<&Group> = frontier.iter().map(|p| group_at(groups, p)).collect();
+                let levels = by_depth(tried.iter().copied().enumerate());
+                self.pass(&|k: &[u8]| {
+                    let (_, f) = find(d, k, &levels)?;
+                    let depth = tried[f as usize].depth;
                     Some((f, Cow::Borrowed(d.prefix(k, depth + 1))))
                 })
-            });
+            };
             kids.resize_with(frontier.len(), Pass::default);
             let mut next = Vec::new();
             for (path, kids) in frontier.into_iter().zip(kids) {
-                let mut g = &mut groups[path[0]];
-                for &c in &path[1..] {
-                    g = &mut g.children[c];
-                }
+                let g = at_path(groups, &path);
                 let mut kids = sorted(kids, g.depth + 1);
                 match kids.len() {
                     1 if kids[0].label != g.label => {
@@ -639,6 +625,15 @@ fn placed(guide: &[Group], found: &mut Pass) -> Vec<Group> {
 }
 
 /// The group at `path` (child indices from the top level).
+fn group_at<'g>(groups: &'g [Group], path: &[usize]) -> &'g Group {
+    let mut g = &groups[path[0]];
+    for &c in &path[1..] {
+        g = &g.children[c];
+    }
+    g
+}
+
+/// The group at `path`, to change.
 fn at_path<'g>(groups: &'g mut [Group], path: &[usize]) -> &'g mut Group {
     let mut g = &mut groups[path[0]];
     for &c in &path[1..] {
