@@ -472,12 +472,7 @@ fn map_diff(before: Option<&MapLine>, after: Option<&MapLine>, groups: usize) ->
     MapDiff {
         owner: text(|m| m.owner.clone()),
         change,
-        implementation: text(|m| {
-            serde_json::to_value(m.implementation)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        }),
+        implementation: text(|m| m.implementation.name().to_string()),
         key_type: text(|m| m.key_type.clone()),
         value_type: text(|m| m.value_type.clone()),
         entries_before: get(before, |m| m.entries),
@@ -623,6 +618,14 @@ fn change_word(c: Change) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn implementation_names_are_those_json_writes() {
+        use crate::maps::MapImpl;
+        for i in [MapImpl::Classic, MapImpl::Swiss, MapImpl::SyncMap] {
+            assert_eq!(serde_json::to_value(i).unwrap(), i.name());
+        }
+    }
 
     #[test]
     fn thresholds_take_sizes_and_percentages() {

@@ -271,10 +271,7 @@ impl MapNode {
             owner: m.owner.clone(),
             key_type: m.key_type.clone(),
             value_type: m.value_type.clone(),
-            implementation: serde_json::to_value(m.implementation)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            implementation: m.implementation.name().to_string(),
             figures: Figures::one(m.retained_bytes, m.retained_objects, m.entries),
             groups: m.groups.iter().map(GroupNode::of_group).collect(),
         }

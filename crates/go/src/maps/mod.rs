@@ -35,6 +35,15 @@ pub enum MapImpl {
 }
 
 impl MapImpl {
+    /// The name reports give it, as JSON writes it: `classic`, `swiss`, `sync.Map`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MapImpl::Classic => "classic",
+            MapImpl::Swiss => "swiss",
+            MapImpl::SyncMap => "sync.Map",
+        }
+    }
+
     /// The implementation whose header struct the linker names `name` (`hash<K,V>` for
     /// classic maps, `map<K,V>` for Swiss ones).
     pub fn of_header(name: &str) -> Option<MapImpl> {
