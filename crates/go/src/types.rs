@@ -399,7 +399,7 @@ struct Inference<'a> {
     by_rtype: TypesBase,
     itab_type_off: Option<u64>,
     of: Vec<u32>,
-    interned: HashMap<ObjType, u32>,
+    interned: HashMap<ObjType, u32, foldhash::fast::RandomState>,
     types: Vec<ObjType>,
     /// Objects typed but not visited yet, one bit each (while sweeping).
     pending: Vec<u64>,
@@ -415,6 +415,14 @@ struct Inference<'a> {
 
 /// Most elements of one array that a shape lists before it stops (huge arrays repeat anyway).
 const MAX_ARRAY_ELEMS: u64 = 4096;
+
+/// How far ahead of the visit the targets' type slots are fetched: objects in the queue, or
+/// words of 64 pending bits in a sweep.
+const AHEAD: u32 = 8;
+
+/// How many edges ahead of the one being followed the target's type slot is fetched, within
+/// an object; an object's first ones are fetched [`AHEAD`] objects before its visit.
+const EDGES_AHEAD: usize = 16;
 
 impl<'a> Inference<'a> {
     fn intern(&mut self, t: ObjType) -> u32 {
@@ -606,12 +614,27 @@ impl<'a> Inference<'a> {
     fn drain(&mut self) {
         loop {
             let mut visited = 0usize;
+            // Targets' type slots are fetched for the `lead` pending objects up to `ahead`.
+            let (mut ahead, mut lead) = (0u32, 0u32);
             for wi in 0..self.pending.len() {
                 // Bits set in this word while visiting are taken in this sweep too.
                 while self.pending[wi] != 0 {
                     let bit = self.pending[wi].trailing_zeros();
                     self.pending[wi] &= self.pending[wi] - 1;
-                    self.visit_typed((wi as u32) << 6 | bit);
+                    let id = (wi as u32) << 6 | bit;
+                    if ahead <= id {
+                        (ahead, lead) = (id, 0);
+                    } else {
+                        lead = lead.saturating_sub(1);
+                    }
+                    while lead < AHEAD {
+                        let Some(next) = self.next_pending(ahead) else {
+                            break;
+                        };
+                        self.prefetch_targets(next);
+                        (ahead, lead) = (next, lead + 1);
+                    }
+                    self.visit_typed(id);
                     visited += 1;
                 }
             }
@@ -633,7 +656,43 @@ impl<'a> Inference<'a> {
         self.pending = Vec::new();
         self.queue = Some(q);
         while let Some(id) = self.queue.as_mut().and_then(VecDeque::pop_front) {
+            if let Some(&later) = self.queue.as_ref().and_then(|q| q.get(AHEAD as usize)) {
+                self.prefetch_targets(later);
+            }
             self.visit_typed(id);
+        }
+    }
+
+    /// The next pending object after `from` in a sweep, if one is within [`AHEAD`] words.
+    fn next_pending(&self, from: u32) -> Option<u32> {
+        let mut id = from.checked_add(1)?;
+        let end = (from.saturating_add(AHEAD * 64)).min((self.pending.len() * 64) as u32);
+        while id < end {
+            let word = self.pending[(id >> 6) as usize] >> (id & 63);
+            if word != 0 {
+                return Some(id + word.trailing_zeros()).filter(|&n| n < end);
+            }
+            id = (id | 63) + 1;
+        }
+        None
+    }
+
+    /// Asks the CPU for the type slots and pending bits of object `id`'s edge targets, which
+    /// its visit reads and writes.
+    fn prefetch_targets(&self, id: u32) {
+        let targets = self.a.raw.targets_of(id);
+        for &w in &targets[..targets.len().min(EDGES_AHEAD)] {
+            self.prefetch_target(w);
+        }
+    }
+
+    /// Asks the CPU for the type slot and pending bit of object `w`.
+    fn prefetch_target(&self, w: u32) {
+        if let Some(slot) = self.of.get(w as usize) {
+            coreheap_graph::prefetch(slot);
+        }
+        if let Some(bits) = self.pending.get((w >> 6) as usize) {
+            coreheap_graph::prefetch(bits);
         }
     }
 
@@ -667,7 +726,10 @@ impl<'a> Inference<'a> {
         };
         let raw = self.a.raw;
         let (targets, words) = raw.of(o.0);
-        for (&w, &word) in targets.iter().zip(words) {
+        for (i, (&w, &word)) in targets.iter().zip(words).enumerate() {
+            if let Some(&later) = targets.get(i + EDGES_AHEAD) {
+                self.prefetch_target(later);
+            }
             // Only pointers to a value's start, in whole values tiled over the object, as the
             // shape walk reads them.
             if !word.at_start() || self.of[w as usize] != UNTYPED {
@@ -757,7 +819,7 @@ impl ObjectTypes {
             by_rtype,
             itab_type_off,
             of: vec![UNTYPED; a.objects.len()],
-            interned: HashMap::new(),
+            interned: HashMap::default(),
             types: Vec::new(),
             pending: vec![0; a.objects.len().div_ceil(64)],
             queue: None,
