@@ -423,3 +423,35 @@ fn retained_counts_agree_whichever_way_they_are_counted() {
         );
     }
 }
+
+/// `histogram` on every ledger sample: the `big.Int` line holds one object per entry and
+/// retains the values' bytes the program measured, and the map's own type retains the whole
+/// map.
+#[test]
+fn histogram_retains_what_the_ledger_measured() {
+    let ledgers: Vec<Sample> = samples()
+        .into_iter()
+        .filter(|s| s.name.ends_with("/ledger"))
+        .collect();
+    assert!(ledgers.len() >= 8, "{} ledger samples", ledgers.len());
+    for s in &ledgers {
+        let (json, _) = on(s, "histogram", &["--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let line = |name: &str| {
+            v["types"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["type_name"] == name)
+                .unwrap_or_else(|| panic!("{}: no {name} line", s.name))
+                .clone()
+        };
+        let m = &s.truth["maps"][0];
+        assert_eq!(m["name"], "main.balances", "{}", s.name);
+        let values = line("big.Int");
+        assert_eq!(values["count"], m["entries"], "{}", s.name);
+        assert_eq!(values["retained_bytes"], m["value_bytes"], "{}", s.name);
+        let map = line("map[string]*big.Int");
+        assert_eq!(map["retained_bytes"], m["total_bytes"], "{}", s.name);
+    }
+}

@@ -306,41 +306,79 @@ impl<'a> HeapView<'a> {
 
     /// [`HeapView::retained_counts`] by climbing the dominator tree from every object.
     pub fn retained_counts_by_climbing(&self, nodes: &[u32]) -> Vec<u64> {
-        const UNKNOWN: u32 = u32::MAX;
         const NOBODY: u32 = u32::MAX - 1;
-        // Per node: which of `nodes` dominates it (NOBODY: none), found once per node by
-        // climbing the dominator tree until a node already known.
-        let mut owner = vec![UNKNOWN; self.a.graph.graph.node_count()];
+        // Per node: which of `nodes` dominates it (NOBODY: none).
+        let mut owner = vec![UNLABELLED; self.a.graph.graph.node_count()];
+        owner[self.a.doms.root() as usize] = NOBODY;
         for (i, &v) in nodes.iter().enumerate() {
             owner[v as usize] = i as u32;
         }
         let mut counts = vec![0u64; nodes.len()];
+        self.label_chains(
+            &mut owner,
+            NOBODY,
+            |above, _| above,
+            |_, found| {
+                if found != NOBODY {
+                    counts[found as usize] += 1;
+                }
+            },
+        );
+        counts
+    }
+
+    /// Labels every reachable object by its dominator chain, and calls `each(object, label)`
+    /// in object order. `labels` holds a label per node, [`UNLABELLED`] where it is to be
+    /// found: climbing from an object stops at the first labelled node (or at a chain's top,
+    /// labelled `unrooted`), and each node climbed gets `label(its dominator's label, node)`.
+    pub fn label_chains(
+        &self,
+        labels: &mut [u32],
+        unrooted: u32,
+        mut label: impl FnMut(u32, u32) -> u32,
+        mut each: impl FnMut(u32, u32),
+    ) {
+        /// How many objects ahead the label and dominator of an object's dominator are fetched.
+        const AHEAD: u32 = 16;
+        let doms = &self.a.doms;
+        let n = self.a.graph.objects;
         let mut path = Vec::new();
-        for x in 0..self.a.graph.objects {
-            if !self.a.doms.is_reachable(x) {
+        for x in 0..n {
+            if let Some(d) = (x + AHEAD < n).then(|| doms.idom(x + AHEAD)).flatten() {
+                if let Some(l) = labels.get(d as usize) {
+                    crate::graph::prefetch(l);
+                }
+                doms.prefetch(d);
+            }
+            if !doms.is_reachable(x) {
                 continue;
             }
             let mut cur = x;
-            let found = loop {
-                if owner[cur as usize] != UNKNOWN {
-                    break owner[cur as usize];
+            let mut above = loop {
+                match labels.get(cur as usize) {
+                    Some(&l) if l != UNLABELLED => break l,
+                    _ => {}
                 }
                 path.push(cur);
-                match self.a.doms.idom(cur) {
+                match doms.idom(cur) {
                     Some(d) => cur = d,
-                    None => break NOBODY,
+                    None => break unrooted,
                 }
             };
-            for p in path.drain(..) {
-                owner[p as usize] = found;
+            for &p in path.iter().rev() {
+                above = label(above, p);
+                if let Some(slot) = labels.get_mut(p as usize) {
+                    *slot = above;
+                }
             }
-            if found != NOBODY {
-                counts[found as usize] += 1;
-            }
+            path.clear();
+            each(x, above);
         }
-        counts
     }
 }
+
+/// A node's label in [`HeapView::label_chains`] before it is found.
+pub const UNLABELLED: u32 = u32::MAX;
 
 /// Lowercase name of a root kind.
 pub fn kind_name(k: crate::roots::RootKind) -> &'static str {

@@ -4,10 +4,83 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::heapview::{HeapView, TypeKey};
+use super::heapview::{HeapView, TypeKey, UNLABELLED};
 use super::{human_bytes, Envelope};
 use crate::analysis::Reachability;
 use crate::heap::ObjId;
+
+/// Retained bytes per line: what the objects of each line keep alive together, an object
+/// nested under another of its line counted once. That is every reachable object's bytes
+/// counted once for each line on its dominator chain, itself included; the chains' sets of
+/// lines are interned, since few distinct ones occur.
+fn retained_by_line(v: &HeapView, line_of: &[u32], lines: usize) -> Vec<u64> {
+    let a = v.a;
+    let line = |x: u32| line_of.get(x as usize).copied().unwrap_or(u32::MAX);
+    let mut sets = LineSets::default();
+    // Per node: the set of lines on its dominator chain, itself included.
+    let mut set_of = vec![UNLABELLED; a.doms.node_count()];
+    set_of[a.doms.root() as usize] = LineSets::EMPTY;
+    let mut bytes: Vec<u64> = vec![0];
+    v.label_chains(
+        &mut set_of,
+        LineSets::EMPTY,
+        |above, x| sets.with(above, line(x)),
+        |x, s| {
+            if bytes.len() <= s as usize {
+                bytes.resize(s as usize + 1, 0);
+            }
+            bytes[s as usize] += a.shallow(x);
+        },
+    );
+    let mut retained = vec![0u64; lines];
+    for (s, &b) in bytes.iter().enumerate() {
+        for l in sets.lines(s as u32) {
+            retained[l as usize] += b;
+        }
+    }
+    retained
+}
+
+/// Sets of lines, interned: each is a smaller set plus one line.
+#[derive(Default)]
+struct LineSets {
+    /// Per set after the empty one: (the set it extends, the line it adds).
+    added: Vec<(u32, u32)>,
+    /// (set, line) → the set with that line.
+    with: HashMap<(u32, u32), u32, foldhash::fast::RandomState>,
+}
+
+impl LineSets {
+    /// The set with no line.
+    const EMPTY: u32 = 0;
+
+    /// Set `s` with line `l` too (`s` itself for no line, `u32::MAX`).
+    fn with(&mut self, s: u32, l: u32) -> u32 {
+        if l == u32::MAX {
+            return s;
+        }
+        if let Some(&t) = self.with.get(&(s, l)) {
+            return t;
+        }
+        let t = if self.lines(s).any(|x| x == l) {
+            s
+        } else {
+            self.added.push((s, l));
+            self.added.len() as u32
+        };
+        self.with.insert((s, l), t);
+        t
+    }
+
+    /// The lines of set `s`.
+    fn lines(&self, mut s: u32) -> impl Iterator<Item = u32> + '_ {
+        std::iter::from_fn(move || {
+            let &(parent, l) = self.added.get((s as usize).checked_sub(1)?)?;
+            s = parent;
+            Some(l)
+        })
+    }
+}
 
 /// One type's line.
 #[derive(Debug, Serialize)]
@@ -79,46 +152,9 @@ impl HistogramReport {
             lines[i].count += 1;
             lines[i].shallow_bytes += size;
         }
-        // Retained per type: an object counts unless a dominator-tree ancestor has its type.
-        let (offsets, children) = a.doms.dominator_tree_children();
-        let mut active = vec![0u32; lines.len()];
-        let root = a.graph.super_root();
-        let line = |node: u32| match node < n {
-            true => line_of[node as usize],
-            false => u32::MAX,
-        };
-        let kids = |node: u32| {
-            let (s, e) = (offsets[node as usize], offsets[node as usize + 1]);
-            &children[s as usize..e as usize]
-        };
-        // Depth first, each node with children entered and left (`true`); a node without
-        // children is counted where its parent lists it, and never goes on the stack.
-        let mut stack: Vec<(u32, bool)> = vec![(root, false)];
-        while let Some((node, leaving)) = stack.pop() {
-            let l = line(node);
-            if leaving {
-                if l != u32::MAX {
-                    active[l as usize] -= 1;
-                }
-                continue;
-            }
-            if l != u32::MAX {
-                if active[l as usize] == 0 {
-                    lines[l as usize].retained_bytes += a.retained.get(node);
-                }
-                active[l as usize] += 1;
-            }
-            stack.push((node, true));
-            for &c in kids(node) {
-                if !kids(c).is_empty() {
-                    stack.push((c, false));
-                    continue;
-                }
-                let lc = line(c);
-                if lc != u32::MAX && active[lc as usize] == 0 {
-                    lines[lc as usize].retained_bytes += a.retained.get(c);
-                }
-            }
+        let retained = retained_by_line(v, &line_of, lines.len());
+        for (l, bytes) in lines.iter_mut().zip(retained) {
+            l.retained_bytes = bytes;
         }
         match sort {
             SortBy::Count => lines.sort_by_key(|l| std::cmp::Reverse(l.count)),
@@ -191,5 +227,26 @@ impl HistogramReport {
         s.push_str(&super::markdown_notes(&[], &self.warnings));
         s.push_str(&super::markdown_footer(command, &self.go_version, false));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineSets;
+
+    #[test]
+    fn a_line_set_holds_each_line_once() {
+        let mut sets = LineSets::default();
+        let one = sets.with(LineSets::EMPTY, 3);
+        assert_ne!(one, LineSets::EMPTY);
+        assert_eq!(sets.with(one, 3), one, "a line already there");
+        let two = sets.with(one, 5);
+        assert_eq!(sets.with(two, 3), two, "a line further up the set");
+        assert_eq!(sets.with(two, u32::MAX), two, "no line");
+        assert_eq!(sets.with(LineSets::EMPTY, 3), one, "the same set again");
+        let mut lines: Vec<u32> = sets.lines(two).collect();
+        lines.sort();
+        assert_eq!(lines, [3, 5]);
+        assert_eq!(sets.lines(LineSets::EMPTY).count(), 0);
     }
 }
