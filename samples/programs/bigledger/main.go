@@ -1,7 +1,9 @@
 // bigledger is the ledger sample at benchmark scale: the same global map[string]*big.Int with
 // one heavy key family, grown until about LEDGER_GB gigabytes of live heap, then it dies by
-// SIGABRT with GOTRACEBACK=crash so the kernel writes a core. It keeps no ground truth: it
-// exists to measure how fast coreheap reads big cores (bench/run.sh), not what it reports.
+// SIGABRT with GOTRACEBACK=crash so the kernel writes a core. LEDGER_WORDS multiplies every
+// value's size (default 1: about 60 bytes per object; 5: about 200, the ledger sample's large
+// values at scale). It keeps no ground truth: it exists to measure how fast coreheap reads big
+// cores (bench/run.sh), not what it reports.
 package main
 
 import (
@@ -55,6 +57,10 @@ func main() {
 		gb = 1
 	}
 	target := int(gb * (1 << 30))
+	scale, err := strconv.Atoi(os.Getenv("LEDGER_WORDS"))
+	if err != nil || scale < 1 {
+		scale = 1
+	}
 	var cycle []int
 	for fi, f := range families {
 		for j := 0; j < f.weight; j++ {
@@ -68,11 +74,12 @@ func main() {
 		buf = append(buf[:0], f.prefix...)
 		buf = strconv.AppendUint(buf, uint64(i)*2654435761%1000000007, 10)
 		key := string(buf)
-		w := make([]big.Word, f.words)
-		w[0], w[f.words-1] = big.Word(i), 1
+		words := f.words * scale
+		w := make([]big.Word, words)
+		w[0], w[words-1] = big.Word(i), 1
 		balances[key] = new(big.Int).SetBits(w)
 		// key + big.Int + magnitude + ~28 bytes of map slot and control at 7/8 load
-		used += classSize(len(key)) + 32 + classSize(8*f.words) + 28
+		used += classSize(len(key)) + 32 + classSize(8*words) + 28
 	}
 	runtime.GC() // drop the tables that growth replaced
 	die()
