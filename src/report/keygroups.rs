@@ -110,7 +110,7 @@ pub struct StringKeys<'a> {
     /// Per entry, sorted: the key data's address above the lowest (high bits, cut short if it
     /// and the index need over 64 bits) and the entry index (low bits). Unreadable keys first.
     order: Vec<u64>,
-    /// Per entry: its key's length (at most 4096).
+    /// Per item of `order`: its key's length (at most 4096).
     lens: Vec<u16>,
     lowest: u64,
     shift: u32,
@@ -146,6 +146,11 @@ impl<'a> StringKeys<'a> {
             *p = (above >> shift).checked_shl(index_bits).unwrap_or(0) | i as u64;
         });
         order.par_sort_unstable();
+        // The lengths in key order too, so that a pass reads them in order.
+        let mask = (1u64 << index_bits) - 1;
+        let lens = (order.par_iter())
+            .map(|&k| lens.get((k & mask) as usize).copied().unwrap_or(0))
+            .collect();
         StringKeys {
             mem,
             order,
@@ -161,15 +166,16 @@ impl<'a> StringKeys<'a> {
         (1u64 << self.index_bits) - 1
     }
 
-    /// A sorted item's entry index and key: its bytes' address and length.
-    fn key_at(&self, k: u64) -> (u32, Addr, usize) {
+    /// The entry index and key (its bytes' address and length) of item `j` in key order.
+    fn key_at(&self, j: usize) -> (u32, Addr, usize) {
+        let k = self.order.get(j).copied().unwrap_or(0);
         let i = (k & self.index_mask()) as u32;
         let above = k.checked_shr(self.index_bits).unwrap_or(0);
         let (p, n) = match (self.shift, above) {
             (_, 0) => (Addr(0), 0),
             (0, a) => (
                 Addr(self.lowest + a - 1),
-                usize::from(self.lens[i as usize]),
+                usize::from(self.lens.get(j).copied().unwrap_or(0)),
             ),
             _ => keys::string_header(self.mem, (self.slot)(i)).unwrap_or((Addr(0), 0)),
         };
@@ -522,11 +528,11 @@ impl Grouper<'_> {
             Keys::Strings(s) => {
                 let mask = s.index_mask();
                 let sizes = self.sizes;
-                let chunk_groups = |chunk: &[u64]| {
+                let chunk_groups = |items: std::ops::Range<usize>| {
                     // Keys come in address order, many to a page: each page is asked for once.
                     let mut asked = 0u64;
-                    let _fetch = s.mem.fetch(chunk.iter().filter_map(|&k| {
-                        let (_, p, n) = s.key_at(k);
+                    let _fetch = s.mem.fetch(items.clone().filter_map(|j| {
+                        let (_, p, n) = s.key_at(j);
                         let end = p.0.saturating_add(n as u64);
                         (end > asked).then(|| {
                             asked = end.next_multiple_of(crate::memory::PAGE);
@@ -534,14 +540,12 @@ impl Grouper<'_> {
                         })
                     }));
                     let mut groups = Vec::new();
-                    for (j, &k) in chunk.iter().enumerate() {
+                    for j in items.clone() {
                         // Entries come in key order, their retained sizes at random: fetch ahead.
-                        if let Some(&ahead) = chunk.get(j + PREFETCH_AHEAD) {
-                            let ahead = (ahead & mask) as u32;
-                            sizes.prefetch(ahead);
-                            crate::graph::prefetch(&s.lens[ahead as usize]);
+                        if let Some(&ahead) = s.order[..items.end].get(j + PREFETCH_AHEAD) {
+                            sizes.prefetch((ahead & mask) as u32);
                         }
-                        let (i, p, n) = s.key_at(k);
+                        let (i, p, n) = s.key_at(j);
                         let bytes = match n {
                             0 => Cow::Borrowed(&[][..]),
                             _ => s.mem.read(p, n).unwrap_or_default(),
@@ -552,8 +556,10 @@ impl Grouper<'_> {
                     }
                     groups
                 };
-                let parts: Vec<Vec<Pass>> =
-                    s.order.par_chunks(KEY_CHUNK).map(chunk_groups).collect();
+                let parts: Vec<Vec<Pass>> = crate::graph::pieces(0..s.order.len(), KEY_CHUNK)
+                    .into_par_iter()
+                    .map(chunk_groups)
+                    .collect();
                 let mut all: Vec<Pass> = Vec::new();
                 for part in parts {
                     if all.len() < part.len() {
@@ -582,18 +588,23 @@ impl Grouper<'_> {
 type Classify<'c> = dyn Fn(&[u8]) -> Option<(u32, Cow<'_, [u8]>)> + Sync + 'c;
 
 /// Guide groups by depth, shallowest first: each depth's labels, to the groups' indices.
-type Levels<'g> = Vec<(usize, HashMap<&'g [u8], u32>)>;
+type Levels<'g> = Vec<(usize, Labels<'g>)>;
+
+/// Labels of one depth, to the groups' indices.
+type Labels<'g> = HashMap<&'g [u8], u32, foldhash::fast::RandomState>;
 
 /// Guide groups by depth (see [`Levels`]).
 fn by_depth<'g>(groups: impl Iterator<Item = (usize, &'g Group)>) -> Levels<'g> {
-    let mut levels: Vec<(usize, HashMap<&[u8], u32>)> = Vec::new();
+    let mut levels: Levels = Vec::new();
     for (i, g) in groups {
-        match levels.iter_mut().find(|(d, _)| *d == g.depth) {
-            Some((_, labels)) => {
-                labels.insert(&g.label, i as u32);
+        let at = match levels.iter().position(|(d, _)| *d == g.depth) {
+            Some(at) => at,
+            None => {
+                levels.push((g.depth, Labels::default()));
+                levels.len() - 1
             }
-            None => levels.push((g.depth, HashMap::from([(g.label.as_slice(), i as u32)]))),
-        }
+        };
+        levels[at].1.insert(&g.label, i as u32);
     }
     levels.sort_by_key(|(d, _)| *d);
     levels
@@ -601,11 +612,7 @@ fn by_depth<'g>(groups: impl Iterator<Item = (usize, &'g Group)>) -> Levels<'g> 
 
 /// The guide group (of [`by_depth`]) whose label is the key's prefix at the group's depth:
 /// that prefix of the key, and the group's index.
-fn find<'k>(
-    d: &Delims,
-    key: &'k [u8],
-    levels: &[(usize, HashMap<&[u8], u32>)],
-) -> Option<(&'k [u8], u32)> {
+fn find<'k>(d: &Delims, key: &'k [u8], levels: &[(usize, Labels)]) -> Option<(&'k [u8], u32)> {
     (levels.iter()).find_map(|(depth, labels)| {
         let label = d.prefix(key, *depth);
         Some((label, *labels.get(label)?))
