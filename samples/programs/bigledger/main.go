@@ -43,10 +43,17 @@ func classSize(n int) int {
 	return (n + 63) &^ 63
 }
 
+// die raises SIGABRT on its own thread, which takes it before the call returns, and never
+// parks the goroutine: a parked main goroutine can be found deadlocked first, and the runtime
+// then hangs instead of dumping core.
+//
 //go:noinline
 func die() {
-	syscall.Kill(syscall.Getpid(), syscall.SIGABRT)
-	select {}
+	syscall.Tgkill(syscall.Getpid(), syscall.Gettid(), syscall.SIGABRT)
+	for {
+		ts := syscall.Timespec{Sec: 1}
+		syscall.Nanosleep(&ts, nil)
+	}
 }
 
 func main() {
