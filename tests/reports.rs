@@ -455,3 +455,31 @@ fn histogram_retains_what_the_ledger_measured() {
         assert_eq!(map["retained_bytes"], m["total_bytes"], "{}", s.name);
     }
 }
+
+/// `histogram` counts objects by type in pieces on every core; the lines, their order and
+/// figures do not depend on where the pieces are cut (the samples fit in one default piece).
+#[test]
+fn histogram_lines_do_not_depend_on_the_pieces() {
+    use coreheap::report::histogram::{HistogramReport, SortBy};
+    use coreheap_go::process::{OpenOptions, Process};
+    for name in ["go1.21.13/zoo", "go1.26.6/services", "go1.26.6/ledger"] {
+        let s = sample(name);
+        let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+        let a = coreheap::analysis::Analysis::run(&p, &coreheap::analysis::NoProgress).unwrap();
+        let view = coreheap::report::heapview::HeapView::new(&a);
+        let whole = HistogramReport::gather(&view, "go", SortBy::Count);
+        assert!(
+            a.graph.objects > 3 * 1000,
+            "{name}: {} objects",
+            a.graph.objects
+        );
+        for piece in [1, 1000, 4099] {
+            let cut = HistogramReport::gather_in_pieces(&view, "go", SortBy::Count, piece);
+            assert_eq!(
+                whole.to_json().unwrap(),
+                cut.to_json().unwrap(),
+                "{name}, {piece}"
+            );
+        }
+    }
+}

@@ -2,12 +2,54 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::heapview::{HeapView, TypeKey, UNLABELLED};
 use super::{human_bytes, Envelope};
 use crate::analysis::Reachability;
 use crate::heap::ObjId;
+
+/// Objects per piece when they are counted by type on every core.
+const PIECE: usize = 1 << 20;
+
+/// The reachable objects of one type key in a piece of the objects.
+struct KeyCount {
+    key: TypeKey,
+    /// The first of them.
+    first: u32,
+    count: u64,
+    bytes: u64,
+}
+
+/// Counts the reachable objects from `base` on by type key, the keys in the order their first
+/// objects come, and sets each object's slot of `line_of` to its key's place in that order.
+fn count_piece(v: &HeapView, base: u32, line_of: &mut [u32]) -> Vec<KeyCount> {
+    let a = v.a;
+    let mut keys: Vec<KeyCount> = Vec::new();
+    let mut at: HashMap<TypeKey, u32, foldhash::fast::RandomState> = HashMap::default();
+    for (o, slot) in (base..).zip(line_of.iter_mut()) {
+        if !a.doms.is_reachable(o) {
+            continue;
+        }
+        let size = a.objects.size(ObjId(o));
+        let key = v.type_key_sized(ObjId(o), size);
+        let i = *at.entry(key).or_insert_with(|| {
+            keys.push(KeyCount {
+                key,
+                first: o,
+                count: 0,
+                bytes: 0,
+            });
+            keys.len() as u32 - 1
+        });
+        let k = &mut keys[i as usize];
+        k.count += 1;
+        k.bytes += size;
+        *slot = i;
+    }
+    keys
+}
 
 /// Retained bytes per line: what the objects of each line keep alive together, an object
 /// nested under another of its line counted once. That is every reachable object's bytes
@@ -122,36 +164,60 @@ pub struct HistogramReport {
 impl HistogramReport {
     /// Counts reachable objects per type.
     pub fn gather(v: &HeapView, go_version: &str, sort: SortBy) -> HistogramReport {
+        Self::gather_in_pieces(v, go_version, sort, PIECE)
+    }
+
+    /// [`HistogramReport::gather`], counting the objects in pieces of `piece` on every core.
+    pub fn gather_in_pieces(
+        v: &HeapView,
+        go_version: &str,
+        sort: SortBy,
+        piece: usize,
+    ) -> HistogramReport {
+        let piece = piece.max(1);
         let a = v.a;
         let n = a.graph.objects;
         // Lines by name, in the order their first objects come. A name is made once per
-        // type key (types are interned), not once per object.
+        // type key (types are interned), not once per object. Pieces of the objects are
+        // counted apart, each by its own keys in the order they come, then the keys are given
+        // lines piece after piece, which keeps that order.
+        let mut line_of = vec![u32::MAX; n as usize];
+        let counted: Vec<Vec<KeyCount>> = line_of
+            .par_chunks_mut(piece)
+            .enumerate()
+            .map(|(k, chunk)| count_piece(v, (k * piece) as u32, chunk))
+            .collect();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut by_key: HashMap<TypeKey, u32, foldhash::fast::RandomState> = HashMap::default();
         let mut lines: Vec<TypeLine> = Vec::new();
-        let mut line_of = vec![u32::MAX; n as usize];
-        for o in 0..n {
-            if !a.doms.is_reachable(o) {
-                continue;
+        let remaps: Vec<Vec<u32>> = (counted.into_iter())
+            .map(|keys| {
+                (keys.into_iter())
+                    .map(|c| {
+                        let i = *by_key.entry(c.key).or_insert_with(|| {
+                            let name = v.type_name(ObjId(c.first));
+                            *index.entry(name.clone()).or_insert_with(|| {
+                                lines.push(TypeLine {
+                                    type_name: name,
+                                    count: 0,
+                                    shallow_bytes: 0,
+                                    retained_bytes: 0,
+                                });
+                                lines.len() - 1
+                            }) as u32
+                        });
+                        lines[i as usize].count += c.count;
+                        lines[i as usize].shallow_bytes += c.bytes;
+                        i
+                    })
+                    .collect()
+            })
+            .collect();
+        (line_of.par_chunks_mut(piece).zip(remaps)).for_each(|(chunk, remap)| {
+            for l in chunk.iter_mut().filter(|l| **l != u32::MAX) {
+                *l = remap.get(*l as usize).copied().unwrap_or(u32::MAX);
             }
-            let size = a.objects.size(ObjId(o));
-            let key = v.type_key_sized(ObjId(o), size);
-            let i = *by_key.entry(key).or_insert_with(|| {
-                let name = v.type_name(ObjId(o));
-                *index.entry(name.clone()).or_insert_with(|| {
-                    lines.push(TypeLine {
-                        type_name: name,
-                        count: 0,
-                        shallow_bytes: 0,
-                        retained_bytes: 0,
-                    });
-                    lines.len() - 1
-                }) as u32
-            }) as usize;
-            line_of[o as usize] = i as u32;
-            lines[i].count += 1;
-            lines[i].shallow_bytes += size;
-        }
+        });
         let retained = retained_by_line(v, &line_of, lines.len());
         for (l, bytes) in lines.iter_mut().zip(retained) {
             l.retained_bytes = bytes;
