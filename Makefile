@@ -23,8 +23,9 @@ fmt:
 samples:
 	bash samples/build.sh
 
-# Times coreheap on 1 and 4 GiB ledger cores (16 GiB too with BENCH_LARGE=1), generated outside
-# the repository in target/bench-cores and reused; prints a table (see docs/performance.md).
+# Times coreheap's maps, top, histogram and diff on 1 and 4 GiB cores of the ledger at scale, in
+# two shapes (16 GiB too with BENCH_LARGE=1), generated outside the repository in
+# target/bench-cores and reused; prints a table (see docs/performance.md).
 bench:
 	bash bench/run.sh
 

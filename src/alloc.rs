@@ -1,22 +1,20 @@
 //! The process allocator: the system's for small blocks; for large ones (the per-object tables)
-//! whole pages from the kernel, with huge pages advised, freed blocks kept for reuse, and
-//! optionally file-backed scratch space.
+//! whole pages from the kernel, with huge pages advised, and optionally file-backed scratch
+//! space.
 //!
-//! coreheap's per-object tables are a few large arrays read in random order, allocated and freed
-//! phase after phase. With 4 KiB pages nearly every random access also misses the TLB, and
-//! every fresh page costs a fault and the kernel's zeroing (in a VM that hands freed memory
-//! back to its host, a host fault too); transparent huge pages (`madvise` mode) and reusing
-//! freed blocks cut both. A new block is made of freed ones by moving their pages (`mremap`),
-//! several if need be, so a table takes the pages of the ones freed before it whatever their
-//! sizes; blocks start on huge page boundaries so moved pages stay huge. Freed blocks are kept
-//! only below the memory peak so far ([`keep_under_peak`]). When the tables would not fit in
-//! memory, large blocks can instead be mappings of unnamed files in a scratch directory, which
-//! the kernel writes out under memory pressure instead of failing.
+//! coreheap's per-object tables are a few large arrays read in random order. With 4 KiB pages
+//! nearly every random access also misses the TLB; transparent huge pages (`madvise` mode) cut
+//! that (at 16 GiB, `maps` took 62.4–63.2 s without the advice against 51.9–52.2 s with it).
+//! Blocks start on huge page boundaries and a growing block's pages are moved (`mremap`), not
+//! copied. Freed blocks go back to the kernel at once: keeping them for later blocks saved no
+//! time measurable at 16 GiB (docs/performance.md). When the tables would not fit in memory,
+//! large blocks can instead be mappings of unnamed files in a scratch directory, which the
+//! kernel writes out under memory pressure instead of failing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// Blocks from this size up are mapped directly, unless `COREHEAP_SCRATCH_MIN_BYTES` (read
 /// once, before the first allocation is classified) says otherwise, for tests on small cores.
@@ -70,16 +68,9 @@ fn block_len(size: usize) -> usize {
     }
 }
 
-/// Freed large blocks (or pieces of them) kept for reuse.
-const CACHED: usize = 64;
-
-/// The system allocator for small blocks; kernel pages, reused and maybe file-backed, for
-/// large ones.
+/// The system allocator for small blocks; kernel pages, maybe file-backed, for large ones.
 #[derive(Debug, Default)]
 pub struct HugePages;
-
-/// Freed large blocks: (address, length), length 0 for an empty slot.
-static CACHE: Mutex<[(usize, usize); CACHED]> = Mutex::new([(0, 0); CACHED]);
 
 /// The scratch directory, once scratch files are in use.
 static SCRATCH_DIR: OnceLock<CString> = OnceLock::new();
@@ -90,8 +81,6 @@ static SCRATCH_NOW: AtomicU64 = AtomicU64::new(0);
 static SCRATCH_PEAK: AtomicU64 = AtomicU64::new(0);
 /// Bytes of fresh pages mapped for large blocks (each costs the kernel a fault and zeroing).
 static FRESH: AtomicU64 = AtomicU64::new(0);
-/// Bytes of large blocks served from freed ones.
-static REUSED: AtomicU64 = AtomicU64::new(0);
 
 /// Why scratch files could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +123,6 @@ pub fn use_scratch(dir: &std::path::Path) -> Result<(), ScratchError> {
         }
     }
     SCRATCH_ON.store(true, Ordering::SeqCst);
-    release_cache();
     Ok(())
 }
 
@@ -148,12 +136,9 @@ pub fn scratch_peak_bytes() -> u64 {
     SCRATCH_PEAK.load(Ordering::Relaxed)
 }
 
-/// Bytes of fresh pages mapped for large blocks, and bytes served again from freed blocks.
-pub fn large_block_bytes() -> (u64, u64) {
-    (
-        FRESH.load(Ordering::Relaxed),
-        REUSED.load(Ordering::Relaxed),
-    )
+/// Bytes of fresh pages mapped for large blocks.
+pub fn fresh_block_bytes() -> u64 {
+    FRESH.load(Ordering::Relaxed)
 }
 
 /// Opens an unnamed file in a directory.
@@ -171,20 +156,6 @@ fn open_unnamed(dir: &CString) -> std::io::Result<i32> {
     } else {
         Ok(fd)
     }
-}
-
-thread_local! {
-    /// Whether zeroed large blocks allocated on this thread now must be fresh pages.
-    static SPARSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f`, in which zeroed large blocks allocated on this thread are fresh pages, not freed
-/// blocks cleared: for tables most of whose entries stay zero, so their pages are never touched.
-pub fn sparse<T>(f: impl FnOnce() -> T) -> T {
-    let before = SPARSE.with(|s| s.replace(true));
-    let out = f();
-    SPARSE.with(|s| s.set(before));
-    out
 }
 
 /// Whether a block of this layout is handled here rather than by the system allocator.
@@ -297,51 +268,11 @@ pub fn failed_calls() -> u64 {
     FAILED_CALLS.load(Ordering::Relaxed)
 }
 
-/// Stops the process when the kernel leaves a hole in a block being handed out: no allocator
-/// may return it, and nothing can be allocated to say more (this is inside the allocator).
-fn abort_with_hole() -> ! {
-    let msg = b"coreheap: fatal: the kernel refused to map pages into a table being built (out of memory mappings?)\n";
-    // SAFETY: a write of a static buffer to stderr.
-    let _ = unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-    std::process::abort()
-}
-
-/// Moves the pages of `from..from + len` to `to..to + len`, replacing what was mapped there,
-/// and returns how many bytes from the start moved. Past those, `to` holds fresh zeroed pages
-/// and `from` its old ones.
-fn move_pages(from: usize, len: usize, to: usize) -> usize {
-    let done = if move_range(from, len, to) {
-        len
-    } else {
-        move_huge_pages(from, len, to)
-    };
-    if done < len {
-        // A failed move may have unmapped the target: map fresh pages over the rest of it.
-        // SAFETY: the range lies in the block being assembled.
-        let p = unsafe {
-            libc::mmap(
-                (to + done) as *mut libc::c_void,
-                len - done,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            // Part of the block may be unmapped and the pages moved out of the freed blocks
-            // cannot be put back.
-            abort_with_hole();
-        }
-    }
-    done
-}
-
 /// Moves the pages of `from..from + len` to `to..to + len` in one call; false if the kernel
 /// refuses (then `from` is unchanged, but `to` may have been unmapped).
 fn move_range(from: usize, len: usize, to: usize) -> bool {
     // SAFETY: both ranges are whole pages of mappings this module made; `to` lies in a block
-    // being assembled that no one else sees yet.
+    // being made that no one else sees yet.
     let q = unsafe {
         libc::mremap(
             from as *mut libc::c_void,
@@ -354,17 +285,6 @@ fn move_range(from: usize, len: usize, to: usize) -> bool {
     q != libc::MAP_FAILED
 }
 
-/// [`move_range`] one huge page at a time, for a block assembled from pieces: it is several
-/// mappings, which kernels before 6.17 do not move at once, and every piece starts on a huge
-/// page boundary. Returns how many bytes from the start moved.
-fn move_huge_pages(from: usize, len: usize, to: usize) -> usize {
-    (0..len)
-        .step_by(HUGE)
-        .take_while(|&o| move_range(from + o, HUGE.min(len - o), to + o))
-        .map(|o| HUGE.min(len - o))
-        .sum()
-}
-
 /// Gives back the free memory the system allocator holds for small blocks (its per-thread
 /// arenas after a parallel phase).
 pub fn trim_system_heap() {
@@ -373,37 +293,30 @@ pub fn trim_system_heap() {
     let _released = unsafe { libc::malloc_trim(0) };
 }
 
-/// The most anonymous memory the process held less the blocks kept for reuse (all counted as
-/// resident): at most what the blocks and objects in use have needed so far.
-static IN_USE_PEAK: AtomicU64 = AtomicU64::new(0);
-
-/// The most anonymous memory the process held, as [`keep_under_peak`] saw it.
+/// The most anonymous memory the process held, as [`watch_peak`] saw it.
 static ANON_PEAK: AtomicU64 = AtomicU64::new(0);
 
-/// How often [`keep_under_peak`] looks.
-const GUARD_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+/// How often [`watch_peak`] looks.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Starts a thread that, every 10 ms, notes the process's anonymous memory and gives back
-/// blocks kept for reuse whenever, with them, the process would hold more than what it uses has
-/// ever needed (blocks in use can leave part of a reused block's pages unwritten, and small
-/// blocks grow outside the cache). Once is enough.
-pub fn keep_under_peak() {
+/// Starts a thread that notes the process's anonymous memory every 10 ms, for
+/// [`anonymous_peak_bytes`]. Once is enough.
+pub fn watch_peak() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
         let _ = std::thread::Builder::new()
-            .name("block-guard".into())
+            .name("peak-watch".into())
             .spawn(|| loop {
                 if let Some(anon) = anonymous_bytes() {
                     ANON_PEAK.fetch_max(anon, Ordering::Relaxed);
-                    trim_to_peak(anon);
                 }
-                std::thread::sleep(GUARD_EVERY);
+                std::thread::sleep(WATCH_EVERY);
             });
     });
 }
 
 /// The most anonymous memory (`RssAnon`) the process held: now, and every 10 ms since
-/// [`keep_under_peak`] started, the peaks inside phases included.
+/// [`watch_peak`] started, the peaks inside phases included.
 pub fn anonymous_peak_bytes() -> u64 {
     let now = anonymous_bytes().unwrap_or(0);
     ANON_PEAK.fetch_max(now, Ordering::Relaxed).max(now)
@@ -414,172 +327,53 @@ fn anonymous_bytes() -> Option<u64> {
     Some(coreheap::analysis::proc_kb("/proc/self/status", "RssAnon:")? * 1024)
 }
 
-/// Gives back kept blocks, smallest first, as far as they lift the process's anonymous memory,
-/// `anon` bytes, above the most its blocks in use have needed.
-fn trim_to_peak(anon: u64) {
-    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let cached: u64 = c.iter().map(|&(_, l)| l as u64).sum();
-    let in_use = anon.saturating_sub(cached);
-    let peak = IN_USE_PEAK.fetch_max(in_use, Ordering::Relaxed).max(in_use);
-    let mut over = anon.saturating_sub(peak);
-    while over > 0 {
-        let Some(i) = kept(&c, false) else {
-            break;
-        };
-        let (p, l) = std::mem::take(&mut c[i]);
-        unmap(p, l);
-        over = over.saturating_sub(l as u64);
-    }
+/// A large block of at least `size` bytes: fresh pages, zeroed by the kernel.
+fn large_alloc(size: usize) -> *mut u8 {
+    map_fresh(block_len(size))
 }
 
-/// Unmaps every cached block.
-fn release_cache() {
-    let taken = {
-        let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *c, [(0, 0); CACHED])
-    };
-    for (p, len) in taken {
-        if len > 0 {
-            unmap(p, len);
-        }
-    }
-}
-
-/// The slot of the smallest kept block, or the largest, if any.
-fn kept(c: &[(usize, usize); CACHED], largest: bool) -> Option<usize> {
-    let held = c.iter().enumerate().filter(|(_, &(_, l))| l > 0);
-    let pick = if largest {
-        held.max_by_key(|(_, &(_, l))| l)
-    } else {
-        held.min_by_key(|(_, &(_, l))| l)
-    };
-    pick.map(|(i, _)| i)
-}
-
-/// Keeps a freed block (or piece) for reuse; when every slot is taken, the smallest of the
-/// kept blocks and this one is unmapped.
-fn cache_block(ptr: usize, len: usize) {
-    if len == 0 {
-        return;
-    }
-    let unmapped = {
-        let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        let empty = c.iter().position(|&(_, l)| l == 0);
-        let i = empty.or_else(|| kept(&c, false)).unwrap_or(0);
-        if c[i].1 <= len {
-            std::mem::replace(&mut c[i], (ptr, len))
-        } else {
-            (ptr, len)
-        }
-    };
-    if unmapped.1 > 0 {
-        unmap(unmapped.0, unmapped.1);
-    }
-}
-
-/// A large block of `len` bytes whose first pages are `first`'s (moved, contents kept), then
-/// pages of freed blocks, then fresh ones; zeroed past `first` if asked. The smallest freed block that holds `len` is used as is when there is no `first`.
-/// Fresh pages are mapped only once every freed block is used, so memory held, blocks kept for
-/// reuse included, never exceeds the most the blocks in use have needed.
-fn assemble(first: Option<(usize, usize)>, len: usize, zeroed: bool) -> *mut u8 {
-    let have = first.map_or(0, |f| f.1);
-    let mut pieces = [(0usize, 0usize); CACHED];
-    let mut n = 0;
-    let mut got = have;
-    {
-        let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        let fit = (c.iter().enumerate())
-            .filter(|(_, &(_, l))| l >= len)
-            .min_by_key(|(_, &(_, l))| l)
-            .map(|(i, _)| i);
-        if let (None, Some(i)) = (first, fit) {
-            let (p, l) = std::mem::take(&mut c[i]);
-            if l > len {
-                c[i] = (p + len, l - len);
-            }
-            drop(c);
-            REUSED.fetch_add(len as u64, Ordering::Relaxed);
-            if zeroed {
-                // SAFETY: the block is `len` writable bytes owned by the caller from now on.
-                unsafe { std::ptr::write_bytes(p as *mut u8, 0, len) };
-            }
-            return p as *mut u8;
-        }
-        // Largest first, so that a few moves make the block.
-        while got < len {
-            let Some(i) = kept(&c, true) else {
-                break;
-            };
-            let (p, l) = std::mem::take(&mut c[i]);
-            let used = l.min(len - got);
-            if l > used {
-                c[i] = (p + used, l - used);
-            }
-            pieces[n] = (p, used);
-            n += 1;
-            got += used;
-        }
-    }
-    let dest = map_fresh(len) as usize;
-    if dest == 0 {
-        for &(p, l) in &pieces[..n] {
-            cache_block(p, l);
-        }
-        return std::ptr::null_mut();
-    }
-    FRESH.fetch_sub(got as u64, Ordering::Relaxed);
-    REUSED.fetch_add((got - have) as u64, Ordering::Relaxed);
-    let mut at = dest;
-    if let Some((p, l)) = first {
-        let moved = move_pages(p, l, at);
-        if moved < l {
-            // SAFETY: the rest of the caller's block is copied onto fresh pages of `dest`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    (p + moved) as *const u8,
-                    (at + moved) as *mut u8,
-                    l - moved,
-                )
-            };
-            unmap(p + moved, l - moved);
-        }
-        at += l;
-    }
-    for &(p, l) in &pieces[..n] {
-        let moved = move_pages(p, l, at);
-        if zeroed {
-            // SAFETY: `at..at + moved` lies in `dest`, which the caller will own.
-            unsafe { std::ptr::write_bytes(at as *mut u8, 0, moved) };
-        }
-        if moved < l {
-            unmap(p + moved, l - moved);
-        }
-        at += l;
-    }
-    dest as *mut u8
-}
-
-/// A large block of at least `size` bytes, from freed blocks as far as they go.
-fn large_alloc(size: usize, zeroed: bool) -> *mut u8 {
-    let len = block_len(size);
-    if SCRATCH_ON.load(Ordering::Relaxed) || zeroed && SPARSE.try_with(|s| s.get()).unwrap_or(false)
-    {
-        return map_fresh(len);
-    }
-    assemble(None, len, zeroed)
-}
-
-/// Frees a large block: kept for reuse, or unmapped with its scratch file.
+/// Frees a large block: unmapped, with its scratch file if it has one.
 fn large_free(ptr: *mut u8, size: usize) {
     let len = block_len(size);
+    unmap(ptr as usize, len);
     if SCRATCH_ON.load(Ordering::Relaxed) {
-        unmap(ptr as usize, len);
         let _ = SCRATCH_NOW.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
             Some(n.saturating_sub(len as u64))
         });
-        return;
     }
-    cache_block(ptr as usize, len);
+}
+
+/// A large block grown from `ptr` (`old_len` bytes mapped, all kept) to `new_len` bytes: its
+/// pages moved to the front of a fresh block, copied only if the kernel will not move them.
+fn large_grow(ptr: *mut u8, old_len: usize, new_len: usize) -> *mut u8 {
+    let dest = map_fresh(new_len);
+    if dest.is_null() {
+        return dest;
+    }
+    FRESH.fetch_sub(old_len as u64, Ordering::Relaxed);
+    if !move_range(ptr as usize, old_len, dest as usize) {
+        FRESH.fetch_add(old_len as u64, Ordering::Relaxed);
+        // The failed move may have unmapped the front of `dest`: map it again, then copy.
+        // SAFETY: the range is the front of `dest`, which no one else sees yet.
+        let p = unsafe {
+            libc::mmap(
+                dest.cast(),
+                old_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            unmap(dest as usize, new_len);
+            return std::ptr::null_mut();
+        }
+        // SAFETY: both blocks are at least `old_len` bytes and do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(ptr, dest, old_len) };
+        unmap(ptr as usize, old_len);
+    }
+    dest
 }
 
 // SAFETY: small blocks are the system allocator's. Large blocks are whole page mappings made
@@ -587,7 +381,7 @@ fn large_free(ptr: *mut u8, size: usize) {
 unsafe impl GlobalAlloc for HugePages {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if is_large(layout.size(), layout.align()) {
-            large_alloc(layout.size(), false)
+            large_alloc(layout.size())
         } else {
             System.alloc(layout)
         }
@@ -595,7 +389,7 @@ unsafe impl GlobalAlloc for HugePages {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if is_large(layout.size(), layout.align()) {
-            large_alloc(layout.size(), true)
+            large_alloc(layout.size())
         } else {
             System.alloc_zeroed(layout)
         }
@@ -618,14 +412,14 @@ unsafe impl GlobalAlloc for HugePages {
             return System.realloc(ptr, layout, new_size);
         }
         if old_large && new_large && !SCRATCH_ON.load(Ordering::Relaxed) {
-            // Pages move without copying: a smaller block gives its tail for reuse, a larger
-            // one is this block's pages followed by freed or fresh ones.
+            // Pages move without copying: a smaller block gives back its tail, a larger one
+            // is this block's pages followed by fresh ones.
             let (old_len, new_len) = (block_len(layout.size()), block_len(new_size));
             if new_len <= old_len {
-                cache_block(ptr as usize + new_len, old_len - new_len);
+                unmap(ptr as usize + new_len, old_len - new_len);
                 return ptr;
             }
-            return assemble(Some((ptr as usize, old_len)), new_len, false);
+            return large_grow(ptr, old_len, new_len);
         }
         let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
         let p = self.alloc(new_layout);
@@ -663,70 +457,40 @@ mod tests {
             .all(|(i, &b)| b == (i % 251) as u8)
     }
 
-    // One test drives the shared cache of freed blocks, so no other test's blocks are in it
-    // (the unit tests do not run with this allocator as the global one).
     #[test]
-    fn freed_blocks_are_moved_into_new_ones_cleared_and_kept_across_resizes() {
+    fn large_blocks_are_aligned_zeroed_and_keep_their_bytes_when_resized() {
         let a = HugePages;
         let layout = |size| Layout::from_size_align(size, 8).unwrap();
         unsafe {
-            let (p1, p2) = (a.alloc(layout(5 * MIB)), a.alloc(layout(9 * MIB)));
-            assert!(!p1.is_null() && !p2.is_null());
-            assert_eq!((p1 as usize % HUGE, p2 as usize % HUGE), (0, 0));
-            bytes(p1, 5 * MIB).fill(0xaa);
-            bytes(p2, 9 * MIB).fill(0xbb);
-            a.dealloc(p1, layout(5 * MIB));
-            a.dealloc(p2, layout(9 * MIB));
+            let p1 = a.alloc_zeroed(layout(5 * MIB));
+            assert!(!p1.is_null());
+            assert_eq!(p1 as usize % HUGE, 0);
+            assert!(bytes(p1, 5 * MIB).iter().all(|&b| b == 0));
 
-            // 16 MiB takes both freed blocks (6 and 10 MiB once rounded to huge pages), cleared,
-            // and no fresh pages.
-            let (fresh, reused) = large_block_bytes();
-            let p3 = a.alloc_zeroed(layout(16 * MIB));
-            assert!(!p3.is_null());
-            assert_eq!(large_block_bytes(), (fresh, reused + 16 * MIB as u64));
-            assert!(bytes(p3, 16 * MIB).iter().all(|&b| b == 0));
+            // Growing keeps the contents (the pages move) and adds fresh pages, zeroed by the
+            // kernel; the fresh bytes count only the new pages.
+            fill(p1, 5 * MIB);
+            let fresh = fresh_block_bytes();
+            let p2 = a.realloc(p1, layout(5 * MIB), 40 * MIB);
+            assert!(!p2.is_null());
+            assert_eq!(p2 as usize % HUGE, 0);
+            assert!(filled(p2, 5 * MIB));
+            assert!(bytes(p2.add(6 * MIB), 34 * MIB).iter().all(|&b| b == 0));
+            assert_eq!(fresh_block_bytes(), fresh + 34 * MIB as u64);
 
-            // Growing keeps the contents (the block is two mappings now, moved as one or huge
-            // page by huge page) and adds fresh pages, zeroed by the kernel.
-            fill(p3, 16 * MIB);
-            let p4 = a.realloc(p3, layout(16 * MIB), 40 * MIB);
-            assert!(!p4.is_null());
-            assert!(filled(p4, 16 * MIB));
-            assert!(bytes(p4.add(16 * MIB), 24 * MIB).iter().all(|&b| b == 0));
-            assert_eq!(large_block_bytes().0, fresh + 24 * MIB as u64);
+            // Shrinking keeps the block where it is, and its front.
+            let p3 = a.realloc(p2, layout(40 * MIB), 4 * MIB);
+            assert_eq!(p3, p2);
+            assert!(filled(p3, 4 * MIB));
+            a.dealloc(p3, layout(4 * MIB));
 
-            // Shrinking keeps the block where it is and its front; the tail is kept for reuse
-            // and serves the next block that fits, as is.
-            let p5 = a.realloc(p4, layout(40 * MIB), 12 * MIB);
-            assert_eq!(p5, p4);
-            assert!(filled(p5, 12 * MIB));
-            let p6 = a.alloc(layout(20 * MIB));
-            assert_eq!(p6, p5.add(12 * MIB));
-            a.dealloc(p6, layout(20 * MIB));
-
-            // Zeroed blocks of sparse tables are fresh pages even when freed ones would fit.
-            let (fresh, reused) = large_block_bytes();
-            let p7 = sparse(|| a.alloc_zeroed(layout(8 * MIB)));
-            assert_eq!(large_block_bytes(), (fresh + 8 * MIB as u64, reused));
-            assert!(bytes(p7, 8 * MIB).iter().all(|&b| b == 0));
-            a.dealloc(p7, layout(8 * MIB));
-            a.dealloc(p5, layout(12 * MIB));
-
-            // A block made of two freed ones is two mappings: moved a huge page at a time (as
-            // on kernels that do not move several mappings at once), its bytes follow.
-            let (p8, p9) = (a.alloc(layout(2 * MIB)), a.alloc(layout(4 * MIB)));
-            bytes(p8, 2 * MIB).fill(1);
-            bytes(p9, 4 * MIB).fill(2);
-            release_cache();
-            a.dealloc(p8, layout(2 * MIB));
-            a.dealloc(p9, layout(4 * MIB));
-            let p10 = a.alloc(layout(6 * MIB));
-            fill(p10, 6 * MIB);
+            // A block moved whole, as a grown block is.
+            let p4 = a.alloc(layout(6 * MIB));
+            fill(p4, 6 * MIB);
             let to = map_fresh(6 * MIB);
-            assert_eq!(move_huge_pages(p10 as usize, 6 * MIB, to as usize), 6 * MIB);
+            assert!(move_range(p4 as usize, 6 * MIB, to as usize));
             assert!(filled(to, 6 * MIB));
             a.dealloc(to, layout(6 * MIB));
-            release_cache();
         }
     }
 }

@@ -30,10 +30,6 @@ pub trait Memory: Sync {
     fn before_tables(&self, _objects: u64) {}
     /// A phase has freed the many small blocks it used.
     fn phase_freed(&self) {}
-    /// Runs `f`, whose large zeroed tables mostly stay zero.
-    fn sparse(&self, f: &mut dyn FnMut()) {
-        f()
-    }
 }
 
 /// The system allocator's memory, with no policy of its own.
@@ -315,22 +311,17 @@ impl Analysis {
 
         let t = Instant::now();
         progress.start("inferring types", None);
-        // Most objects' type entries stay empty until a type reaches them.
-        let mut inferred = None;
-        memory.sparse(&mut || {
-            inferred = Some(ObjectTypes::infer(
-                &rt,
-                HeapParts {
-                    heap: &heap,
-                    index: &index,
-                    objects: &objects,
-                    stack_vars: &stack_vars,
-                    raw: &raw,
-                },
-                scope,
-            ))
-        });
-        let mut types = inferred.unwrap_or_else(|| unreachable!("sparse runs its closure"))?;
+        let mut types = ObjectTypes::infer(
+            &rt,
+            HeapParts {
+                heap: &heap,
+                index: &index,
+                objects: &objects,
+                stack_vars: &stack_vars,
+                raw: &raw,
+            },
+            scope,
+        )?;
         phase("types", t);
 
         let t = Instant::now();

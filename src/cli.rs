@@ -405,9 +405,8 @@ pub fn main() -> i32 {
         }
     };
     let timings = cli.command.timings();
-    // Freed tables are kept for reuse only below the memory peak so far; the same thread
-    // samples the peak for --timings.
-    crate::alloc::keep_under_peak();
+    // The peak of anonymous memory for --timings, sampled.
+    crate::alloc::watch_peak();
     let started = std::time::Instant::now();
     let result = run(cli);
     if timings {
@@ -815,11 +814,9 @@ fn analyse_side(
             a.graph.graph.edge_count(),
             a.table_bytes() as f64 / nodes
         );
-        let (fresh, reused) = crate::alloc::large_block_bytes();
         eprintln!(
-            "large blocks {} of fresh pages, {} reused",
-            coreheap::report::human_bytes(fresh),
-            coreheap::report::human_bytes(reused)
+            "large blocks {} of fresh pages",
+            coreheap::report::human_bytes(crate::alloc::fresh_block_bytes())
         );
         if crate::alloc::failed_calls() > 0 {
             eprintln!(

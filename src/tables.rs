@@ -55,8 +55,4 @@ impl Memory for TablePlace {
     fn phase_freed(&self) {
         alloc::trim_system_heap();
     }
-
-    fn sparse(&self, f: &mut dyn FnMut()) {
-        alloc::sparse(f)
-    }
 }
