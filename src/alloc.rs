@@ -55,7 +55,7 @@ fn threshold() -> usize {
 const PAGE: usize = coreheap_elf::memory::PAGE as usize;
 
 /// A transparent huge page: large blocks start on a multiple of it and span whole ones, so a
-/// freed block moved into a new one keeps its huge pages.
+/// grown block's pages, moved into the new one, stay huge pages.
 const HUGE: usize = 2 << 20;
 
 /// Bytes mapped for a large block of `size` bytes: whole huge pages from one up (smaller blocks,
@@ -350,9 +350,10 @@ fn large_grow(ptr: *mut u8, old_len: usize, new_len: usize) -> *mut u8 {
     if dest.is_null() {
         return dest;
     }
-    FRESH.fetch_sub(old_len as u64, Ordering::Relaxed);
-    if !move_range(ptr as usize, old_len, dest as usize) {
-        FRESH.fetch_add(old_len as u64, Ordering::Relaxed);
+    if move_range(ptr as usize, old_len, dest as usize) {
+        // The front of `dest` is the old block's pages, not fresh ones.
+        FRESH.fetch_sub(old_len as u64, Ordering::Relaxed);
+    } else {
         // The failed move may have unmapped the front of `dest`: map it again, then copy.
         // SAFETY: the range is the front of `dest`, which no one else sees yet.
         let p = unsafe {

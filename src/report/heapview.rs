@@ -309,7 +309,6 @@ impl<'a> HeapView<'a> {
         const NOBODY: u32 = u32::MAX - 1;
         // Per node: which of `nodes` dominates it (NOBODY: none).
         let mut owner = vec![UNLABELLED; self.a.graph.graph.node_count()];
-        owner[self.a.doms.root() as usize] = NOBODY;
         for (i, &v) in nodes.iter().enumerate() {
             owner[v as usize] = i as u32;
         }

@@ -61,7 +61,6 @@ fn retained_by_line(v: &HeapView, line_of: &[u32], lines: usize) -> Vec<u64> {
     let mut sets = LineSets::default();
     // Per node: the set of lines on its dominator chain, itself included.
     let mut set_of = vec![UNLABELLED; a.doms.node_count()];
-    set_of[a.doms.root() as usize] = LineSets::EMPTY;
     let mut bytes: Vec<u64> = vec![0];
     v.label_chains(
         &mut set_of,
