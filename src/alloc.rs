@@ -417,7 +417,9 @@ unsafe impl GlobalAlloc for HugePages {
             // is this block's pages followed by fresh ones.
             let (old_len, new_len) = (block_len(layout.size()), block_len(new_size));
             if new_len <= old_len {
-                unmap(ptr as usize + new_len, old_len - new_len);
+                if new_len < old_len {
+                    unmap(ptr as usize + new_len, old_len - new_len);
+                }
                 return ptr;
             }
             return large_grow(ptr, old_len, new_len);
