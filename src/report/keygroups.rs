@@ -286,10 +286,12 @@ impl<'d> Delims<'d> {
 
     /// The key before its `depth`-th delimiter (see [`keys::prefix`]).
     fn prefix<'k>(&self, key: &'k [u8], depth: usize) -> &'k [u8] {
-        match (&self.ascii, std::str::from_utf8(key)) {
-            (Some(set), _) => keys::prefix_bytes(key, depth, set),
-            (None, Ok(s)) => keys::prefix(s, depth, self.text).as_bytes(),
-            (None, Err(_)) => keys::prefix_bytes(key, depth, &self.ascii_only),
+        if let Some(set) = &self.ascii {
+            return keys::prefix_bytes(key, depth, set);
+        }
+        match std::str::from_utf8(key) {
+            Ok(s) => keys::prefix(s, depth, self.text).as_bytes(),
+            Err(_) => keys::prefix_bytes(key, depth, &self.ascii_only),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::hash::BuildHasher;
 use crate::dwarf::go_kind::{BOOL, FLOAT32, FLOAT64, SIGNED, STRING, UNSIGNED};
 use crate::dwarf::{Dwarf, TypeKind, TypeRef};
 use crate::memory::{Addr, Memory};
+use crate::reader::Bytes;
 
 /// Most bytes of a string key read from the core.
 const MAX_KEY_BYTES: usize = 4096;
@@ -79,9 +80,10 @@ pub fn string_bytes(mem: &Memory, addr: Addr) -> Option<std::borrow::Cow<'_, [u8
 /// The data pointer and length of the Go string header at `addr`, the length cut to the most
 /// bytes read of a key (4096).
 pub fn string_header(mem: &Memory, addr: Addr) -> Option<(Addr, usize)> {
-    let p = mem.ptr(addr).ok()?;
-    let n = mem.u64(addr.offset(8)).ok()?;
-    Some((p, n.min(MAX_KEY_BYTES as u64) as usize))
+    // One read for both words: keys are read by the million.
+    let header = mem.read(addr, 16).ok()?;
+    let (p, n) = (Bytes(&header).u64(0)?, Bytes(&header).u64(8)?);
+    Some((Addr(p), n.min(MAX_KEY_BYTES as u64) as usize))
 }
 
 /// The slot itself, or what it points to for indirect keys and values.
