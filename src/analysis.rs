@@ -10,7 +10,7 @@ use crate::objgraph::{HeapGraph, RawEdges};
 use crate::process::Process;
 use crate::roots::Root;
 use crate::runtime::{Runtime, RuntimeError};
-use crate::types::{HeapParts, ObjectTypes, TypeScope};
+use crate::types::{Edges, HeapParts, ObjectTypes, TypeScope};
 
 /// Receives progress of long phases; the command line draws it, tests ignore it.
 pub trait Progress: Sync {
@@ -318,7 +318,7 @@ impl Analysis {
                 index: &index,
                 objects: &objects,
                 stack_vars: &stack_vars,
-                raw: &raw,
+                edges: Edges::Resolved(&raw),
             },
             scope,
         )?;
@@ -424,6 +424,36 @@ impl Analysis {
                 .and_then(|md| rt.field_uint(md, "runtime.moduledata", "types"))
                 .ok(),
         })
+    }
+
+    /// Types what the objects along `paths` (graph nodes, each path from a root) point to, as
+    /// inference over every object would, after an analysis that typed only toward maps: what
+    /// `top` and `path` name. Timed as a second `types` phase.
+    pub fn type_paths(&mut self, p: &Process, paths: &[Vec<u32>]) -> Result<(), RuntimeError> {
+        let t = Instant::now();
+        let objects: Vec<Vec<ObjId>> = (paths.iter())
+            .map(|path| {
+                (path.iter().filter(|&&v| self.graph.is_object(v)))
+                    .map(|&v| ObjId(v))
+                    .collect()
+            })
+            .collect();
+        let rt = Runtime::new(p);
+        let parts = HeapParts {
+            heap: &self.heap,
+            index: &self.index,
+            objects: &self.objects,
+            stack_vars: &self.stack_vars,
+            edges: Edges::Read(&self.bits),
+        };
+        self.types.type_along(&rt, parts, &objects)?;
+        self.timings.push(PhaseTiming {
+            phase: "types",
+            wall: t.elapsed(),
+            peak_rss_bytes: proc_status_kb("VmHWM:") * 1024,
+            anon_rss_bytes: proc_status_kb("RssAnon:") * 1024,
+        });
+        Ok(())
     }
 
     /// The graph node standing for a map: its header object, or the root of a header that

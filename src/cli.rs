@@ -798,13 +798,7 @@ fn analyse_side(
         }
         eprintln!("{:<12} {:>10.3} s", "open", open.as_secs_f64());
         for ph in &a.timings {
-            eprintln!(
-                "{:<12} {:>10.3} s   peak RSS {:>10}   anonymous {:>10}",
-                ph.phase,
-                ph.wall.as_secs_f64(),
-                coreheap::report::human_bytes(ph.peak_rss_bytes),
-                coreheap::report::human_bytes(ph.anon_rss_bytes)
-            );
+            eprint_phase(ph);
         }
         let nodes = a.graph.graph.node_count().max(1) as f64;
         eprintln!(
@@ -919,6 +913,17 @@ fn print_out(out: &OutArgs, report: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Opens, analyses and types the heap, then hands a view of it to `f`.
+/// A `--timings` line of one phase.
+fn eprint_phase(ph: &coreheap::analysis::PhaseTiming) {
+    eprintln!(
+        "{:<12} {:>10.3} s   peak RSS {:>10}   anonymous {:>10}",
+        ph.phase,
+        ph.wall.as_secs_f64(),
+        coreheap::report::human_bytes(ph.peak_rss_bytes),
+        coreheap::report::human_bytes(ph.anon_rss_bytes)
+    );
+}
+
 fn with_view(
     core: &CoreArgs,
     out: &OutArgs,
@@ -926,11 +931,46 @@ fn with_view(
     f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<()> {
     let (p, analysis) = analyse(core, out, scope)?;
+    report_on(p, analysis, out, std::time::Duration::ZERO, f)
+}
+
+/// [`with_view`] for a report that names only some objects: the heap is typed toward maps,
+/// then `choose` picks what the report shows and the paths from roots to it (graph nodes),
+/// and the objects along those paths are typed before `f` reports on them.
+fn with_paths_typed<T>(
+    core: &CoreArgs,
+    out: &OutArgs,
+    choose: impl FnOnce(&HeapView) -> (T, Vec<Vec<u32>>),
+    f: impl FnOnce(&Process, &HeapView, T) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<()> {
+    let (p, mut analysis) = analyse(core, out, TypeScope::TowardMaps)?;
+    let t = std::time::Instant::now();
+    let (chosen, paths) = choose(&HeapView::new(&analysis));
+    let chosen_in = t.elapsed();
+    analysis
+        .type_paths(&p, &paths)
+        .map_err(|e| e.in_core(&p.core))?;
+    if out.timings {
+        if let Some(ph) = analysis.timings.last() {
+            eprint_phase(ph);
+        }
+    }
+    report_on(p, analysis, out, chosen_in, |p, view| f(p, view, chosen))
+}
+
+/// Builds a report on an analysis and writes it; `before`: report time already spent.
+fn report_on(
+    p: Process,
+    analysis: Analysis,
+    out: &OutArgs,
+    before: std::time::Duration,
+    f: impl FnOnce(&Process, &HeapView) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<()> {
     let bars = Bars::new();
     bars.start("building the report", None);
     let t = std::time::Instant::now();
     let report = f(&p, &HeapView::new(&analysis));
-    let built = t.elapsed();
+    let built = before + t.elapsed();
     bars.finish();
     let t = std::time::Instant::now();
     print_out(out, &report?)?;
@@ -980,9 +1020,14 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
 fn top(a: TopArgs) -> anyhow::Result<()> {
     check_output(&a.out, true, false)?;
     let redactor = a.out.keys.redactor();
-    with_view(&a.core, &a.out, TypeScope::All, |p, view| {
+    let choose = |view: &HeapView| {
+        let chosen = TopReport::choose(view, a.threshold);
+        let paths = chosen.paths(view);
+        (chosen, paths)
+    };
+    with_paths_typed(&a.core, &a.out, choose, |p, view, chosen| {
         let namer = namer(p, view, redactor.as_ref());
-        let report = TopReport::gather(&namer, p.exe.buildinfo.release(), a.threshold);
+        let report = TopReport::gather(&namer, p.exe.buildinfo.release(), a.threshold, chosen);
         render(
             &a.out,
             || report.to_json(),
@@ -1035,9 +1080,17 @@ fn path(a: PathArgs) -> anyhow::Result<()> {
     let addr = u64::from_str_radix(digits, 16).map_err(|_| BadAddress(a.address.clone()))?;
     check_output(&a.out, false, false)?;
     let redactor = a.out.keys.redactor();
-    with_view(&a.core, &a.out, TypeScope::All, |p, view| {
+    let choose = |view: &HeapView| {
+        let chosen = PathReport::choose(view, Addr(addr));
+        let paths = match &chosen {
+            Ok(c) => vec![c.nodes.clone()],
+            Err(_) => Vec::new(),
+        };
+        (chosen, paths)
+    };
+    with_paths_typed(&a.core, &a.out, choose, |p, view, chosen| {
         let namer = namer(p, view, redactor.as_ref());
-        let report = PathReport::gather(&namer, Addr(addr))?;
+        let report = PathReport::gather(&namer, chosen?)?;
         render(
             &a.out,
             || report.to_json(),

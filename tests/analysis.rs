@@ -3,12 +3,13 @@
 
 mod common;
 
-use coreheap::analysis::{Analysis, NoProgress};
-use coreheap::report::heapview::HeapView;
+use coreheap::analysis::{Analysis, NoProgress, PlainMemory};
+use coreheap::report::heapview::{HeapView, Namer};
 use coreheap::report::top::TopReport;
 use coreheap_elf::memory::Addr;
 use coreheap_go::heap::ObjId;
 use coreheap_go::process::{OpenOptions, Process};
+use coreheap_go::types::TypeScope;
 
 use common::{sample, samples, Sample};
 
@@ -16,6 +17,36 @@ fn analyse(s: &Sample) -> (Process, Analysis) {
     let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
     let a = Analysis::run(&p, &NoProgress).unwrap_or_else(|e| panic!("{}: {e}", s.name));
     (p, a)
+}
+
+/// The analysis `top` and `path` run: types inferred only toward maps.
+fn analyse_toward_maps(s: &Sample) -> (Process, Analysis) {
+    let p = Process::open(&s.core, &OpenOptions::default()).unwrap();
+    let a = Analysis::run_scoped(&p, &NoProgress, &PlainMemory, TypeScope::TowardMaps)
+        .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+    (p, a)
+}
+
+/// `top`'s report as the command makes it: the heap typed toward maps, then along the paths to
+/// the retainers it lists.
+fn top_report(s: &Sample, threshold: f64) -> TopReport {
+    let (p, mut a) = analyse_toward_maps(s);
+    let chosen = TopReport::choose(&HeapView::new(&a), threshold);
+    let paths = chosen.paths(&HeapView::new(&a));
+    a.type_paths(&p, &paths).unwrap();
+    let view = HeapView::new(&a);
+    let namer = Namer::new(&view, &p.dwarf, &p.mem);
+    TopReport::gather(&namer, "", threshold, chosen)
+}
+
+/// `top`'s report with every object typed first (what `top` did before it typed only along its
+/// paths).
+fn top_report_typing_all(s: &Sample, threshold: f64) -> TopReport {
+    let (p, a) = analyse(s);
+    let view = HeapView::new(&a);
+    let chosen = TopReport::choose(&view, threshold);
+    let namer = Namer::new(&view, &p.dwarf, &p.mem);
+    TopReport::gather(&namer, "", threshold, chosen)
 }
 
 fn map_addr(m: &serde_json::Value) -> Addr {
@@ -102,11 +133,7 @@ fn ledger_values_are_typed_as_big_ints_and_keys_as_string_data() {
 #[test]
 fn top_ranks_the_ledger_map_first_with_the_programs_own_byte_count() {
     for s in samples().into_iter().filter(|s| s.program() == "ledger") {
-        let (p, a) = analyse(&s);
-        let types = &a.types;
-        let view = HeapView { a: &a, types };
-        let namer = coreheap::report::heapview::Namer::new(&view, &p.dwarf, &p.mem);
-        let top = TopReport::gather(&namer, "", 5.0);
+        let top = top_report(&s, 5.0);
         let first = &top.retainers[0];
         assert!(
             first.path[0].label.starts_with("main.balances"),
@@ -166,16 +193,29 @@ fn every_map_header_retains_exactly_what_its_program_allocated_for_it() {
 fn path_reaches_a_ledger_value_from_the_global() {
     use coreheap::report::path::PathReport;
     let s = sample("go1.26.6/ledger");
-    let (p, a) = analyse(&s);
-    let types = &a.types;
-    let view = HeapView { a: &a, types };
-    let namer = coreheap::report::heapview::Namer::new(&view, &p.dwarf, &p.mem);
-    let big = (0..a.objects.len() as u32)
-        .find(|&o| types.name(ObjId(o)) == Some("math/big.Int"))
+    let inside = {
+        let (_, a) = analyse(&s);
+        let big = (0..a.objects.len() as u32)
+            .find(|&o| a.types.name(ObjId(o)) == Some("math/big.Int"))
+            .unwrap();
+        // An address in the middle of the object resolves to the object.
+        a.objects.addr(ObjId(big)).offset(8)
+    };
+    // As `coreheap path` runs: typed toward maps, then along the path to the value.
+    let (p, mut a) = analyse_toward_maps(&s);
+    let chosen = PathReport::choose(&HeapView::new(&a), inside).unwrap();
+    let value = *chosen.nodes.last().unwrap();
+    assert_eq!(
+        a.types.name(ObjId(value)),
+        None,
+        "no map lies behind a big.Int"
+    );
+    a.type_paths(&p, std::slice::from_ref(&chosen.nodes))
         .unwrap();
-    // An address in the middle of the object resolves to the object.
-    let inside = a.objects.addr(ObjId(big)).offset(8);
-    let r = PathReport::gather(&namer, inside).unwrap();
+    assert_eq!(a.types.name(ObjId(value)), Some("math/big.Int"));
+    let view = HeapView::new(&a);
+    let namer = Namer::new(&view, &p.dwarf, &p.mem);
+    let r = PathReport::gather(&namer, chosen).unwrap();
     assert!(r.path[0].label.starts_with("main.balances"));
     // main.balances → its table → the entry for one key → the value: `main.balances["…"]`.
     assert!(
@@ -189,6 +229,35 @@ fn path_reaches_a_ledger_value_from_the_global() {
         .dominators
         .iter()
         .any(|h| h.label == "map[string]*big.Int"));
+}
+
+/// `top` types only what lies along the paths to the retainers it lists, after typing toward
+/// maps; on every sample its report is the one typing every object gives, and it types fewer.
+#[test]
+fn typing_along_the_paths_names_what_typing_every_object_names() {
+    for s in samples() {
+        let along = top_report(&s, 0.2);
+        let all = top_report_typing_all(&s, 0.2);
+        assert!(!along.retainers.is_empty(), "{}", s.name);
+        assert_eq!(
+            serde_json::to_string_pretty(&along).unwrap(),
+            serde_json::to_string_pretty(&all).unwrap(),
+            "{}",
+            s.name
+        );
+    }
+    let s = sample("go1.26.6/ledger");
+    let (p, mut toward) = analyse_toward_maps(&s);
+    let (_, every) = analyse(&s);
+    let chosen = TopReport::choose(&HeapView::new(&toward), 0.2);
+    let paths = chosen.paths(&HeapView::new(&toward));
+    toward.type_paths(&p, &paths).unwrap();
+    assert!(
+        toward.types.typed() * 10 < every.types.typed(),
+        "{} typed along the paths, {} typing every object",
+        toward.types.typed(),
+        every.types.typed()
+    );
 }
 
 /// After the program's final GC every live object was marked, so every one must be reachable
@@ -251,13 +320,7 @@ fn sizes_asked_in_id_order_with_a_remembered_span_match_a_plain_lookup() {
 #[test]
 fn top_names_pool_caches_and_sync_map_nodes() {
     for s in samples().into_iter().filter(|s| s.program() == "services") {
-        let (p, a) = analyse(&s);
-        let view = HeapView {
-            a: &a,
-            types: &a.types,
-        };
-        let namer = coreheap::report::heapview::Namer::new(&view, &p.dwarf, &p.mem);
-        let top = TopReport::gather(&namer, "", 1.0);
+        let top = top_report(&s, 1.0);
         let pool = top
             .retainers
             .iter()

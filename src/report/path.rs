@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::heapview::{Hop, Namer};
+use super::heapview::{HeapView, Hop, Namer};
 use super::{human_bytes, Envelope};
 use crate::memory::Addr;
 
@@ -37,16 +37,30 @@ pub enum PathError {
     Unreachable(Addr),
 }
 
+/// The object a `path` report is about and the shortest path to it from a root.
+pub struct Chosen {
+    addr: Addr,
+    o: crate::heap::ObjId,
+    /// Graph nodes from the root to the object.
+    pub nodes: Vec<u32>,
+}
+
 impl PathReport {
-    /// Finds the object holding `addr` and its paths.
-    pub fn gather(namer: &Namer, addr: Addr) -> Result<PathReport, PathError> {
-        let v = namer.view;
+    /// Finds the object holding `addr` and the shortest path to it.
+    pub fn choose(v: &HeapView, addr: Addr) -> Result<Chosen, PathError> {
         let o = v.object_at(addr).ok_or(PathError::NotAnObject(addr))?;
         if !v.a.doms.is_reachable(o.0) {
             return Err(PathError::Unreachable(v.a.objects.addr(o)));
         }
         let parents = v.bfs_parents(&[o.0]);
         let nodes = v.path_to(&parents, o.0);
+        Ok(Chosen { addr, o, nodes })
+    }
+
+    /// The path to the object [`PathReport::choose`] found, typed along it.
+    pub fn gather(namer: &Namer, chosen: Chosen) -> Result<PathReport, PathError> {
+        let v = namer.view;
+        let Chosen { addr, o, nodes } = chosen;
         let fields = std::iter::once(String::new())
             .chain(nodes.windows(2).map(|p| namer.edge(p[0], p[1])))
             .collect();
@@ -55,11 +69,7 @@ impl PathReport {
             expression: namer.expression(&nodes),
             fields,
             object: v.hop(o.0),
-            path: v
-                .path_to(&parents, o.0)
-                .into_iter()
-                .map(|n| v.hop(n))
-                .collect(),
+            path: nodes.iter().map(|&n| v.hop(n)).collect(),
             dominators: v
                 .dominator_chain(o.0)
                 .into_iter()

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::heapview::{Hop, Namer};
+use super::heapview::{HeapView, Hop, Namer, Parents};
 use super::{human_bytes, Envelope};
 use crate::analysis::Reachability;
 use crate::heap::ObjId;
@@ -44,11 +44,25 @@ pub struct TopReport {
     pub warnings: Vec<String>,
 }
 
+/// The objects `top` lists and the shortest paths from the roots to them.
+pub struct Chosen {
+    top: Vec<u32>,
+    parents: Parents,
+}
+
+impl Chosen {
+    /// The path from a root to each object listed (graph nodes, root first).
+    pub fn paths(&self, v: &HeapView) -> Vec<Vec<u32>> {
+        (self.top.iter())
+            .map(|&o| v.path_to(&self.parents, o))
+            .collect()
+    }
+}
+
 impl TopReport {
-    /// Lists objects at the top of the dominator tree (directly under a root or the super-root)
-    /// that retain at least `threshold` percent of the reachable heap.
-    pub fn gather(namer: &Namer, go_version: &str, threshold: f64) -> TopReport {
-        let v = namer.view;
+    /// The objects at the top of the dominator tree (directly under a root or the super-root)
+    /// that retain at least `threshold` percent of the reachable heap, and their paths.
+    pub fn choose(v: &HeapView, threshold: f64) -> Chosen {
         let a = v.a;
         let heap = a.reachability();
         let min = (heap.reachable_bytes as f64 * threshold / 100.0).ceil() as u64;
@@ -61,6 +75,16 @@ impl TopReport {
             })
             .collect();
         let parents = v.bfs_parents(&top);
+        Chosen { top, parents }
+    }
+
+    /// Lists the objects [`TopReport::choose`] chose (with `threshold`), typed along their
+    /// paths.
+    pub fn gather(namer: &Namer, go_version: &str, threshold: f64, chosen: Chosen) -> TopReport {
+        let v = namer.view;
+        let a = v.a;
+        let heap = a.reachability();
+        let Chosen { top, parents } = chosen;
         let counts = v.retained_counts(&top);
         let mut retainers: Vec<Retainer> = top
             .into_iter()

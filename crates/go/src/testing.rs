@@ -78,7 +78,7 @@ impl Phases {
             index: &index,
             objects: &objects,
             stack_vars: &stack_vars,
-            raw: &raw,
+            edges: crate::types::Edges::Resolved(&raw),
         };
         let types = ObjectTypes::infer(&rt, parts, TypeScope::All).unwrap();
         Phases {

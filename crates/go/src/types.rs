@@ -63,6 +63,8 @@ pub struct ObjectTypes {
     names: Vec<String>,
     /// Byte sizes of interned types (0 for string data).
     sizes: Vec<u64>,
+    /// Types given by [`ObjectTypes::set`], in order: (object, its `of` before, after).
+    given: Vec<(u32, u32, u32)>,
 }
 
 impl ObjectTypes {
@@ -114,6 +116,7 @@ impl ObjectTypes {
             }
         };
         if let Some(slot) = self.of.get_mut(id.0 as usize) {
+            self.given.push((id.0, *slot, i as u32 + 1));
             *slot = i as u32 + 1;
         }
     }
@@ -156,8 +159,17 @@ pub struct HeapParts<'a> {
     pub objects: &'a Objects,
     /// Typed stack variables.
     pub stack_vars: &'a [crate::runtime::StackVar],
-    /// Every object's pointers to other objects.
-    pub raw: &'a crate::objgraph::RawEdges,
+    /// Where each object's pointers to other objects are read.
+    pub edges: Edges<'a>,
+}
+
+/// Where type inference reads an object's pointers to other objects.
+#[derive(Clone, Copy)]
+pub enum Edges<'a> {
+    /// Every object's edges, resolved once.
+    Resolved(&'a crate::objgraph::RawEdges),
+    /// Read from the core object by object (a few objects, after the edges are gone).
+    Read(&'a crate::heap::PointerBits),
 }
 
 /// What the heap walk needs to know about a type, computed once.
@@ -570,7 +582,13 @@ impl<'a> Inference<'a> {
     }
 
     fn run(&mut self, rt: &Runtime) {
-        // Seeds 1: the types the allocator wrote (malloc headers, large objects' spans).
+        self.seed_allocations(rt);
+        self.seed_variables(rt);
+        self.drain();
+    }
+
+    /// Seeds 1: the types the allocator wrote (malloc headers, large objects' spans).
+    fn seed_allocations(&mut self, rt: &Runtime) {
         let large_off = self.dwarf.offset("runtime.mspan", "largeType").ok();
         for (si, s) in self.a.heap.spans.iter().enumerate() {
             if !rt.features.allocation_headers || !s.records_types() {
@@ -589,7 +607,11 @@ impl<'a> Inference<'a> {
                 }
             }
         }
-        // Seeds 2: global variables with their DWARF types.
+    }
+
+    /// Seeds 2 and 3: global variables, and local variables and arguments on goroutine
+    /// stacks, with their DWARF types.
+    fn seed_variables(&mut self, rt: &Runtime) {
         let vars: Vec<_> = self.dwarf.variables().collect();
         for v in vars {
             let Some(t) = v.ty else { continue };
@@ -605,7 +627,6 @@ impl<'a> Inference<'a> {
         for v in self.a.stack_vars {
             self.visit_value(v.ty, v.addr, v.size);
         }
-        self.drain();
     }
 
     /// Visits typed objects until no new ones are typed: in sweeps over the objects in id
@@ -680,7 +701,10 @@ impl<'a> Inference<'a> {
     /// Asks the CPU for the type slots and pending bits of object `id`'s edge targets, which
     /// its visit reads and writes.
     fn prefetch_targets(&self, id: u32) {
-        let targets = self.a.raw.targets_of(id);
+        let Edges::Resolved(raw) = self.a.edges else {
+            return;
+        };
+        let targets = raw.targets_of(id);
         for &w in &targets[..targets.len().min(EDGES_AHEAD)] {
             self.prefetch_target(w);
         }
@@ -724,8 +748,20 @@ impl<'a> Inference<'a> {
         } else {
             None
         };
-        let raw = self.a.raw;
-        let (targets, words) = raw.of(o.0);
+        let read;
+        let (targets, words) = match self.a.edges {
+            Edges::Resolved(raw) => raw.of(o.0),
+            Edges::Read(bits) => {
+                let HeapParts {
+                    heap,
+                    index,
+                    objects,
+                    ..
+                } = self.a;
+                read = crate::objgraph::RawEdges::read_one(self.mem, heap, index, objects, bits, o);
+                (&read.0[..], &read.1[..])
+            }
+        };
         for (i, (&w, &word)) in targets.iter().zip(words).enumerate() {
             if let Some(&later) = targets.get(i + EDGES_AHEAD) {
                 self.prefetch_target(later);
@@ -801,57 +837,117 @@ impl ObjectTypes {
         a: HeapParts,
         scope: TypeScope,
     ) -> Result<ObjectTypes, RuntimeError> {
+        let mut inf = Inference::new(rt, a, scope, vec![UNTYPED; a.objects.len()])?;
+        inf.pending = vec![0; a.objects.len().div_ceil(64)];
+        inf.run(rt);
+        let mut out = ObjectTypes {
+            of: Vec::new(),
+            types: Vec::new(),
+            names: Vec::new(),
+            sizes: Vec::new(),
+            given: Vec::new(),
+        };
+        out.take_back(inf);
+        Ok(out)
+    }
+
+    /// Types what the objects of `paths` point to, each path in order from its root, as
+    /// inference over every object (`TypeScope::All`) would, but visiting only these objects:
+    /// enough to name the objects a report shows and the fields between them, without typing
+    /// the heap.
+    /// Objects that have a type keep it. Types given by [`ObjectTypes::set`] are not followed
+    /// (inference ran before them) and are kept where the visits give none.
+    pub fn type_along(
+        &mut self,
+        rt: &Runtime,
+        a: HeapParts,
+        paths: &[Vec<ObjId>],
+    ) -> Result<(), RuntimeError> {
+        for &(id, before, _) in self.given.iter().rev() {
+            if let Some(slot) = self.of.get_mut(id as usize) {
+                *slot = before;
+            }
+        }
+        let mut inf = Inference::new(rt, a, TypeScope::All, std::mem::take(&mut self.of))?;
+        for &t in &self.types {
+            inf.intern(t);
+        }
+        // Visits are made here, place by place: what the seeds queue is not drained.
+        inf.queue = Some(VecDeque::new());
+        inf.seed_variables(rt);
+        let mut visited = std::collections::HashSet::new();
+        for &o in paths.iter().flatten() {
+            if let Some(q) = inf.queue.as_mut() {
+                q.clear();
+            }
+            if visited.insert(o.0) {
+                inf.visit_typed(o.0);
+            }
+        }
+        self.take_back(inf);
+        for &(id, before, after) in &self.given {
+            if let Some(slot) = self.of.get_mut(id as usize).filter(|t| **t == before) {
+                *slot = after;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the types an inference found: its table, and the names and sizes of the types it
+    /// interned beyond those already held.
+    fn take_back(&mut self, inf: Inference) {
+        let dwarf = inf.dwarf;
+        for t in &inf.types[self.types.len().min(inf.types.len())..] {
+            let (name, size) = match t {
+                ObjType::StringData => ("string data".to_string(), 0),
+                ObjType::Dwarf(r) => (
+                    (dwarf.info(*r))
+                        .map(|i| i.name.clone())
+                        .unwrap_or_else(|_| "?".into()),
+                    dwarf.byte_size(*r),
+                ),
+            };
+            self.names.push(name);
+            self.sizes.push(size);
+        }
+        self.of = inf.of;
+        self.types = inf.types;
+    }
+}
+
+impl<'a> Inference<'a> {
+    /// An inference over `a` that starts from the table `of` (every object untyped, or the
+    /// types found so far), with no types interned and nothing pending.
+    fn new(
+        rt: &'a Runtime,
+        a: HeapParts<'a>,
+        scope: TypeScope,
+        of: Vec<u32>,
+    ) -> Result<Inference<'a>, RuntimeError> {
         let dwarf = rt.dwarf();
         let types_base = rt.field_uint(
             rt.global("runtime.firstmoduledata")?,
             "runtime.moduledata",
             "types",
         )?;
-        let by_rtype = TypesBase(types_base);
         let itab_type_off =
             (rt.features.itab_type_field).and_then(|(ty, field)| dwarf.offset(ty, field).ok());
-        let mut inf = Inference {
+        Ok(Inference {
             dwarf,
             scope,
             mem: rt.mem(),
             a,
             layouts: Layouts::new(dwarf),
-            by_rtype,
+            by_rtype: TypesBase(types_base),
             itab_type_off,
-            of: vec![UNTYPED; a.objects.len()],
+            of,
             interned: HashMap::default(),
             types: Vec::new(),
-            pending: vec![0; a.objects.len().div_ceil(64)],
+            pending: Vec::new(),
             queue: None,
             static_seen: std::collections::HashSet::new(),
             facts_by_type: Vec::new(),
             statics: statics(rt)?,
-        };
-        inf.run(rt);
-        let names = inf
-            .types
-            .iter()
-            .map(|t| match t {
-                ObjType::StringData => "string data".to_string(),
-                ObjType::Dwarf(r) => dwarf
-                    .info(*r)
-                    .map(|i| i.name.clone())
-                    .unwrap_or_else(|_| "?".into()),
-            })
-            .collect();
-        let sizes = inf
-            .types
-            .iter()
-            .map(|t| match t {
-                ObjType::StringData => 0,
-                ObjType::Dwarf(r) => inf.layouts.dwarf.byte_size(*r),
-            })
-            .collect();
-        Ok(ObjectTypes {
-            of: inf.of,
-            types: inf.types,
-            names,
-            sizes,
         })
     }
 }

@@ -51,6 +51,24 @@ struct Scan<'a> {
     bits: &'a PointerBits,
 }
 
+impl<'a> Scan<'a> {
+    fn new(
+        mem: &'a Memory,
+        heap: &'a Heap,
+        index: &'a HeapIndex,
+        objects: &'a Objects,
+        bits: &'a PointerBits,
+    ) -> Scan<'a> {
+        Scan {
+            mem,
+            heap,
+            index,
+            objects,
+            bits,
+        }
+    }
+}
+
 /// Pointers read but not yet resolved: they are looked up in batches, so that the memory
 /// misses of a batch overlap.
 struct Pending {
@@ -201,16 +219,10 @@ impl RawEdges {
             }
         }
         runs.push((start..heap.spans.len(), count));
+        let scan = Scan::new(mem, heap, index, objects, bits);
         let parts: Vec<Part> = runs
             .into_par_iter()
             .map(|(r, objects_in_run)| {
-                let scan = Scan {
-                    mem,
-                    heap,
-                    index,
-                    objects,
-                    bits,
-                };
                 let part = RawEdges::build_spans(scan, r);
                 done(objects_in_run as u64);
                 part
@@ -239,6 +251,29 @@ impl RawEdges {
             next += n;
         }
         e
+    }
+
+    /// One object's edges read afresh from the core, as [`RawEdges::of`] would give them:
+    /// (targets, words), in word order. For the few objects a report asks about after the
+    /// edges are gone.
+    pub fn read_one(
+        mem: &Memory,
+        heap: &Heap,
+        index: &HeapIndex,
+        objects: &Objects,
+        bits: &PointerBits,
+        o: crate::heap::ObjId,
+    ) -> (Vec<u32>, Vec<Word>) {
+        let scan = Scan::new(mem, heap, index, objects, bits);
+        let mut part = Part {
+            counts: vec![0],
+            ..Part::default()
+        };
+        let mut pending = Pending::new();
+        let si = objects.span(o);
+        pending.object(&scan, si, objects.slot_in(si, o), 0..u64::MAX, 0, &mut part);
+        pending.flush(&scan, &mut part);
+        (part.targets, part.words)
     }
 
     /// The segment holding object `o`, and `o`'s index in it.
