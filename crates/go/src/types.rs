@@ -122,17 +122,23 @@ impl ObjectTypes {
     }
 
     /// The objects whose type (and its name) `wanted` accepts, in id order.
-    pub fn objects_where(&self, mut wanted: impl FnMut(&ObjType, &str) -> bool) -> Vec<ObjId> {
-        let keep: Vec<bool> = (self.types.iter())
-            .zip(&self.names)
-            .map(|(t, n)| wanted(t, n))
-            .collect();
+    pub fn objects_where(&self, wanted: impl FnMut(&ObjType, &str) -> bool) -> Vec<ObjId> {
+        let keep = self.per_type(wanted);
         if !keep.contains(&true) {
             return Vec::new();
         }
         (self.of.iter().enumerate())
             .filter(|(_, &t)| t != UNTYPED && keep[t as usize - 1])
             .map(|(i, _)| ObjId(i as u32))
+            .collect()
+    }
+
+    /// `f` of every interned type and its name, by interned index (see
+    /// [`ObjectTypes::interned`]).
+    pub fn per_type<T>(&self, mut f: impl FnMut(&ObjType, &str) -> T) -> Vec<T> {
+        (self.types.iter())
+            .zip(&self.names)
+            .map(|(t, n)| f(t, n))
             .collect()
     }
 

@@ -181,23 +181,27 @@ pub(super) fn orphan_headers(
     stacks: &crate::roots::StackMaps,
 ) -> Orphans {
     let climbs = climbs(ctx);
+    // Per interned type, its climb: the name is looked up once per type, not per object.
+    let by_type: Vec<Option<Climb>> = types.per_type(|t, name| match t {
+        // The same type can have several DIEs: match by name.
+        ObjType::Dwarf(_) => climbs.get(name).copied(),
+        ObjType::StringData => None,
+    });
     let reader = ctx.reader();
     // Span by span, so that each object's span is known without a search; `known` is asked
     // only about candidates.
     let orphans: HashMap<u32, Climb> = (0..ctx.heap.spans.len())
         .into_par_iter()
         .flat_map_iter(|si| {
-            let climbs = &climbs;
+            let (climbs, by_type) = (&climbs, &by_type);
             reader.objects.span_ids(si).filter_map(move |id| {
-                let climb = match types.get(ObjId(id)) {
-                    // The same type can have several DIEs: match by name.
-                    Some(ObjType::Dwarf(_)) => types.name(ObjId(id)).and_then(|n| climbs.get(n)),
-                    Some(_) => None,
+                let climb = match types.interned(ObjId(id)) {
+                    Some(t) => by_type.get(t).copied().flatten(),
                     // Untyped: the allocator's own name for the type, from its malloc header.
                     None => header_type_name(&reader, rtypes, si, ObjId(id))
-                        .and_then(|n| climbs.get(&n)),
+                        .and_then(|n| climbs.get(&n).copied()),
                 }?;
-                (!known.get(id)).then_some((id, *climb))
+                (!known.get(id)).then_some((id, climb))
             })
         })
         .collect();

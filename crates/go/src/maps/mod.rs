@@ -543,7 +543,11 @@ impl Maps {
         holders: &Holders,
     ) -> Maps {
         let mut out = Maps::default();
-        Maps::decode_headers(ctx, types, 0..ctx.objects.len() as u32, &mut out);
+        // The objects typed as map headers, found by type, not by a name per object.
+        let typed_headers = types.objects_where(|t, name| {
+            matches!(t, crate::types::ObjType::Dwarf(_)) && MapImpl::of_header(name).is_some()
+        });
+        Maps::decode_headers(ctx, types, typed_headers.into_iter().map(|o| o.0), &mut out);
         for h in &stacks.headers {
             out.decode_stack_header(ctx, h);
         }
