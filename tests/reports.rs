@@ -384,8 +384,8 @@ fn a_roll_up_groups_the_keys_of_all_its_maps_together() {
 }
 
 /// The two ways of counting what nodes retain agree: the search from each node (for small
-/// subtrees) and the climb from every object (for large ones), on every node directly under a
-/// root and on the map entries of each sample's largest map.
+/// subtrees) and the climb from every object (for large ones, in pieces on every core), on
+/// every node directly under a root and on the map entries of each sample's largest map.
 #[test]
 fn retained_counts_agree_whichever_way_they_are_counted() {
     use coreheap_go::process::{OpenOptions, Process};
@@ -411,6 +411,11 @@ fn retained_counts_agree_whichever_way_they_are_counted() {
             .collect();
         let by_search = view.retained_counts_by_search(&tops);
         assert_eq!(by_search, view.retained_counts_by_climbing(&tops), "{name}");
+        // Climbs from pieces on both cores meet on shared chains; the counts stay the same.
+        for piece in [1, 97, 4096] {
+            let climbed = view.retained_counts_by_climbing_in(&tops, piece);
+            assert_eq!(by_search, climbed, "{name}, pieces of {piece}");
+        }
         assert!(by_search.iter().sum::<u64>() > 1000, "{name}");
         let biggest = &a.maps.maps[0];
         let entries: Vec<u32> = (0..a.maps.entries_of(biggest).len())

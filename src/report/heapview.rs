@@ -306,24 +306,85 @@ impl<'a> HeapView<'a> {
 
     /// [`HeapView::retained_counts`] by climbing the dominator tree from every object.
     pub fn retained_counts_by_climbing(&self, nodes: &[u32]) -> Vec<u64> {
+        /// Objects climbed from per piece of work.
+        const PIECE: usize = 1 << 20;
+        self.retained_counts_by_climbing_in(nodes, PIECE)
+    }
+
+    /// [`HeapView::retained_counts_by_climbing`] from the objects in pieces of `piece`, on
+    /// every core.
+    pub fn retained_counts_by_climbing_in(&self, nodes: &[u32], piece: usize) -> Vec<u64> {
+        use rayon::prelude::*;
+        use std::sync::atomic::Ordering::Relaxed;
         const NOBODY: u32 = u32::MAX - 1;
-        // Per node: which of `nodes` dominates it (NOBODY: none).
+        // Per node: which of `nodes` dominates it (NOBODY: none). Every core climbs from its
+        // own objects; a node two cores label gets the same label from both.
         let mut owner = vec![UNLABELLED; self.a.graph.graph.node_count()];
         for (i, &v) in nodes.iter().enumerate() {
             owner[v as usize] = i as u32;
         }
-        let mut counts = vec![0u64; nodes.len()];
-        self.label_chains(
-            &mut owner,
-            NOBODY,
-            |above, _| above,
-            |_, found| {
-                if found != NOBODY {
-                    counts[found as usize] += 1;
+        let owner = crate::graph::atomic(&mut owner);
+        let label = |v: u32| {
+            owner
+                .get(v as usize)
+                .map_or(UNLABELLED, |l| l.load(Relaxed))
+        };
+        let doms = &self.a.doms;
+        let count_piece = |piece: std::ops::Range<usize>| {
+            let mut counts = vec![0u64; nodes.len()];
+            let mut path = Vec::new();
+            let end = piece.end as u32;
+            for x in piece.start as u32..end {
+                self.fetch_climb_ahead(owner, x, end);
+                if !doms.is_reachable(x) {
+                    continue;
                 }
-            },
-        );
-        counts
+                let mut cur = x;
+                let found = loop {
+                    match label(cur) {
+                        UNLABELLED => path.push(cur),
+                        l => break l,
+                    }
+                    match doms.idom(cur) {
+                        Some(d) => cur = d,
+                        None => break NOBODY,
+                    }
+                };
+                for &p in &path {
+                    if let Some(slot) = owner.get(p as usize) {
+                        slot.store(found, Relaxed);
+                    }
+                }
+                path.clear();
+                if let Some(c) = counts.get_mut(found as usize) {
+                    *c += 1;
+                }
+            }
+            counts
+        };
+        crate::graph::pieces(0..self.a.graph.objects as usize, piece)
+            .into_par_iter()
+            .map(count_piece)
+            .reduce(
+                || vec![0u64; nodes.len()],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            )
+    }
+
+    /// Asks for what the climb from object `x + CLIMB_AHEAD` (if below `end`) reads first: its
+    /// dominator's label in `labels` and that dominator's own dominator.
+    fn fetch_climb_ahead<L>(&self, labels: &[L], x: u32, end: u32) {
+        let doms = &self.a.doms;
+        let ahead = x.saturating_add(CLIMB_AHEAD);
+        if let Some(d) = (ahead < end).then(|| doms.idom(ahead)).flatten() {
+            if let Some(l) = labels.get(d as usize) {
+                crate::graph::prefetch(l);
+            }
+            doms.prefetch(d);
+        }
     }
 
     /// Labels every reachable object by its dominator chain, and calls `each(object, label)`
@@ -337,18 +398,11 @@ impl<'a> HeapView<'a> {
         mut label: impl FnMut(u32, u32) -> u32,
         mut each: impl FnMut(u32, u32),
     ) {
-        /// How many objects ahead the label and dominator of an object's dominator are fetched.
-        const AHEAD: u32 = 16;
         let doms = &self.a.doms;
         let n = self.a.graph.objects;
         let mut path = Vec::new();
         for x in 0..n {
-            if let Some(d) = (x + AHEAD < n).then(|| doms.idom(x + AHEAD)).flatten() {
-                if let Some(l) = labels.get(d as usize) {
-                    crate::graph::prefetch(l);
-                }
-                doms.prefetch(d);
-            }
+            self.fetch_climb_ahead(labels, x, n);
             if !doms.is_reachable(x) {
                 continue;
             }
@@ -375,6 +429,10 @@ impl<'a> HeapView<'a> {
         }
     }
 }
+
+/// How many objects ahead of a climb the label and dominator of an object's dominator are
+/// fetched.
+const CLIMB_AHEAD: u32 = 16;
 
 /// A node's label in [`HeapView::label_chains`] before it is found.
 pub const UNLABELLED: u32 = u32::MAX;
