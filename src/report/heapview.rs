@@ -314,64 +314,29 @@ impl<'a> HeapView<'a> {
     /// [`HeapView::retained_counts_by_climbing`] from the objects in pieces of `piece`, on
     /// every core.
     pub fn retained_counts_by_climbing_in(&self, nodes: &[u32], piece: usize) -> Vec<u64> {
-        use rayon::prelude::*;
-        use std::sync::atomic::Ordering::Relaxed;
         const NOBODY: u32 = u32::MAX - 1;
-        // Per node: which of `nodes` dominates it (NOBODY: none). Every core climbs from its
-        // own objects; a node two cores label gets the same label from both.
+        // Per node: which of `nodes` dominates it (NOBODY: none).
         let mut owner = vec![UNLABELLED; self.a.graph.graph.node_count()];
         for (i, &v) in nodes.iter().enumerate() {
             owner[v as usize] = i as u32;
         }
-        let owner = crate::graph::atomic(&mut owner);
-        let label = |v: u32| {
-            owner
-                .get(v as usize)
-                .map_or(UNLABELLED, |l| l.load(Relaxed))
-        };
-        let doms = &self.a.doms;
-        let count_piece = |piece: std::ops::Range<usize>| {
-            let mut counts = vec![0u64; nodes.len()];
-            let mut path = Vec::new();
-            let end = piece.end as u32;
-            for x in piece.start as u32..end {
-                self.fetch_climb_ahead(owner, x, end);
-                if !doms.is_reachable(x) {
-                    continue;
-                }
-                let mut cur = x;
-                let found = loop {
-                    match label(cur) {
-                        UNLABELLED => path.push(cur),
-                        l => break l,
-                    }
-                    match doms.idom(cur) {
-                        Some(d) => cur = d,
-                        None => break NOBODY,
-                    }
-                };
-                for &p in &path {
-                    if let Some(slot) = owner.get(p as usize) {
-                        slot.store(found, Relaxed);
-                    }
-                }
-                path.clear();
+        let counted = self.label_chains(
+            &mut owner,
+            NOBODY,
+            piece,
+            || vec![0u64; nodes.len()],
+            |_, above, _| above,
+            |counts, _, found| {
                 if let Some(c) = counts.get_mut(found as usize) {
                     *c += 1;
                 }
-            }
-            counts
-        };
-        crate::graph::pieces(0..self.a.graph.objects as usize, piece)
-            .into_par_iter()
-            .map(count_piece)
-            .reduce(
-                || vec![0u64; nodes.len()],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                    a
-                },
-            )
+            },
+        );
+        let mut counts = vec![0u64; nodes.len()];
+        for piece in counted {
+            counts.iter_mut().zip(piece).for_each(|(c, n)| *c += n);
+        }
+        counts
     }
 
     /// Asks for what the climb from object `x + CLIMB_AHEAD` (if below `end`) reads first: its
@@ -387,46 +352,63 @@ impl<'a> HeapView<'a> {
         }
     }
 
-    /// Labels every reachable object by its dominator chain, and calls `each(object, label)`
-    /// in object order. `labels` holds a label per node, [`UNLABELLED`] where it is to be
-    /// found: climbing from an object stops at the first labelled node (or at a chain's top,
-    /// labelled `unrooted`), and each node climbed gets `label(its dominator's label, node)`.
-    pub fn label_chains(
+    /// Labels every reachable object by its dominator chain, on every core: the objects are
+    /// climbed from in pieces of `piece`, each piece with its own state (`start()`), and the
+    /// pieces' states are returned in order. `labels` holds a label per node, [`UNLABELLED`]
+    /// where it is to be found: climbing from an object stops at the first labelled node (or at
+    /// a chain's top, labelled `unrooted`), each node climbed gets `label(state, its
+    /// dominator's label, node)`, and then `each(state, object, its label)` is called. The
+    /// labels are shared by the pieces: a label must depend only on the chain, so that two
+    /// climbs that meet give a node the same one.
+    pub fn label_chains<S: Send>(
         &self,
         labels: &mut [u32],
         unrooted: u32,
-        mut label: impl FnMut(u32, u32) -> u32,
-        mut each: impl FnMut(u32, u32),
-    ) {
+        piece: usize,
+        start: impl Fn() -> S + Sync,
+        label: impl Fn(&mut S, u32, u32) -> u32 + Sync,
+        each: impl Fn(&mut S, u32, u32) + Sync,
+    ) -> Vec<S> {
+        use rayon::prelude::*;
+        use std::sync::atomic::Ordering::Relaxed;
+        let labels = crate::graph::atomic(labels);
         let doms = &self.a.doms;
-        let n = self.a.graph.objects;
-        let mut path = Vec::new();
-        for x in 0..n {
-            self.fetch_climb_ahead(labels, x, n);
-            if !doms.is_reachable(x) {
-                continue;
+        let climb_piece = |objects: std::ops::Range<usize>| {
+            let mut state = start();
+            let mut path = Vec::new();
+            let end = objects.end as u32;
+            for x in objects.start as u32..end {
+                self.fetch_climb_ahead(labels, x, end);
+                if !doms.is_reachable(x) {
+                    continue;
+                }
+                let mut cur = x;
+                let mut above = loop {
+                    match labels.get(cur as usize).map(|l| l.load(Relaxed)) {
+                        Some(l) if l != UNLABELLED => break l,
+                        _ => {}
+                    }
+                    path.push(cur);
+                    match doms.idom(cur) {
+                        Some(d) => cur = d,
+                        None => break unrooted,
+                    }
+                };
+                for &p in path.iter().rev() {
+                    above = label(&mut state, above, p);
+                    if let Some(slot) = labels.get(p as usize) {
+                        slot.store(above, Relaxed);
+                    }
+                }
+                path.clear();
+                each(&mut state, x, above);
             }
-            let mut cur = x;
-            let mut above = loop {
-                match labels.get(cur as usize) {
-                    Some(&l) if l != UNLABELLED => break l,
-                    _ => {}
-                }
-                path.push(cur);
-                match doms.idom(cur) {
-                    Some(d) => cur = d,
-                    None => break unrooted,
-                }
-            };
-            for &p in path.iter().rev() {
-                above = label(above, p);
-                if let Some(slot) = labels.get_mut(p as usize) {
-                    *slot = above;
-                }
-            }
-            path.clear();
-            each(x, above);
-        }
+            state
+        };
+        crate::graph::pieces(0..self.a.graph.objects as usize, piece.max(1))
+            .into_par_iter()
+            .map(climb_piece)
+            .collect()
     }
 }
 

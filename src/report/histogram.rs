@@ -54,29 +54,50 @@ fn count_piece(v: &HeapView, base: u32, line_of: &mut [u32]) -> Vec<KeyCount> {
 /// Retained bytes per line: what the objects of each line keep alive together, an object
 /// nested under another of its line counted once. That is every reachable object's bytes
 /// counted once for each line on its dominator chain, itself included; the chains' sets of
-/// lines are interned, since few distinct ones occur.
-fn retained_by_line(v: &HeapView, line_of: &[u32], lines: usize) -> Vec<u64> {
+/// lines are interned, since few distinct ones occur. The chains are climbed on every core, in
+/// pieces of `piece` objects, the sets interned in one table (each piece remembers the ones it
+/// asked for): a set's number depends on which piece meets it first, its lines do not.
+fn retained_by_line(v: &HeapView, line_of: &[u32], lines: usize, piece: usize) -> Vec<u64> {
     let a = v.a;
     let line = |x: u32| line_of.get(x as usize).copied().unwrap_or(u32::MAX);
-    let mut sets = LineSets::default();
+    let sets = std::sync::Mutex::new(LineSets::default());
+    let with = |s: u32, l: u32| match sets.lock() {
+        Ok(mut sets) => sets.with(s, l),
+        Err(poisoned) => poisoned.into_inner().with(s, l),
+    };
+    /// A piece's sets asked for, and its bytes per set.
+    type Piece = (
+        HashMap<(u32, u32), u32, foldhash::fast::RandomState>,
+        Vec<u64>,
+    );
     // Per node: the set of lines on its dominator chain, itself included.
     let mut set_of = vec![UNLABELLED; a.doms.node_count()];
-    let mut bytes: Vec<u64> = vec![0];
-    v.label_chains(
+    let pieces: Vec<Piece> = v.label_chains(
         &mut set_of,
         LineSets::EMPTY,
-        |above, x| sets.with(above, line(x)),
-        |x, s| {
+        piece,
+        || (HashMap::default(), vec![0]),
+        |(asked, _), above, x| match line(x) {
+            u32::MAX => above,
+            l => *asked.entry((above, l)).or_insert_with(|| with(above, l)),
+        },
+        |(_, bytes), x, s| {
             if bytes.len() <= s as usize {
                 bytes.resize(s as usize + 1, 0);
             }
             bytes[s as usize] += a.shallow(x);
         },
     );
+    let sets = match sets.into_inner() {
+        Ok(sets) => sets,
+        Err(poisoned) => poisoned.into_inner(),
+    };
     let mut retained = vec![0u64; lines];
-    for (s, &b) in bytes.iter().enumerate() {
-        for l in sets.lines(s as u32) {
-            retained[l as usize] += b;
+    for (_, bytes) in pieces {
+        for (s, &b) in bytes.iter().enumerate().filter(|(_, &b)| b > 0) {
+            for l in sets.lines(s as u32) {
+                retained[l as usize] += b;
+            }
         }
     }
     retained
@@ -217,7 +238,7 @@ impl HistogramReport {
                 *l = remap.get(*l as usize).copied().unwrap_or(u32::MAX);
             }
         });
-        let retained = retained_by_line(v, &line_of, lines.len());
+        let retained = retained_by_line(v, &line_of, lines.len(), piece);
         for (l, bytes) in lines.iter_mut().zip(retained) {
             l.retained_bytes = bytes;
         }
