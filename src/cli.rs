@@ -1022,7 +1022,7 @@ fn top(a: TopArgs) -> anyhow::Result<()> {
     let redactor = a.out.keys.redactor();
     let choose = |view: &HeapView| {
         let chosen = TopReport::choose(view, a.threshold);
-        let paths = chosen.paths(view);
+        let paths = chosen.paths().to_vec();
         (chosen, paths)
     };
     with_paths_typed(&a.core, &a.out, choose, |p, view, chosen| {

@@ -32,8 +32,7 @@ fn analyse_toward_maps(s: &Sample) -> (Process, Analysis) {
 fn top_report(s: &Sample, threshold: f64) -> TopReport {
     let (p, mut a) = analyse_toward_maps(s);
     let chosen = TopReport::choose(&HeapView::new(&a), threshold);
-    let paths = chosen.paths(&HeapView::new(&a));
-    a.type_paths(&p, &paths).unwrap();
+    a.type_paths(&p, chosen.paths()).unwrap();
     let view = HeapView::new(&a);
     let namer = Namer::new(&view, &p.dwarf, &p.mem);
     TopReport::gather(&namer, "", threshold, chosen)
@@ -250,8 +249,7 @@ fn typing_along_the_paths_names_what_typing_every_object_names() {
     let (p, mut toward) = analyse_toward_maps(&s);
     let (_, every) = analyse(&s);
     let chosen = TopReport::choose(&HeapView::new(&toward), 0.2);
-    let paths = chosen.paths(&HeapView::new(&toward));
-    toward.type_paths(&p, &paths).unwrap();
+    toward.type_paths(&p, chosen.paths()).unwrap();
     assert!(
         toward.types.typed() * 10 < every.types.typed(),
         "{} typed along the paths, {} typing every object",

@@ -339,19 +339,6 @@ impl<'a> HeapView<'a> {
         counts
     }
 
-    /// Asks for what the climb from object `x + CLIMB_AHEAD` (if below `end`) reads first: its
-    /// dominator's label in `labels` and that dominator's own dominator.
-    fn fetch_climb_ahead<L>(&self, labels: &[L], x: u32, end: u32) {
-        let doms = &self.a.doms;
-        let ahead = x.saturating_add(CLIMB_AHEAD);
-        if let Some(d) = (ahead < end).then(|| doms.idom(ahead)).flatten() {
-            if let Some(l) = labels.get(d as usize) {
-                crate::graph::prefetch(l);
-            }
-            doms.prefetch(d);
-        }
-    }
-
     /// Labels every reachable object by its dominator chain, on every core: the objects are
     /// climbed from in pieces of `piece`, each piece with its own state (`start()`), and the
     /// pieces' states are returned in order. `labels` holds a label per node, [`UNLABELLED`]
@@ -378,7 +365,15 @@ impl<'a> HeapView<'a> {
             let mut path = Vec::new();
             let end = objects.end as u32;
             for x in objects.start as u32..end {
-                self.fetch_climb_ahead(labels, x, end);
+                // What the climb from CLIMB_AHEAD objects on reads first: its dominator's
+                // label and that dominator's own dominator.
+                let ahead = x.saturating_add(CLIMB_AHEAD);
+                if let Some(d) = (ahead < end).then(|| doms.idom(ahead)).flatten() {
+                    if let Some(l) = labels.get(d as usize) {
+                        crate::graph::prefetch(l);
+                    }
+                    doms.prefetch(d);
+                }
                 if !doms.is_reachable(x) {
                     continue;
                 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::heapview::{HeapView, Hop, Namer, Parents};
+use super::heapview::{HeapView, Hop, Namer};
 use super::{human_bytes, Envelope};
 use crate::analysis::Reachability;
 use crate::heap::ObjId;
@@ -47,15 +47,13 @@ pub struct TopReport {
 /// The objects `top` lists and the shortest paths from the roots to them.
 pub struct Chosen {
     top: Vec<u32>,
-    parents: Parents,
+    paths: Vec<Vec<u32>>,
 }
 
 impl Chosen {
     /// The path from a root to each object listed (graph nodes, root first).
-    pub fn paths(&self, v: &HeapView) -> Vec<Vec<u32>> {
-        (self.top.iter())
-            .map(|&o| v.path_to(&self.parents, o))
-            .collect()
+    pub fn paths(&self) -> &[Vec<u32>] {
+        &self.paths
     }
 }
 
@@ -75,7 +73,8 @@ impl TopReport {
             })
             .collect();
         let parents = v.bfs_parents(&top);
-        Chosen { top, parents }
+        let paths = top.iter().map(|&o| v.path_to(&parents, o)).collect();
+        Chosen { top, paths }
     }
 
     /// Lists the objects [`TopReport::choose`] chose (with `threshold`), typed along their
@@ -84,23 +83,21 @@ impl TopReport {
         let v = namer.view;
         let a = v.a;
         let heap = a.reachability();
-        let Chosen { top, parents } = chosen;
+        let Chosen { top, paths } = chosen;
         let counts = v.retained_counts(&top);
         let mut retainers: Vec<Retainer> = top
             .into_iter()
             .zip(counts)
-            .map(|(o, count)| {
-                let path = v.path_to(&parents, o);
-                Retainer {
-                    address: a.objects.addr(ObjId(o)).to_string(),
-                    type_name: v.type_name(ObjId(o)),
-                    owner: namer.expression(&path),
-                    shallow_bytes: a.shallow(o),
-                    retained_bytes: a.retained.get(o),
-                    retained_objects: count,
-                    percent_of_reachable: percent(a.retained.get(o), heap.reachable_bytes),
-                    path: path.into_iter().map(|n| v.hop(n)).collect(),
-                }
+            .zip(paths)
+            .map(|((o, count), path)| Retainer {
+                address: a.objects.addr(ObjId(o)).to_string(),
+                type_name: v.type_name(ObjId(o)),
+                owner: namer.expression(&path),
+                shallow_bytes: a.shallow(o),
+                retained_bytes: a.retained.get(o),
+                retained_objects: count,
+                percent_of_reachable: percent(a.retained.get(o), heap.reachable_bytes),
+                path: path.into_iter().map(|n| v.hop(n)).collect(),
             })
             .collect();
         retainers.sort_by_key(|r| std::cmp::Reverse(r.retained_bytes));
