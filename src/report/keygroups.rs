@@ -31,6 +31,10 @@ pub const PREFETCH_AHEAD: usize = 16;
 /// Keys per chunk when keys are grouped on every core.
 pub const KEY_CHUNK: usize = 1 << 15;
 
+/// Most labels a pass keeps one delimiter deeper than asked (in a chunk, and in all): past
+/// them it counts at the depth asked only.
+const DEEPER_LABELS: usize = 1 << 10;
+
 /// Retained bytes (and objects, when counted) of one map's entries, by entry index within the
 /// map.
 #[derive(Clone, Copy)]
@@ -294,6 +298,12 @@ impl<'d> Delims<'d> {
             Err(_) => keys::prefix_bytes(key, depth, &self.ascii_only),
         }
     }
+
+    /// The prefix at `depth` of keys whose prefix at `depth + 1` is `label` (see
+    /// [`keys::shallower_bytes`]), when every delimiter is ASCII.
+    fn shallower<'k>(&self, label: &'k [u8], depth: usize) -> Option<&'k [u8]> {
+        Some(keys::shallower_bytes(label, depth, self.ascii.as_ref()?))
+    }
 }
 
 /// Groups a map's keys and finds the `keep` entries that retain the most in each group.
@@ -314,6 +324,8 @@ impl Grouper<'_> {
     /// The groups, largest first, and the whole map's largest entries.
     pub fn group(&self, how: Grouping) -> (Vec<Group>, Vec<(u64, u32)>) {
         let d = Delims::new(self.delimiters);
+        // The top level's keys one delimiter deeper, when the first pass found them.
+        let mut below = None;
         let first = match how {
             Grouping::Whole => self.whole(),
             Grouping::Shape => self.pass(&|k: &[u8]| {
@@ -321,7 +333,11 @@ impl Grouper<'_> {
                 Some((0, Cow::Owned(shape.into_bytes())))
             }),
             Grouping::Depth(n) => self.pass(&|k: &[u8]| Some((0, Cow::Borrowed(d.prefix(k, n))))),
-            Grouping::Tree => self.pass(&|k: &[u8]| Some((0, Cow::Borrowed(d.prefix(k, 1))))),
+            Grouping::Tree => {
+                let (first, deeper) = self.pass_levels(&d, &|_| Some(0), &|_| 1);
+                below = deeper.and_then(|p| p.into_iter().next());
+                first
+            }
         };
         let first = first.into_iter().next().unwrap_or_default();
         let mut all = Acc::new();
@@ -330,7 +346,10 @@ impl Grouper<'_> {
         }
         let mut groups = sorted(first, 1);
         if how == Grouping::Tree {
-            self.open(&d, &mut groups);
+            let ready = (groups.iter().take(self.shown))
+                .map(|g| below.as_ref().map(|p| under(&d, p, &g.label, 1)))
+                .collect();
+            self.open(&d, &mut groups, ready);
         }
         (groups, all.top)
     }
@@ -443,35 +462,49 @@ impl Grouper<'_> {
 
     /// Opens the shown groups level by level: a group with one child deeper than itself
     /// becomes that child; a group with several children is opened when one of them holds
-    /// more than half its bytes, and that child is tried next.
-    fn open(&self, d: &Delims, groups: &mut [Group]) {
+    /// more than half its bytes, and that child is tried next. `ready`: the children of each
+    /// shown group when already known.
+    fn open(&self, d: &Delims, groups: &mut [Group], mut ready: Vec<Option<Pass>>) {
         // Paths (child indices from the top level) of the groups to try, with their depth.
         let mut frontier: Vec<Vec<usize>> =
             (0..groups.len().min(self.shown)).map(|i| vec![i]).collect();
+        ready.resize_with(frontier.len(), || None);
         for _ in 0..MAX_TREE_DEPTH {
             if frontier.is_empty() {
                 break;
             }
-            // Which frontier group a key belongs to: by its prefix at that group's depth.
-            let mut kids = {
+            // The children of the groups not known yet, and theirs when they are few: which
+            // frontier group a key belongs to is by its prefix at that group's depth.
+            let (mut kids, deeper) = if ready.iter().any(Option::is_none) {
                 let tried: Vec<&Group> = frontier.iter().map(|p| group_at(groups, p)).collect();
                 let levels = by_depth(tried.iter().copied().enumerate());
-                self.pass(&|k: &[u8]| {
+                let which = |k: &[u8]| {
                     let (_, f) = find(d, k, &levels)?;
-                    let depth = tried[f as usize].depth;
-                    Some((f, Cow::Borrowed(d.prefix(k, depth + 1))))
-                })
+                    ready[f as usize].is_none().then_some(f)
+                };
+                self.pass_levels(d, &which, &|f| tried[f as usize].depth + 1)
+            } else {
+                (Vec::new(), None)
             };
             kids.resize_with(frontier.len(), Pass::default);
             let mut next = Vec::new();
-            for (path, kids) in frontier.into_iter().zip(kids) {
+            let mut next_ready = Vec::new();
+            for (f, (path, kids)) in frontier.into_iter().zip(kids).enumerate() {
                 let g = at_path(groups, &path);
+                let kids = ready[f].take().unwrap_or(kids);
                 let mut kids = sorted(kids, g.depth + 1);
+                // The children of the child tried next, when this pass found them.
+                let below = |label: &[u8]| {
+                    (deeper.as_ref())
+                        .map(|p| under(d, p.get(f).unwrap_or(&Pass::default()), label, g.depth + 1))
+                };
                 match kids.len() {
                     1 if kids[0].label != g.label => {
                         // One deeper child holds the whole group: the group is that child.
+                        let child = kids.remove(0).label;
+                        next_ready.push(below(&child));
                         g.depth += 1;
-                        g.label = kids.remove(0).label;
+                        g.label = child;
                         next.push(path);
                     }
                     n if n > 1 && kids[0].acc.bytes.saturating_mul(2) > g.acc.bytes => {
@@ -480,41 +513,65 @@ impl Grouper<'_> {
                         for k in kids.iter_mut().filter(|k| k.label == g.label) {
                             k.depth = g.depth;
                         }
-                        g.children = kids;
                         if dominant {
+                            next_ready.push(below(&kids[0].label));
                             let mut p = path;
                             p.push(0);
                             next.push(p);
                         }
+                        g.children = kids;
                     }
                     _ => {}
                 }
             }
             frontier = next;
+            ready = next_ready;
         }
+    }
+
+    /// Groups keys by prefix: each key in the pass `which` gives it (`None`: left out), cut
+    /// at the depth `depth` gives that pass. While they stay few and the delimiters are all
+    /// ASCII, also the same keys cut one delimiter deeper, in the same passes: the groups of
+    /// the level below come without reading the keys again.
+    fn pass_levels(
+        &self,
+        d: &Delims,
+        which: &(dyn Fn(&[u8]) -> Option<u32> + Sync),
+        depth: &(dyn Fn(u32) -> usize + Sync),
+    ) -> (Vec<Pass>, Option<Vec<Pass>>) {
+        if d.ascii.is_none() {
+            let classify: &Classify = &|k: &[u8]| {
+                let f = which(k)?;
+                Some((f, Cow::Borrowed(d.prefix(k, depth(f)))))
+            };
+            return (self.pass(classify), None);
+        }
+        let classify: &Classify = &|k: &[u8]| {
+            let f = which(k)?;
+            Some((f, Cow::Borrowed(d.prefix(k, depth(f) + 1))))
+        };
+        let back = coarsen(|f, label| d.shallower(label, depth(f)).unwrap_or(label));
+        let (passes, deeper) = self.pass_cut(classify, Some(&back));
+        if !deeper {
+            return (passes, None);
+        }
+        (regrouped(passes.clone(), &back, self.keep), Some(passes))
     }
 
     /// Groups every entry under the label `classify` gives its key, in the pass of the number
     /// it gives with it (`None`: left out).
     fn pass(&self, classify: &Classify) -> Vec<Pass> {
+        self.pass_cut(classify, None).0
+    }
+
+    /// [`Grouper::pass`], whose labels `back` cuts back a level once there are more than
+    /// [`DEEPER_LABELS`] of them (and always for keys rendered to text). Also whether none
+    /// was cut back.
+    fn pass_cut(&self, classify: &Classify, back: Option<&Coarsen>) -> (Vec<Pass>, bool) {
         let keep = self.keep;
-        let add = |groups: &mut Vec<Pass>, f: u32, label: &[u8], i: u32, r: (u64, u64)| {
-            let f = f as usize;
-            if groups.len() <= f {
-                groups.resize_with(f + 1, Pass::default);
-            }
-            match groups[f].get_mut(label) {
-                Some(g) => g.add(i, r, keep),
-                None => {
-                    let mut g = Acc::new();
-                    g.add(i, r, keep);
-                    groups[f].insert(label.to_vec(), g);
-                }
-            }
-        };
-        match &self.keys {
+        let tally = match &self.keys {
             Keys::Rendered { text, count } => {
-                let mut groups = Vec::new();
+                let mut tally = Tally::new(back, keep);
                 for i in 0..*count {
                     let t = text(i).unwrap_or_default();
                     let raw = t
@@ -522,10 +579,10 @@ impl Grouper<'_> {
                         .and_then(|t| t.strip_suffix('"'))
                         .unwrap_or(&t);
                     if let Some((f, label)) = classify(raw.as_bytes()) {
-                        add(&mut groups, f, &label, i, self.sizes.entry(i));
+                        tally.add(f, &label, i, self.sizes.entry(i));
                     }
                 }
-                groups
+                tally
             }
             Keys::Strings(s) => {
                 let mask = s.index_mask();
@@ -541,7 +598,7 @@ impl Grouper<'_> {
                             (p, n as u64)
                         })
                     }));
-                    let mut groups = Vec::new();
+                    let mut tally = Tally::new(back, keep);
                     for j in items.clone() {
                         // Entries come in key order, their retained sizes at random: fetch ahead.
                         if let Some(&ahead) = s.order[..items.end].get(j + PREFETCH_AHEAD) {
@@ -553,37 +610,141 @@ impl Grouper<'_> {
                             _ => s.mem.read(p, n).unwrap_or_default(),
                         };
                         if let Some((f, label)) = classify(&bytes) {
-                            add(&mut groups, f, &label, i, sizes.entry(i));
+                            tally.add(f, &label, i, sizes.entry(i));
                         }
                     }
-                    groups
+                    tally
                 };
-                let parts: Vec<Vec<Pass>> = crate::graph::pieces(0..s.order.len(), KEY_CHUNK)
+                let parts: Vec<Tally> = crate::graph::pieces(0..s.order.len(), KEY_CHUNK)
                     .into_par_iter()
                     .map(chunk_groups)
                     .collect();
-                let mut all: Vec<Pass> = Vec::new();
+                let mut all = Tally::new(back, keep);
                 for part in parts {
-                    if all.len() < part.len() {
-                        all.resize_with(part.len(), Pass::default);
-                    }
-                    for (f, groups) in part.into_iter().enumerate() {
-                        for (k, acc) in groups {
-                            match all[f].entry(k) {
-                                std::collections::hash_map::Entry::Occupied(mut o) => {
-                                    o.get_mut().merge(acc, keep)
-                                }
-                                std::collections::hash_map::Entry::Vacant(v) => {
-                                    v.insert(acc);
-                                }
-                            }
-                        }
-                    }
+                    all.merge(part);
                 }
                 all
             }
+        };
+        (tally.groups, tally.deeper)
+    }
+}
+
+/// The groups of one piece of a pass, by label; the labels as classified (one delimiter
+/// deeper) until there are more than [`DEEPER_LABELS`] of them, then cut back.
+struct Tally<'b> {
+    groups: Vec<Pass>,
+    /// Whether the labels are still as classified.
+    deeper: bool,
+    /// Cuts a label back a level (`None`: labels stay as classified).
+    back: Option<&'b Coarsen<'b>>,
+    keep: usize,
+}
+
+impl<'b> Tally<'b> {
+    fn new(back: Option<&'b Coarsen<'b>>, keep: usize) -> Self {
+        Tally {
+            groups: Vec::new(),
+            deeper: back.is_some(),
+            back,
+            keep,
         }
     }
+
+    /// Counts entry `i`, which retains `r`, under `label` in pass `f`.
+    fn add(&mut self, f: u32, label: &[u8], i: u32, r: (u64, u64)) {
+        let label = match self.back {
+            Some(b) if !self.deeper => b(f, label),
+            _ => label,
+        };
+        let f = f as usize;
+        if self.groups.len() <= f {
+            self.groups.resize_with(f + 1, Pass::default);
+        }
+        match self.groups[f].get_mut(label) {
+            Some(g) => g.add(i, r, self.keep),
+            None => {
+                let mut g = Acc::new();
+                g.add(i, r, self.keep);
+                self.groups[f].insert(label.to_vec(), g);
+                self.cut_back_if_many();
+            }
+        }
+    }
+
+    /// Adds another piece's groups to these.
+    fn merge(&mut self, mut other: Tally) {
+        if self.deeper != other.deeper {
+            self.cut_back();
+            other.cut_back();
+        }
+        if self.groups.len() < other.groups.len() {
+            self.groups.resize_with(other.groups.len(), Pass::default);
+        }
+        for (f, groups) in other.groups.into_iter().enumerate() {
+            for (k, acc) in groups {
+                match self.groups[f].entry(k) {
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        o.get_mut().merge(acc, self.keep)
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(acc);
+                    }
+                }
+            }
+        }
+        self.cut_back_if_many();
+    }
+
+    /// Cuts the labels back once there are too many as classified.
+    fn cut_back_if_many(&mut self) {
+        if self.deeper && self.groups.iter().map(HashMap::len).sum::<usize>() > DEEPER_LABELS {
+            self.cut_back();
+        }
+    }
+
+    /// Cuts the labels back a level, merging the groups that then share one.
+    fn cut_back(&mut self) {
+        if let Some(b) = self.back.filter(|_| self.deeper) {
+            self.groups = regrouped(std::mem::take(&mut self.groups), b, self.keep);
+            self.deeper = false;
+        }
+    }
+}
+
+/// Cuts a pass's label back to its key's label one level up: `(pass, label)` to that label.
+type Coarsen<'c> = dyn for<'k> Fn(u32, &'k [u8]) -> &'k [u8] + Sync + 'c;
+
+/// A closure as a [`Coarsen`] (so that it is general over the label's lifetime).
+fn coarsen<F: for<'k> Fn(u32, &'k [u8]) -> &'k [u8] + Sync>(f: F) -> F {
+    f
+}
+
+/// The groups of `passes` with their labels cut back by `back`, merged.
+fn regrouped(passes: Vec<Pass>, back: &Coarsen, keep: usize) -> Vec<Pass> {
+    (passes.into_iter().enumerate())
+        .map(|(f, p)| {
+            let mut out = Pass::default();
+            for (label, acc) in p {
+                match out.get_mut(back(f as u32, &label)) {
+                    Some(g) => g.merge(acc, keep),
+                    None => {
+                        out.insert(back(f as u32, &label).to_vec(), acc);
+                    }
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// The groups of `deeper` (cut one delimiter deeper than `depth`) whose label at `depth` is
+/// `label`: that group's children.
+fn under(d: &Delims, deeper: &Pass, label: &[u8], depth: usize) -> Pass {
+    (deeper.iter())
+        .filter(|(l, _)| d.shallower(l, depth) == Some(label))
+        .map(|(l, acc)| (l.clone(), acc.clone()))
+        .collect()
 }
 
 /// A key's group: the pass it counts in and its label there (`None`: left out).
@@ -708,18 +869,61 @@ mod tests {
 
     /// Groups rendered keys (quoted as the renderer quotes strings) with listed sizes.
     fn group(keys: &[&str], sizes: &[u64], how: Grouping) -> (Vec<Group>, Vec<(u64, u32)>) {
-        let text = |i: u32| keys.get(i as usize).map(|k| format!("{k:?}"));
+        group_cut_by(keys, sizes, how, ":")
+    }
+
+    /// [`group`] with keys cut at `delimiters`.
+    fn group_cut_by<K: AsRef<str>>(
+        keys: &[K],
+        sizes: &[u64],
+        how: Grouping,
+        delimiters: &str,
+    ) -> (Vec<Group>, Vec<(u64, u32)>) {
+        let text = |i: u32| keys.get(i as usize).map(|k| format!("{:?}", k.as_ref()));
         Grouper {
             keys: Keys::Rendered {
                 text: &text,
                 count: keys.len() as u32,
             },
             sizes: Sizes::Listed(sizes, &[]),
-            delimiters: ":",
+            delimiters,
             keep: 2,
             shown: 10,
         }
         .group(how)
+    }
+
+    #[test]
+    fn the_tree_is_the_same_when_a_pass_also_cuts_one_delimiter_deeper() {
+        // A dominant branch three levels deep (a → a:b → a:b:c, beside a:b:d and a:x), and,
+        // in the second set, a family with a label per key one level down (u:0 … u:1499),
+        // more than a pass keeps one delimiter deeper.
+        let mut keys: Vec<String> = Vec::new();
+        for i in 0..600 {
+            keys.push(format!("a:b:c:{i}"));
+            keys.push(format!("a:b:d:{i}"));
+            keys.push(format!("a:x:{}", i % 7));
+        }
+        keys.push("lone".into());
+        // a:b:c's keys retain the most.
+        let size = |(i, k): (usize, &String)| {
+            (i % 13) as u64 + if k.starts_with("a:b:c") { 100 } else { 10 }
+        };
+        let sizes: Vec<u64> = keys.iter().enumerate().map(size).collect();
+        let mut wide = keys.clone();
+        wide.extend((0..1500).map(|i| format!("u:{i}:x")));
+        let wide_sizes: Vec<u64> = wide.iter().enumerate().map(size).collect();
+        for (keys, sizes) in [(&keys, &sizes), (&wide, &wide_sizes)] {
+            // A delimiter that is not ASCII (in no key) keeps each pass at the depth asked.
+            let deeper = group_cut_by(keys, sizes, Grouping::Tree, ":");
+            let asked = group_cut_by(keys, sizes, Grouping::Tree, ":\u{b7}");
+            assert_eq!(format!("{deeper:?}"), format!("{asked:?}"));
+            let a = (deeper.0.iter())
+                .find(|g| g.label == b"a")
+                .expect("group a");
+            assert_eq!(a.children[0].label, b"a:b");
+            assert_eq!(a.children[0].children[0].label, b"a:b:c");
+        }
     }
 
     fn labels(groups: &[Group]) -> Vec<(String, u64, u64)> {

@@ -163,6 +163,21 @@ pub fn prefix_bytes<'k>(key: &'k [u8], depth: usize, delimiters: &AsciiDelimiter
     &key[..cut_before(at.map(|(i, _)| i), depth)]
 }
 
+/// The prefix at `depth` of a key whose prefix at `depth + 1` is `label`: the label before
+/// its `depth`-th delimiter when it has that many, else the whole label. So keys grouped one
+/// delimiter deeper regroup without being read again.
+pub fn shallower_bytes<'k>(
+    label: &'k [u8],
+    depth: usize,
+    delimiters: &AsciiDelimiters,
+) -> &'k [u8] {
+    let mut at = (label.iter().enumerate()).filter(|(_, &b)| delimiters.contains(b));
+    match at.nth(depth.max(1) - 1) {
+        Some((i, _)) => &label[..i],
+        None => label,
+    }
+}
+
 /// Where a prefix ends, given the delimiters' positions in order: at the `depth`-th one, else
 /// the last one, else 0.
 fn cut_before(delimiters: impl Iterator<Item = usize>, depth: usize) -> usize {
@@ -376,6 +391,31 @@ mod tests {
             }
         }
         assert!(AsciiDelimiters::new(":\u{b7}").is_none());
+    }
+
+    #[test]
+    fn a_deeper_prefix_cut_back_is_the_prefix() {
+        let keys: [&[u8]; 8] = [
+            b"acct:eu-west:00104729",
+            b"a:b:c:d",
+            b"a::b",
+            b":lead",
+            b"eu",
+            b"",
+            b"trail:",
+            b"ab\xe2:\x80x.\xffz/q",
+        ];
+        let set = AsciiDelimiters::new(D).expect("the default delimiters are ASCII");
+        for key in keys {
+            for depth in 1..6 {
+                let deeper = prefix_bytes(key, depth + 1, &set);
+                assert_eq!(
+                    shallower_bytes(deeper, depth, &set),
+                    prefix_bytes(key, depth, &set),
+                    "{key:?} at depth {depth}"
+                );
+            }
+        }
     }
 
     #[test]
