@@ -328,11 +328,13 @@ impl Grouper<'_> {
         let mut below = None;
         let first = match how {
             Grouping::Whole => self.whole(),
-            Grouping::Shape => self.pass(&|k: &[u8]| {
-                let shape = keys::shape(&String::from_utf8_lossy(k), self.delimiters);
-                Some((0, Cow::Owned(shape.into_bytes())))
+            Grouping::Shape => self.pass(&|k: &[u8], emit: &mut Emit| {
+                emit(
+                    0,
+                    keys::shape(&String::from_utf8_lossy(k), self.delimiters).as_bytes(),
+                )
             }),
-            Grouping::Depth(n) => self.pass(&|k: &[u8]| Some((0, Cow::Borrowed(d.prefix(k, n))))),
+            Grouping::Depth(n) => self.pass(&|k: &[u8], emit: &mut Emit| emit(0, d.prefix(k, n))),
             Grouping::Tree => {
                 let (first, deeper) = self.pass_levels(&d, &|_| Some(0), &|_| 1);
                 below = deeper.and_then(|p| p.into_iter().next());
@@ -375,61 +377,16 @@ impl Grouper<'_> {
         let d = Delims::new(self.delimiters);
         // The top level: a guide group by its label at its depth, else a new group.
         let top_level = by_depth(guide.iter().enumerate());
-        let mut passes = self.pass(&|k: &[u8]| {
-            Some(match find(&d, k, &top_level) {
-                Some((label, _)) => (0, Cow::Borrowed(label)),
-                None => (1, Cow::Borrowed(d.prefix(k, 1))),
-            })
-        });
-        passes.resize_with(2, Pass::default);
-        let mut all = Acc::new();
-        for a in passes.iter().flat_map(|p| p.values()) {
-            all.merge(a.clone(), self.keep);
-        }
-        let extra = passes.pop().unwrap_or_default();
-        let mut matched = passes.pop().unwrap_or_default();
-        let mut groups = placed(guide, &mut matched);
-        groups.extend(sorted(extra, 1).into_iter().take(self.shown));
-        // Deeper levels: the children of every guide group that has them.
+        // Deeper levels: the children of every guide group that has them, level by level.
+        // The levels come from the guide alone, so one pass over the keys counts them all.
+        let mut levels: Vec<Vec<(Vec<usize>, &Group)>> = Vec::new();
         let mut frontier: Vec<(Vec<usize>, &Group)> = (guide.iter().enumerate())
             .filter(|(_, g)| !g.children.is_empty())
             .map(|(i, g)| (vec![i], g))
             .collect();
         while !frontier.is_empty() {
-            let parents = by_depth(frontier.iter().map(|(_, g)| *g).enumerate());
-            // Per parent: its children by label at their depth, less the one holding the keys
-            // that go no deeper (it has the parent's label and depth, and is found by the
-            // parent's cut one level down, as new children are).
-            let kids: Vec<Levels> = (frontier.iter())
-                .map(|(_, g)| {
-                    by_depth((g.children.iter().enumerate()).filter(|(_, c)| !c.no_deeper(g)))
-                })
-                .collect();
-            let passes = self.pass(&|k: &[u8]| {
-                let f = find(&d, k, &parents)?.1;
-                let g = frontier[f as usize].1;
-                let next = d.prefix(k, g.depth + 1);
-                let kept =
-                    (g.children.iter()).any(|c| c.no_deeper(g)) && next == g.label.as_slice();
-                Some(match find(&d, k, &kids[f as usize]) {
-                    Some((label, _)) => (2 * f, Cow::Borrowed(label)),
-                    None if kept => (2 * f, Cow::Borrowed(next)),
-                    None => (2 * f + 1, Cow::Borrowed(next)),
-                })
-            });
-            let mut passes = passes.into_iter();
             let mut next = Vec::new();
-            for (path, g) in frontier {
-                let mut matched = passes.next().unwrap_or_default();
-                let extra = passes.next().unwrap_or_default();
-                let mut children = placed(&g.children, &mut matched);
-                let mut rest = sorted(extra, g.depth + 1);
-                for r in rest.iter_mut().filter(|r| r.label == g.label) {
-                    r.depth = g.depth;
-                }
-                children.extend(rest.into_iter().take(self.shown));
-                let node = at_path(&mut groups, &path);
-                node.children = children;
+            for (path, g) in &frontier {
                 for (c, kid) in g.children.iter().enumerate() {
                     if !kid.children.is_empty() {
                         let mut p = path.clone();
@@ -438,7 +395,69 @@ impl Grouper<'_> {
                     }
                 }
             }
+            levels.push(frontier);
             frontier = next;
+        }
+        // Per level: its parents by label at their depth, each parent's children by label at
+        // their depth, less the one holding the keys that go no deeper (it has the parent's
+        // label and depth, and is found by the parent's cut one level down, as new children
+        // are), and the number of its first pass (two per parent: matched, new).
+        let mut first_pass = 2u32;
+        let cuts: Vec<(Levels, Vec<Levels>, u32)> = (levels.iter())
+            .map(|level| {
+                let parents = by_depth(level.iter().map(|(_, g)| *g).enumerate());
+                let kids = (level.iter())
+                    .map(|(_, g)| {
+                        by_depth((g.children.iter().enumerate()).filter(|(_, c)| !c.no_deeper(g)))
+                    })
+                    .collect();
+                let base = first_pass;
+                first_pass += 2 * level.len() as u32;
+                (parents, kids, base)
+            })
+            .collect();
+        let mut passes = self.pass(&|k: &[u8], emit: &mut Emit| {
+            match find(&d, k, &top_level) {
+                Some((label, _)) => emit(0, label),
+                None => emit(1, d.prefix(k, 1)),
+            }
+            for ((parents, kids, base), level) in cuts.iter().zip(&levels) {
+                let Some((_, f)) = find(&d, k, parents) else {
+                    continue;
+                };
+                let g = level[f as usize].1;
+                let next = d.prefix(k, g.depth + 1);
+                let kept =
+                    (g.children.iter()).any(|c| c.no_deeper(g)) && next == g.label.as_slice();
+                match find(&d, k, &kids[f as usize]) {
+                    Some((label, _)) => emit(base + 2 * f, label),
+                    None if kept => emit(base + 2 * f, next),
+                    None => emit(base + 2 * f + 1, next),
+                }
+            }
+        });
+        passes.resize_with(first_pass as usize, Pass::default);
+        let mut passes = passes.into_iter();
+        let mut matched = passes.next().unwrap_or_default();
+        let extra = passes.next().unwrap_or_default();
+        let mut all = Acc::new();
+        for a in matched.values().chain(extra.values()) {
+            all.merge(a.clone(), self.keep);
+        }
+        let mut groups = placed(guide, &mut matched);
+        groups.extend(sorted(extra, 1).into_iter().take(self.shown));
+        for level in levels {
+            for (path, g) in level {
+                let mut matched = passes.next().unwrap_or_default();
+                let extra = passes.next().unwrap_or_default();
+                let mut children = placed(&g.children, &mut matched);
+                let mut rest = sorted(extra, g.depth + 1);
+                for r in rest.iter_mut().filter(|r| r.label == g.label) {
+                    r.depth = g.depth;
+                }
+                children.extend(rest.into_iter().take(self.shown));
+                at_path(&mut groups, &path).children = children;
+            }
         }
         (groups, all.top)
     }
@@ -540,15 +559,17 @@ impl Grouper<'_> {
         depth: &(dyn Fn(u32) -> usize + Sync),
     ) -> (Vec<Pass>, Option<Vec<Pass>>) {
         if d.ascii.is_none() {
-            let classify: &Classify = &|k: &[u8]| {
-                let f = which(k)?;
-                Some((f, Cow::Borrowed(d.prefix(k, depth(f)))))
+            let classify: &Classify = &|k: &[u8], emit: &mut Emit| {
+                if let Some(f) = which(k) {
+                    emit(f, d.prefix(k, depth(f)));
+                }
             };
             return (self.pass(classify), None);
         }
-        let classify: &Classify = &|k: &[u8]| {
-            let f = which(k)?;
-            Some((f, Cow::Borrowed(d.prefix(k, depth(f) + 1))))
+        let classify: &Classify = &|k: &[u8], emit: &mut Emit| {
+            if let Some(f) = which(k) {
+                emit(f, d.prefix(k, depth(f) + 1));
+            }
         };
         let back = coarsen(|f, label| d.shallower(label, depth(f)).unwrap_or(label));
         let (passes, deeper) = self.pass_cut(classify, Some(&back));
@@ -558,15 +579,14 @@ impl Grouper<'_> {
         (regrouped(passes.clone(), &back, self.keep), Some(passes))
     }
 
-    /// Groups every entry under the label `classify` gives its key, in the pass of the number
-    /// it gives with it (`None`: left out).
+    /// Groups every entry under each label `classify` gives its key, in the pass of the number
+    /// it gives with the label.
     fn pass(&self, classify: &Classify) -> Vec<Pass> {
         self.pass_cut(classify, None).0
     }
 
     /// [`Grouper::pass`], whose labels `back` cuts back a level once there are more than
-    /// [`DEEPER_LABELS`] of them (and always for keys rendered to text). Also whether none
-    /// was cut back.
+    /// [`DEEPER_LABELS`] of them. Also whether none was cut back.
     fn pass_cut(&self, classify: &Classify, back: Option<&Coarsen>) -> (Vec<Pass>, bool) {
         let keep = self.keep;
         let tally = match &self.keys {
@@ -578,9 +598,8 @@ impl Grouper<'_> {
                         .strip_prefix('"')
                         .and_then(|t| t.strip_suffix('"'))
                         .unwrap_or(&t);
-                    if let Some((f, label)) = classify(raw.as_bytes()) {
-                        tally.add(f, &label, i, self.sizes.entry(i));
-                    }
+                    let r = self.sizes.entry(i);
+                    classify(raw.as_bytes(), &mut |f, label| tally.add(f, label, i, r));
                 }
                 tally
             }
@@ -609,9 +628,12 @@ impl Grouper<'_> {
                             0 => Cow::Borrowed(&[][..]),
                             _ => s.mem.read(p, n).unwrap_or_default(),
                         };
-                        if let Some((f, label)) = classify(&bytes) {
-                            tally.add(f, &label, i, sizes.entry(i));
-                        }
+                        // The size is read only for a key counted somewhere.
+                        let mut r = None;
+                        classify(&bytes, &mut |f, label| {
+                            let r = *r.get_or_insert_with(|| sizes.entry(i));
+                            tally.add(f, label, i, r);
+                        });
                     }
                     tally
                 };
@@ -747,8 +769,12 @@ fn under(d: &Delims, deeper: &Pass, label: &[u8], depth: usize) -> Pass {
         .collect()
 }
 
-/// A key's group: the pass it counts in and its label there (`None`: left out).
-type Classify<'c> = dyn Fn(&[u8]) -> Option<(u32, Cow<'_, [u8]>)> + Sync + 'c;
+/// How a pass counts a key: it calls the [`Emit`] with each pass that counts the key and its
+/// label there (with none: the key is left out).
+type Classify<'c> = dyn Fn(&[u8], &mut Emit) + Sync + 'c;
+
+/// Counts the key being classified in a pass under a label.
+type Emit<'e> = dyn FnMut(u32, &[u8]) + 'e;
 
 /// Guide groups by depth, shallowest first: each depth's labels, to the groups' indices.
 type Levels<'g> = Vec<(usize, Labels<'g>)>;
