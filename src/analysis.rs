@@ -129,6 +129,8 @@ pub struct Analysis {
     pub stack_vars: Vec<crate::runtime::StackVar>,
     /// `runtime.types`: an interface's type word less this is its DWARF runtime-type offset.
     pub types_base: Option<u64>,
+    /// [`Analysis::reachability`], once counted.
+    reach: std::sync::OnceLock<Reachability>,
 }
 
 impl std::fmt::Debug for Analysis {
@@ -423,6 +425,7 @@ impl Analysis {
                 .global("runtime.firstmoduledata")
                 .and_then(|md| rt.field_uint(md, "runtime.moduledata", "types"))
                 .ok(),
+            reach: std::sync::OnceLock::new(),
         })
     }
 
@@ -500,8 +503,13 @@ impl Analysis {
             + self.retained.heap_size_bytes()) as u64
     }
 
-    /// Allocated, reachable and unreachable objects and bytes.
+    /// Allocated, reachable and unreachable objects and bytes (counted once, on first use).
     pub fn reachability(&self) -> Reachability {
+        *self.reach.get_or_init(|| self.count_reachable())
+    }
+
+    /// [`Analysis::reachability`]: a pass over every object, on every core.
+    fn count_reachable(&self) -> Reachability {
         use rayon::prelude::*;
         let HeapTotals { objects, bytes, .. } = self.heap.totals();
         // Pieces of ids on every core, each remembering the last span it met.
