@@ -61,9 +61,11 @@ fn retained_by_line(v: &HeapView, line_of: &[u32], lines: usize, piece: usize) -
     let a = v.a;
     let line = |x: u32| line_of.get(x as usize).copied().unwrap_or(u32::MAX);
     let sets = std::sync::Mutex::new(LineSets::default());
-    let with = |s: u32, l: u32| match sets.lock() {
-        Ok(mut sets) => sets.with(s, l),
-        Err(poisoned) => poisoned.into_inner().with(s, l),
+    let with = |s: u32, l: u32| {
+        (sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+        .with(s, l)
     };
     /// A piece's sets asked for, and its bytes per set.
     type Piece = (
@@ -88,10 +90,9 @@ fn retained_by_line(v: &HeapView, line_of: &[u32], lines: usize, piece: usize) -
             bytes[s as usize] += a.shallow(x);
         },
     );
-    let sets = match sets.into_inner() {
-        Ok(sets) => sets,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let sets = sets
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut retained = vec![0u64; lines];
     for (_, bytes) in pieces {
         for (s, &b) in bytes.iter().enumerate().filter(|(_, &b)| b > 0) {

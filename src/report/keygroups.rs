@@ -558,19 +558,16 @@ impl Grouper<'_> {
         which: &(dyn Fn(&[u8]) -> Option<u32> + Sync),
         depth: &(dyn Fn(u32) -> usize + Sync),
     ) -> (Vec<Pass>, Option<Vec<Pass>>) {
-        if d.ascii.is_none() {
-            let classify: &Classify = &|k: &[u8], emit: &mut Emit| {
-                if let Some(f) = which(k) {
-                    emit(f, d.prefix(k, depth(f)));
-                }
-            };
-            return (self.pass(classify), None);
-        }
+        // Cut back only where every delimiter is ASCII (see `Delims::shallower`).
+        let deeper = d.ascii.is_some();
         let classify: &Classify = &|k: &[u8], emit: &mut Emit| {
             if let Some(f) = which(k) {
-                emit(f, d.prefix(k, depth(f) + 1));
+                emit(f, d.prefix(k, depth(f) + usize::from(deeper)));
             }
         };
+        if !deeper {
+            return (self.pass(classify), None);
+        }
         let back = coarsen(|f, label| d.shallower(label, depth(f)).unwrap_or(label));
         let (passes, deeper) = self.pass_cut(classify, Some(&back));
         if !deeper {
@@ -704,15 +701,8 @@ impl<'b> Tally<'b> {
             self.groups.resize_with(other.groups.len(), Pass::default);
         }
         for (f, groups) in other.groups.into_iter().enumerate() {
-            for (k, acc) in groups {
-                match self.groups[f].entry(k) {
-                    std::collections::hash_map::Entry::Occupied(mut o) => {
-                        o.get_mut().merge(acc, self.keep)
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(acc);
-                    }
-                }
+            for (label, acc) in groups {
+                merge_group(&mut self.groups[f], label, acc, self.keep);
             }
         }
         self.cut_back_if_many();
@@ -748,16 +738,21 @@ fn regrouped(passes: Vec<Pass>, back: &Coarsen, keep: usize) -> Vec<Pass> {
         .map(|(f, p)| {
             let mut out = Pass::default();
             for (label, acc) in p {
-                match out.get_mut(back(f as u32, &label)) {
-                    Some(g) => g.merge(acc, keep),
-                    None => {
-                        out.insert(back(f as u32, &label).to_vec(), acc);
-                    }
-                }
+                merge_group(&mut out, back(f as u32, &label).to_vec(), acc, keep);
             }
             out
         })
         .collect()
+}
+
+/// Adds `acc` to the group of `label` in `pass`, which it starts when there is none.
+fn merge_group(pass: &mut Pass, label: Vec<u8>, acc: Acc, keep: usize) {
+    match pass.entry(label) {
+        std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().merge(acc, keep),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(acc);
+        }
+    }
 }
 
 /// The groups of `deeper` (cut one delimiter deeper than `depth`) whose label at `depth` is
