@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::dwarf::{go_kind as kind, Dwarf, TypeInfo, TypeKind, TypeRef};
@@ -184,7 +183,7 @@ struct Facts {
     size: u64,
     shape: Shape,
     /// A Swiss map header (`map<K,V>`), whose dirPtr may point at a single group.
-    swiss_header: bool,
+    swiss_small: Option<SwissSmall>,
     /// Whether a value of the type can lead to a map.
     reaches_map: bool,
     /// A channel (`hchan<T>`): the offset of `buf`, an untyped pointer to its buffered
@@ -192,11 +191,30 @@ struct Facts {
     chan_buffer: Option<(u64, TypeRef)>,
 }
 
+/// Where a Swiss map header keeps its directory, to tell a map held in one group.
+#[derive(Clone, Copy)]
+struct SwissSmall {
+    /// Offset of `dirLen`.
+    dir_len: u64,
+    /// Offset of `dirPtr`.
+    dir_ptr: u64,
+    /// The group type `dirPtr` points at when `dirLen` is 0.
+    group: TypeRef,
+}
+
+impl SwissSmall {
+    /// For the header at `base`, when it holds a single group: (offset of dirPtr, the group
+    /// type it points to).
+    fn at(self, mem: &Memory, base: Addr) -> Option<(u64, TypeRef)> {
+        (mem.u64(base.offset(self.dir_len)).ok()? == 0).then_some((self.dir_ptr, self.group))
+    }
+}
+
 /// Flattened pointer layouts of DWARF types, cached.
 pub struct Layouts<'a> {
     dwarf: &'a Dwarf,
     shapes: RefCell<HashMap<TypeRef, Shape>>,
-    facts: RefCell<HashMap<TypeRef, Rc<Facts>>>,
+    facts: RefCell<HashMap<TypeRef, Arc<Facts>>>,
     reach: RefCell<HashMap<TypeRef, bool>>,
 }
 
@@ -212,7 +230,7 @@ impl<'a> Layouts<'a> {
     }
 
     /// Size, shape and kind of a type, cached.
-    fn facts(&self, t: TypeRef) -> Rc<Facts> {
+    fn facts(&self, t: TypeRef) -> Arc<Facts> {
         if let Some(f) = self.facts.borrow().get(&t) {
             return f.clone();
         }
@@ -221,10 +239,18 @@ impl<'a> Layouts<'a> {
             .dwarf
             .resolve(t)
             .is_ok_and(|(_, i)| i.name.starts_with("map<"));
-        let f = Rc::new(Facts {
+        let swiss_small = swiss_header
+            .then(|| SwissPath::of(self.dwarf, t))
+            .flatten()
+            .map(|p| SwissSmall {
+                dir_len: p.dir_len.offset,
+                dir_ptr: p.dir_ptr.offset,
+                group: p.group,
+            });
+        let f = Arc::new(Facts {
             size,
             shape: self.shape(t),
-            swiss_header,
+            swiss_small,
             reaches_map: self.reaches_map(t),
             chan_buffer: self.chan_buffer(t),
         });
@@ -424,7 +450,7 @@ struct Inference<'a> {
     /// Objects typed but not visited yet, in order (once sweeps would cost more than they do).
     queue: Option<VecDeque<u32>>,
     /// Type facts by interned type index.
-    facts_by_type: Vec<Option<Rc<Facts>>>,
+    facts_by_type: Vec<Option<Arc<Facts>>>,
     /// Static values already visited through typed pointers.
     static_seen: std::collections::HashSet<(u64, TypeRef)>,
     /// Address ranges of the data and bss sections.
@@ -520,11 +546,7 @@ impl<'a> Inference<'a> {
         if shape.is_empty() || size == 0 {
             return;
         }
-        let swiss_small = if facts.swiss_header {
-            self.swiss_small(t, base)
-        } else {
-            None
-        };
+        let swiss_small = facts.swiss_small.and_then(|s| s.at(self.mem, base));
         let mut k = 0;
         while k + size <= len.max(size) {
             for &(off, rf) in shape.iter() {
@@ -533,15 +555,6 @@ impl<'a> Inference<'a> {
             }
             k += size;
         }
-    }
-
-    /// For a Swiss map header with dirLen 0: (offset of dirPtr, the group type it points to).
-    fn swiss_small(&self, t: TypeRef, base: Addr) -> Option<(u64, TypeRef)> {
-        let path = SwissPath::of(self.dwarf, t)?;
-        if self.mem.u64(base.offset(path.dir_len.offset)).ok()? != 0 {
-            return None;
-        }
-        Some((path.dir_ptr.offset, path.group))
     }
 
     /// What the reference `rf` stored at `slot` points at: the pointer to follow and the type of
@@ -562,19 +575,32 @@ impl<'a> Inference<'a> {
             Ref::Ptr(Some(t)) | Ref::Slice(Some(t)) => Some((word, ObjType::Dwarf(t))),
             Ref::Str => Some((word, ObjType::StringData)),
             Ref::Eface | Ref::Iface => {
-                let rtype = match rf {
-                    Ref::Eface => word,
-                    _ => self.mem.u64(Addr(word).offset(self.itab_type_off?)).ok()?,
-                };
-                let t = self.type_of_rtype(rtype)?;
+                let rtype = self.reader().dynamic_at(rf, slot)?;
                 let data = self.mem.u64(slot.offset(8)).ok()?;
-                match self.layouts.as_ref(t) {
-                    Some(Some(Ref::Ptr(Some(p)))) => Some((data, ObjType::Dwarf(p))),
-                    Some(Some(_)) => None,
-                    _ => Some((data, ObjType::Dwarf(t))),
-                }
+                Some((data, self.dynamic_type(rtype)?))
             }
             _ => None,
+        }
+    }
+
+    /// The type an interface whose dynamic type is at `rtype` gives the value its data word
+    /// points at: the pointee of a pointer-shaped type, else the type itself; `None` when the
+    /// type is unknown or another reference.
+    fn dynamic_type(&self, rtype: u64) -> Option<ObjType> {
+        let t = self.type_of_rtype(rtype)?;
+        match self.layouts.as_ref(t) {
+            Some(Some(Ref::Ptr(Some(p)))) => Some(ObjType::Dwarf(p)),
+            Some(Some(_)) => None,
+            _ => Some(ObjType::Dwarf(t)),
+        }
+    }
+
+    /// What reading objects' references needs, for any core.
+    fn reader(&self) -> Reader<'a> {
+        Reader {
+            mem: self.mem,
+            objects: self.a.objects,
+            itab_type_off: self.itab_type_off,
         }
     }
 
@@ -587,10 +613,23 @@ impl<'a> Inference<'a> {
         }
     }
 
-    fn run(&mut self, rt: &Runtime) {
+    /// Seeds, then drains: on every core when `every_core` and the edges are resolved, unless
+    /// an object is offered two types there.
+    fn run(&mut self, rt: &Runtime, every_core: bool) {
+        self.seed(rt);
+        let drained = match self.a.edges {
+            Edges::Resolved(edges) if every_core => self.drain_on_every_core(edges),
+            _ => false,
+        };
+        if !drained {
+            self.drain();
+        }
+    }
+
+    /// The seeds: types from the allocator, then from variables.
+    fn seed(&mut self, rt: &Runtime) {
         self.seed_allocations(rt);
         self.seed_variables(rt);
-        self.drain();
     }
 
     /// Seeds 1: the types the allocator wrote (malloc headers, large objects' spans).
@@ -731,32 +770,14 @@ impl<'a> Inference<'a> {
         let Some(ti) = (self.of[id as usize] as usize).checked_sub(1) else {
             return;
         };
-        if let Some(ObjType::Dwarf(t)) = self.types.get(ti).copied() {
-            let span = self.a.objects.span(ObjId(id));
-            self.visit_object(ObjId(id), span, t, ti);
-        }
-    }
-
-    /// Follows the references a heap object of type `t` holds, along its known edges: no
-    /// address lookups, the targets are already resolved.
-    fn visit_object(&mut self, o: ObjId, span: usize, t: TypeRef, ti: usize) {
         let Some(facts) = self.facts_by_type.get(ti).cloned().flatten() else {
             return;
         };
-        let (size, shape) = (facts.size, &facts.shape);
-        if shape.is_empty() || size == 0 {
-            return;
-        }
-        let (start, len) = self.data_start_in(span, o);
-        let header = start.0 - self.a.objects.addr_in(span, o).0;
-        let swiss_small = if facts.swiss_header {
-            self.swiss_small(t, start)
-        } else {
-            None
-        };
+        let o = ObjId(id);
+        let span = self.a.objects.span(o);
         let read;
         let (targets, words) = match self.a.edges {
-            Edges::Resolved(raw) => raw.of(o.0),
+            Edges::Resolved(raw) => raw.of(id),
             Edges::Read(bits) => {
                 let HeapParts {
                     heap,
@@ -768,13 +789,98 @@ impl<'a> Inference<'a> {
                 (&read.0[..], &read.1[..])
             }
         };
+        self.reader().offers(o, span, &facts, targets, words, self);
+    }
+}
+
+/// In the sequential drain an object takes the first type offered to it.
+impl Offers for Inference<'_> {
+    fn wanted(&self, w: u32) -> bool {
+        self.of[w as usize] == UNTYPED
+    }
+
+    fn prefetch(&self, w: u32) {
+        self.prefetch_target(w);
+    }
+
+    fn offer(&mut self, w: u32, offer: Offer) {
+        let ty = match offer {
+            Offer::Type(t) => Some(t),
+            Offer::Dynamic(rtype) => self.dynamic_type(rtype),
+        };
+        if let Some(ty) = ty {
+            let ti = self.intern(ty);
+            self.give(w, ti, false);
+        }
+    }
+}
+
+/// What reading typed objects' references needs, shared by every core.
+#[derive(Clone, Copy)]
+struct Reader<'a> {
+    mem: &'a Memory,
+    objects: &'a Objects,
+    /// Offset of the type descriptor in an itab.
+    itab_type_off: Option<u64>,
+}
+
+/// What a reference says of the type of the value it points at.
+#[derive(Clone, Copy, Debug)]
+enum Offer {
+    /// This type.
+    Type(ObjType),
+    /// An interface's dynamic type, by the address of its runtime type descriptor.
+    Dynamic(u64),
+}
+
+/// Where the offers of a typed object's references go.
+trait Offers {
+    /// Whether the reference to object `w` is to be read.
+    fn wanted(&self, w: u32) -> bool;
+    /// Asks the CPU for what `wanted` and `offer` will read of object `w`.
+    fn prefetch(&self, w: u32);
+    /// The reference to the start of object `w` offers it this.
+    fn offer(&mut self, w: u32, offer: Offer);
+}
+
+impl Reader<'_> {
+    /// The runtime type descriptor of the interface `rf` at `slot` (its type word, or its
+    /// itab's type), when its data word can be read too.
+    fn dynamic_at(&self, rf: Ref, slot: Addr) -> Option<u64> {
+        let word = self.mem.u64(slot).ok()?;
+        let rtype = match rf {
+            Ref::Eface => word,
+            _ => self.mem.u64(Addr(word).offset(self.itab_type_off?)).ok()?,
+        };
+        self.mem.u64(slot.offset(8)).ok()?;
+        Some(rtype)
+    }
+
+    /// Tells `to` what the references of object `o` (in span `span`, holding values with
+    /// `facts`, its edges `targets` at `words`) offer the objects they point at the start of,
+    /// reading only those `to` wants: whole values tiled over the object, as the shape walk
+    /// reads them, no address lookups.
+    fn offers(
+        &self,
+        o: ObjId,
+        span: usize,
+        facts: &Facts,
+        targets: &[u32],
+        words: &[crate::objgraph::Word],
+        to: &mut impl Offers,
+    ) {
+        let (size, shape) = (facts.size, &facts.shape);
+        if shape.is_empty() || size == 0 {
+            return;
+        }
+        let (start, len) = self.objects.value_in(span, o);
+        let header = start.0 - self.objects.addr_in(span, o).0;
+        let swiss_small = facts.swiss_small.and_then(|s| s.at(self.mem, start));
         for (i, (&w, &word)) in targets.iter().zip(words).enumerate() {
             if let Some(&later) = targets.get(i + EDGES_AHEAD) {
-                self.prefetch_target(later);
+                to.prefetch(later);
             }
-            // Only pointers to a value's start, in whole values tiled over the object, as the
-            // shape walk reads them.
-            if !word.at_start() || self.of[w as usize] != UNTYPED {
+            if !word.at_start() || !to.wanted(w) {
                 continue;
             }
             let Some(rel) = word
@@ -796,25 +902,24 @@ impl<'a> Inference<'a> {
             };
             // A channel's buffer holds values of its element type.
             let buffer = facts.chan_buffer.filter(|(off, _)| *off == field_off);
-            let ty = match (swiss_small.filter(|(off, _)| *off == field_off), rf) {
-                (Some((_, group)), _) => ObjType::Dwarf(group),
-                (None, Ref::Ptr(None)) if buffer.is_some() => match buffer {
-                    Some((_, elem)) => ObjType::Dwarf(elem),
+            let offer = match (swiss_small.filter(|(off, _)| *off == field_off), rf) {
+                (Some((_, group)), _) => Offer::Type(ObjType::Dwarf(group)),
+                (None, Ref::Ptr(None)) => match buffer {
+                    Some((_, elem)) => Offer::Type(ObjType::Dwarf(elem)),
                     None => continue,
                 },
-                (None, Ref::Ptr(Some(t)) | Ref::Slice(Some(t))) => ObjType::Dwarf(t),
-                (None, Ref::Str) => ObjType::StringData,
+                (None, Ref::Ptr(Some(t)) | Ref::Slice(Some(t))) => Offer::Type(ObjType::Dwarf(t)),
+                (None, Ref::Str) => Offer::Type(ObjType::StringData),
                 (None, Ref::Eface | Ref::Iface) => {
                     let slot = start.offset(rel - (within - field_off));
-                    match self.referent(rf, slot, None) {
-                        Some((_, ty)) => ty,
+                    match self.dynamic_at(rf, slot) {
+                        Some(rtype) => Offer::Dynamic(rtype),
                         None => continue,
                     }
                 }
                 _ => continue,
             };
-            let ti = self.intern(ty);
-            self.give(w, ti, false);
+            to.offer(w, offer);
         }
     }
 }
@@ -843,9 +948,19 @@ impl ObjectTypes {
         a: HeapParts,
         scope: TypeScope,
     ) -> Result<ObjectTypes, RuntimeError> {
+        Self::infer_on(rt, a, scope, true)
+    }
+
+    /// [`ObjectTypes::infer`], its drain on every core or on this thread only.
+    fn infer_on(
+        rt: &Runtime,
+        a: HeapParts,
+        scope: TypeScope,
+        every_core: bool,
+    ) -> Result<ObjectTypes, RuntimeError> {
         let mut inf = Inference::new(rt, a, scope, vec![UNTYPED; a.objects.len()])?;
         inf.pending = vec![0; a.objects.len().div_ceil(64)];
-        inf.run(rt);
+        inf.run(rt, every_core);
         let mut out = ObjectTypes {
             of: Vec::new(),
             types: Vec::new(),
@@ -958,5 +1073,6 @@ impl<'a> Inference<'a> {
     }
 }
 
+mod drain;
 #[cfg(test)]
 mod tests;

@@ -3,14 +3,13 @@
 
 mod raw;
 
-pub use raw::RawEdges;
+pub use raw::{RawEdges, Word};
 
 use crate::graph::{Graph, Offsets, NONE};
 use crate::heap::{HeapIndex, ObjId, Objects};
 use crate::maps::{Entry, Maps, SlotArea, SLOT_BITS};
 use crate::memory::{Addr, Memory};
 use crate::roots::Root;
-use raw::Word;
 
 /// The heap as a graph. Node ids: objects `0..objects`, then map entries, then roots, then the
 /// super-root. A map entry sits between the bucket or group holding it and what its key and

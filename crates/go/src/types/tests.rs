@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
+use super::{Edges, HeapParts, Inference, ObjectTypes, TypeScope, UNTYPED};
 use crate::heap::ObjId;
+use crate::runtime::Runtime;
 use crate::testing::{self, Phases};
 
 /// Total bytes of these objects.
@@ -130,4 +132,78 @@ fn ledger_types_go1_26_swiss() {
         ],
         &["noalg.map.group[string]*math/big.Int"],
     );
+}
+
+/// Runs `f` on a sample's runtime, its heap parts as the analysis reads them, and its phases.
+fn with_parts<T>(sample: &str, f: impl FnOnce(&Runtime, HeapParts, &Phases) -> T) -> T {
+    let p = testing::open(sample);
+    let ph = Phases::run(&p);
+    let rt = Runtime::new(&p);
+    let stack_vars = rt.frame_roots().unwrap().vars;
+    let parts = HeapParts {
+        heap: &ph.heap,
+        index: &ph.index,
+        objects: &ph.objects,
+        stack_vars: &stack_vars,
+        edges: Edges::Resolved(&ph.raw),
+    };
+    f(&rt, parts, &ph)
+}
+
+/// The drain on every core gives every object the type the sequential drain gives it, in both
+/// scopes: classic and Swiss maps, the zoo of every kind of value, and the zoo samples of Go
+/// 1.21 and 1.22, where one object is offered two types and the drain goes back to one core.
+#[test]
+fn the_drain_on_every_core_types_as_the_sequential_one() {
+    for sample in [
+        "go1.21.13/zoo",
+        "go1.22.10/zoo",
+        "go1.24.11-noswissmap/ledger",
+        "go1.26.6/zoo",
+        "go1.26.6/services",
+        "go1.27.3/ledger",
+    ] {
+        with_parts(sample, |rt, parts, _| {
+            for scope in [TypeScope::All, TypeScope::TowardMaps] {
+                let types = |every_core| {
+                    let t = ObjectTypes::infer_on(rt, parts, scope, every_core).unwrap();
+                    (0..parts.objects.len() as u32)
+                        .map(|i| t.get(ObjId(i)))
+                        .collect::<Vec<_>>()
+                };
+                let (every, one) = (types(true), types(false));
+                let typed = one.iter().flatten().count();
+                assert!(typed > 40, "{sample} {scope:?}: only {typed} objects typed");
+                let differ = (every.iter().zip(&one)).filter(|(a, b)| a != b).count();
+                assert_eq!(differ, 0, "{sample} {scope:?}: types that differ");
+            }
+        });
+    }
+}
+
+/// Where an object is offered two types (the Go 1.21 zoo sample), the drain on every core says
+/// so and puts back what the seeds left, types and pending objects; where none is (Go 1.26's
+/// zoo), it types objects beyond the seeds.
+#[test]
+fn an_object_offered_two_types_sends_the_drain_back_to_one_core() {
+    for (sample, agrees) in [("go1.21.13/zoo", false), ("go1.26.6/zoo", true)] {
+        with_parts(sample, |rt, parts, ph| {
+            let n = parts.objects.len();
+            let mut inf = Inference::new(rt, parts, TypeScope::All, vec![UNTYPED; n]).unwrap();
+            inf.pending = vec![0; n.div_ceil(64)];
+            inf.seed(rt);
+            let (of, pending) = (inf.of.clone(), inf.pending.clone());
+            assert_eq!(inf.drain_on_every_core(&ph.raw), agrees, "{sample}");
+            let typed = |of: &[u32]| of.iter().filter(|&&t| t != UNTYPED).count();
+            if agrees {
+                assert!(typed(&inf.of) > typed(&of), "{sample}: nothing typed");
+            } else {
+                assert!(inf.of == of, "{sample}: the seeds' types are not back");
+                assert!(
+                    inf.pending == pending,
+                    "{sample}: the pending objects are not back"
+                );
+            }
+        });
+    }
 }
