@@ -315,13 +315,13 @@ impl<'a> HeapView<'a> {
     /// every core.
     pub fn retained_counts_by_climbing_in(&self, nodes: &[u32], piece: usize) -> Vec<u64> {
         const NOBODY: u32 = u32::MAX - 1;
-        // Per node: which of `nodes` dominates it (NOBODY: none).
-        let mut owner = vec![UNLABELLED; self.a.graph.graph.node_count()];
-        for (i, &v) in nodes.iter().enumerate() {
-            owner[v as usize] = i as u32;
-        }
+        // Each node is labelled with the index of the node of `nodes` that dominates it (NOBODY:
+        // none).
+        let own: Vec<(u32, u32)> = (nodes.iter().enumerate())
+            .map(|(i, &v)| (v, i as u32))
+            .collect();
         let counted = self.label_chains(
-            &mut owner,
+            &own,
             NOBODY,
             piece,
             || vec![0u64; nodes.len()],
@@ -341,15 +341,15 @@ impl<'a> HeapView<'a> {
 
     /// Labels every reachable object by its dominator chain, on every core: the objects are
     /// climbed from in pieces of `piece`, each piece with its own state (`start()`), and the
-    /// pieces' states are returned in order. `labels` holds a label per node, [`UNLABELLED`]
-    /// where it is to be found: climbing from an object stops at the first labelled node (or at
-    /// a chain's top, labelled `unrooted`), each node climbed gets `label(state, its
-    /// dominator's label, node)`, and then `each(state, object, its label)` is called. The
-    /// labels are shared by the pieces: a label must depend only on the chain, so that two
-    /// climbs that meet give a node the same one.
+    /// pieces' states are returned in order. The nodes of `preset` have their labels from the
+    /// start; climbing from an object stops at the first labelled node (or at a chain's top,
+    /// labelled `unrooted`), each node climbed gets `label(state, its dominator's label,
+    /// node)`, and then `each(state, object, its label)` is called. The labels are shared by
+    /// the pieces: a label must depend only on the chain, so that two climbs that meet give a
+    /// node the same one. (A node labelled `u32::MAX` is climbed through again each time.)
     pub fn label_chains<S: Send>(
         &self,
-        labels: &mut [u32],
+        preset: &[(u32, u32)],
         unrooted: u32,
         piece: usize,
         start: impl Fn() -> S + Sync,
@@ -358,7 +358,15 @@ impl<'a> HeapView<'a> {
     ) -> Vec<S> {
         use rayon::prelude::*;
         use std::sync::atomic::Ordering::Relaxed;
-        let labels = crate::graph::atomic(labels);
+        // Per node: its label plus one, 0 until it is found. Zeroed, the table is fresh pages
+        // that the climbs fault in on every core, where filling it would take one core a pass.
+        let mut table = vec![0u32; self.a.graph.graph.node_count()];
+        for &(v, l) in preset {
+            if let Some(slot) = table.get_mut(v as usize) {
+                *slot = l.wrapping_add(1);
+            }
+        }
+        let labels = crate::graph::atomic(&mut table);
         let doms = &self.a.doms;
         let climb_piece = |objects: std::ops::Range<usize>| {
             let mut state = start();
@@ -380,7 +388,7 @@ impl<'a> HeapView<'a> {
                 let mut cur = x;
                 let mut above = loop {
                     match labels.get(cur as usize).map(|l| l.load(Relaxed)) {
-                        Some(l) if l != UNLABELLED => break l,
+                        Some(l) if l != 0 => break l - 1,
                         _ => {}
                     }
                     path.push(cur);
@@ -392,7 +400,7 @@ impl<'a> HeapView<'a> {
                 for &p in path.iter().rev() {
                     above = label(&mut state, above, p);
                     if let Some(slot) = labels.get(p as usize) {
-                        slot.store(above, Relaxed);
+                        slot.store(above.wrapping_add(1), Relaxed);
                     }
                 }
                 path.clear();
@@ -410,9 +418,6 @@ impl<'a> HeapView<'a> {
 /// How many objects ahead of a climb the label and dominator of an object's dominator are
 /// fetched.
 const CLIMB_AHEAD: u32 = 16;
-
-/// A node's label in [`HeapView::label_chains`] before it is found.
-pub const UNLABELLED: u32 = u32::MAX;
 
 /// Lowercase name of a root kind.
 pub fn kind_name(k: crate::roots::RootKind) -> &'static str {

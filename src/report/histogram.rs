@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::heapview::{HeapView, TypeKey, UNLABELLED};
+use super::heapview::{HeapView, TypeKey};
 use super::{human_bytes, Envelope};
 use crate::analysis::Reachability;
 use crate::heap::ObjId;
@@ -23,26 +23,38 @@ struct KeyCount {
 }
 
 /// Counts the reachable objects from `base` on by type key, the keys in the order their first
-/// objects come, and sets each object's slot of `line_of` to its key's place in that order.
+/// objects come, and sets each object's slot of `line_of` to its key's place in that order
+/// (`u32::MAX` for unreachable objects).
 fn count_piece(v: &HeapView, base: u32, line_of: &mut [u32]) -> Vec<KeyCount> {
     let a = v.a;
     let mut keys: Vec<KeyCount> = Vec::new();
     let mut at: HashMap<TypeKey, u32, foldhash::fast::RandomState> = HashMap::default();
+    // Neighbours mostly share a span, and often a type: the last span and key are tried first.
+    let span = std::cell::Cell::new(0);
+    let mut last: Option<(TypeKey, u32)> = None;
     for (o, slot) in (base..).zip(line_of.iter_mut()) {
         if !a.doms.is_reachable(o) {
+            *slot = u32::MAX;
             continue;
         }
-        let size = a.objects.size(ObjId(o));
+        let size = a.objects.size_after(ObjId(o), &span);
         let key = v.type_key_sized(ObjId(o), size);
-        let i = *at.entry(key).or_insert_with(|| {
-            keys.push(KeyCount {
-                key,
-                first: o,
-                count: 0,
-                bytes: 0,
-            });
-            keys.len() as u32 - 1
-        });
+        let i = match last {
+            Some((k, i)) if k == key => i,
+            _ => {
+                let i = *at.entry(key).or_insert_with(|| {
+                    keys.push(KeyCount {
+                        key,
+                        first: o,
+                        count: 0,
+                        bytes: 0,
+                    });
+                    keys.len() as u32 - 1
+                });
+                last = Some((key, i));
+                i
+            }
+        };
         let k = &mut keys[i as usize];
         k.count += 1;
         k.bytes += size;
@@ -67,34 +79,36 @@ fn retained_by_line(v: &HeapView, line_of: &[u32], lines: usize, piece: usize) -
             .unwrap_or_else(std::sync::PoisonError::into_inner))
         .with(s, l)
     };
-    /// A piece's sets asked for, and its bytes per set.
-    type Piece = (
-        HashMap<(u32, u32), u32, foldhash::fast::RandomState>,
-        Vec<u64>,
-    );
-    // Per node: the set of lines on its dominator chain, itself included.
-    let mut set_of = vec![UNLABELLED; a.doms.node_count()];
+    /// A piece's sets asked for, its bytes per set, and the span of its last object (the
+    /// objects come in id order).
+    #[derive(Default)]
+    struct Piece {
+        asked: HashMap<(u32, u32), u32, foldhash::fast::RandomState>,
+        bytes: Vec<u64>,
+        span: std::cell::Cell<usize>,
+    }
+    // Each node is labelled with the set of lines on its dominator chain, itself included.
     let pieces: Vec<Piece> = v.label_chains(
-        &mut set_of,
+        &[],
         LineSets::EMPTY,
         piece,
-        || (HashMap::default(), vec![0]),
-        |(asked, _), above, x| match line(x) {
+        Piece::default,
+        |p, above, x| match line(x) {
             u32::MAX => above,
-            l => *asked.entry((above, l)).or_insert_with(|| with(above, l)),
+            l => *p.asked.entry((above, l)).or_insert_with(|| with(above, l)),
         },
-        |(_, bytes), x, s| {
-            if bytes.len() <= s as usize {
-                bytes.resize(s as usize + 1, 0);
+        |p, x, s| {
+            if p.bytes.len() <= s as usize {
+                p.bytes.resize(s as usize + 1, 0);
             }
-            bytes[s as usize] += a.shallow(x);
+            p.bytes[s as usize] += a.objects.size_after(ObjId(x), &p.span);
         },
     );
     let sets = sets
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut retained = vec![0u64; lines];
-    for (_, bytes) in pieces {
+    for Piece { bytes, .. } in pieces {
         for (s, &b) in bytes.iter().enumerate().filter(|(_, &b)| b > 0) {
             for l in sets.lines(s as u32) {
                 retained[l as usize] += b;
@@ -202,7 +216,9 @@ impl HistogramReport {
         // type key (types are interned), not once per object. Pieces of the objects are
         // counted apart, each by its own keys in the order they come, then the keys are given
         // lines piece after piece, which keeps that order.
-        let mut line_of = vec![u32::MAX; n as usize];
+        // Every slot is written by the count (zeroed, the table is fresh pages, faulted in there
+        // on every core).
+        let mut line_of = vec![0u32; n as usize];
         let counted: Vec<Vec<KeyCount>> = line_of
             .par_chunks_mut(piece)
             .enumerate()
