@@ -488,14 +488,13 @@ impl<'a> Inference<'a> {
     /// type hold pointers. Typing toward maps, a type reached by following pointers is kept only
     /// if it can lead to a map (`seed`: the type came from the allocator or a variable, kept).
     fn give(&mut self, id: u32, ti: u32, seed: bool) {
-        let facts = self.facts_by_type[ti as usize].as_ref();
-        let toward_maps = self.scope == TypeScope::All || facts.is_some_and(|f| f.reaches_map);
+        let facts = self.facts_by_type[ti as usize].as_deref();
+        let toward_maps = kept(self.scope, facts);
         if !seed && !toward_maps {
             return;
         }
         self.of[id as usize] = ti + 1;
-        let follow = toward_maps && facts.is_some_and(|f| f.size > 0 && !f.shape.is_empty());
-        if follow {
+        if toward_maps && holds_references(facts) {
             match &mut self.queue {
                 Some(q) => q.push_back(id),
                 None => self.pending[(id >> 6) as usize] |= 1 << (id & 63),
@@ -713,11 +712,8 @@ impl<'a> Inference<'a> {
         }
         // Few objects per sweep: a queue, seeded with what is pending.
         let mut q = VecDeque::new();
-        for (wi, word) in self.pending.iter_mut().enumerate() {
-            while *word != 0 {
-                q.push_back((wi as u32) << 6 | word.trailing_zeros());
-                *word &= *word - 1;
-            }
+        for (wi, &word) in self.pending.iter().enumerate() {
+            q.extend(pending_in(wi, word));
         }
         self.pending = Vec::new();
         self.queue = Some(q);
@@ -749,10 +745,7 @@ impl<'a> Inference<'a> {
         let Edges::Resolved(raw) = self.a.edges else {
             return;
         };
-        let targets = raw.targets_of(id);
-        for &w in &targets[..targets.len().min(EDGES_AHEAD)] {
-            self.prefetch_target(w);
-        }
+        self.prefetch_first(raw.targets_of(id));
     }
 
     /// Asks the CPU for the type slot and pending bit of object `w`.
@@ -841,6 +834,33 @@ trait Offers {
     fn prefetch(&self, w: u32);
     /// The reference to the start of object `w` offers it this.
     fn offer(&mut self, w: u32, offer: Offer);
+
+    /// Asks the CPU for what the first reads of a visit along `targets` need.
+    fn prefetch_first(&self, targets: &[u32]) {
+        for &w in &targets[..targets.len().min(EDGES_AHEAD)] {
+            self.prefetch(w);
+        }
+    }
+}
+
+/// Whether inference in `scope` keeps a type (with `facts`) reached by following pointers:
+/// every type, or, typing toward maps, one that can lead to a map.
+fn kept(scope: TypeScope, facts: Option<&Facts>) -> bool {
+    scope == TypeScope::All || facts.is_some_and(|f| f.reaches_map)
+}
+
+/// Whether values of a type (with `facts`) hold references to follow.
+fn holds_references(facts: Option<&Facts>) -> bool {
+    facts.is_some_and(|f| f.size > 0 && !f.shape.is_empty())
+}
+
+/// The objects whose bits are set in word `wi` of a set of pending objects.
+fn pending_in(wi: usize, mut word: u64) -> impl Iterator<Item = u32> {
+    std::iter::from_fn(move || {
+        let bit = (word != 0).then(|| word.trailing_zeros())?;
+        word &= word - 1;
+        Some((wi as u32) << 6 | bit)
+    })
 }
 
 impl Reader<'_> {

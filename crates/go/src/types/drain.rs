@@ -17,7 +17,10 @@ use coreheap_graph::Bits;
 use rayon::prelude::*;
 
 use super::UNTYPED;
-use super::{Facts, Inference, ObjType, Offer, Offers, Reader, Ref, TypeScope, AHEAD, EDGES_AHEAD};
+use super::{
+    holds_references, kept, pending_in, Facts, Inference, ObjType, Offer, Offers, Reader, Ref,
+    TypeScope, AHEAD,
+};
 use crate::heap::ObjId;
 use crate::objgraph::RawEdges;
 
@@ -83,7 +86,7 @@ impl<'s> Worker<'s> {
     /// `give` does, and notes a conflict if it has another.
     fn give(&mut self, w: u32, ti: u32) {
         let facts = self.known.facts.get(ti as usize).and_then(Option::as_deref);
-        if self.shared.scope != TypeScope::All && !facts.is_some_and(|f| f.reaches_map) {
+        if !kept(self.shared.scope, facts) {
             return;
         }
         let Some(slot) = self.shared.of.get(w as usize) else {
@@ -91,7 +94,7 @@ impl<'s> Worker<'s> {
         };
         match slot.compare_exchange(UNTYPED, ti + 1, Relaxed, Relaxed) {
             Ok(_) => {
-                if facts.is_some_and(|f| f.size > 0 && !f.shape.is_empty()) {
+                if holds_references(facts) {
                     match self.queue.as_deref_mut() {
                         Some(q) => q.push_back(w),
                         None => {
@@ -123,10 +126,7 @@ impl<'s> Worker<'s> {
 
     /// Asks the CPU for the type slots and pending bits of object `id`'s first targets.
     fn prefetch_targets(&self, id: u32) {
-        let targets = self.shared.edges.targets_of(id);
-        for &w in &targets[..targets.len().min(EDGES_AHEAD)] {
-            self.prefetch(w);
-        }
+        self.prefetch_first(self.shared.edges.targets_of(id));
     }
 
     /// Visits the objects pending in `words`, and those the visits add there, group by group.
@@ -141,11 +141,7 @@ impl<'s> Worker<'s> {
                     if pending.load(Relaxed) == 0 {
                         continue;
                     }
-                    let mut word = pending.swap(0, Relaxed);
-                    while word != 0 {
-                        ids.push((wi as u32) << 6 | word.trailing_zeros());
-                        word &= word - 1;
-                    }
+                    ids.extend(pending_in(wi, pending.swap(0, Relaxed)));
                 }
                 if ids.is_empty() {
                     break;
@@ -267,11 +263,7 @@ impl Inference<'_> {
         // Few objects per sweep: a queue, seeded with what is pending.
         let mut queue = VecDeque::new();
         for (wi, pending) in shared.pending.iter().enumerate() {
-            let mut word = pending.swap(0, Relaxed);
-            while word != 0 {
-                queue.push_back((wi as u32) << 6 | word.trailing_zeros());
-                word &= word - 1;
-            }
+            queue.extend(pending_in(wi, pending.swap(0, Relaxed)));
         }
         while let Some(id) = queue.pop_front() {
             let mut w = Worker::new(shared, known);
