@@ -229,6 +229,11 @@ impl Graph {
         &self.targets[self.offsets.range(v as usize)]
     }
 
+    /// The successors of the nodes of `nodes`, one node's after another's.
+    pub fn successors_of(&self, nodes: std::ops::Range<usize>) -> &[u32] {
+        &self.targets[self.offsets.get(nodes.start) as usize..self.offsets.get(nodes.end) as usize]
+    }
+
     /// The bytes of heap memory the graph's arrays hold.
     pub fn heap_size_bytes(&self) -> usize {
         self.offsets.heap_size_bytes() + self.targets.capacity() * std::mem::size_of::<u32>()

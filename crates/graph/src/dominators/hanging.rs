@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use super::{atomic, pieces, Bits, Graph, OnlyPreds, Retained, NONE, SHARED};
 
 /// Each node's only predecessor: [`NONE`] for none, [`SHARED`] for several (and for the
-/// root). Parallel edges from one predecessor count once. Runs on every core.
+/// root). Parallel edges from one predecessor count once. Runs on every core, each fetching
+/// the slots of the targets [`PREDS_AHEAD`] edges ahead: a compare-and-swap waits for its
+/// slot, and the next ones are then already on their way.
 pub(super) fn only_predecessors(g: &Graph, root: u32) -> OnlyPreds {
     use rayon::prelude::*;
     use std::sync::atomic::Ordering::Relaxed;
@@ -15,8 +17,13 @@ pub(super) fn only_predecessors(g: &Graph, root: u32) -> OnlyPreds {
     {
         let view = atomic(&mut pred);
         pieces(0..n, 1 << 14).into_par_iter().for_each(|piece| {
+            let all = g.successors_of(piece.clone());
+            let mut ahead = all.iter().skip(PREDS_AHEAD);
             for v in piece.start as u32..piece.end as u32 {
                 for &w in g.successors(v) {
+                    if let Some(p) = ahead.next().and_then(|&a| view.get(a as usize)) {
+                        crate::prefetch(p);
+                    }
                     let p = &view[w as usize];
                     match p.load(Relaxed) {
                         NONE => {
@@ -37,6 +44,9 @@ pub(super) fn only_predecessors(g: &Graph, root: u32) -> OnlyPreds {
     pred[root as usize] = SHARED;
     OnlyPreds(pred)
 }
+
+/// How many edges ahead the only-predecessor pass fetches its targets' slots.
+const PREDS_AHEAD: usize = 16;
 
 /// Out-degree from which a node's scan position is remembered between checks.
 const WIDE: usize = 64;
@@ -311,19 +321,17 @@ fn settle_pieces<I: Iterator<Item = (u32, u64)>>(
 ) -> usize {
     use rayon::prelude::*;
     let words = &mut hanging.0[nodes.start / 64..nodes.end.div_ceil(64)];
-    let low = &mut retained.low[nodes.clone()];
-    let high = &mut retained.high[nodes.clone()];
+    let sizes = &mut retained.bytes[nodes.clone()];
     (words.par_chunks_mut(SWEEP_PIECE / 64))
-        .zip(low.par_chunks_mut(SWEEP_PIECE))
-        .zip(high.par_chunks_mut(SWEEP_PIECE))
+        .zip(sizes.par_chunks_mut(SWEEP_PIECE))
         .enumerate()
-        .map(|(k, ((words, low), high))| {
+        .map(|(k, (words, sizes))| {
             let first = nodes.start + k * SWEEP_PIECE;
             let mut settled = 0;
             for (v, sum) in sums(first) {
                 let i = v as usize - first;
                 words[i / 64] |= 1 << (i % 64);
-                (low[i], high[i]) = Retained::split(sum);
+                sizes[i] = Retained::split(sum);
                 settled += 1;
             }
             settled

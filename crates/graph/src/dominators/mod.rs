@@ -392,12 +392,12 @@ impl Dominators {
     }
 }
 
-/// Retained bytes per node in 5 bytes each (a low `u32` and a high byte): up to 1 TiB, where
-/// larger sums stop.
+/// Retained bytes per node in 5 bytes each (the low 40 bits, little-endian): up to 1 TiB, where
+/// larger sums stop. A node's five bytes lie together, so reading them at random costs one
+/// cache line (two for the few that straddle one).
 #[derive(Debug, Clone, Default)]
 pub struct Retained {
-    low: Vec<u32>,
-    high: Vec<u8>,
+    bytes: Vec<[u8; 5]>,
 }
 
 impl Retained {
@@ -407,14 +407,13 @@ impl Retained {
     /// `n` nodes retaining nothing.
     fn zeroed(n: usize) -> Retained {
         Retained {
-            low: vec![0; n],
-            high: vec![0; n],
+            bytes: vec![[0; 5]; n],
         }
     }
 
     /// Node `v`'s retained bytes.
     pub fn get(&self, v: u32) -> u64 {
-        u64::from(self.low[v as usize]) | u64::from(self.high[v as usize]) << 32
+        Retained::join(self.bytes[v as usize])
     }
 
     /// Adds to node `v`'s retained bytes.
@@ -424,31 +423,36 @@ impl Retained {
 
     /// Sets node `v`'s retained bytes (at most [`Retained::MAX`]).
     fn set(&mut self, v: usize, bytes: u64) {
-        (self.low[v], self.high[v]) = Retained::split(bytes);
+        self.bytes[v] = Retained::split(bytes);
     }
 
-    /// Bytes (at most [`Retained::MAX`]) as the low 32 bits and the high byte stored.
-    fn split(bytes: u64) -> (u32, u8) {
-        let b = bytes.min(Retained::MAX);
-        (b as u32, (b >> 32) as u8)
+    /// Bytes (at most [`Retained::MAX`]) as the five bytes stored.
+    fn split(bytes: u64) -> [u8; 5] {
+        let b = bytes.min(Retained::MAX).to_le_bytes();
+        [b[0], b[1], b[2], b[3], b[4]]
+    }
+
+    /// The size five stored bytes hold.
+    #[inline]
+    fn join(b: [u8; 5]) -> u64 {
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], 0, 0, 0])
     }
 
     /// Asks the CPU to fetch node `v`'s size ahead of its use (a hint).
     pub fn prefetch(&self, v: u32) {
-        if let (Some(l), Some(h)) = (self.low.get(v as usize), self.high.get(v as usize)) {
-            super::prefetch(l);
-            super::prefetch(h);
+        if let Some(b) = self.bytes.get(v as usize) {
+            super::prefetch(b);
         }
     }
 
     /// Number of nodes.
     pub fn len(&self) -> usize {
-        self.low.len()
+        self.bytes.len()
     }
 
     /// Whether there are no nodes.
     pub fn is_empty(&self) -> bool {
-        self.low.is_empty()
+        self.bytes.is_empty()
     }
 
     /// Every node's retained bytes in one vector (for small graphs).
@@ -458,6 +462,6 @@ impl Retained {
 
     /// The bytes of heap memory the sizes take.
     pub fn heap_size_bytes(&self) -> usize {
-        self.low.capacity() * 4 + self.high.capacity()
+        self.bytes.capacity() * 5
     }
 }
