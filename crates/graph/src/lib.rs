@@ -117,6 +117,26 @@ impl Bits {
     pub fn set(&mut self, v: u32) {
         self.0[(v >> 6) as usize] |= 1 << (v & 63);
     }
+
+    /// The ids below `n` not in the set, in increasing order (a word at a time, so a set
+    /// that holds nearly every id is skipped through quickly).
+    pub fn missing(&self, n: usize) -> impl Iterator<Item = u32> + '_ {
+        (self.0.iter().enumerate()).flat_map(move |(k, &word)| {
+            let first = k * 64;
+            let valid = match n.saturating_sub(first) {
+                r if r >= 64 => u64::MAX,
+                r => (1u64 << r) - 1,
+            };
+            let mut out = !word & valid;
+            std::iter::from_fn(move || {
+                (out != 0).then(|| {
+                    let bit = out.trailing_zeros();
+                    out &= out - 1;
+                    (first + bit as usize) as u32
+                })
+            })
+        })
+    }
 }
 
 /// Nodes per block of [`Offsets`] sharing one 64-bit base.
@@ -354,6 +374,20 @@ impl GraphBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_gives_the_ids_below_n_not_in_the_set() {
+        let n = 130;
+        let mut b = Bits::new(n);
+        for v in 0..n as u32 {
+            if ![3, 64, 127, 129].contains(&v) {
+                b.set(v);
+            }
+        }
+        assert_eq!(b.missing(n).collect::<Vec<_>>(), [3, 64, 127, 129]);
+        assert_eq!(Bits::new(3).missing(3).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(b.missing(0).count(), 0);
+    }
 
     #[test]
     fn from_edges_keeps_order_and_counts() {

@@ -110,21 +110,33 @@ pub(super) fn hanging_trees<F: Fn(u32) -> u64 + Sync>(
 }
 
 /// Tops of hanging trees give their sizes to their parents (which do not hang). Returns the
-/// joins, nodes with several predecessors (and the root).
+/// joins, nodes with several predecessors (and the root). A top is found from its parent,
+/// among the successors of the nodes that do not hang, which are few where most of the graph
+/// hangs: no node's parent is looked up at random.
 pub(super) fn give_tops_to_parents(
+    g: &Graph,
     preds: &OnlyPreds,
     hanging: &Bits,
     retained: &mut Retained,
 ) -> Bits {
+    use rayon::prelude::*;
     let n = retained.len();
-    let mut join = Bits::new(n);
-    for v in 0..n as u32 {
-        if preds.shared(v) {
-            join.set(v);
-        } else if let Some(p) = preds.single(v) {
-            if hanging.get(v) && !hanging.get(p) {
-                retained.add(p as usize, retained.get(v));
-            }
+    let join = Bits(
+        (preds.0.par_chunks(64))
+            .map(|c| (c.iter().enumerate()).fold(0, |w, (i, &p)| w | u64::from(p == SHARED) << i))
+            .collect(),
+    );
+    let mut tops = Vec::new();
+    for p in hanging.missing(n) {
+        tops.clear();
+        tops.extend(
+            (g.successors(p).iter()).filter(|&&w| hanging.get(w) && preds.single(w) == Some(p)),
+        );
+        // Parallel edges from one parent count once.
+        tops.sort_unstable();
+        tops.dedup();
+        for &w in &tops {
+            retained.add(p as usize, retained.get(w));
         }
     }
     join

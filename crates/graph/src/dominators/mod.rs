@@ -133,12 +133,6 @@ impl OnlyPreds {
         (p < SHARED).then_some(p)
     }
 
-    /// Whether `v` has several predecessors (or is the root).
-    #[inline]
-    fn shared(&self, v: u32) -> bool {
-        self.0[v as usize] == SHARED
-    }
-
     /// The same buffer for phase 1: hanging nodes keep their only predecessor, which is their
     /// immediate dominator; the others are not numbered yet.
     fn into_numbers(mut self, hanging: &Bits) -> Numbers {
@@ -260,7 +254,7 @@ pub fn dominators_and_retained_reporting(
         count: hanging_count,
         mut retained,
     } = hanging::hanging_trees(g, &preds, &shallow);
-    let join = hanging::give_tops_to_parents(&preds, &hanging, &mut retained);
+    let join = hanging::give_tops_to_parents(g, &preds, &hanging, &mut retained);
     ticks.pass_done(n as u64);
 
     // Phase 1: the rest numbered depth-first, then the reverse graph over joins.
@@ -303,22 +297,24 @@ pub fn dominators_and_retained_reporting(
 
 /// What is not reached retains nothing and has no dominator: nodes that do not hang and were
 /// not numbered (already [`NONE`] in `idom`), and the hanging trees under them, walked down
-/// from their tops.
+/// from their tops (the successors whose immediate dominator, their only predecessor, is such
+/// a node).
 fn retain_nothing_unreached(g: &Graph, hanging: &Bits, idom: &mut [u32], retained: &mut Retained) {
     let mut below: Vec<u32> = Vec::new();
-    for v in 0..g.node_count() as u32 {
-        let p = idom[v as usize];
-        if !hanging.get(v) {
-            if p == NONE {
-                retained.set(v as usize, 0);
+    for v in hanging.missing(g.node_count()) {
+        if idom[v as usize] != NONE {
+            continue;
+        }
+        retained.set(v as usize, 0);
+        for &w in g.successors(v) {
+            if hanging.get(w) && idom[w as usize] == v {
+                below.push(w);
             }
-        } else if p != NONE && !hanging.get(p) && idom[p as usize] == NONE {
-            below.push(v);
-            while let Some(u) = below.pop() {
-                idom[u as usize] = NONE;
-                retained.set(u as usize, 0);
-                below.extend_from_slice(g.successors(u));
-            }
+        }
+        while let Some(u) = below.pop() {
+            idom[u as usize] = NONE;
+            retained.set(u as usize, 0);
+            below.extend_from_slice(g.successors(u));
         }
     }
 }
