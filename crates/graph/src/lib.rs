@@ -118,16 +118,20 @@ impl Bits {
         self.0[(v >> 6) as usize] |= 1 << (v & 63);
     }
 
-    /// The ids below `n` not in the set, in increasing order (a word at a time, so a set
-    /// that holds nearly every id is skipped through quickly).
-    pub fn missing(&self, n: usize) -> impl Iterator<Item = u32> + '_ {
-        (self.0.iter().enumerate()).flat_map(move |(k, &word)| {
+    /// The ids of `ids` not in the set, in increasing order (a word at a time, so a set that
+    /// holds nearly every id is skipped through quickly).
+    pub fn missing(&self, ids: std::ops::Range<usize>) -> impl Iterator<Item = u32> + '_ {
+        let words = ids.start / 64..ids.end.div_ceil(64).min(self.0.len());
+        (self.0[words.clone()].iter().zip(words)).flat_map(move |(&word, k)| {
             let first = k * 64;
-            let valid = match n.saturating_sub(first) {
-                r if r >= 64 => u64::MAX,
-                r => (1u64 << r) - 1,
+            // The bits of this word inside `ids`.
+            let from = ids.start.saturating_sub(first).min(64);
+            let to = ids.end.saturating_sub(first).min(64);
+            let inside = match to - from.min(to) {
+                0 => 0,
+                len => (u64::MAX >> (64 - len)) << from,
             };
-            let mut out = !word & valid;
+            let mut out = !word & inside;
             std::iter::from_fn(move || {
                 (out != 0).then(|| {
                     let bit = out.trailing_zeros();
@@ -376,7 +380,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_gives_the_ids_below_n_not_in_the_set() {
+    fn missing_gives_the_ids_of_a_range_not_in_the_set() {
         let n = 130;
         let mut b = Bits::new(n);
         for v in 0..n as u32 {
@@ -384,9 +388,12 @@ mod tests {
                 b.set(v);
             }
         }
-        assert_eq!(b.missing(n).collect::<Vec<_>>(), [3, 64, 127, 129]);
-        assert_eq!(Bits::new(3).missing(3).collect::<Vec<_>>(), [0, 1, 2]);
-        assert_eq!(b.missing(0).count(), 0);
+        assert_eq!(b.missing(0..n).collect::<Vec<_>>(), [3, 64, 127, 129]);
+        assert_eq!(b.missing(4..128).collect::<Vec<_>>(), [64, 127]);
+        assert_eq!(b.missing(64..65).collect::<Vec<_>>(), [64]);
+        assert_eq!(b.missing(65..127).count(), 0);
+        assert_eq!(Bits::new(3).missing(0..3).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(b.missing(0..0).count(), 0);
     }
 
     #[test]

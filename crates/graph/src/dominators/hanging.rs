@@ -55,8 +55,8 @@ const WIDE: usize = 64;
 /// worklist: sweeps read the graph sequentially, the worklist chases predecessors.
 const SWEEPS: usize = 3;
 
-/// How many nodes ahead a sweep asks for the marks and sizes of successors.
-const SWEEP_AHEAD: u32 = 12;
+/// How many nodes ahead (of those not hanging yet) a sweep asks for their successors' sizes.
+const SWEEP_AHEAD: usize = 12;
 
 /// Nodes per block of a sweep: checked in parallel, then settled in order.
 const SWEEP_BLOCK: usize = 1 << 20;
@@ -127,7 +127,7 @@ pub(super) fn give_tops_to_parents(
             .collect(),
     );
     let mut tops = Vec::new();
-    for p in hanging.missing(n) {
+    for p in hanging.missing(0..n) {
         tops.clear();
         tops.extend(
             (g.successors(p).iter()).filter(|&&w| hanging.get(w) && preds.single(w) == Some(p)),
@@ -203,13 +203,14 @@ impl<F: Fn(u32) -> u64 + Sync> Settler<'_, F> {
     }
 
     /// Whether `v`, not settled yet and not a leaf, hangs: it has one predecessor and all its
-    /// successors hang.
+    /// successors hang. Until the tops give their sizes to their parents, a node has a size
+    /// exactly when it hangs: a successor's mark is read on the cache line of its size.
     fn hangs(&self, v: u32) -> bool {
         if !self.open(v) {
             return false;
         }
         let succ = self.g.successors(v);
-        !succ.is_empty() && succ.iter().all(|&w| self.hanging.get(w))
+        !succ.is_empty() && succ.iter().all(|&w| self.retained.has_size(w))
     }
 
     /// Settles the leaves with one predecessor, which depend on no other node: all at once,
@@ -251,18 +252,18 @@ impl<F: Fn(u32) -> u64 + Sync> Settler<'_, F> {
     /// hung before the block, then settled. Pushes their parents to `found` if given.
     fn sweep_block(&mut self, block: std::ops::Range<usize>, mut found: Option<&mut Vec<u32>>) {
         use rayon::prelude::*;
-        let end = block.end;
         let view = &*self;
         let sums: Vec<Vec<(u32, u64)>> = pieces(block.clone(), SWEEP_PIECE)
             .into_par_iter()
             .map(|piece| {
                 let mut out = Vec::new();
-                for v in piece.start as u32..piece.end as u32 {
-                    // Successors' marks and sizes are read at random: ask ahead.
-                    let a = v.wrapping_add(SWEEP_AHEAD);
-                    if (a as usize) < end && view.open(a) {
+                // Only the nodes that do not hang yet are looked at.
+                let left = || view.hanging.missing(piece.clone());
+                let mut ahead = left().skip(SWEEP_AHEAD);
+                for v in left() {
+                    // Successors' sizes are read at random: ask ahead.
+                    if let Some(a) = ahead.next().filter(|&a| view.open(a)) {
                         for &w in view.g.successors(a) {
-                            view.hanging.prefetch(w);
                             view.retained.prefetch(w);
                         }
                     }

@@ -301,7 +301,7 @@ pub fn dominators_and_retained_reporting(
 /// a node).
 fn retain_nothing_unreached(g: &Graph, hanging: &Bits, idom: &mut [u32], retained: &mut Retained) {
     let mut below: Vec<u32> = Vec::new();
-    for v in hanging.missing(g.node_count()) {
+    for v in hanging.missing(0..g.node_count()) {
         if idom[v as usize] != NONE {
             continue;
         }
@@ -388,17 +388,18 @@ impl Dominators {
     }
 }
 
-/// Retained bytes per node in 5 bytes each (the low 40 bits, little-endian): up to 1 TiB, where
-/// larger sums stop. A node's five bytes lie together, so reading them at random costs one
-/// cache line (two for the few that straddle one).
+/// Retained bytes per node in 5 bytes each, the size plus one (the low 40 bits,
+/// little-endian): up to 1 TiB, where larger sums stop; all zero for a node given no size yet.
+/// A node's five bytes lie together, so reading them at random costs one cache line (two for
+/// the few that straddle one).
 #[derive(Debug, Clone, Default)]
 pub struct Retained {
     bytes: Vec<[u8; 5]>,
 }
 
 impl Retained {
-    /// The largest size held (1 TiB less one byte).
-    pub const MAX: u64 = (1 << 40) - 1;
+    /// The largest size held (1 TiB less two bytes).
+    pub const MAX: u64 = (1 << 40) - 2;
 
     /// `n` nodes retaining nothing.
     fn zeroed(n: usize) -> Retained {
@@ -409,7 +410,13 @@ impl Retained {
 
     /// Node `v`'s retained bytes.
     pub fn get(&self, v: u32) -> u64 {
-        Retained::join(self.bytes[v as usize])
+        Retained::join(self.bytes[v as usize]).saturating_sub(1)
+    }
+
+    /// Whether node `v` was given a size (zero included).
+    #[inline]
+    fn has_size(&self, v: u32) -> bool {
+        self.bytes[v as usize] != [0; 5]
     }
 
     /// Adds to node `v`'s retained bytes.
@@ -424,11 +431,11 @@ impl Retained {
 
     /// Bytes (at most [`Retained::MAX`]) as the five bytes stored.
     fn split(bytes: u64) -> [u8; 5] {
-        let b = bytes.min(Retained::MAX).to_le_bytes();
+        let b = (bytes.min(Retained::MAX) + 1).to_le_bytes();
         [b[0], b[1], b[2], b[3], b[4]]
     }
 
-    /// The size five stored bytes hold.
+    /// The size plus one that five stored bytes hold.
     #[inline]
     fn join(b: [u8; 5]) -> u64 {
         u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], 0, 0, 0])
