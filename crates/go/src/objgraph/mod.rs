@@ -448,9 +448,8 @@ impl HeapGraph {
             })
             .collect();
         let total_nodes = n as usize + n_entries as usize + roots.len() + 1;
-        // Zeroed, the table is fresh pages, faulted in by the cores that write the objects'
-        // degrees, where filling it first would take one core a pass.
-        let mut counts = vec![0u32; total_nodes];
+        let mut counts = Vec::with_capacity(total_nodes + 1);
+        counts.resize(total_nodes, 0u32);
         raw.degrees(&mut counts[..n as usize]);
         let degree = |k: usize| u32::try_from(k).expect("a node with over 2^32 successors");
         for c in &containers {
