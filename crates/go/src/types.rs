@@ -713,7 +713,7 @@ impl<'a> Inference<'a> {
         // Few objects per sweep: a queue, seeded with what is pending.
         let mut q = VecDeque::new();
         for (wi, &word) in self.pending.iter().enumerate() {
-            q.extend(pending_in(wi, word));
+            q.extend(crate::graph::ids_in_word(wi, word));
         }
         self.pending = Vec::new();
         self.queue = Some(q);
@@ -852,15 +852,6 @@ fn kept(scope: TypeScope, facts: Option<&Facts>) -> bool {
 /// Whether values of a type (with `facts`) hold references to follow.
 fn holds_references(facts: Option<&Facts>) -> bool {
     facts.is_some_and(|f| f.size > 0 && !f.shape.is_empty())
-}
-
-/// The objects whose bits are set in word `wi` of a set of pending objects.
-fn pending_in(wi: usize, mut word: u64) -> impl Iterator<Item = u32> {
-    std::iter::from_fn(move || {
-        let bit = (word != 0).then(|| word.trailing_zeros())?;
-        word &= word - 1;
-        Some((wi as u32) << 6 | bit)
-    })
 }
 
 impl Reader<'_> {

@@ -131,16 +131,20 @@ impl Bits {
                 0 => 0,
                 len => (u64::MAX >> (64 - len)) << from,
             };
-            let mut out = !word & inside;
-            std::iter::from_fn(move || {
-                (out != 0).then(|| {
-                    let bit = out.trailing_zeros();
-                    out &= out - 1;
-                    (first + bit as usize) as u32
-                })
-            })
+            ids_in_word(k, !word & inside)
         })
     }
+}
+
+/// The ids whose bits are set in `word`, word `k` of a set of ids (one bit per id), in
+/// increasing order.
+pub fn ids_in_word(k: usize, mut word: u64) -> impl Iterator<Item = u32> {
+    let first = (k * 64) as u32;
+    std::iter::from_fn(move || {
+        let bit = (word != 0).then(|| word.trailing_zeros())?;
+        word &= word - 1;
+        Some(first + bit)
+    })
 }
 
 /// Nodes per block of [`Offsets`] sharing one 64-bit base.

@@ -232,17 +232,11 @@ impl Objects {
         let r = self.spans[span];
         let words = self.live_words(&r);
         words.iter().enumerate().flat_map(move |(j, w)| {
-            let mut bits = w.bits;
-            let mut id = r.first_id + w.rank;
-            std::iter::from_fn(move || {
-                if bits == 0 {
-                    return None;
-                }
-                let slot = j as u64 * 64 + u64::from(bits.trailing_zeros());
-                bits &= bits - 1;
-                id += 1;
-                Some((ObjId(id - 1), slot))
-            })
+            let slots =
+                crate::graph::ids_in_word(0, w.bits).map(move |b| j as u64 * 64 + u64::from(b));
+            slots
+                .zip(r.first_id + w.rank..)
+                .map(|(slot, id)| (ObjId(id), slot))
         })
     }
 

@@ -13,13 +13,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use coreheap_graph::Bits;
+use coreheap_graph::{ids_in_word, Bits};
 use rayon::prelude::*;
 
 use super::UNTYPED;
 use super::{
-    holds_references, kept, pending_in, Facts, Inference, ObjType, Offer, Offers, Reader, Ref,
-    TypeScope, AHEAD,
+    holds_references, kept, Facts, Inference, ObjType, Offer, Offers, Reader, Ref, TypeScope, AHEAD,
 };
 use crate::heap::ObjId;
 use crate::objgraph::RawEdges;
@@ -141,7 +140,7 @@ impl<'s> Worker<'s> {
                     if pending.load(Relaxed) == 0 {
                         continue;
                     }
-                    ids.extend(pending_in(wi, pending.swap(0, Relaxed)));
+                    ids.extend(ids_in_word(wi, pending.swap(0, Relaxed)));
                 }
                 if ids.is_empty() {
                     break;
@@ -263,7 +262,7 @@ impl Inference<'_> {
         // Few objects per sweep: a queue, seeded with what is pending.
         let mut queue = VecDeque::new();
         for (wi, pending) in shared.pending.iter().enumerate() {
-            queue.extend(pending_in(wi, pending.swap(0, Relaxed)));
+            queue.extend(ids_in_word(wi, pending.swap(0, Relaxed)));
         }
         while let Some(id) = queue.pop_front() {
             let mut w = Worker::new(shared, known);
