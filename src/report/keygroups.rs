@@ -206,6 +206,9 @@ pub struct Acc {
     pub first: u32,
     /// (retained bytes, entry index), largest first, at most the number asked for.
     pub top: Vec<(u64, u32)>,
+    /// Whether a key of the group may go on below the group's label (has a delimiter past it):
+    /// false only when the pass that counted it knows none does.
+    pub more: bool,
 }
 
 impl Default for Acc {
@@ -222,6 +225,7 @@ impl Acc {
             objects: 0,
             first: u32::MAX,
             top: Vec::new(),
+            more: false,
         }
     }
 
@@ -238,6 +242,7 @@ impl Acc {
         self.bytes += o.bytes;
         self.objects += o.objects;
         self.first = self.first.min(o.first);
+        self.more |= o.more;
         for t in o.top {
             push_top(&mut self.top, t, keep);
         }
@@ -332,9 +337,12 @@ impl Grouper<'_> {
                 emit(
                     0,
                     keys::shape(&String::from_utf8_lossy(k), self.delimiters).as_bytes(),
+                    true,
                 )
             }),
-            Grouping::Depth(n) => self.pass(&|k: &[u8], emit: &mut Emit| emit(0, d.prefix(k, n))),
+            Grouping::Depth(n) => {
+                self.pass(&|k: &[u8], emit: &mut Emit| emit(0, d.prefix(k, n), true))
+            }
             Grouping::Tree => {
                 let (first, deeper) = self.pass_levels(&d, &|_| Some(0), &|_| 1);
                 below = deeper.and_then(|p| p.into_iter().next());
@@ -418,8 +426,8 @@ impl Grouper<'_> {
             .collect();
         let mut passes = self.pass(&|k: &[u8], emit: &mut Emit| {
             match find(&d, k, &top_level) {
-                Some((label, _)) => emit(0, label),
-                None => emit(1, d.prefix(k, 1)),
+                Some((label, _)) => emit(0, label, true),
+                None => emit(1, d.prefix(k, 1), true),
             }
             for ((parents, kids, base), level) in cuts.iter().zip(&levels) {
                 let Some((_, f)) = find(&d, k, parents) else {
@@ -430,9 +438,9 @@ impl Grouper<'_> {
                 let kept =
                     (g.children.iter()).any(|c| c.no_deeper(g)) && next == g.label.as_slice();
                 match find(&d, k, &kids[f as usize]) {
-                    Some((label, _)) => emit(base + 2 * f, label),
-                    None if kept => emit(base + 2 * f, next),
-                    None => emit(base + 2 * f + 1, next),
+                    Some((label, _)) => emit(base + 2 * f, label, true),
+                    None if kept => emit(base + 2 * f, next, true),
+                    None => emit(base + 2 * f + 1, next, true),
                 }
             }
         });
@@ -489,6 +497,15 @@ impl Grouper<'_> {
             (0..groups.len().min(self.shown)).map(|i| vec![i]).collect();
         ready.resize_with(frontier.len(), || None);
         for _ in 0..MAX_TREE_DEPTH {
+            // A group none of whose keys goes on below it would only find itself as its one
+            // child, which changes nothing: it is not tried (nor are its keys read again).
+            let tried: Vec<bool> = (frontier.iter())
+                .map(|p| group_at(groups, p).acc.more)
+                .collect();
+            let mut keep = tried.iter();
+            frontier.retain(|_| keep.next() == Some(&true));
+            let mut keep = tried.iter();
+            ready.retain(|_| keep.next() == Some(&true));
             if frontier.is_empty() {
                 break;
             }
@@ -520,10 +537,11 @@ impl Grouper<'_> {
                 match kids.len() {
                     1 if kids[0].label != g.label => {
                         // One deeper child holds the whole group: the group is that child.
-                        let child = kids.remove(0).label;
-                        next_ready.push(below(&child));
+                        let child = kids.remove(0);
+                        next_ready.push(below(&child.label));
                         g.depth += 1;
-                        g.label = child;
+                        g.label = child.label;
+                        g.acc.more = child.acc.more;
                         next.push(path);
                     }
                     n if n > 1 && kids[0].acc.bytes.saturating_mul(2) > g.acc.bytes => {
@@ -559,15 +577,20 @@ impl Grouper<'_> {
         depth: &(dyn Fn(u32) -> usize + Sync),
     ) -> (Vec<Pass>, Option<Vec<Pass>>) {
         // Cut back only where every delimiter is ASCII (see `Delims::shallower`).
-        let deeper = d.ascii.is_some();
+        let Some(set) = &d.ascii else {
+            let classify: &Classify = &|k: &[u8], emit: &mut Emit| {
+                if let Some(f) = which(k) {
+                    emit(f, d.prefix(k, depth(f)), true);
+                }
+            };
+            return (self.pass(classify), None);
+        };
         let classify: &Classify = &|k: &[u8], emit: &mut Emit| {
             if let Some(f) = which(k) {
-                emit(f, d.prefix(k, depth(f) + usize::from(deeper)));
+                let (label, more) = keys::prefix_bytes_and_more(k, depth(f) + 1, set);
+                emit(f, label, more);
             }
         };
-        if !deeper {
-            return (self.pass(classify), None);
-        }
         let back = coarsen(|f, label| d.shallower(label, depth(f)).unwrap_or(label));
         let (passes, deeper) = self.pass_cut(classify, Some(&back));
         if !deeper {
@@ -596,7 +619,9 @@ impl Grouper<'_> {
                         .and_then(|t| t.strip_suffix('"'))
                         .unwrap_or(&t);
                     let r = self.sizes.entry(i);
-                    classify(raw.as_bytes(), &mut |f, label| tally.add(f, label, i, r));
+                    classify(raw.as_bytes(), &mut |f, label, more| {
+                        tally.add(f, (label, more), i, r)
+                    });
                 }
                 tally
             }
@@ -627,9 +652,9 @@ impl Grouper<'_> {
                         };
                         // The size is read only for a key counted somewhere.
                         let mut r = None;
-                        classify(&bytes, &mut |f, label| {
+                        classify(&bytes, &mut |f, label, more| {
                             let r = *r.get_or_insert_with(|| sizes.entry(i));
-                            tally.add(f, label, i, r);
+                            tally.add(f, (label, more), i, r);
                         });
                     }
                     tally
@@ -670,21 +695,30 @@ impl<'b> Tally<'b> {
         }
     }
 
-    /// Counts entry `i`, which retains `r`, under `label` in pass `f`.
-    fn add(&mut self, f: u32, label: &[u8], i: u32, r: (u64, u64)) {
-        let label = match self.back {
-            Some(b) if !self.deeper => b(f, label),
-            _ => label,
+    /// Counts entry `i`, which retains `r`, under `label` in pass `f` (`more`: whether its
+    /// key goes on below the label).
+    fn add(&mut self, f: u32, (label, more): (&[u8], bool), i: u32, r: (u64, u64)) {
+        let (label, more) = match self.back {
+            Some(b) if !self.deeper => {
+                let cut = b(f, label);
+                // A label cut back is a prefix of the deeper one: shorter when the key goes on.
+                (cut, more || cut.len() < label.len())
+            }
+            _ => (label, more),
         };
         let f = f as usize;
         if self.groups.len() <= f {
             self.groups.resize_with(f + 1, Pass::default);
         }
         match self.groups[f].get_mut(label) {
-            Some(g) => g.add(i, r, self.keep),
+            Some(g) => {
+                g.add(i, r, self.keep);
+                g.more |= more;
+            }
             None => {
                 let mut g = Acc::new();
                 g.add(i, r, self.keep);
+                g.more = more;
                 self.groups[f].insert(label.to_vec(), g);
                 self.cut_back_if_many();
             }
@@ -737,8 +771,10 @@ fn regrouped(passes: Vec<Pass>, back: &Coarsen, keep: usize) -> Vec<Pass> {
     (passes.into_iter().enumerate())
         .map(|(f, p)| {
             let mut out = Pass::default();
-            for (label, acc) in p {
-                merge_group(&mut out, back(f as u32, &label).to_vec(), acc, keep);
+            for (label, mut acc) in p {
+                let cut = back(f as u32, &label);
+                acc.more |= cut.len() < label.len();
+                merge_group(&mut out, cut.to_vec(), acc, keep);
             }
             out
         })
@@ -768,8 +804,9 @@ fn under(d: &Delims, deeper: &Pass, label: &[u8], depth: usize) -> Pass {
 /// label there (with none: the key is left out).
 type Classify<'c> = dyn Fn(&[u8], &mut Emit) + Sync + 'c;
 
-/// Counts the key being classified in a pass under a label.
-type Emit<'e> = dyn FnMut(u32, &[u8]) + 'e;
+/// Counts the key being classified in a pass under a label, and says whether the key goes on
+/// below the label (has a delimiter past it; true when not known).
+type Emit<'e> = dyn FnMut(u32, &[u8], bool) + 'e;
 
 /// Guide groups by depth, shallowest first: each depth's labels, to the groups' indices.
 type Levels<'g> = Vec<(usize, Labels<'g>)>;
@@ -936,15 +973,67 @@ mod tests {
         let wide_sizes: Vec<u64> = wide.iter().enumerate().map(size).collect();
         for (keys, sizes) in [(&keys, &sizes), (&wide, &wide_sizes)] {
             // A delimiter that is not ASCII (in no key) keeps each pass at the depth asked.
-            let deeper = group_cut_by(keys, sizes, Grouping::Tree, ":");
-            let asked = group_cut_by(keys, sizes, Grouping::Tree, ":\u{b7}");
-            assert_eq!(format!("{deeper:?}"), format!("{asked:?}"));
+            // It does not know which keys go no deeper, and so tries every group it opens.
+            let mut deeper = group_cut_by(keys, sizes, Grouping::Tree, ":");
+            let mut asked = group_cut_by(keys, sizes, Grouping::Tree, ":\u{b7}");
             let a = (deeper.0.iter())
                 .find(|g| g.label == b"a")
                 .expect("group a");
             assert_eq!(a.children[0].label, b"a:b");
+            assert!(a.acc.more && a.children[0].acc.more);
             assert_eq!(a.children[0].children[0].label, b"a:b:c");
+            assert!(!a.children[0].children[0].acc.more);
+            forget_more(&mut deeper.0);
+            forget_more(&mut asked.0);
+            assert_eq!(format!("{deeper:?}"), format!("{asked:?}"));
         }
+    }
+
+    /// The groups with [`Acc::more`] cleared, to compare trees found with and without it.
+    fn forget_more(groups: &mut [Group]) {
+        for g in groups {
+            g.acc.more = false;
+            forget_more(&mut g.children);
+        }
+    }
+
+    #[test]
+    fn a_dominant_group_whose_keys_go_no_deeper_is_not_read_again() {
+        // `acct:eu-west` holds most bytes and its keys end there: one pass finds the top level
+        // and the level below, and no pass needs to look under `acct:eu-west`.
+        let keys: Vec<String> = (0..300)
+            .map(|i| match i % 3 {
+                0 | 1 => format!("acct:eu-west:{i}"),
+                _ => format!("acct:us-east:{i}"),
+            })
+            .collect();
+        let sizes: Vec<u64> = (0..300).map(|i| 10 + i % 7).collect();
+        let reads = |delimiters: &str| {
+            let count = std::cell::Cell::new(0u32);
+            let text = |i: u32| {
+                count.set(count.get() + 1);
+                keys.get(i as usize).map(|k| format!("{k:?}"))
+            };
+            let (mut groups, _) = Grouper {
+                keys: Keys::Rendered {
+                    text: &text,
+                    count: keys.len() as u32,
+                },
+                sizes: Sizes::Listed(&sizes, &[]),
+                delimiters,
+                keep: 2,
+                shown: 10,
+            }
+            .group(Grouping::Tree);
+            forget_more(&mut groups);
+            (groups, count.get() / keys.len() as u32)
+        };
+        let (knows, passes) = reads(":");
+        // With a delimiter that is not ASCII, passes cut at the depth asked, one per level.
+        let (tries, passes_trying) = reads(":\u{b7}");
+        assert_eq!(format!("{knows:?}"), format!("{tries:?}"));
+        assert_eq!(knows[0].children[0].label, b"acct:eu-west");
+        assert_eq!((passes, passes_trying), (1, 3));
     }
 
     fn labels(groups: &[Group]) -> Vec<(String, u64, u64)> {

@@ -163,6 +163,26 @@ pub fn prefix_bytes<'k>(key: &'k [u8], depth: usize, delimiters: &AsciiDelimiter
     &key[..cut_before(at.map(|(i, _)| i), depth)]
 }
 
+/// [`prefix_bytes`], and whether the key has a delimiter after the cut (then its prefix one
+/// level deeper is longer: it goes on below the prefix).
+pub fn prefix_bytes_and_more<'k>(
+    key: &'k [u8],
+    depth: usize,
+    delimiters: &AsciiDelimiters,
+) -> (&'k [u8], bool) {
+    let mut at = (key.iter().enumerate())
+        .filter(|(_, &b)| delimiters.contains(b))
+        .map(|(i, _)| i);
+    let mut cut = 0;
+    for _ in 0..depth.max(1) {
+        match at.next() {
+            Some(i) => cut = i,
+            None => return (&key[..cut], false),
+        }
+    }
+    (&key[..cut], at.next().is_some())
+}
+
 /// The prefix at `depth` of a key whose prefix at `depth + 1` is `label`: the label before
 /// its `depth`-th delimiter when it has that many, else the whole label. So keys grouped one
 /// delimiter deeper regroup without being read again.
@@ -393,20 +413,24 @@ mod tests {
         assert!(AsciiDelimiters::new(":\u{b7}").is_none());
     }
 
+    /// Keys with delimiters in every place: doubled, leading, trailing, none, beside bytes that
+    /// are not UTF-8.
+    const CUT_KEYS: [&[u8]; 9] = [
+        b"acct:eu-west:00104729",
+        b"a:b:c:d",
+        b"a::b",
+        b":lead",
+        b"eu",
+        b"",
+        b"trail:",
+        b"trail::",
+        b"ab\xe2:\x80x.\xffz/q",
+    ];
+
     #[test]
     fn a_deeper_prefix_cut_back_is_the_prefix() {
-        let keys: [&[u8]; 8] = [
-            b"acct:eu-west:00104729",
-            b"a:b:c:d",
-            b"a::b",
-            b":lead",
-            b"eu",
-            b"",
-            b"trail:",
-            b"ab\xe2:\x80x.\xffz/q",
-        ];
         let set = AsciiDelimiters::new(D).expect("the default delimiters are ASCII");
-        for key in keys {
+        for key in CUT_KEYS {
             for depth in 1..6 {
                 let deeper = prefix_bytes(key, depth + 1, &set);
                 assert_eq!(
@@ -416,6 +440,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_key_goes_on_below_its_prefix_when_the_next_level_cuts_it_longer() {
+        let set = AsciiDelimiters::new(D).expect("the default delimiters are ASCII");
+        let mut went_on = 0;
+        for key in CUT_KEYS {
+            for depth in 0..6 {
+                let (cut, more) = prefix_bytes_and_more(key, depth, &set);
+                assert_eq!(cut, prefix_bytes(key, depth, &set), "{key:?} at {depth}");
+                let deeper = prefix_bytes(key, depth.max(1) + 1, &set);
+                assert_eq!(more, deeper.len() > cut.len(), "{key:?} at {depth}");
+                went_on += usize::from(more);
+            }
+        }
+        // A key with n > 1 delimiters goes on at depths 0 (cut as 1) to n - 1: `acct:eu-west:..`,
+        // `a:b:c:d` and the last (`:`, `.`, `/`) have 3, `a::b` and `trail::` 2, the rest 1 or 0.
+        assert_eq!(went_on, 3 + 3 + 3 + 2 + 2);
     }
 
     #[test]
