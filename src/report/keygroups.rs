@@ -499,13 +499,9 @@ impl Grouper<'_> {
         for _ in 0..MAX_TREE_DEPTH {
             // A group none of whose keys goes on below it would only find itself as its one
             // child, which changes nothing: it is not tried (nor are its keys read again).
-            let tried: Vec<bool> = (frontier.iter())
-                .map(|p| group_at(groups, p).acc.more)
-                .collect();
-            let mut keep = tried.iter();
-            frontier.retain(|_| keep.next() == Some(&true));
-            let mut keep = tried.iter();
-            ready.retain(|_| keep.next() == Some(&true));
+            (frontier, ready) = (frontier.into_iter().zip(ready))
+                .filter(|(p, _)| group_at(groups, p).acc.more)
+                .unzip();
             if frontier.is_empty() {
                 break;
             }
