@@ -108,14 +108,19 @@ pub enum Keys<'a> {
     },
 }
 
+/// The key lengths [`StringKeys`] keeps are below this; a longer key's header gives its length.
+const LONG_KEY: u8 = u8::MAX;
+
 /// String keys in the order of their bytes in memory, each entry once.
 pub struct StringKeys<'a> {
     mem: &'a Memory,
     /// Per entry, sorted: the key data's address above the lowest (high bits, cut short if it
     /// and the index need over 64 bits) and the entry index (low bits). Unreadable keys first.
     order: Vec<u64>,
-    /// Per item of `order`: its key's length (at most 4096).
-    lens: Vec<u16>,
+    /// Per item of `order`: its key's length, `long` for one that long or longer (its header
+    /// gives the length).
+    lens: Vec<u8>,
+    long: u8,
     lowest: u64,
     shift: u32,
     index_bits: u32,
@@ -126,16 +131,26 @@ pub struct StringKeys<'a> {
 impl<'a> StringKeys<'a> {
     /// Reads every entry's string header once and sorts the entries by their keys' addresses.
     pub fn new(mem: &'a Memory, count: u32, slot: &'a (dyn Fn(u32) -> Addr + Sync)) -> Self {
+        StringKeys::keeping_below(mem, count, slot, LONG_KEY)
+    }
+
+    /// [`StringKeys::new`], keeping the lengths below `long`.
+    fn keeping_below(
+        mem: &'a Memory,
+        count: u32,
+        slot: &'a (dyn Fn(u32) -> Addr + Sync),
+        long: u8,
+    ) -> Self {
         let header = |i: u32| keys::string_header(mem, slot(i)).unwrap_or((Addr(0), 0));
         let mut order = vec![0u64; count as usize];
-        let mut lens = vec![0u16; count as usize];
+        let mut lens = vec![0u8; count as usize];
         order
             .par_iter_mut()
             .zip(lens.par_iter_mut())
             .enumerate()
             .for_each(|(i, (o, l))| {
                 let (p, n) = header(i as u32);
-                (*o, *l) = (p.0, n as u16);
+                (*o, *l) = (p.0, n.min(usize::from(long)) as u8);
             });
         let lowest = (order.par_iter().copied())
             .filter(|&p| p != 0)
@@ -159,6 +174,7 @@ impl<'a> StringKeys<'a> {
             mem,
             order,
             lens,
+            long,
             lowest,
             shift,
             index_bits,
@@ -177,10 +193,10 @@ impl<'a> StringKeys<'a> {
         let above = k.checked_shr(self.index_bits).unwrap_or(0);
         let (p, n) = match (self.shift, above) {
             (_, 0) => (Addr(0), 0),
-            (0, a) => (
-                Addr(self.lowest + a - 1),
-                usize::from(self.lens.get(j).copied().unwrap_or(0)),
-            ),
+            (0, a) => match self.lens.get(j).copied().unwrap_or(0) {
+                n if n < self.long => (Addr(self.lowest + a - 1), usize::from(n)),
+                _ => keys::string_header(self.mem, (self.slot)(i)).unwrap_or((Addr(0), 0)),
+            },
             _ => keys::string_header(self.mem, (self.slot)(i)).unwrap_or((Addr(0), 0)),
         };
         (i, p, n)
@@ -983,6 +999,29 @@ mod tests {
             forget_more(&mut asked.0);
             assert_eq!(format!("{deeper:?}"), format!("{asked:?}"));
         }
+    }
+
+    #[test]
+    fn keys_whose_length_is_not_kept_are_read_from_their_headers() {
+        // The largest map of a sample, its keys set up twice: with lengths kept below 255 (all
+        // of them here) and with none kept (every key's header read again).
+        let core = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/cores/go1.26.6/ledger/core.zst"
+        );
+        let opts = crate::process::OpenOptions::default();
+        let p = crate::process::Process::open(std::path::Path::new(core), &opts).unwrap();
+        let a = crate::analysis::Analysis::run(&p, &crate::analysis::NoProgress).unwrap();
+        let m = (a.maps.maps.iter()).max_by_key(|m| m.entries).unwrap();
+        let entries = a.maps.entries_of(m);
+        let slot = |i: u32| keys::deref(&p.mem, m.key_of(entries[i as usize]), m.key.indirect);
+        let n = entries.len() as u32;
+        let kept = StringKeys::new(&p.mem, n, &slot);
+        let read = StringKeys::keeping_below(&p.mem, n, &slot, 0);
+        let all = |k: &StringKeys| (0..n as usize).map(|j| k.key_at(j)).collect::<Vec<_>>();
+        let (kept, read) = (all(&kept), all(&read));
+        assert_eq!(kept, read);
+        assert!(n > 1000 && kept.iter().all(|&(_, p, len)| p.0 != 0 && len > 8));
     }
 
     /// The groups with [`Acc::more`] cleared, to compare trees found with and without it.
