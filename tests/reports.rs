@@ -385,7 +385,8 @@ fn a_roll_up_groups_the_keys_of_all_its_maps_together() {
 
 /// The two ways of counting what nodes retain agree: the search from each node (for small
 /// subtrees) and the climb from every object (for large ones, in pieces on every core), on
-/// every node directly under a root and on the map entries of each sample's largest map.
+/// every node directly under a root (all of them, and the first 200, whose labels take a byte
+/// per node) and on the map entries of each sample's largest map.
 #[test]
 fn retained_counts_agree_whichever_way_they_are_counted() {
     use coreheap_go::process::{OpenOptions, Process};
@@ -417,6 +418,16 @@ fn retained_counts_agree_whichever_way_they_are_counted() {
             assert_eq!(by_search, climbed, "{name}, pieces of {piece}");
         }
         assert!(by_search.iter().sum::<u64>() > 1000, "{name}");
+        // Fewer than 254 nodes: the climbs keep their labels in a byte per node.
+        let few = &tops[..tops.len().min(200)];
+        for piece in [97, 1 << 20] {
+            assert_eq!(
+                view.retained_counts_by_search(few),
+                view.retained_counts_by_climbing_in(few, piece),
+                "{name}, {} nodes, pieces of {piece}",
+                few.len()
+            );
+        }
         let biggest = &a.maps.maps[0];
         let entries: Vec<u32> = (0..a.maps.entries_of(biggest).len())
             .map(|i| g.entry_node(biggest.first_entry as usize + i))

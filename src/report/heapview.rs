@@ -1,6 +1,8 @@
 //! What the heap reports share: the analysis, object types, names of nodes and paths from roots.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU32, AtomicU8};
 
 use crate::analysis::Analysis;
 use crate::heap::ObjId;
@@ -322,7 +324,10 @@ impl<'a> HeapView<'a> {
             .collect();
         let counted = self.label_chains(
             &own,
-            NOBODY,
+            Labelling {
+                unrooted: NOBODY,
+                below: u32::try_from(nodes.len()).unwrap_or(u32::MAX),
+            },
             piece,
             || vec![0u64; nodes.len()],
             |_, above, _| above,
@@ -343,30 +348,64 @@ impl<'a> HeapView<'a> {
     /// climbed from in pieces of `piece`, each piece with its own state (`start()`), and the
     /// pieces' states are returned in order. The nodes of `preset` have their labels from the
     /// start; climbing from an object stops at the first labelled node (or at a chain's top,
-    /// labelled `unrooted`), each node climbed gets `label(state, its dominator's label,
-    /// node)`, and then `each(state, object, its label)` is called. The labels are shared by
-    /// the pieces: a label must depend only on the chain, so that two climbs that meet give a
-    /// node the same one. (A node labelled `u32::MAX` is climbed through again each time.)
+    /// labelled `labelling.unrooted`), each node climbed gets `label(state, its dominator's
+    /// label, node)`, and then `each(state, object, its label)` is called. The labels are
+    /// shared by the pieces: a label must depend only on the chain, so that two climbs that
+    /// meet give a node the same one. (A node labelled `u32::MAX` is climbed through again each
+    /// time.) With fewer than 254 labels besides `unrooted`, they take a byte per node.
     pub fn label_chains<S: Send>(
         &self,
         preset: &[(u32, u32)],
-        unrooted: u32,
+        labelling: Labelling,
         piece: usize,
         start: impl Fn() -> S + Sync,
         label: impl Fn(&mut S, u32, u32) -> u32 + Sync,
         each: impl Fn(&mut S, u32, u32) + Sync,
     ) -> Vec<S> {
-        use rayon::prelude::*;
-        use std::sync::atomic::Ordering::Relaxed;
-        // Per node: its label plus one, 0 until it is found. Zeroed, the table is fresh pages
-        // that the climbs fault in on every core, where filling it would take one core a pass.
-        let mut table = vec![0u32; self.a.graph.graph.node_count()];
-        for &(v, l) in preset {
-            if let Some(slot) = table.get_mut(v as usize) {
-                *slot = l.wrapping_add(1);
-            }
+        // Zeroed, the table is fresh pages that the climbs fault in on every core, where
+        // filling it would take one core a pass.
+        let nodes = self.a.graph.graph.node_count();
+        let climbs = Climbs {
+            unrooted: labelling.unrooted,
+            piece,
+            start,
+            label,
+            each,
+        };
+        if labelling.below < u32::from(NARROW_UNROOTED) {
+            let mut table = vec![0u8; nodes];
+            let labels = NarrowLabels {
+                slots: crate::graph::atomic_bytes(&mut table),
+                unrooted: labelling.unrooted,
+            };
+            self.climb(&labels, preset, climbs)
+        } else {
+            let mut table = vec![0u32; nodes];
+            self.climb(crate::graph::atomic(&mut table), preset, climbs)
         }
-        let labels = crate::graph::atomic(&mut table);
+    }
+
+    /// [`HeapView::label_chains`] with its labels kept in `labels`.
+    fn climb<S: Send, T: ChainLabels + ?Sized>(
+        &self,
+        labels: &T,
+        preset: &[(u32, u32)],
+        Climbs {
+            unrooted,
+            piece,
+            start,
+            label,
+            each,
+        }: Climbs<
+            impl Fn() -> S + Sync,
+            impl Fn(&mut S, u32, u32) -> u32 + Sync,
+            impl Fn(&mut S, u32, u32) + Sync,
+        >,
+    ) -> Vec<S> {
+        use rayon::prelude::*;
+        for &(v, l) in preset {
+            labels.give(v, l);
+        }
         let doms = &self.a.doms;
         let climb_piece = |objects: std::ops::Range<usize>| {
             let mut state = start();
@@ -377,9 +416,7 @@ impl<'a> HeapView<'a> {
                 // label and that dominator's own dominator.
                 let ahead = x.saturating_add(CLIMB_AHEAD);
                 if let Some(d) = (ahead < end).then(|| doms.idom(ahead)).flatten() {
-                    if let Some(l) = labels.get(d as usize) {
-                        crate::graph::prefetch(l);
-                    }
+                    labels.prefetch(d);
                     doms.prefetch(d);
                 }
                 if !doms.is_reachable(x) {
@@ -387,9 +424,8 @@ impl<'a> HeapView<'a> {
                 }
                 let mut cur = x;
                 let mut above = loop {
-                    match labels.get(cur as usize).map(|l| l.load(Relaxed)) {
-                        Some(l) if l != 0 => break l - 1,
-                        _ => {}
+                    if let Some(l) = labels.label_of(cur) {
+                        break l;
                     }
                     path.push(cur);
                     match doms.idom(cur) {
@@ -399,9 +435,7 @@ impl<'a> HeapView<'a> {
                 };
                 for &p in path.iter().rev() {
                     above = label(&mut state, above, p);
-                    if let Some(slot) = labels.get(p as usize) {
-                        slot.store(above.wrapping_add(1), Relaxed);
-                    }
+                    labels.give(p, above);
                 }
                 path.clear();
                 each(&mut state, x, above);
@@ -418,6 +452,93 @@ impl<'a> HeapView<'a> {
 /// How many objects ahead of a climb the label and dominator of an object's dominator are
 /// fetched.
 const CLIMB_AHEAD: u32 = 16;
+
+/// The labels a climb gives (see [`HeapView::label_chains`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Labelling {
+    /// The label of a chain's top that has none.
+    pub unrooted: u32,
+    /// The other labels are below this (`u32::MAX`: any).
+    pub below: u32,
+}
+
+/// What the climbs of [`HeapView::label_chains`] do, besides keeping labels.
+struct Climbs<F, L, E> {
+    unrooted: u32,
+    piece: usize,
+    start: F,
+    label: L,
+    each: E,
+}
+
+/// Each node's label as the climbs find it, shared by every core.
+trait ChainLabels: Sync {
+    /// The label of node `v`, once found.
+    fn label_of(&self, v: u32) -> Option<u32>;
+    /// Gives node `v` the label `l`; a label the table cannot hold is left out (the node is
+    /// climbed through again).
+    fn give(&self, v: u32, l: u32);
+    /// Asks for node `v`'s label ahead of a climb.
+    fn prefetch(&self, v: u32);
+}
+
+/// A label plus one per node, 0 until found.
+impl ChainLabels for [AtomicU32] {
+    fn label_of(&self, v: u32) -> Option<u32> {
+        match self.get(v as usize)?.load(Relaxed) {
+            0 => None,
+            l => Some(l - 1),
+        }
+    }
+
+    fn give(&self, v: u32, l: u32) {
+        if let Some(slot) = self.get(v as usize) {
+            slot.store(l.wrapping_add(1), Relaxed);
+        }
+    }
+
+    fn prefetch(&self, v: u32) {
+        if let Some(slot) = self.get(v as usize) {
+            crate::graph::prefetch(slot);
+        }
+    }
+}
+
+/// The byte of a node labelled `unrooted` in [`NarrowLabels`].
+const NARROW_UNROOTED: u8 = u8::MAX;
+
+/// A byte per node: labels below 254 plus one, [`NARROW_UNROOTED`], or 0 until found.
+struct NarrowLabels<'t> {
+    slots: &'t [AtomicU8],
+    unrooted: u32,
+}
+
+impl ChainLabels for NarrowLabels<'_> {
+    fn label_of(&self, v: u32) -> Option<u32> {
+        match self.slots.get(v as usize)?.load(Relaxed) {
+            0 => None,
+            NARROW_UNROOTED => Some(self.unrooted),
+            l => Some(u32::from(l) - 1),
+        }
+    }
+
+    fn give(&self, v: u32, l: u32) {
+        let byte = match u8::try_from(l) {
+            _ if l == self.unrooted => NARROW_UNROOTED,
+            Ok(b) if b < NARROW_UNROOTED - 1 => b + 1,
+            _ => return,
+        };
+        if let Some(slot) = self.slots.get(v as usize) {
+            slot.store(byte, Relaxed);
+        }
+    }
+
+    fn prefetch(&self, v: u32) {
+        if let Some(slot) = self.slots.get(v as usize) {
+            crate::graph::prefetch(slot);
+        }
+    }
+}
 
 /// Lowercase name of a root kind.
 pub fn kind_name(k: crate::roots::RootKind) -> &'static str {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::heapview::{HeapView, TypeKey};
+use super::heapview::{HeapView, Labelling, TypeKey};
 use super::{human_bytes, Envelope};
 use crate::analysis::Reachability;
 use crate::heap::ObjId;
@@ -90,7 +90,10 @@ fn retained_by_line(v: &HeapView, line_of: &[u32], lines: usize, piece: usize) -
     // Each node is labelled with the set of lines on its dominator chain, itself included.
     let pieces: Vec<Piece> = v.label_chains(
         &[],
-        LineSets::EMPTY,
+        Labelling {
+            unrooted: LineSets::EMPTY,
+            below: u32::MAX,
+        },
         piece,
         Piece::default,
         |p, above, x| match line(x) {

@@ -52,6 +52,18 @@ pub fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
+/// A `u8` slice seen as atomics, to be written from every core.
+pub fn atomic_bytes(slice: &mut [u8]) -> &[std::sync::atomic::AtomicU8] {
+    // SAFETY: AtomicU8 has the size, alignment and bit validity of u8, and `slice` stays
+    // borrowed exclusively for as long as the view lives.
+    unsafe {
+        std::slice::from_raw_parts(
+            slice.as_mut_ptr().cast::<std::sync::atomic::AtomicU8>(),
+            slice.len(),
+        )
+    }
+}
+
 /// `range` cut into consecutive pieces of `size` (the last one shorter), for work on every
 /// core with a tight loop inside each piece.
 pub fn pieces(range: std::ops::Range<usize>, size: usize) -> Vec<std::ops::Range<usize>> {
