@@ -191,12 +191,10 @@ impl<'a> StringKeys<'a> {
         let k = self.order.get(j).copied().unwrap_or(0);
         let i = (k & self.index_mask()) as u32;
         let above = k.checked_shr(self.index_bits).unwrap_or(0);
-        let (p, n) = match (self.shift, above) {
-            (_, 0) => (Addr(0), 0),
-            (0, a) => match self.lens.get(j).copied().unwrap_or(0) {
-                n if n < self.long => (Addr(self.lowest + a - 1), usize::from(n)),
-                _ => keys::string_header(self.mem, (self.slot)(i)).unwrap_or((Addr(0), 0)),
-            },
+        let kept = self.lens.get(j).copied().filter(|&n| n < self.long);
+        let (p, n) = match (self.shift, above, kept) {
+            (_, 0, _) => (Addr(0), 0),
+            (0, a, Some(n)) => (Addr(self.lowest + a - 1), usize::from(n)),
             _ => keys::string_header(self.mem, (self.slot)(i)).unwrap_or((Addr(0), 0)),
         };
         (i, p, n)
@@ -711,11 +709,7 @@ impl<'b> Tally<'b> {
     /// key goes on below the label).
     fn add(&mut self, f: u32, (label, more): (&[u8], bool), i: u32, r: (u64, u64)) {
         let (label, more) = match self.back {
-            Some(b) if !self.deeper => {
-                let cut = b(f, label);
-                // A label cut back is a prefix of the deeper one: shorter when the key goes on.
-                (cut, more || cut.len() < label.len())
-            }
+            Some(b) if !self.deeper => cut_label(b, f, (label, more)),
             _ => (label, more),
         };
         let f = f as usize;
@@ -778,14 +772,22 @@ fn coarsen<F: for<'k> Fn(u32, &'k [u8]) -> &'k [u8] + Sync>(f: F) -> F {
     f
 }
 
+/// A label of pass `f` cut back a level by `back`, and whether a key under it goes on below the
+/// cut label (`more`: whether it went on below the label).
+fn cut_label<'k>(back: &Coarsen, f: u32, (label, more): (&'k [u8], bool)) -> (&'k [u8], bool) {
+    let cut = back(f, label);
+    // A label cut back is a prefix of the deeper one: shorter when the key goes on.
+    (cut, more || cut.len() < label.len())
+}
+
 /// The groups of `passes` with their labels cut back by `back`, merged.
 fn regrouped(passes: Vec<Pass>, back: &Coarsen, keep: usize) -> Vec<Pass> {
     (passes.into_iter().enumerate())
         .map(|(f, p)| {
             let mut out = Pass::default();
             for (label, mut acc) in p {
-                let cut = back(f as u32, &label);
-                acc.more |= cut.len() < label.len();
+                let (cut, more) = cut_label(back, f as u32, (&label, acc.more));
+                acc.more = more;
                 merge_group(&mut out, cut.to_vec(), acc, keep);
             }
             out

@@ -173,13 +173,7 @@ pub fn prefix_bytes_and_more<'k>(
     let mut at = (key.iter().enumerate())
         .filter(|(_, &b)| delimiters.contains(b))
         .map(|(i, _)| i);
-    let mut cut = 0;
-    for _ in 0..depth.max(1) {
-        match at.next() {
-            Some(i) => cut = i,
-            None => return (&key[..cut], false),
-        }
-    }
+    let cut = cut_before(at.by_ref(), depth);
     (&key[..cut], at.next().is_some())
 }
 
